@@ -1,0 +1,131 @@
+// A persistent fork-join thread pool. Run(n_tasks, f) calls f(task, worker) for every task in [0, n_tasks) and
+// returns when all are done; the calling thread is worker 0. Partitioning is deterministic: worker w always
+// takes tasks w, w + n_workers, ... (static round-robin), so a result never depends on timing, and per-worker
+// scratch indexed by `worker` needs no locks. Workers spin briefly before sleeping, because decode issues
+// hundreds of short parallel sections per token and a futex wake costs ~5-20 us each.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "g4/core/error.hpp"
+
+namespace g4 {
+
+class ThreadPool {
+ public:
+  static constexpr size_t kMaxThreads = 1024;
+
+  // n_threads counts the caller; 0 means one per hardware thread.
+  explicit ThreadPool(size_t n_threads = 0) {
+    if (n_threads == 0) n_threads = std::max(1u, std::thread::hardware_concurrency());
+    Require(n_threads <= kMaxThreads, "threads",
+            std::to_string(n_threads) + " threads requested; at most " + std::to_string(kMaxThreads));
+    n_workers_ = n_threads;
+    for (size_t w = 1; w < n_workers_; ++w) threads_.emplace_back([this, w] { WorkerLoop(w); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      ++generation_;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  size_t size() const { return n_workers_; }
+
+  // f(task, worker). Exceptions thrown by f are rethrown here (the first one).
+  template <typename F>
+  void Run(size_t n_tasks, F&& f) {
+    if (n_tasks == 0) return;
+    if (n_workers_ == 1 || n_tasks == 1) {
+      for (size_t t = 0; t < n_tasks; ++t) f(t, 0);
+      return;
+    }
+    std::function<void(size_t, size_t)> fn = std::ref(f);
+    job_ = &fn;
+    n_tasks_ = n_tasks;
+    error_ = nullptr;
+    pending_.store(n_workers_ - 1, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++generation_;
+    }
+    cv_.notify_all();
+    RunShare(0);
+    // Wait for the others: spin, then yield.
+    for (size_t spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins > 4096) std::this_thread::yield();
+    }
+    job_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  // Splits [0, n) into contiguous ranges of at least `grain` and calls f(begin, end, worker).
+  template <typename F>
+  void ParallelFor(size_t n, size_t grain, F&& f) {
+    if (n == 0) return;
+    grain = std::max<size_t>(grain, 1);
+    const size_t max_chunks = (n + grain - 1) / grain;
+    const size_t chunks = std::min(max_chunks, n_workers_);
+    Run(chunks, [&](size_t c, size_t worker) {
+      const size_t begin = n * c / chunks, end = n * (c + 1) / chunks;
+      f(begin, end, worker);
+    });
+  }
+
+ private:
+  void RunShare(size_t worker) {
+    try {
+      for (size_t t = worker; t < n_tasks_; t += n_workers_) (*job_)(t, worker);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  void WorkerLoop(size_t worker) {
+    uint64_t seen = 0;
+    for (;;) {
+      // Spin a little on the generation counter before sleeping.
+      for (int i = 0; i < 20000 && gen_relaxed() == seen; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      }
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_.load();
+        if (stop_) return;
+      }
+      RunShare(worker);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+  uint64_t gen_relaxed() const { return generation_.load(std::memory_order_relaxed); }
+
+  size_t n_workers_ = 1;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};  // written under mu_, read lock-free while spinning
+  bool stop_ = false;
+  std::function<void(size_t, size_t)>* job_ = nullptr;
+  size_t n_tasks_ = 0;
+  std::atomic<size_t> pending_{0};
+  std::exception_ptr error_;
+};
+
+}  // namespace g4

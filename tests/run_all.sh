@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test suite twice: an optimised build, then an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# Prints one closing line "N passed, N failed" over both runs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+passed=0; failed=0
+run_build() {  # dir, extra meson options...
+  local dir=$1; shift
+  if [ ! -d "$dir" ]; then meson setup "$dir" -Dbenches=false "$@" >/dev/null || return 1; fi
+  ninja -C "$dir" -j "$jobs" >/dev/null || { ninja -C "$dir" -j 1 | tail -40; return 1; }
+  meson test -C "$dir" --print-errorlogs --num-processes "$jobs"
+}
+count() {  # dir: adds the suite results of the last meson test run in dir
+  local log=$1/meson-logs/testlog.json
+  [ -f "$log" ] || { failed=$((failed + 1)); return; }
+  passed=$((passed + $(grep -c '"result": "OK"' "$log")))
+  failed=$((failed + $(grep -vc '"result": "OK"' "$log")))
+}
+run_build build -Dbuildtype=release && true; count build
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false; count build-asan
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,116 @@
+// Core: 16-bit float conversions, checked size arithmetic, tensor byte counts, the thread pool.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "g4/core/checked.hpp"
+#include "g4/core/tensor.hpp"
+#include "g4/core/thread_pool.hpp"
+#include "g4/core/types.hpp"
+
+using namespace g4;
+
+TEST_CASE("f16: every finite half value survives f16 -> f32 -> f16 exactly") {
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    const f16 h{static_cast<uint16_t>(b)};
+    const float f = F16ToF32(h);
+    if (std::isnan(f)) {
+      CHECK(std::isnan(F16ToF32(F32ToF16(f))));
+      continue;
+    }
+    REQUIRE(F32ToF16(f).bits == h.bits);
+  }
+}
+
+TEST_CASE("f16: rounding to nearest even matches a double-precision oracle") {
+  // Oracle: among all finite halves, pick the nearest; ties go to the even mantissa.
+  std::vector<double> halves;
+  for (uint32_t b = 0; b < 0x7C00; ++b) halves.push_back(F16ToF32({static_cast<uint16_t>(b)}));
+  uint32_t seed = 12345;
+  for (int i = 0; i < 20000; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    const float x = std::ldexp(static_cast<float>(seed >> 8) / (1 << 24), static_cast<int>(seed % 40) - 26);
+    const auto it = std::lower_bound(halves.begin(), halves.end(), static_cast<double>(x));
+    uint16_t want;
+    if (it == halves.end()) {
+      want = 0x7C00;  // beyond 65504 + half ulp handled below
+      if (x < 65520.0f) want = 0x7BFF;
+    } else {
+      const size_t hi = static_cast<size_t>(it - halves.begin());
+      if (hi == 0 || *it == x) {
+        want = static_cast<uint16_t>(hi);
+      } else {
+        const double dlo = x - halves[hi - 1], dhi = *it - x;
+        want = static_cast<uint16_t>(dlo < dhi ? hi - 1 : dhi < dlo ? hi : ((hi - 1) % 2 == 0 ? hi - 1 : hi));
+      }
+    }
+    REQUIRE(F32ToF16(x).bits == want);
+    REQUIRE(F32ToF16(-x).bits == (want | 0x8000));
+  }
+}
+
+TEST_CASE("bf16: exact on representable values, round-to-nearest-even otherwise") {
+  for (uint32_t b = 0; b < 0x10000; b += 7) {
+    const bf16 h{static_cast<uint16_t>(b)};
+    const float f = BF16ToF32(h);
+    if (!std::isnan(f)) REQUIRE(F32ToBF16(f).bits == h.bits);
+  }
+  // 1 + 2^-8 is exactly halfway between 1 and 1 + 2^-7: ties to even (1.0).
+  CHECK(BF16ToF32(F32ToBF16(1.0f + 0x1p-8f)) == 1.0f);
+  CHECK(BF16ToF32(F32ToBF16(1.0f + 3 * 0x1p-8f)) == 1.0f + 0x1p-6f);
+  CHECK(std::isnan(BF16ToF32(F32ToBF16(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+TEST_CASE("checked arithmetic throws instead of wrapping") {
+  CHECK(CheckedAdd(1, 2, "x") == 3);
+  CHECK_THROWS_AS(CheckedAdd(UINT64_MAX, 1, "x"), Error);
+  CHECK_THROWS_AS(CheckedMul(1ull << 33, 1ull << 33, "x"), Error);
+  const int64_t dims[] = {1ll << 40, 1ll << 30};
+  CHECK_THROWS_WITH_AS(CheckedElementCount(dims, "blk.0.attn_q.weight"), doctest::Contains("blk.0.attn_q.weight"), Error);
+  CHECK_THROWS_AS(CheckRange(10, 5, 14, "t"), Error);
+  CHECK_NOTHROW(CheckRange(10, 4, 14, "t"));
+}
+
+TEST_CASE("tensor byte counts follow the block layouts") {
+  CHECK(TensorBytes(Type::F32, {3, 5}, "t") == 60);
+  CHECK(TensorBytes(Type::BF16, {3, 5}, "t") == 30);
+  CHECK(TensorBytes(Type::Q8_0, {2, 64}, "t") == 2 * 2 * 34);
+  CHECK(TensorBytes(Type::Q4_0, {1, 32}, "t") == 18);
+  CHECK(TensorBytes(Type::Q4_K, {2, 512}, "t") == 4 * 144);
+  CHECK(TensorBytes(Type::Q6_K, {1, 256}, "t") == 210);
+  CHECK_THROWS_WITH_AS(TensorBytes(Type::Q4_K, {2, 100}, "w"), doctest::Contains("multiple"), Error);
+  Tensor t("x", Type::F32, {4, 4});
+  CHECK(t.view().nbytes == 64);
+  CHECK(reinterpret_cast<uintptr_t>(t.data()) % 64 == 0);
+}
+
+TEST_CASE("thread pool: every task runs once, partitioning is deterministic, errors propagate") {
+  for (size_t threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    CHECK(pool.size() == threads);
+    for (int rep = 0; rep < 50; ++rep) {
+      std::vector<std::atomic<int>> hits(97);
+      std::vector<size_t> owner(97);
+      pool.Run(97, [&](size_t task, size_t worker) {
+        hits[task]++;
+        owner[task] = worker;
+      });
+      for (size_t i = 0; i < 97; ++i) {
+        REQUIRE(hits[i] == 1);
+        REQUIRE(owner[i] == i % threads);
+      }
+    }
+    std::vector<int> covered(1000, 0);
+    pool.ParallelFor(1000, 10, [&](size_t b, size_t e, size_t) {
+      for (size_t i = b; i < e; ++i) covered[i]++;
+    });
+    for (int c : covered) REQUIRE(c == 1);
+    CHECK_THROWS_WITH_AS(pool.Run(10, [](size_t task, size_t) { if (task == 7) throw Error("task", "seven"); }),
+                         doctest::Contains("seven"), Error);
+  }
+  CHECK_THROWS_AS(ThreadPool(10000), Error);
+}

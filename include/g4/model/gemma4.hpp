@@ -1,0 +1,280 @@
+// Gemma4: the Gemma 4 text decoder (spec sections 1 and 8). It holds the weights (views into the checkpoint,
+// used in place) plus f32 copies of the small vectors (norms, layer scalars, RoPE tables), and runs forward
+// passes over a Sequence (KV cache + position). Prefill and decode are the same code: a chunk of n tokens
+// (n = 1 for decode) goes through every layer; longer inputs are split into chunks of at most max_chunk, which
+// gives the same result as one pass because every chunk's keys are written before its queries attend.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "g4/core/dequantize.hpp"
+#include "g4/kernels/ops.hpp"
+#include "g4/model/config.hpp"
+#include "g4/model/kv_cache.hpp"
+#include "g4/model/weights.hpp"
+
+namespace g4 {
+
+// One sequence being decoded: its cache and the number of positions already in it.
+struct Sequence {
+  KVCache cache;
+  int64_t pos = 0;
+  Sequence(const Gemma4Config& cfg, size_t context, size_t max_chunk = 512) : cache(cfg, context, max_chunk) {}
+};
+
+// What to run. Token rows are embedded and scaled by sqrt(hidden); rows with is_soft[i] != 0 take
+// soft_embeddings row i unscaled instead (image and audio soft tokens). block_id[i] >= 0 marks image blocks:
+// on sliding layers a token of a block also sees the later tokens of its block (spec 2.5).
+struct ForwardInput {
+  std::span<const int32_t> tokens{};          // [n]
+  const float* soft_embeddings = nullptr;     // [n, hidden], read only where is_soft
+  std::span<const uint8_t> is_soft{};         // [n] or empty
+  std::span<const int32_t> block_id{};        // [n] or empty
+};
+
+struct ForwardOutput {
+  bool all_logits = false;                    // logits for every position (else only the last)
+  std::vector<float> logits;                  // [n or 1, vocab]
+  std::vector<std::vector<float>>* hidden = nullptr;  // if set: n_layers + 1 entries of [n, hidden] (tests)
+  std::vector<float> last_hidden;             // [hidden] final-norm output of the last position (drafter input)
+};
+
+class Gemma4 {
+ public:
+  Gemma4(Gemma4Config cfg, TextWeights w, ThreadPool& pool) : cfg_(std::move(cfg)), w_(std::move(w)), pool_(pool) {
+    cfg_.Validate("model config");
+    const size_t H = static_cast<size_t>(cfg_.hidden_size);
+    final_norm_ = ToF32(w_.final_norm, H);
+    for (int i = 0; i < cfg_.n_layers; ++i) {
+      const LayerConfig& lc = cfg_.layers[static_cast<size_t>(i)];
+      const LayerWeights& lw = w_.layers[static_cast<size_t>(i)];
+      const size_t hd = static_cast<size_t>(lc.head_dim);
+      LayerVectors v;
+      v.attn_norm = ToF32(lw.attn_norm, H);
+      v.post_attn_norm = ToF32(lw.post_attn_norm, H);
+      v.ffn_norm = ToF32(lw.ffn_norm, H);
+      v.post_ffn_norm = ToF32(lw.post_ffn_norm, H);
+      v.q_norm = ToF32(lw.q_norm, hd);
+      if (lw.k_norm.data) v.k_norm = ToF32(lw.k_norm, hd);
+      v.layer_scalar = ToF32(lw.layer_scalar, 1)[0];
+      v.inv_freq = lc.RopeInvFreq();
+      vec_.push_back(std::move(v));
+    }
+  }
+
+  const Gemma4Config& config() const { return cfg_; }
+  const TextWeights& weights() const { return w_; }
+  ThreadPool& pool() const { return pool_; }
+
+  Sequence NewSequence(size_t context, size_t max_chunk = 512) const { return Sequence(cfg_, context, max_chunk); }
+
+  // Runs the input through the model at positions seq.pos.., appending to the cache.
+  void Forward(Sequence& seq, const ForwardInput& in, ForwardOutput& out) const {
+    const size_t n = in.tokens.size();
+    Require(n > 0, "forward", "empty input");
+    Require(in.is_soft.empty() || in.is_soft.size() == n, "forward", "is_soft length differs from the token count");
+    Require(in.block_id.empty() || in.block_id.size() == n, "forward", "block_id length differs from the token count");
+    Require(in.is_soft.empty() || in.soft_embeddings, "forward", "soft tokens given without embeddings");
+    Require(static_cast<uint64_t>(seq.pos) + n <= seq.cache.context(), "prompt",
+            std::to_string(seq.pos + static_cast<int64_t>(n)) + " tokens exceed the context of " +
+                std::to_string(seq.cache.context()));
+    const size_t V = static_cast<size_t>(cfg_.vocab_size);
+    out.logits.assign(out.all_logits ? n * V : V, 0.0f);
+    if (out.hidden) out.hidden->assign(static_cast<size_t>(cfg_.n_layers) + 1, {});
+
+    // Chunks never split an image block: its tokens must all be in the cache before any of them attends.
+    const size_t max_chunk = seq.cache.max_chunk();
+    for (size_t begin = 0; begin < n;) {
+      size_t end = std::min(n, begin + max_chunk);
+      if (!in.block_id.empty() && end < n && in.block_id[end] >= 0 && in.block_id[end] == in.block_id[end - 1]) {
+        size_t b = end;
+        while (b > begin && in.block_id[b - 1] == in.block_id[end]) --b;
+        Require(b > begin, "image", "an image block of more tokens than the chunk size " + std::to_string(max_chunk));
+        end = b;
+      }
+      ForwardChunk(seq, in, begin, end, out);
+      begin = end;
+    }
+  }
+
+  // Greedy continuation: feeds `prompt`, then emits up to n_new argmax tokens (stopping after a stop id).
+  // on_token returns false to stop early.
+  std::vector<int32_t> GenerateGreedy(Sequence& seq, std::span<const int32_t> prompt, size_t n_new,
+                                      const std::function<bool(int32_t)>& on_token = {}) const {
+    std::vector<int32_t> generated;
+    ForwardOutput out;
+    Forward(seq, {prompt}, out);
+    for (size_t i = 0; i < n_new; ++i) {
+      const int32_t tok = Argmax(out.logits);
+      generated.push_back(tok);
+      if (on_token && !on_token(tok)) break;
+      if (std::find(cfg_.tokens.stop_ids.begin(), cfg_.tokens.stop_ids.end(), tok) != cfg_.tokens.stop_ids.end()) break;
+      if (i + 1 == n_new) break;
+      const int32_t one[] = {tok};
+      Forward(seq, {one}, out);
+    }
+    return generated;
+  }
+
+  static int32_t Argmax(std::span<const float> logits) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+
+  // Scaled embedding of one token (the drafter needs the target's): [hidden].
+  void EmbedToken(int32_t tok, float* dst) const {
+    Require(tok >= 0 && tok < cfg_.vocab_size, "tokens",
+            "token id " + std::to_string(tok) + " outside the vocabulary of " + std::to_string(cfg_.vocab_size));
+    DequantizeTensorRow(w_.embed, tok, dst);
+    const float s = cfg_.embed_scale();
+    for (int i = 0; i < cfg_.hidden_size; ++i) dst[i] *= s;
+  }
+
+ private:
+  struct LayerVectors {
+    std::vector<float> attn_norm, post_attn_norm, ffn_norm, post_ffn_norm, q_norm, k_norm, inv_freq;
+    float layer_scalar = 1.0f;
+  };
+
+  static std::vector<float> ToF32(const TensorView& t, size_t n) {
+    Require(t.data != nullptr, t.name.empty() ? "weights" : t.name, "missing tensor");
+    Require(static_cast<size_t>(t.shape.elements()) == n, t.name,
+            "has " + std::to_string(t.shape.elements()) + " elements, expected " + std::to_string(n));
+    std::vector<float> v(n);
+    DequantizeRow(t.type, t.data, n, v.data());
+    return v;
+  }
+
+  // Tokens [begin, end) of the input, at positions seq.pos...
+  void ForwardChunk(Sequence& seq, const ForwardInput& in, size_t begin, size_t end, ForwardOutput& out) const {
+    const size_t n = end - begin;
+    const size_t H = static_cast<size_t>(cfg_.hidden_size), F = static_cast<size_t>(cfg_.intermediate_size);
+    const size_t V = static_cast<size_t>(cfg_.vocab_size), NH = static_cast<size_t>(cfg_.n_heads);
+    const int64_t pos0 = seq.pos;
+
+    std::vector<float> x(n * H);  // [n, H] residual stream
+    for (size_t i = 0; i < n; ++i) {
+      if (!in.is_soft.empty() && in.is_soft[begin + i]) {
+        std::copy_n(in.soft_embeddings + (begin + i) * H, H, x.data() + i * H);
+      } else {
+        EmbedToken(in.tokens[begin + i], x.data() + i * H);
+      }
+    }
+
+    std::vector<float> xn(n * H), attn_out(n * H), gate(n * F), up(n * F);
+    std::vector<int64_t> key_begin(n), key_end(n);
+    for (int L = 0; L < cfg_.n_layers; ++L) {
+      if (out.hidden) AppendRows(out.hidden->at(static_cast<size_t>(L)), x, n * H);
+      const LayerConfig& lc = cfg_.layers[static_cast<size_t>(L)];
+      const LayerWeights& lw = w_.layers[static_cast<size_t>(L)];
+      const LayerVectors& lv = vec_[static_cast<size_t>(L)];
+      const size_t hd = static_cast<size_t>(lc.head_dim), nkv = static_cast<size_t>(lc.n_kv_heads);
+      LayerKV& kv = seq.cache.layer(L);
+
+      // Attention block.
+      RMSNorm(x.data(), lv.attn_norm.data(), cfg_.rms_eps, n, H, xn.data());
+      std::vector<float> q(n * NH * hd);  // [n, NH, hd]
+      MatMul(lw.q_proj, xn.data(), n, q.data(), pool_);
+      RMSNorm(q.data(), lv.q_norm.data(), cfg_.rms_eps, n * NH, hd, q.data());
+      for (size_t i = 0; i < n; ++i) RopeNeox(q.data() + i * NH * hd, NH, hd, lv.inv_freq.data(), pos0 + static_cast<int64_t>(i));
+      if (seq.cache.owns(L)) {
+        std::vector<float> k(n * nkv * hd), v(n * nkv * hd);  // [n, nkv, hd]
+        MatMul(lw.k_proj, xn.data(), n, k.data(), pool_);
+        if (lc.k_eq_v) v = k;  // V from the raw K projection (before k_norm and RoPE)
+        else MatMul(lw.v_proj, xn.data(), n, v.data(), pool_);
+        RMSNorm(k.data(), lv.k_norm.data(), cfg_.rms_eps, n * nkv, hd, k.data());
+        RMSNorm(v.data(), nullptr, cfg_.rms_eps, n * nkv, hd, v.data());
+        for (size_t i = 0; i < n; ++i) {
+          const int64_t p = pos0 + static_cast<int64_t>(i);
+          RopeNeox(k.data() + i * nkv * hd, nkv, hd, lv.inv_freq.data(), p);
+          for (size_t h = 0; h < nkv; ++h) {
+            std::copy_n(k.data() + (i * nkv + h) * hd, hd, kv.k_at(h, p));
+            std::copy_n(v.data() + (i * nkv + h) * hd, hd, kv.v_at(h, p));
+          }
+        }
+      }
+      KeyRanges(lc, in, begin, n, pos0, key_begin.data(), key_end.data());
+      std::vector<float> a(n * NH * hd);
+      AttentionArgs args;
+      args.q = q.data();
+      args.n_tok = n;
+      args.n_heads = NH;
+      args.n_kv_heads = kv.n_kv_heads;
+      args.head_dim = hd;
+      args.k = kv.k.as<float>();
+      args.v = kv.v.as<float>();
+      args.capacity = kv.capacity;
+      args.key_begin = key_begin.data();
+      args.key_end = key_end.data();
+      args.scale = 1.0f;  // q_norm/k_norm carry the scale (spec 1.1)
+      args.out = a.data();
+      Attention(args, pool_);
+      MatMul(lw.o_proj, a.data(), n, attn_out.data(), pool_);
+      RMSNorm(attn_out.data(), lv.post_attn_norm.data(), cfg_.rms_eps, n, H, attn_out.data());
+      for (size_t i = 0; i < n * H; ++i) x[i] += attn_out[i];
+
+      // Feed-forward block.
+      RMSNorm(x.data(), lv.ffn_norm.data(), cfg_.rms_eps, n, H, xn.data());
+      MatMul(lw.gate_proj, xn.data(), n, gate.data(), pool_);
+      MatMul(lw.up_proj, xn.data(), n, up.data(), pool_);
+      GeluTanhGate(gate.data(), up.data(), n * F, gate.data());
+      MatMul(lw.down_proj, gate.data(), n, attn_out.data(), pool_);
+      RMSNorm(attn_out.data(), lv.post_ffn_norm.data(), cfg_.rms_eps, n, H, attn_out.data());
+      for (size_t i = 0; i < n * H; ++i) x[i] = (x[i] + attn_out[i]) * lv.layer_scalar;
+    }
+    seq.pos += static_cast<int64_t>(n);
+
+    // Final norm and the tied output head, for every row or only the input's last.
+    const bool last_chunk = end == in.tokens.size();
+    RMSNorm(x.data(), final_norm_.data(), cfg_.rms_eps, n, H, xn.data());
+    if (out.hidden) AppendRows(out.hidden->back(), xn, n * H);
+    if (last_chunk) out.last_hidden.assign(xn.end() - static_cast<std::ptrdiff_t>(H), xn.end());
+    if (out.all_logits) {
+      float* dst = out.logits.data() + begin * V;
+      MatMul(w_.embed, xn.data(), n, dst, pool_);
+      if (cfg_.final_softcap > 0) Softcap(dst, n * V, cfg_.final_softcap);
+    } else if (last_chunk) {
+      MatMul(w_.embed, xn.data() + (n - 1) * H, 1, out.logits.data(), pool_);
+      if (cfg_.final_softcap > 0) Softcap(out.logits.data(), V, cfg_.final_softcap);
+    }
+  }
+
+  // Visible key positions of each query (spec 1.4, 2.5): full layers causal; sliding layers
+  // (causal OR same image block) AND key > query - W.
+  void KeyRanges(const LayerConfig& lc, const ForwardInput& in, size_t begin, size_t n, int64_t pos0,
+                 int64_t* key_begin, int64_t* key_end) const {
+    const int64_t W = cfg_.sliding_window;
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t q = pos0 + static_cast<int64_t>(i);
+      if (lc.kind == AttentionKind::kFull) {
+        key_begin[i] = 0;
+        key_end[i] = q + 1;
+        continue;
+      }
+      int64_t last = q;
+      if (!in.block_id.empty() && in.block_id[begin + i] >= 0) {
+        size_t j = begin + i;
+        while (j + 1 < begin + n && in.block_id[j + 1] == in.block_id[begin + i]) ++j;
+        last = pos0 + static_cast<int64_t>(j - begin);
+      }
+      key_begin[i] = std::max<int64_t>(0, q - W + 1);
+      key_end[i] = last + 1;
+    }
+  }
+
+  static void AppendRows(std::vector<float>& dst, const std::vector<float>& src, size_t count) {
+    dst.insert(dst.end(), src.begin(), src.begin() + static_cast<std::ptrdiff_t>(count));
+  }
+
+  Gemma4Config cfg_;
+  TextWeights w_;
+  ThreadPool& pool_;
+  std::vector<float> final_norm_;
+  std::vector<LayerVectors> vec_;
+};
+
+}  // namespace g4

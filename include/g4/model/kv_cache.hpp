@@ -1,0 +1,79 @@
+// The KV cache of one sequence. Each attention layer owns K and V as [n_kv_heads, capacity, head_dim] f32;
+// the key of absolute position p lives in slot p % capacity. Full layers get capacity = the context the caller
+// asked for (so the modulo is the identity); sliding layers get a ring of window + max_chunk - 1 slots: enough
+// that writing a whole chunk never overwrites a key an earlier query of the same chunk still sees, and that a
+// speculative round of up to max_chunk - 1 tokens can be rolled back by just moving `pos` back (the ring still
+// holds every entry the window needs). Layers that share KV (num_kv_shared_layers) own nothing.
+//
+// Memory (12B, f32): full layers 8 x 2 x 512 floats = 32 KiB per token; sliding rings 40 x 2 x 2048 floats x
+// (1024 + chunk) slots. Buffers are lazily committed (AlignedBuffer mmaps), so resident memory follows use.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "g4/core/aligned_buffer.hpp"
+#include "g4/core/checked.hpp"
+#include "g4/model/config.hpp"
+
+namespace g4 {
+
+struct LayerKV {
+  int source_layer = -1;  // the layer whose cache this layer reads (itself unless KV is shared)
+  size_t n_kv_heads = 0, head_dim = 0, capacity = 0;
+  AlignedBuffer k, v;  // [n_kv_heads, capacity, head_dim]
+
+  float* k_at(size_t head, int64_t pos) { return k.as<float>() + (head * capacity + static_cast<size_t>(pos) % capacity) * head_dim; }
+  float* v_at(size_t head, int64_t pos) { return v.as<float>() + (head * capacity + static_cast<size_t>(pos) % capacity) * head_dim; }
+};
+
+class KVCache {
+ public:
+  // context: the most positions this sequence may reach; max_chunk: the most tokens one forward call processes.
+  KVCache(const Gemma4Config& cfg, size_t context, size_t max_chunk) : context_(context), max_chunk_(max_chunk) {
+    Require(context > 0, "context", "must be positive");
+    Require(context <= static_cast<size_t>(cfg.max_position), "context",
+            std::to_string(context) + " tokens requested; the model supports at most " + std::to_string(cfg.max_position));
+    Require(max_chunk > 0, "max_chunk", "must be positive");
+    const int first_shared = cfg.n_layers - cfg.num_kv_shared_layers;
+    layers_.resize(static_cast<size_t>(cfg.n_layers));
+    for (int i = 0; i < cfg.n_layers; ++i) {
+      const LayerConfig& lc = cfg.layers[static_cast<size_t>(i)];
+      LayerKV& l = layers_[static_cast<size_t>(i)];
+      l.source_layer = i;
+      if (i >= first_shared) {  // reads the last non-shared layer of the same kind
+        for (int j = first_shared - 1; j >= 0; --j)
+          if (cfg.layers[static_cast<size_t>(j)].kind == lc.kind) { l.source_layer = j; break; }
+        if (l.source_layer != i) continue;
+      }
+      l.n_kv_heads = static_cast<size_t>(lc.n_kv_heads);
+      l.head_dim = static_cast<size_t>(lc.head_dim);
+      l.capacity = lc.kind == AttentionKind::kFull
+                       ? context
+                       : std::min(context, static_cast<size_t>(cfg.sliding_window) + max_chunk - 1);
+      const uint64_t bytes = CheckedMul(CheckedMul(CheckedMul(l.n_kv_heads, l.capacity, "kv cache"), l.head_dim, "kv cache"),
+                                        sizeof(float), "kv cache");
+      l.k = AlignedBuffer(bytes);
+      l.v = AlignedBuffer(bytes);
+    }
+  }
+
+  LayerKV& layer(int i) { return layers_[static_cast<size_t>(layers_[static_cast<size_t>(i)].source_layer)]; }
+  const LayerKV& layer(int i) const { return layers_[static_cast<size_t>(layers_[static_cast<size_t>(i)].source_layer)]; }
+  bool owns(int i) const { return layers_[static_cast<size_t>(i)].source_layer == i; }
+  size_t context() const { return context_; }
+  size_t max_chunk() const { return max_chunk_; }
+
+  size_t bytes() const {
+    size_t n = 0;
+    for (const LayerKV& l : layers_) n += l.k.size() + l.v.size();
+    return n;
+  }
+
+ private:
+  size_t context_, max_chunk_;
+  std::vector<LayerKV> layers_;
+};
+
+}  // namespace g4

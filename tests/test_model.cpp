@@ -1,0 +1,174 @@
+// The decoder's own consistency: chunked prefill equals one pass; decoding after a prefill equals one long
+// forward; the sliding ring and image blocks behave as the spec's masks say (checked against a plain
+// full-cache recomputation). Golden-vector checks live in test_golden.cpp.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "g4/model/gemma4.hpp"
+#include "support/random_model.hpp"
+
+using namespace g4;
+
+namespace {
+
+double RelErr(std::span<const float> a, std::span<const float> ref) {
+  double m = 0, r = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    m = std::max(m, std::abs(static_cast<double>(a[i]) - ref[i]));
+    r = std::max(r, std::abs(static_cast<double>(ref[i])));
+  }
+  return m / (r + 1e-30);
+}
+
+std::vector<int32_t> RandomTokens(size_t n, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("chunked prefill and token-by-token decode equal one pass, on random small models") {
+  ThreadPool pool(2);
+  struct Variant { const char* pattern; int window; bool k_eq_v; };
+  for (const Variant& v : {Variant{"SSFSSF", 4, true}, Variant{"SF", 3, false}, Variant{"SSSSSF", 7, true}, Variant{"FS", 1, true}}) {
+    CAPTURE(v.pattern);
+    CAPTURE(v.window);
+    testing::RandomModel rm = testing::MakeRandomModel(v.pattern, v.window, v.k_eq_v, 7 + v.window);
+    Gemma4 model(rm.cfg, rm.weights, pool);
+    const auto tokens = RandomTokens(29, rm.cfg.vocab_size, 11);
+
+    Sequence one = model.NewSequence(64, 64);
+    ForwardOutput ref;
+    ref.all_logits = true;
+    model.Forward(one, {tokens}, ref);
+
+    for (size_t chunk : {1, 2, 3, 5, 8, 29}) {
+      CAPTURE(chunk);
+      Sequence seq = model.NewSequence(64, chunk);
+      ForwardOutput out;
+      out.all_logits = true;
+      model.Forward(seq, {tokens}, out);
+      CHECK(RelErr(out.logits, ref.logits) < 1e-5);
+    }
+    // Prefill 17, then decode one token at a time through the cache (ring of window + 7 slots).
+    Sequence seq = model.NewSequence(64, 8);
+    ForwardOutput out;
+    model.Forward(seq, {std::span(tokens).first(17)}, out);
+    const size_t V = static_cast<size_t>(rm.cfg.vocab_size);
+    CHECK(RelErr(out.logits, std::span(ref.logits).subspan(16 * V, V)) < 1e-5);
+    for (size_t i = 17; i < tokens.size(); ++i) {
+      model.Forward(seq, {std::span(tokens).subspan(i, 1)}, out);
+      CHECK(RelErr(out.logits, std::span(ref.logits).subspan(i * V, V)) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("rolling the position back re-computes the same logits (speculative rounds)") {
+  ThreadPool pool(1);
+  testing::RandomModel rm = testing::MakeRandomModel("SSF", 4, true, 3);
+  Gemma4 model(rm.cfg, rm.weights, pool);
+  const auto tokens = RandomTokens(20, rm.cfg.vocab_size, 5);
+  Sequence seq = model.NewSequence(40, 6);
+  ForwardOutput out;
+  model.Forward(seq, {std::span(tokens).first(12)}, out);
+  // A speculative round writes 5 tokens, of which none is kept.
+  const auto junk = RandomTokens(5, rm.cfg.vocab_size, 99);
+  model.Forward(seq, {junk}, out);
+  seq.pos = 12;
+  model.Forward(seq, {std::span(tokens).subspan(12, 8)}, out);
+  Sequence ref = model.NewSequence(40, 40);
+  ForwardOutput ref_out;
+  model.Forward(ref, {tokens}, ref_out);
+  CHECK(RelErr(out.logits, ref_out.logits) < 1e-6);
+}
+
+TEST_CASE("an image block is bidirectional on sliding layers only, and chunks never split it") {
+  ThreadPool pool(1);
+  testing::RandomModel rm = testing::MakeRandomModel("SSF", 6, true, 21);
+  Gemma4 model(rm.cfg, rm.weights, pool);
+  const auto tokens = RandomTokens(14, rm.cfg.vocab_size, 8);
+  std::vector<int32_t> blocks(14, -1);
+  for (int i = 4; i < 9; ++i) blocks[static_cast<size_t>(i)] = 0;  // positions 4..8 form one image
+  ForwardOutput causal, vision, vision_chunked;
+  causal.all_logits = vision.all_logits = vision_chunked.all_logits = true;
+  {
+    Sequence s = model.NewSequence(32, 32);
+    model.Forward(s, {tokens}, causal);
+  }
+  {
+    Sequence s = model.NewSequence(32, 32);
+    model.Forward(s, {tokens, nullptr, {}, blocks}, vision);
+  }
+  {
+    Sequence s = model.NewSequence(32, 6);  // a chunk of 6 would end inside the block: must move the cut
+    model.Forward(s, {tokens, nullptr, {}, blocks}, vision_chunked);
+  }
+  const size_t V = static_cast<size_t>(rm.cfg.vocab_size);
+  CHECK(RelErr(vision_chunked.logits, vision.logits) < 1e-5);
+  // Before the block nothing changes; inside it, tokens see their block's later tokens.
+  CHECK(RelErr(std::span(vision.logits).first(4 * V), std::span(causal.logits).first(4 * V)) < 1e-6);
+  CHECK(RelErr(std::span(vision.logits).subspan(4 * V, V), std::span(causal.logits).subspan(4 * V, V)) > 1e-3);
+  {
+    Sequence s = model.NewSequence(32, 3);  // a block of 5 cannot fit a chunk of 3
+    ForwardOutput o;
+    CHECK_THROWS_WITH_AS(model.Forward(s, {tokens, nullptr, {}, blocks}, o), doctest::Contains("image block"), Error);
+  }
+}
+
+TEST_CASE("limits: context, token ids, positions") {
+  ThreadPool pool(1);
+  testing::RandomModel rm = testing::MakeRandomModel("SF", 4, true, 1);
+  Gemma4 model(rm.cfg, rm.weights, pool);
+  CHECK_THROWS_WITH_AS(model.NewSequence(5000), doctest::Contains("supports at most"), Error);
+  Sequence seq = model.NewSequence(8);
+  ForwardOutput out;
+  const auto tokens = RandomTokens(9, rm.cfg.vocab_size, 1);
+  CHECK_THROWS_WITH_AS(model.Forward(seq, {tokens}, out), doctest::Contains("exceed the context"), Error);
+  const int32_t bad[] = {1, 64};
+  CHECK_THROWS_WITH_AS(model.Forward(seq, {bad}, out), doctest::Contains("outside the vocabulary"), Error);
+}
+
+TEST_CASE("the 12B preset matches the spec") {
+  const Gemma4Config c = Gemma4Config::Gemma4_12B();
+  CHECK_NOTHROW(c.Validate("12B"));
+  CHECK(c.n_layers == 48);
+  CHECK(c.hidden_size == 3840);
+  CHECK(c.n_heads == 16);
+  CHECK(c.intermediate_size == 15360);
+  CHECK(c.sliding_window == 1024);
+  CHECK(c.vocab_size == 262144);
+  CHECK(c.max_position == 262144);
+  int full = 0;
+  for (int i = 0; i < 48; ++i) {
+    const LayerConfig& l = c.layers[static_cast<size_t>(i)];
+    if (l.kind == AttentionKind::kFull) {
+      ++full;
+      CHECK(i % 6 == 5);
+      CHECK(l.head_dim == 512);
+      CHECK(l.n_kv_heads == 1);
+      CHECK(l.k_eq_v);
+      const auto f = l.RopeInvFreq();
+      CHECK(f.size() == 256);
+      CHECK(f[63] > 0.0f);
+      CHECK(f[64] == 0.0f);
+      CHECK(f[1] == doctest::Approx(std::pow(1e6, -2.0 / 512)).epsilon(1e-6));
+    } else {
+      CHECK(l.head_dim == 256);
+      CHECK(l.n_kv_heads == 8);
+      CHECK(l.RopeInvFreq()[127] == doctest::Approx(std::pow(1e4, -254.0 / 256)).epsilon(1e-6));
+    }
+  }
+  CHECK(full == 8);
+  CHECK(c.LastLayerOf(AttentionKind::kFull) == 47);
+  CHECK(c.LastLayerOf(AttentionKind::kSliding) == 46);
+  // KV bytes: sliding rings are window-sized, full layers hold the whole context.
+  KVCache cache(c, 32768, 512);
+  const size_t full_bytes = 8ull * 2 * 512 * 32768 * 4;
+  const size_t sliding_bytes = 40ull * 2 * 8 * 256 * (1024 + 511) * 4;
+  CHECK(cache.bytes() == full_bytes + sliding_bytes);
+}

@@ -1,21 +1,186 @@
-// TEMPORARY implementation header: forwards every kernel to the scalar reference until the Highway dispatch
-// (issue 4) replaces this file. Include in exactly one translation unit after #define G4_IMPLEMENTATION.
-#pragma once
+// The implementation of the compute kernels declared in g4/kernels/ops.hpp. Include it in exactly one
+// translation unit of a program, after `#define G4_IMPLEMENTATION` (the doctest/stb pattern):
+//
+//   #define G4_IMPLEMENTATION
+//   #include "g4/impl.hpp"
+//
+// Highway's foreach_target re-includes this file once per SIMD target (AVX3_DL, AVX3, AVX2, SSE4, SCALAR),
+// compiling the toggle-guarded kernels/*-inl.h headers into namespaces g4::N_AVX2 etc. with the matching
+// target attributes; no -march flag is needed anywhere. The public functions below validate their arguments
+// (throwing g4::Error naming what is wrong) and then jump once per call through HWY_DYNAMIC_DISPATCH to the
+// best target the CPU supports, or to the one ForceTarget chose.
 #ifdef G4_IMPLEMENTATION
+
+// SSSE3 adds nothing over SSE4 for these kernels and would cost another full compile of them.
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS HWY_SSSE3
+#endif
+// AVX3_DL (Ice Lake and later: VNNI, VBMI) is opt-in in Highway 1.0.3; the int8 matmul uses its VNNI dot.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "g4/impl.hpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "g4/kernels/activations-inl.h"
+#include "g4/kernels/attention-inl.h"
+#include "g4/kernels/matmul-inl.h"
+#include "g4/kernels/norms-inl.h"
+#include "g4/kernels/rope-inl.h"
+
+#if HWY_ONCE
+#include <string>
+#include <vector>
+
+#include "g4/core/error.hpp"
 #include "g4/kernels/ops.hpp"
-#include "g4/kernels/reference.hpp"
 
 namespace g4 {
-void MatMul(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool&) { ref::MatMul(w, x, n_tok, y); }
-void RMSNorm(const float* x, const float* w, float eps, size_t rows, size_t dim, float* y) { ref::RMSNorm(x, w, eps, rows, dim, y); }
-void LayerNorm(const float* x, const float* w, const float* b, float eps, size_t rows, size_t dim, float* y) { ref::LayerNorm(x, w, b, eps, rows, dim, y); }
-void GeluTanhGate(const float* g, const float* u, size_t n, float* o) { ref::GeluTanhGate(g, u, n, o); }
-void Softmax(float* x, size_t n) { ref::Softmax(x, n); }
-void RopeNeox(float* x, size_t nh, size_t hd, const float* f, int64_t pos) { ref::RopeNeox(x, nh, hd, f, pos); }
-void Softcap(float* x, size_t n, float cap) { ref::Softcap(x, n, cap); }
-void Attention(const AttentionArgs& a, ThreadPool&) { ref::Attention(a); }
-std::vector<std::string> AvailableTargets() { return {"REFERENCE"}; }
-void ForceTarget(const std::string&) {}
-std::string CurrentTarget() { return "REFERENCE"; }
+
+HWY_EXPORT(MatMulWeights);
+HWY_EXPORT(RMSNormRows);
+HWY_EXPORT(LayerNormRows);
+HWY_EXPORT(GeluTanhGateValues);
+HWY_EXPORT(SoftmaxValues);
+HWY_EXPORT(RopeNeoxHeads);
+HWY_EXPORT(SoftcapValues);
+HWY_EXPORT(AttentionHeads);
+
+namespace detail {
+
+inline void RequireData(const void* p, size_t n, std::string_view where) {
+  Require(p != nullptr || n == 0, where, "null pointer for " + std::to_string(n) + " values");
+}
+
+// The mask of targets ForceTarget installed (0: none, the CPU's full set applies).
+inline int64_t& ForcedTargetMask() {
+  static int64_t mask = 0;
+  return mask;
+}
+
+inline void ApplyTargetMask(int64_t mask) {
+  hwy::SetSupportedTargetsForTest(mask);
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+}  // namespace detail
+
+void MatMul(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
+  const std::string where = "matmul " + (w.name.empty() ? std::string("weight") : w.name);
+  const auto info = FindTypeInfo(w.type);
+  Require(info && info->is_float_weight, where,
+          "type " + std::to_string(static_cast<uint32_t>(w.type)) + " is not a matmul weight type");
+  Require(w.shape.rank == 2, where, "weight must be 2-D [n_out, n_in], got " + w.shape.str());
+  Require(w.shape[0] > 0 && w.shape[1] > 0, where, "empty weight " + w.shape.str());
+  const size_t n_in = static_cast<size_t>(w.cols());
+  Require(n_in % info->block_elems == 0, where,
+          "n_in " + std::to_string(n_in) + " is not a multiple of the " + std::string(info->name) +
+              " block size " + std::to_string(info->block_elems));
+  const uint64_t need = CheckedMul(static_cast<uint64_t>(w.rows()), w.row_bytes(), where);
+  Require(w.data != nullptr && w.nbytes >= need, where,
+          "weight data holds " + std::to_string(w.nbytes) + " bytes, shape " + w.shape.str() + " needs " +
+              std::to_string(need));
+  detail::RequireData(x, n_tok, where + " input");
+  detail::RequireData(y, n_tok, where + " output");
+  if (n_tok == 0) return;
+  HWY_DYNAMIC_DISPATCH(MatMulWeights)(w, x, n_tok, y, pool);
+}
+
+void RMSNorm(const float* x, const float* w, float eps, size_t rows, size_t dim, float* y) {
+  detail::RequireData(x, rows * dim, "rmsnorm input");
+  detail::RequireData(y, rows * dim, "rmsnorm output");
+  HWY_DYNAMIC_DISPATCH(RMSNormRows)(x, w, eps, rows, dim, y);
+}
+
+void LayerNorm(const float* x, const float* w, const float* b, float eps, size_t rows, size_t dim, float* y) {
+  detail::RequireData(x, rows * dim, "layernorm input");
+  detail::RequireData(w, dim, "layernorm weight");
+  detail::RequireData(b, dim, "layernorm bias");
+  detail::RequireData(y, rows * dim, "layernorm output");
+  HWY_DYNAMIC_DISPATCH(LayerNormRows)(x, w, b, eps, rows, dim, y);
+}
+
+void GeluTanhGate(const float* gate, const float* up, size_t n, float* out) {
+  detail::RequireData(gate, n, "gelu gate");
+  detail::RequireData(up, n, "gelu up");
+  detail::RequireData(out, n, "gelu output");
+  HWY_DYNAMIC_DISPATCH(GeluTanhGateValues)(gate, up, n, out);
+}
+
+void Softmax(float* x, size_t n) {
+  detail::RequireData(x, n, "softmax input");
+  if (n == 0) return;
+  HWY_DYNAMIC_DISPATCH(SoftmaxValues)(x, n);
+}
+
+void RopeNeox(float* x, size_t n_heads, size_t head_dim, const float* inv_freq, int64_t pos) {
+  Require(head_dim % 2 == 0, "rope", "head_dim " + std::to_string(head_dim) + " is odd");
+  detail::RequireData(x, n_heads * head_dim, "rope input");
+  detail::RequireData(inv_freq, head_dim / 2, "rope inv_freq");
+  HWY_DYNAMIC_DISPATCH(RopeNeoxHeads)(x, n_heads, head_dim, inv_freq, pos);
+}
+
+void Softcap(float* x, size_t n, float cap) {
+  Require(cap > 0.0f, "softcap", "cap must be positive, got " + std::to_string(cap));
+  detail::RequireData(x, n, "softcap input");
+  HWY_DYNAMIC_DISPATCH(SoftcapValues)(x, n, cap);
+}
+
+void Attention(const AttentionArgs& a, ThreadPool& pool) {
+  Require(a.n_heads > 0 && a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0, "attention",
+          "n_heads " + std::to_string(a.n_heads) + " is not a positive multiple of n_kv_heads " +
+              std::to_string(a.n_kv_heads));
+  Require(a.head_dim > 0, "attention", "head_dim is 0");
+  Require(a.capacity > 0, "attention", "KV capacity is 0");
+  if (a.n_tok == 0) return;
+  detail::RequireData(a.q, 1, "attention q");
+  detail::RequireData(a.k, 1, "attention k");
+  detail::RequireData(a.v, 1, "attention v");
+  detail::RequireData(a.out, 1, "attention out");
+  detail::RequireData(a.key_begin, 1, "attention key_begin");
+  detail::RequireData(a.key_end, 1, "attention key_end");
+  for (size_t t = 0; t < a.n_tok; ++t) {
+    const int64_t b = a.key_begin[t], e = a.key_end[t];
+    Require(b >= 0 && b <= e && static_cast<uint64_t>(e - b) <= a.capacity, "attention",
+            "query " + std::to_string(t) + ": key range [" + std::to_string(b) + ", " + std::to_string(e) +
+                ") is not a range of at most capacity " + std::to_string(a.capacity) + " positions >= 0");
+  }
+  HWY_DYNAMIC_DISPATCH(AttentionHeads)(a, pool);
+}
+
+std::vector<std::string> AvailableTargets() {
+  // Ask without the mock of a forced target, then put it back.
+  const int64_t forced = detail::ForcedTargetMask();
+  if (forced) detail::ApplyTargetMask(0);
+  const int64_t supported = hwy::SupportedTargets();
+  if (forced) detail::ApplyTargetMask(forced);
+  std::vector<std::string> names;
+  for (int64_t t = supported & HWY_TARGETS; t != 0; t &= t - 1) names.push_back(hwy::TargetName(t & -t));
+  return names;
+}
+
+void ForceTarget(const std::string& name) {
+  int64_t mask = 0;
+  if (!name.empty()) {
+    for (int64_t t = HWY_TARGETS; t != 0; t &= t - 1)
+      if (name == hwy::TargetName(t & -t)) mask = t & -t;
+    Require(mask != 0, "target", "unknown or not compiled SIMD target '" + name + "'");
+    detail::ApplyTargetMask(0);
+    Require((hwy::SupportedTargets() & mask) != 0, "target", "this CPU does not support target '" + name + "'");
+  }
+  detail::ForcedTargetMask() = mask;
+  detail::ApplyTargetMask(mask);
+}
+
+std::string CurrentTarget() {
+  int64_t t = hwy::SupportedTargets() & HWY_TARGETS;
+  return hwy::TargetName(t & -t);
+}
+
 }  // namespace g4
-#endif
+#endif  // HWY_ONCE
+#include "g4/media/stb_image_impl.hpp"  // stb_image's code, for g4/media/image.hpp
+#endif  // G4_IMPLEMENTATION

@@ -1,0 +1,177 @@
+// Per-target matrix multiplication y[t, o] = sum_i w[o, i] x[t, i] for every weight type, f32 accumulation.
+//
+// Float weights (F32, BF16, F16) are widened to f32 in registers as they stream. Block-quantized weights are
+// first decoded, kRowBlockBytes of f32 rows at a time, into per-thread scratch, then take the F32 path.
+// The inner kernel is a register tile of 4 weight rows x up to 4 tokens: 8 loads feed 16 FMAs. Loop order
+// keeps a block of weight rows (<= kRowBlockBytes, L2-sized) hot while every group of 4 tokens passes over it,
+// so each weight byte comes from memory once per call. Rows are split into one contiguous range per thread.
+// Toggle-guarded: g4/impl.hpp includes it once per target.
+#if defined(G4_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef G4_KERNELS_MATMUL_INL_H_
+#undef G4_KERNELS_MATMUL_INL_H_
+#else
+#define G4_KERNELS_MATMUL_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include <hwy/highway.h>
+
+#include "g4/core/dequantize.hpp"
+#include "g4/core/tensor.hpp"
+#include "g4/core/thread_pool.hpp"
+#include "g4/core/types.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace g4::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// ---- float weight rows, widened to f32: Load gives Lanes(d) values from element i, At gives one -------------
+
+struct F32Row {
+  static HWY_INLINE VF Load(DF d, const std::byte* row, size_t i) {
+    return hn::LoadU(d, reinterpret_cast<const float*>(row) + i);
+  }
+  static HWY_INLINE float At(const std::byte* row, size_t i) {
+    float v;
+    std::memcpy(&v, row + i * sizeof(float), sizeof v);
+    return v;
+  }
+};
+
+struct BF16Row {
+  static HWY_INLINE VF Load(DF d, const std::byte* row, size_t i) {
+    const hn::Rebind<hwy::bfloat16_t, DF> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::bfloat16_t*>(row) + i));
+  }
+  static HWY_INLINE float At(const std::byte* row, size_t i) {
+    bf16 v;
+    std::memcpy(&v, row + i * sizeof v, sizeof v);
+    return BF16ToF32(v);
+  }
+};
+
+struct F16Row {
+  static HWY_INLINE VF Load(DF d, const std::byte* row, size_t i) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + i));
+  }
+  static HWY_INLINE float At(const std::byte* row, size_t i) {
+    f16 v;
+    std::memcpy(&v, row + i * sizeof v, sizeof v);
+    return F16ToF32(v);
+  }
+};
+
+// ---- the register tile -----------------------------------------------------------------------------------
+
+inline constexpr size_t kTileRows = 4, kTileTokens = 4;
+
+// y[t * y_stride + r] = dot(row r, x[t]) for r < n_rows (rows[] always holds kTileRows valid pointers; the
+// extra ones repeat a real row and are not stored), t < kTok. x: [kTok, n_in].
+template <class Row, size_t kTok>
+HWY_INLINE void DotTile(const std::byte* const* rows, size_t n_rows, const float* x, size_t n_in, float* y,
+                        size_t y_stride) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF acc[kTileRows][kTok];
+  for (size_t r = 0; r < kTileRows; ++r)
+    for (size_t t = 0; t < kTok; ++t) acc[r][t] = hn::Zero(d);
+  size_t i = 0;
+  for (; i + N <= n_in; i += N) {
+    VF xv[kTok];
+    for (size_t t = 0; t < kTok; ++t) xv[t] = hn::LoadU(d, x + t * n_in + i);
+    for (size_t r = 0; r < kTileRows; ++r) {
+      const VF wv = Row::Load(d, rows[r], i);
+      for (size_t t = 0; t < kTok; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (size_t r = 0; r < n_rows; ++r) {
+    for (size_t t = 0; t < kTok; ++t) {
+      float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
+      for (size_t j = i; j < n_in; ++j) s += Row::At(rows[r], j) * x[t * n_in + j];
+      y[t * y_stride + r] = s;
+    }
+  }
+}
+
+// Rows [0, n_rows) spaced row_stride bytes from `base`, times all n_tok tokens; y: [n_tok, y_stride] at the
+// block's first row.
+template <class Row>
+HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t n_rows, const float* x,
+                               size_t n_tok, size_t n_in, float* y, size_t y_stride) {
+  for (size_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
+    const size_t nt = std::min(kTileTokens, n_tok - t0);
+    const float* xt = x + t0 * n_in;
+    float* yt = y + t0 * y_stride;
+    for (size_t r0 = 0; r0 < n_rows; r0 += kTileRows) {
+      const size_t nr = std::min(kTileRows, n_rows - r0);
+      const std::byte* rows[kTileRows];
+      for (size_t k = 0; k < kTileRows; ++k) rows[k] = base + (r0 + std::min(k, nr - 1)) * row_stride;
+      switch (nt) {
+        case 1: DotTile<Row, 1>(rows, nr, xt, n_in, yt + r0, y_stride); break;
+        case 2: DotTile<Row, 2>(rows, nr, xt, n_in, yt + r0, y_stride); break;
+        case 3: DotTile<Row, 3>(rows, nr, xt, n_in, yt + r0, y_stride); break;
+        default: DotTile<Row, 4>(rows, nr, xt, n_in, yt + r0, y_stride); break;
+      }
+    }
+  }
+}
+
+inline constexpr size_t kRowBlockBytes = 512 * 1024;
+
+// Rows per block: as many as fit kRowBlockBytes, a multiple of the tile, at least one tile.
+inline size_t RowsPerBlock(size_t row_bytes) {
+  return std::max(kTileRows, kRowBlockBytes / row_bytes / kTileRows * kTileRows);
+}
+
+template <class Row>
+void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
+  const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
+  const size_t block = RowsPerBlock(w.row_bytes());
+  for (size_t rb = r_begin; rb < r_end; rb += block) {
+    const size_t n = std::min(block, r_end - rb);
+    MatMulRowBlock<Row>(w.row(static_cast<int64_t>(rb)), w.row_bytes(), n, x, n_tok, n_in, y + rb, n_out);
+  }
+}
+
+// Block-quantized weights: decode a block of rows to f32 scratch, then the F32 tile.
+void MatMulDecodedRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
+  const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
+  const size_t block = RowsPerBlock(n_in * sizeof(float));
+  thread_local std::vector<float> scratch;  // [block, n_in]
+  scratch.resize(block * n_in);
+  for (size_t rb = r_begin; rb < r_end; rb += block) {
+    const size_t n = std::min(block, r_end - rb);
+    for (size_t r = 0; r < n; ++r) DequantizeTensorRow(w, static_cast<int64_t>(rb + r), scratch.data() + r * n_in);
+    MatMulRowBlock<F32Row>(reinterpret_cast<const std::byte*>(scratch.data()), n_in * sizeof(float), n, x, n_tok,
+                           n_in, y + rb, n_out);
+  }
+}
+
+// Entry point (dispatched): shapes were validated by the caller.
+void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
+  const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
+  // Split rows in tiles; below ~64k multiply-adds per thread the fork costs more than it saves.
+  const size_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
+  const size_t grain = 1 + (1 << 16) / (kTileRows * n_in * n_tok);
+  pool.ParallelFor(n_tiles, grain, [&](size_t tb, size_t te, size_t /*worker*/) {
+    const size_t r_begin = tb * kTileRows, r_end = std::min(n_out, te * kTileRows);
+    switch (w.type) {
+      case Type::F32: MatMulFloatRows<F32Row>(w, x, n_tok, y, r_begin, r_end); break;
+      case Type::BF16: MatMulFloatRows<BF16Row>(w, x, n_tok, y, r_begin, r_end); break;
+      case Type::F16: MatMulFloatRows<F16Row>(w, x, n_tok, y, r_begin, r_end); break;
+      default: MatMulDecodedRows(w, x, n_tok, y, r_begin, r_end); break;
+    }
+  });
+}
+
+}  // namespace g4::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // toggle guard

@@ -1,0 +1,355 @@
+// Kernels: every Highway target this CPU supports, forced in turn, against the double-precision scalar
+// reference (g4::ref) and, for f32 GEMM, Eigen. Tolerances are derived from f32 arithmetic: a sum of n
+// products computed in f32 is within n * eps * sum|a_i b_i| of the exact value (the standard forward bound).
+#include <doctest/doctest.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "g4/core/dequantize.hpp"
+#include "g4/core/tensor.hpp"
+#include "g4/kernels/ops.hpp"
+#include "g4/kernels/reference.hpp"
+
+using namespace g4;
+
+namespace {
+
+constexpr double kEps = std::numeric_limits<float>::epsilon();
+
+std::vector<float> RandomFloats(size_t n, float lo, float hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+// Runs `body` once per available target, with that target forced; restores the best target afterwards.
+template <typename F>
+void ForEachTarget(F&& body) {
+  const std::vector<std::string> targets = AvailableTargets();
+  REQUIRE(!targets.empty());
+  for (const std::string& t : targets) {
+    ForceTarget(t);
+    REQUIRE(CurrentTarget() == t);
+    INFO("target " << t);
+    body(t);
+  }
+  ForceTarget("");
+}
+
+// A weight tensor of `type` filled with random but valid encodings: floats in [-1, 1]; quantized blocks with
+// random quants and small positive scales. Independent of any quantizer.
+Tensor RandomWeights(Type type, int64_t n_out, int64_t n_in, uint32_t seed) {
+  Tensor t("w", type, {n_out, n_in});
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f), scale(0.001f, 0.05f);
+  std::byte* p = t.data();
+  const size_t n = static_cast<size_t>(n_out * n_in);
+  auto put_f16 = [](std::byte* dst, float v) {
+    const f16 h = F32ToF16(v);
+    std::memcpy(dst, &h, 2);
+  };
+  switch (type) {
+    case Type::F32:
+      for (size_t i = 0; i < n; ++i) {
+        const float v = u(rng);
+        std::memcpy(p + 4 * i, &v, 4);
+      }
+      break;
+    case Type::BF16:
+      for (size_t i = 0; i < n; ++i) {
+        const bf16 v = F32ToBF16(u(rng));
+        std::memcpy(p + 2 * i, &v, 2);
+      }
+      break;
+    case Type::F16:
+      for (size_t i = 0; i < n; ++i) put_f16(p + 2 * i, u(rng));
+      break;
+    default: {  // random bytes, then sane scales
+      for (size_t i = 0; i < t.view().nbytes; ++i) p[i] = static_cast<std::byte>(rng() & 0xFF);
+      const TypeInfo info = GetTypeInfo(type);
+      for (size_t b = 0; b < n / info.block_elems; ++b) {
+        std::byte* blk = p + b * info.block_bytes;
+        if (type == Type::Q6_K) {
+          put_f16(blk + offsetof(BlockQ6_K, d), scale(rng) / 4);
+        } else if (type == Type::Q4_K) {
+          put_f16(blk + offsetof(BlockQ4_K, d), scale(rng) / 8);
+          put_f16(blk + offsetof(BlockQ4_K, dmin), scale(rng) / 8);
+        } else {
+          put_f16(blk, scale(rng));  // Q8_0 / Q4_0: d first
+        }
+      }
+    }
+  }
+  return t;
+}
+
+// Bound on |ours - exact| for y[t, o]: f32 accumulation of n_in products (plus the rounding of the result).
+double MatMulBound(const std::vector<float>& w_row, const float* x, size_t n_in) {
+  double abs_sum = 0;
+  for (size_t i = 0; i < n_in; ++i) abs_sum += std::abs(static_cast<double>(w_row[i]) * x[i]);
+  return (static_cast<double>(n_in) + 2) * kEps * abs_sum + 1e-30;
+}
+
+void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPool& pool) {
+  INFO("type " << TypeName(type) << " n_out " << n_out << " n_in " << n_in << " n_tok " << n_tok);
+  const Tensor w = RandomWeights(type, n_out, n_in, static_cast<uint32_t>(n_out * 131 + n_in * 7 + n_tok));
+  const std::vector<float> x = RandomFloats(n_tok * static_cast<size_t>(n_in), -1.0f, 1.0f, 99);
+  std::vector<float> want(n_tok * static_cast<size_t>(n_out)), got(want.size(), std::nanf(""));
+  ref::MatMul(w.view(), x.data(), n_tok, want.data());
+  MatMul(w.view(), x.data(), n_tok, got.data(), pool);
+  std::vector<float> row(static_cast<size_t>(n_in));
+  size_t bad = 0;
+  for (int64_t o = 0; o < n_out; ++o) {
+    DequantizeTensorRow(w.view(), o, row.data());
+    for (size_t t = 0; t < n_tok; ++t) {
+      const size_t k = t * static_cast<size_t>(n_out) + static_cast<size_t>(o);
+      const double bound = MatMulBound(row, x.data() + t * static_cast<size_t>(n_in), static_cast<size_t>(n_in));
+      if (!(std::abs(static_cast<double>(got[k]) - want[k]) <= bound)) {
+        if (bad++ < 5) FAIL_CHECK("y[" << t << ", " << o << "] = " << got[k] << ", want " << want[k] << " +- " << bound);
+      }
+    }
+  }
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("dispatch: every available target can be forced and reports itself") {
+  const auto targets = AvailableTargets();
+  REQUIRE(!targets.empty());
+  for (const auto& t : targets) {
+    ForceTarget(t);
+    CHECK(CurrentTarget() == t);
+    CHECK(AvailableTargets() == targets);  // forcing does not hide the others
+  }
+  ForceTarget("");
+  CHECK(CurrentTarget() == targets.front());
+  CHECK_THROWS_AS(ForceTarget("NO_SUCH_TARGET"), Error);
+}
+
+TEST_CASE("matmul: float weights, every target, odd sizes, 1..33 tokens") {
+  ThreadPool pool(2);
+  ForEachTarget([&](const std::string&) {
+    for (Type type : {Type::F32, Type::BF16, Type::F16})
+      for (int64_t n_in : {1, 7, 33, 300})
+        for (int64_t n_out : {1, 5, 67})
+          for (size_t n_tok : {1, 3, 8, 33}) CheckMatMul(type, n_out, n_in, n_tok, pool);
+  });
+}
+
+TEST_CASE("matmul: block-quantized weights, every target, 1..33 tokens") {
+  ThreadPool pool(2);
+  ForEachTarget([&](const std::string&) {
+    for (Type type : {Type::Q8_0, Type::Q4_0, Type::Q4_K, Type::Q6_K}) {
+      const int64_t block = static_cast<int64_t>(GetTypeInfo(type).block_elems);
+      for (int64_t n_in : {block, 3 * block})
+        for (int64_t n_out : {1, 5, 67})
+          for (size_t n_tok : {1, 3, 8, 33}) CheckMatMul(type, n_out, n_in, n_tok, pool);
+    }
+  });
+}
+
+TEST_CASE("matmul: f32 GEMM agrees with Eigen, single and multi-threaded") {
+  const int64_t n_out = 130, n_in = 257;
+  const size_t n_tok = 33;
+  const Tensor w = RandomWeights(Type::F32, n_out, n_in, 5);
+  const std::vector<float> x = RandomFloats(n_tok * n_in, -1.0f, 1.0f, 6);
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Map<const RowMajor> W(reinterpret_cast<const float*>(w.view().data), n_out, n_in);
+  const Eigen::Map<const RowMajor> X(x.data(), n_tok, n_in);
+  const RowMajor want = (X * W.transpose()).eval();  // [n_tok, n_out]
+  for (size_t threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    ForEachTarget([&](const std::string&) {
+      std::vector<float> got(n_tok * n_out);
+      MatMul(w.view(), x.data(), n_tok, got.data(), pool);
+      for (size_t t = 0; t < n_tok; ++t)
+        for (int64_t o = 0; o < n_out; ++o) {
+          double abs_sum = 0;
+          for (int64_t i = 0; i < n_in; ++i) abs_sum += std::abs(W(o, i) * X(t, i));
+          // Both sides round: twice the one-sided bound.
+          REQUIRE(std::abs(got[t * n_out + o] - want(t, o)) <= 2 * (n_in + 2) * kEps * abs_sum);
+        }
+    });
+  }
+}
+
+TEST_CASE("matmul: invalid weights throw a g4::Error naming the tensor") {
+  ThreadPool pool(1);
+  std::vector<std::byte> bytes(4096);
+  std::vector<float> x(64), y(64);
+  TensorView w{"blk.0.ffn_up", Type::Q8_0, {2, 40}, bytes.data(), bytes.size()};  // 40 is not a multiple of 32
+  try {
+    MatMul(w, x.data(), 1, y.data(), pool);
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("blk.0.ffn_up") != std::string::npos);
+    CHECK(std::string(e.what()).find("block size 32") != std::string::npos);
+  }
+  TensorView w3{"w3", Type::F32, {2, 2, 4}, bytes.data(), bytes.size()};
+  CHECK_THROWS_AS(MatMul(w3, x.data(), 1, y.data(), pool), Error);
+  TensorView small{"small", Type::F32, {64, 64}, bytes.data(), bytes.size()};  // needs 16384 bytes
+  CHECK_THROWS_WITH_AS(MatMul(small, x.data(), 1, y.data(), pool), doctest::Contains("small"), Error);
+  TensorView ints{"ints", Type::I32, {2, 4}, bytes.data(), bytes.size()};
+  CHECK_THROWS_AS(MatMul(ints, x.data(), 1, y.data(), pool), Error);
+}
+
+TEST_CASE("rmsnorm and layernorm: every target, with and without weight, in place") {
+  ForEachTarget([&](const std::string&) {
+    for (size_t dim : {1, 3, 17, 64, 1000}) {
+      INFO("dim " << dim);
+      const size_t rows = 3;
+      const std::vector<float> x = RandomFloats(rows * dim, -3.0f, 3.0f, static_cast<uint32_t>(dim));
+      const std::vector<float> w = RandomFloats(dim, -2.0f, 2.0f, 11), b = RandomFloats(dim, -1.0f, 1.0f, 12);
+      // f32 sums of dim terms: relative error <= (dim + c) eps on every output.
+      const double rel = (static_cast<double>(dim) + 8) * kEps;
+      for (const float* wp : {w.data(), static_cast<const float*>(nullptr)}) {
+        std::vector<float> want(x.size()), got = x;
+        ref::RMSNorm(x.data(), wp, 1e-6f, rows, dim, want.data());
+        RMSNorm(got.data(), wp, 1e-6f, rows, dim, got.data());
+        for (size_t i = 0; i < x.size(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= rel * std::abs(want[i]) + 1e-30);
+      }
+      std::vector<float> want(x.size()), got = x;
+      ref::LayerNorm(x.data(), w.data(), b.data(), 1e-5f, rows, dim, want.data());
+      LayerNorm(got.data(), w.data(), b.data(), 1e-5f, rows, dim, got.data());
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double scaled = std::abs(want[i] - b[i % dim]);  // |(x - mean) * inv * w|
+        // The mean's rounding shifts every centred value by up to dim eps |x|max: bound it by 3 (the range).
+        REQUIRE(std::abs(got[i] - want[i]) <= rel * (scaled + std::abs(b[i % dim]) + 3.0 * std::abs(w[i % dim])) + 1e-30);
+      }
+    }
+  });
+}
+
+TEST_CASE("gelu-tanh gate, softmax, softcap: every target, sizes 1..1000") {
+  ForEachTarget([&](const std::string&) {
+    for (size_t n : {1, 5, 16, 33, 1000}) {
+      INFO("n " << n);
+      const std::vector<float> g = RandomFloats(n, -6.0f, 6.0f, static_cast<uint32_t>(n)),
+                               u = RandomFloats(n, -2.0f, 2.0f, 3);
+      std::vector<float> want(n), got = g;
+      ref::GeluTanhGate(g.data(), u.data(), n, want.data());
+      GeluTanhGate(got.data(), u.data(), n, got.data());
+      // tanh within 4 ulp and its argument within 3 roundings: |err(1 + tanh)| <= 8 eps, times 0.5 |g u|;
+      // plus the roundings of the products.
+      for (size_t i = 0; i < n; ++i)
+        REQUIRE(std::abs(got[i] - want[i]) <= 8 * kEps * std::abs(g[i] * u[i]) + 4 * kEps * std::abs(want[i]) + 1e-30);
+
+      std::vector<float> s = RandomFloats(n, -20.0f, 20.0f, static_cast<uint32_t>(n + 1)), s_ref = s;
+      ref::Softmax(s_ref.data(), n);
+      Softmax(s.data(), n);
+      double total = 0;
+      for (size_t i = 0; i < n; ++i) {
+        total += s[i];
+        // exp within a few ulp of an argument rounded once (|arg| <= 40: 40 eps absolute), sum of n terms.
+        REQUIRE(std::abs(s[i] - s_ref[i]) <= (static_cast<double>(n) + 48) * kEps * s_ref[i] + 1e-30);
+      }
+      CHECK(total == doctest::Approx(1.0).epsilon(1e-5));
+
+      std::vector<float> c = RandomFloats(n, -100.0f, 100.0f, static_cast<uint32_t>(n + 2)), c_ref = c;
+      ref::Softcap(c_ref.data(), n, 30.0f);
+      Softcap(c.data(), n, 30.0f);
+      for (size_t i = 0; i < n; ++i) REQUIRE(std::abs(c[i] - c_ref[i]) <= 8 * kEps * std::abs(c_ref[i]) + 1e-30);
+    }
+  });
+  CHECK_THROWS_AS(Softcap(nullptr, 0, 0.0f), Error);
+}
+
+TEST_CASE("rope neox: every target, partial rotation, large positions") {
+  ForEachTarget([&](const std::string&) {
+    for (size_t head_dim : {2, 6, 64, 256}) {
+      for (int64_t pos : {0, 7, 100000}) {
+        INFO("head_dim " << head_dim << " pos " << pos);
+        const size_t n_heads = 3, half = head_dim / 2;
+        std::vector<float> inv_freq(half);
+        for (size_t j = 0; j < half; ++j)  // the last quarter zero: unrotated pairs, as in partial RoPE
+          inv_freq[j] = j >= half - half / 4 && half > 1 ? 0.0f : std::pow(10000.0f, -2.0f * j / head_dim);
+        std::vector<float> x = RandomFloats(n_heads * head_dim, -2.0f, 2.0f, 21), x_ref = x;
+        ref::RopeNeox(x_ref.data(), n_heads, head_dim, inv_freq.data(), pos);
+        RopeNeox(x.data(), n_heads, head_dim, inv_freq.data(), pos);
+        // cos, sin rounded once each, two products and a sum: <= 4 eps (|x0| + |x1|) per output.
+        for (size_t h = 0; h < n_heads; ++h)
+          for (size_t j = 0; j < half; ++j) {
+            const size_t lo = h * head_dim + j, hi = lo + half;
+            const double bound = 4 * kEps * (std::abs(x_ref[lo]) + std::abs(x_ref[hi]) + 1e-30) + 1e-30;
+            const double mag = 4 * kEps * (std::abs(x[lo]) + std::abs(x[hi]));
+            REQUIRE(std::abs(x[lo] - x_ref[lo]) <= bound + mag);
+            REQUIRE(std::abs(x[hi] - x_ref[hi]) <= bound + mag);
+          }
+      }
+    }
+  });
+  CHECK_THROWS_AS(RopeNeox(nullptr, 1, 3, nullptr, 0), Error);
+}
+
+TEST_CASE("attention: every target, GQA, ring slots, empty and long ranges, 1..3 threads") {
+  for (size_t head_dim : {1, 5, 64}) {
+    const size_t n_heads = 4, n_kv = 2, n_tok = 5, capacity = 96;
+    // Queries at positions 200..204; a sliding window of 80 keys over a ring of 96 slots (positions wrap),
+    // one query with a 0-key range, one whose range starts at 0 in the same cache (full attention, short).
+    const std::vector<int64_t> begin = {121, 122, 123, 124, 0};
+    const std::vector<int64_t> end = {201, 202, 203, 124, 70};
+    const std::vector<float> q = RandomFloats(n_tok * n_heads * head_dim, -1.0f, 1.0f, 31),
+                             k = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 32),
+                             v = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 33);
+    AttentionArgs a;
+    a.q = q.data();
+    a.n_tok = n_tok;
+    a.n_heads = n_heads;
+    a.n_kv_heads = n_kv;
+    a.head_dim = head_dim;
+    a.k = k.data();
+    a.v = v.data();
+    a.capacity = capacity;
+    a.key_begin = begin.data();
+    a.key_end = end.data();
+    a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    std::vector<float> want(n_tok * n_heads * head_dim);
+    a.out = want.data();
+    ref::Attention(a);
+    for (size_t threads : {1, 3}) {
+      ThreadPool pool(threads);
+      ForEachTarget([&](const std::string&) {
+        INFO("head_dim " << head_dim << " threads " << threads);
+        std::vector<float> got(want.size(), std::nanf(""));
+        AttentionArgs b = a;
+        b.out = got.data();
+        Attention(b, pool);
+        // A score (f32 dot of head_dim products <= 1) errs by <= head_dim^2 eps * scale; a score error e moves
+        // each probability by <= ~2e relatively, so the output (a convex mix of values in [-1, 1]) by <= ~2e;
+        // the weighted sum of <= 80 values, exp and the chunk rescales add <= (80 + 16) eps.
+        const double score_err = static_cast<double>(head_dim * head_dim + 2) * kEps * a.scale;
+        const double bound = 3 * score_err + (80 + 16) * kEps;
+        for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= bound);
+      });
+    }
+  }
+}
+
+TEST_CASE("attention: bad shapes and ranges throw") {
+  ThreadPool pool(1);
+  std::vector<float> buf(64);
+  const int64_t b[1] = {5}, e[1] = {3};
+  AttentionArgs a;
+  a.q = a.k = a.v = buf.data();
+  a.out = buf.data();
+  a.n_tok = 1;
+  a.n_heads = 3;
+  a.n_kv_heads = 2;
+  a.head_dim = 2;
+  a.capacity = 4;
+  a.key_begin = b;
+  a.key_end = e;
+  CHECK_THROWS_WITH_AS(Attention(a, pool), doctest::Contains("n_kv_heads"), Error);
+  a.n_heads = 2;
+  CHECK_THROWS_WITH_AS(Attention(a, pool), doctest::Contains("key range"), Error);
+}

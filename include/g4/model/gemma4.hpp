@@ -15,6 +15,7 @@
 #include "g4/core/dequantize.hpp"
 #include "g4/kernels/ops.hpp"
 #include "g4/model/config.hpp"
+#include "g4/model/decoder_layer.hpp"
 #include "g4/model/kv_cache.hpp"
 #include "g4/model/weights.hpp"
 
@@ -41,30 +42,18 @@ struct ForwardOutput {
   bool all_logits = false;                    // logits for every position (else only the last)
   std::vector<float> logits;                  // [n or 1, vocab]
   std::vector<std::vector<float>>* hidden = nullptr;  // if set: n_layers + 1 entries of [n, hidden] (tests)
-  std::vector<float> last_hidden;             // [hidden] final-norm output of the last position (drafter input)
+  std::vector<float> final_hidden;            // [n or 1, hidden] final-norm output at the logits' rows (drafter input)
 };
 
 class Gemma4 {
  public:
   Gemma4(Gemma4Config cfg, TextWeights w, ThreadPool& pool) : cfg_(std::move(cfg)), w_(std::move(w)), pool_(pool) {
     cfg_.Validate("model config");
+    Require(w_.layers.size() == static_cast<size_t>(cfg_.n_layers), "weights", "layer count differs from the config");
     const size_t H = static_cast<size_t>(cfg_.hidden_size);
-    final_norm_ = ToF32(w_.final_norm, H);
-    for (int i = 0; i < cfg_.n_layers; ++i) {
-      const LayerConfig& lc = cfg_.layers[static_cast<size_t>(i)];
-      const LayerWeights& lw = w_.layers[static_cast<size_t>(i)];
-      const size_t hd = static_cast<size_t>(lc.head_dim);
-      LayerVectors v;
-      v.attn_norm = ToF32(lw.attn_norm, H);
-      v.post_attn_norm = ToF32(lw.post_attn_norm, H);
-      v.ffn_norm = ToF32(lw.ffn_norm, H);
-      v.post_ffn_norm = ToF32(lw.post_ffn_norm, H);
-      v.q_norm = ToF32(lw.q_norm, hd);
-      if (lw.k_norm.data) v.k_norm = ToF32(lw.k_norm, hd);
-      v.layer_scalar = ToF32(lw.layer_scalar, 1)[0];
-      v.inv_freq = lc.RopeInvFreq();
-      vec_.push_back(std::move(v));
-    }
+    final_norm_ = SmallTensorToF32(w_.final_norm, H);
+    for (int i = 0; i < cfg_.n_layers; ++i)
+      vec_.emplace_back(cfg_.layers[static_cast<size_t>(i)], w_.layers[static_cast<size_t>(i)], H);
   }
 
   const Gemma4Config& config() const { return cfg_; }
@@ -85,6 +74,7 @@ class Gemma4 {
                 std::to_string(seq.cache.context()));
     const size_t V = static_cast<size_t>(cfg_.vocab_size);
     out.logits.assign(out.all_logits ? n * V : V, 0.0f);
+    out.final_hidden.assign(out.all_logits ? n * static_cast<size_t>(cfg_.hidden_size) : static_cast<size_t>(cfg_.hidden_size), 0.0f);
     if (out.hidden) out.hidden->assign(static_cast<size_t>(cfg_.n_layers) + 1, {});
 
     // Chunks never split an image block: its tokens must all be in the cache before any of them attends.
@@ -135,24 +125,10 @@ class Gemma4 {
   }
 
  private:
-  struct LayerVectors {
-    std::vector<float> attn_norm, post_attn_norm, ffn_norm, post_ffn_norm, q_norm, k_norm, inv_freq;
-    float layer_scalar = 1.0f;
-  };
-
-  static std::vector<float> ToF32(const TensorView& t, size_t n) {
-    Require(t.data != nullptr, t.name.empty() ? "weights" : t.name, "missing tensor");
-    Require(static_cast<size_t>(t.shape.elements()) == n, t.name,
-            "has " + std::to_string(t.shape.elements()) + " elements, expected " + std::to_string(n));
-    std::vector<float> v(n);
-    DequantizeRow(t.type, t.data, n, v.data());
-    return v;
-  }
-
   // Tokens [begin, end) of the input, at positions seq.pos...
   void ForwardChunk(Sequence& seq, const ForwardInput& in, size_t begin, size_t end, ForwardOutput& out) const {
     const size_t n = end - begin;
-    const size_t H = static_cast<size_t>(cfg_.hidden_size), F = static_cast<size_t>(cfg_.intermediate_size);
+    const size_t H = static_cast<size_t>(cfg_.hidden_size);
     const size_t V = static_cast<size_t>(cfg_.vocab_size), NH = static_cast<size_t>(cfg_.n_heads);
     const int64_t pos0 = seq.pos;
 
@@ -165,66 +141,26 @@ class Gemma4 {
       }
     }
 
-    std::vector<float> xn(n * H), attn_out(n * H), gate(n * F), up(n * F);
-    std::vector<int64_t> key_begin(n), key_end(n);
+    std::vector<float> xn(n * H);
+    std::vector<int64_t> pos(n), key_begin(n), key_end(n);
+    for (size_t i = 0; i < n; ++i) pos[i] = pos0 + static_cast<int64_t>(i);
     for (int L = 0; L < cfg_.n_layers; ++L) {
       if (out.hidden) AppendRows(out.hidden->at(static_cast<size_t>(L)), x, n * H);
       const LayerConfig& lc = cfg_.layers[static_cast<size_t>(L)];
       const LayerWeights& lw = w_.layers[static_cast<size_t>(L)];
       const LayerVectors& lv = vec_[static_cast<size_t>(L)];
-      const size_t hd = static_cast<size_t>(lc.head_dim), nkv = static_cast<size_t>(lc.n_kv_heads);
+      const size_t hd = static_cast<size_t>(lc.head_dim);
       LayerKV& kv = seq.cache.layer(L);
 
-      // Attention block.
       RMSNorm(x.data(), lv.attn_norm.data(), cfg_.rms_eps, n, H, xn.data());
       std::vector<float> q(n * NH * hd);  // [n, NH, hd]
-      MatMul(lw.q_proj, xn.data(), n, q.data(), pool_);
-      RMSNorm(q.data(), lv.q_norm.data(), cfg_.rms_eps, n * NH, hd, q.data());
-      for (size_t i = 0; i < n; ++i) RopeNeox(q.data() + i * NH * hd, NH, hd, lv.inv_freq.data(), pos0 + static_cast<int64_t>(i));
-      if (seq.cache.owns(L)) {
-        std::vector<float> k(n * nkv * hd), v(n * nkv * hd);  // [n, nkv, hd]
-        MatMul(lw.k_proj, xn.data(), n, k.data(), pool_);
-        if (lc.k_eq_v) v = k;  // V from the raw K projection (before k_norm and RoPE)
-        else MatMul(lw.v_proj, xn.data(), n, v.data(), pool_);
-        RMSNorm(k.data(), lv.k_norm.data(), cfg_.rms_eps, n * nkv, hd, k.data());
-        RMSNorm(v.data(), nullptr, cfg_.rms_eps, n * nkv, hd, v.data());
-        for (size_t i = 0; i < n; ++i) {
-          const int64_t p = pos0 + static_cast<int64_t>(i);
-          RopeNeox(k.data() + i * nkv * hd, nkv, hd, lv.inv_freq.data(), p);
-          for (size_t h = 0; h < nkv; ++h) {
-            std::copy_n(k.data() + (i * nkv + h) * hd, hd, kv.k_at(h, p));
-            std::copy_n(v.data() + (i * nkv + h) * hd, hd, kv.v_at(h, p));
-          }
-        }
-      }
+      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), n, pos.data(), q.data(), pool_);
+      if (seq.cache.owns(L)) AppendKeysValues(lc, lw, lv, xn.data(), n, pos.data(), kv);
       KeyRanges(lc, in, begin, n, pos0, key_begin.data(), key_end.data());
-      std::vector<float> a(n * NH * hd);
-      AttentionArgs args;
-      args.q = q.data();
-      args.n_tok = n;
-      args.n_heads = NH;
-      args.n_kv_heads = kv.n_kv_heads;
-      args.head_dim = hd;
-      args.k = kv.k.as<float>();
-      args.v = kv.v.as<float>();
-      args.capacity = kv.capacity;
-      args.key_begin = key_begin.data();
-      args.key_end = key_end.data();
-      args.scale = 1.0f;  // q_norm/k_norm carry the scale (spec 1.1)
-      args.out = a.data();
-      Attention(args, pool_);
-      MatMul(lw.o_proj, a.data(), n, attn_out.data(), pool_);
-      RMSNorm(attn_out.data(), lv.post_attn_norm.data(), cfg_.rms_eps, n, H, attn_out.data());
-      for (size_t i = 0; i < n * H; ++i) x[i] += attn_out[i];
-
-      // Feed-forward block.
-      RMSNorm(x.data(), lv.ffn_norm.data(), cfg_.rms_eps, n, H, xn.data());
-      MatMul(lw.gate_proj, xn.data(), n, gate.data(), pool_);
-      MatMul(lw.up_proj, xn.data(), n, up.data(), pool_);
-      GeluTanhGate(gate.data(), up.data(), n * F, gate.data());
-      MatMul(lw.down_proj, gate.data(), n, attn_out.data(), pool_);
-      RMSNorm(attn_out.data(), lv.post_ffn_norm.data(), cfg_.rms_eps, n, H, attn_out.data());
-      for (size_t i = 0; i < n * H; ++i) x[i] = (x[i] + attn_out[i]) * lv.layer_scalar;
+      std::vector<float> a(n * NH * hd);  // [n, NH, hd]
+      AttendCache(q.data(), n, NH, kv.k.as<float>(), kv.v.as<float>(), kv.n_kv_heads, hd, kv.capacity, key_begin.data(),
+                  key_end.data(), a.data(), pool_);
+      FinishLayer(cfg_, lw, lv, a.data(), n, x.data(), pool_);
     }
     seq.pos += static_cast<int64_t>(n);
 
@@ -232,7 +168,8 @@ class Gemma4 {
     const bool last_chunk = end == in.tokens.size();
     RMSNorm(x.data(), final_norm_.data(), cfg_.rms_eps, n, H, xn.data());
     if (out.hidden) AppendRows(out.hidden->back(), xn, n * H);
-    if (last_chunk) out.last_hidden.assign(xn.end() - static_cast<std::ptrdiff_t>(H), xn.end());
+    if (out.all_logits) std::copy(xn.begin(), xn.end(), out.final_hidden.begin() + static_cast<std::ptrdiff_t>(begin * H));
+    else if (last_chunk) std::copy(xn.end() - static_cast<std::ptrdiff_t>(H), xn.end(), out.final_hidden.begin());
     if (out.all_logits) {
       float* dst = out.logits.data() + begin * V;
       MatMul(w_.embed, xn.data(), n, dst, pool_);
@@ -240,6 +177,25 @@ class Gemma4 {
     } else if (last_chunk) {
       MatMul(w_.embed, xn.data() + (n - 1) * H, 1, out.logits.data(), pool_);
       if (cfg_.final_softcap > 0) Softcap(out.logits.data(), V, cfg_.final_softcap);
+    }
+  }
+
+  // K = RoPE(k_norm(x Wk^T)); V = rms(x Wv^T), or rms of the raw K projection on k_eq_v layers; both into the cache.
+  void AppendKeysValues(const LayerConfig& lc, const LayerWeights& lw, const LayerVectors& lv, const float* xn, size_t n,
+                        const int64_t* pos, LayerKV& kv) const {
+    const size_t hd = static_cast<size_t>(lc.head_dim), nkv = static_cast<size_t>(lc.n_kv_heads);
+    std::vector<float> k(n * nkv * hd), v(n * nkv * hd);  // [n, nkv, hd]
+    MatMul(lw.k_proj, xn, n, k.data(), pool_);
+    if (lc.k_eq_v) v = k;  // before k_norm and RoPE (spec 8.3)
+    else MatMul(lw.v_proj, xn, n, v.data(), pool_);
+    RMSNorm(k.data(), lv.k_norm.data(), cfg_.rms_eps, n * nkv, hd, k.data());
+    RMSNorm(v.data(), nullptr, cfg_.rms_eps, n * nkv, hd, v.data());
+    for (size_t i = 0; i < n; ++i) {
+      RopeNeox(k.data() + i * nkv * hd, nkv, hd, lv.inv_freq.data(), pos[i]);
+      for (size_t h = 0; h < nkv; ++h) {
+        std::copy_n(k.data() + (i * nkv + h) * hd, hd, kv.k_at(h, pos[i]));
+        std::copy_n(v.data() + (i * nkv + h) * hd, hd, kv.v_at(h, pos[i]));
+      }
     }
   }
 

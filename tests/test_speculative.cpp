@@ -1,0 +1,186 @@
+// Speculative decoding: greedy speculative equals plain greedy (tokens and caches) on random small models for
+// many prompts and k; speculative sampling reproduces the target's distribution (chi-square).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "g4/model/speculative.hpp"
+#include "support/random_model.hpp"
+
+using namespace g4;
+
+namespace {
+
+std::vector<int32_t> RandomTokens(size_t n, int vocab, std::mt19937& rng) {
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+  return t;
+}
+
+// Max |a - b| over the cache entries both sequences must hold (the window on sliding layers).
+double CacheDiff(const Gemma4Config& cfg, Sequence& a, Sequence& b) {
+  double d = 0;
+  for (int L = 0; L < cfg.n_layers; ++L) {
+    LayerKV& x = a.cache.layer(L);
+    LayerKV& y = b.cache.layer(L);
+    const int64_t from = cfg.layers[static_cast<size_t>(L)].kind == AttentionKind::kFull ? 0 : std::max<int64_t>(0, a.pos - cfg.sliding_window);
+    for (int64_t p = from; p < a.pos; ++p)
+      for (size_t h = 0; h < x.n_kv_heads; ++h)
+        for (size_t i = 0; i < x.head_dim; ++i) {
+          d = std::max(d, static_cast<double>(std::abs(x.k_at(h, p)[i] - y.k_at(h, p)[i])));
+          d = std::max(d, static_cast<double>(std::abs(x.v_at(h, p)[i] - y.v_at(h, p)[i])));
+        }
+  }
+  return d;
+}
+
+// Proposes the known greedy continuation, wrong on purpose at a pseudo-random 30% of the steps: exercises
+// every acceptance pattern (none, partial, full rounds) of the loop with a real target.
+struct ScriptedDrafter {
+  std::vector<int32_t> truth;  // prompt + plain greedy continuation
+  int vocab;
+  mutable int64_t last_position = -1;
+  mutable int step = 0;
+  void Step(Sequence&, int32_t, std::span<const float> h, int64_t position, int64_t, std::vector<float>& logits,
+            std::vector<float>& h_next) const {
+    step = position == last_position ? step + 1 : 0;
+    last_position = position;
+    const size_t at = static_cast<size_t>(position) + 1 + static_cast<size_t>(step);
+    int32_t tok = at < truth.size() ? truth[at] : 0;
+    if ((position * 7 + step * 13) % 10 < 3) tok = (tok + 1) % vocab;
+    logits.assign(static_cast<size_t>(vocab), 0.0f);
+    logits[static_cast<size_t>(tok)] = 1.0f;
+    h_next.assign(h.begin(), h.end());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("greedy speculative decoding equals plain greedy: tokens and KV caches") {
+  ThreadPool pool(2);
+  std::mt19937 rng(42);
+  // A small vocabulary makes the random drafter right often enough to exercise accepted drafts and full rounds.
+  for (const std::string pattern : {"SSFSSF", "SSSSSF"}) {
+    testing::RandomModel tm = testing::MakeRandomModel(pattern, 5, true, 17, 32, 4, 2, 8, 5);
+    if (pattern == "SSSSSF") tm.cfg.tokens.stop_ids = {3};  // stops may fall inside a round
+    Gemma4 target(tm.cfg, tm.weights, pool);
+    testing::RandomModel dm = testing::MakeRandomDrafter(tm.cfg, 23);
+    Drafter drafter(dm.cfg, dm.weights, dm.assistant, target);
+    size_t total_accepted = 0;
+    for (int prompt_i = 0; prompt_i < 6; ++prompt_i) {
+      const auto prompt = RandomTokens(3 + static_cast<size_t>(prompt_i) * 2, tm.cfg.vocab_size, rng);
+      Sequence plain_seq = target.NewSequence(128, 16);
+      const auto plain = target.GenerateGreedy(plain_seq, prompt, 30);
+      for (int k = 1; k <= 8; ++k) {
+        for (bool adaptive : {false, true}) {
+          CAPTURE(pattern);
+          CAPTURE(prompt_i);
+          CAPTURE(k);
+          CAPTURE(adaptive);
+          Sequence seq = target.NewSequence(128, 16);
+          SpeculativeStats stats;
+          const auto spec = GenerateSpeculative(target, drafter, seq, prompt, 30, {k, adaptive, 8}, GreedyVerify(), &stats);
+          REQUIRE(spec == plain);
+          // Both caches hold the prompt and every generated token but the last.
+          CHECK(seq.pos == plain_seq.pos);
+          CHECK(CacheDiff(tm.cfg, seq, plain_seq) < 1e-5);
+          total_accepted += stats.accepted;
+        }
+      }
+    }
+    MESSAGE(pattern << ": drafts of the random drafter accepted over all runs: " << total_accepted);
+  }
+}
+
+TEST_CASE("greedy speculative decoding with partly right drafts: every acceptance pattern keeps plain greedy") {
+  ThreadPool pool(1);
+  std::mt19937 rng(7);
+  testing::RandomModel tm = testing::MakeRandomModel("SSSFSSF", 4, true, 31, 32, 4, 2, 8, 50);
+  tm.cfg.tokens.stop_ids = {7};
+  Gemma4 target(tm.cfg, tm.weights, pool);
+  size_t accepted = 0, drafted = 0, full_rounds_possible = 0;
+  for (int prompt_i = 0; prompt_i < 5; ++prompt_i) {
+    const auto prompt = RandomTokens(4 + static_cast<size_t>(prompt_i), tm.cfg.vocab_size, rng);
+    Sequence plain_seq = target.NewSequence(128, 16);
+    const auto plain = target.GenerateGreedy(plain_seq, prompt, 40);
+    ScriptedDrafter drafter{prompt, tm.cfg.vocab_size};
+    drafter.truth.insert(drafter.truth.end(), plain.begin(), plain.end());
+    for (int k = 1; k <= 8; ++k) {
+      CAPTURE(prompt_i);
+      CAPTURE(k);
+      Sequence seq = target.NewSequence(128, 16);
+      SpeculativeStats stats;
+      const auto spec = GenerateSpeculative(target, drafter, seq, prompt, 40, {k, k == 3, 8}, GreedyVerify(), &stats);
+      REQUIRE(spec == plain);
+      CHECK(seq.pos == plain_seq.pos);
+      CHECK(CacheDiff(tm.cfg, seq, plain_seq) < 1e-5);
+      accepted += stats.accepted;
+      drafted += stats.drafted;
+      full_rounds_possible += stats.rounds;
+    }
+  }
+  MESSAGE("scripted drafter: " << accepted << " of " << drafted << " drafts accepted in " << full_rounds_possible << " rounds");
+  CHECK(accepted > drafted / 8);  // 70% right per step: about a quarter of all drafts survive their round
+  CHECK(accepted < drafted);
+}
+
+TEST_CASE("speculative sampling draws from the target's distribution (chi-square over two tokens)") {
+  ThreadPool pool(1);
+  // A 6-token vocabulary keeps the 36 two-token outcomes well populated.
+  testing::RandomModel tm = testing::MakeRandomModel("SF", 4, true, 5, 16, 2, 1, 8, 6);
+  tm.cfg.final_softcap = 2.0f;  // flattens the distribution so every outcome is likely
+    Gemma4 target(tm.cfg, tm.weights, pool);
+  testing::RandomModel dm = testing::MakeRandomDrafter(tm.cfg, 9);
+  Drafter drafter(dm.cfg, dm.weights, dm.assistant, target);
+  const int V = tm.cfg.vocab_size;
+  const std::vector<int32_t> prompt{1, 4, 2};
+  auto softmax = [](std::span<const float> logits, std::vector<float>& p) {
+    p.assign(logits.begin(), logits.end());
+    Softmax(p.data(), p.size());
+  };
+  // Exact distribution of the next two tokens: p(a) p(b | a).
+  std::vector<double> expected(static_cast<size_t>(V * V));
+  {
+    Sequence s = target.NewSequence(16, 8);
+    ForwardOutput o;
+    target.Forward(s, {prompt}, o);
+    std::vector<float> pa;
+    softmax(o.logits, pa);
+    for (int a = 0; a < V; ++a) {
+      s.pos = static_cast<int64_t>(prompt.size());
+      const int32_t one[] = {a};
+      target.Forward(s, {one}, o);
+      std::vector<float> pb;
+      softmax(o.logits, pb);
+      for (int b = 0; b < V; ++b) expected[static_cast<size_t>(a * V + b)] = static_cast<double>(pa[static_cast<size_t>(a)]) * pb[static_cast<size_t>(b)];
+    }
+  }
+  std::mt19937_64 rng(1234);
+  auto uniform = [&] { return static_cast<double>(rng() >> 11) * 0x1p-53; };
+  const int N = 6000;
+  std::vector<int> counts(static_cast<size_t>(V * V), 0);
+  size_t accepted = 0;
+  for (int i = 0; i < N; ++i) {
+    Sequence s = target.NewSequence(16, 8);
+    SpeculativeStats st;
+    const auto out = GenerateSpeculative(target, drafter, s, prompt, 2, {1, false, 1}, SamplingVerify(softmax, uniform), &st);
+    REQUIRE(out.size() == 2);
+    counts[static_cast<size_t>(out[0] * V + out[1])]++;
+    accepted += st.accepted;
+  }
+  double chi2 = 0;
+  int cells = 0;
+  for (size_t c = 0; c < counts.size(); ++c) {
+    const double e = expected[c] * N;
+    if (e < 1e-9) continue;
+    chi2 += (counts[c] - e) * (counts[c] - e) / e;
+    ++cells;
+  }
+  // 35 degrees of freedom: the 99.9th percentile of chi-square is 66.6.
+  MESSAGE("chi-square " << chi2 << " over " << cells << " cells; drafts accepted " << accepted << " of " << N);
+  CHECK(cells == V * V);
+  CHECK(chi2 < 66.6);
+  CHECK(accepted > 0);
+}

@@ -107,3 +107,226 @@ TEST_CASE("checkpoint: golden text case from safetensors") {
   CHECK(w.layers[0].layer_scalar.shape == Shape{1});
   CHECK(ck.tensors().size() == 2 + 6 * 14);
 }
+
+namespace {
+
+// Two configs describe the same model: every field but the architecture name (HF class vs GGUF arch).
+void CheckSameConfig(const Gemma4Config& a, const Gemma4Config& b) {
+  CHECK(a.vocab_size == b.vocab_size);
+  CHECK(a.hidden_size == b.hidden_size);
+  CHECK(a.n_layers == b.n_layers);
+  CHECK(a.n_heads == b.n_heads);
+  CHECK(a.intermediate_size == b.intermediate_size);
+  CHECK(a.sliding_window == b.sliding_window);
+  CHECK(a.max_position == b.max_position);
+  CHECK(a.rms_eps == b.rms_eps);
+  CHECK(a.final_softcap == b.final_softcap);
+  CHECK(a.num_kv_shared_layers == b.num_kv_shared_layers);
+  REQUIRE(a.layers.size() == b.layers.size());
+  for (size_t i = 0; i < a.layers.size(); ++i) {
+    CAPTURE(i);
+    const LayerConfig &x = a.layers[i], &y = b.layers[i];
+    CHECK(x.kind == y.kind);
+    CHECK(x.head_dim == y.head_dim);
+    CHECK(x.n_kv_heads == y.n_kv_heads);
+    CHECK(x.rope_theta == y.rope_theta);
+    CHECK(x.rope_partial == y.rope_partial);
+    CHECK(x.rope_proportional == y.rope_proportional);
+    CHECK(x.k_eq_v == y.k_eq_v);
+    CHECK(x.RopeInvFreq() == y.RopeInvFreq());
+  }
+  CHECK(a.tokens.pad == b.tokens.pad);
+  CHECK(a.tokens.bos == b.tokens.bos);
+  CHECK(a.tokens.eos == b.tokens.eos);
+  CHECK(a.tokens.stop_ids == b.tokens.stop_ids);
+  CHECK(a.tokens.boi == b.tokens.boi);
+  CHECK(a.tokens.eoi == b.tokens.eoi);
+  CHECK(a.tokens.image == b.tokens.image);
+  CHECK(a.tokens.boa == b.tokens.boa);
+  CHECK(a.tokens.eoa == b.tokens.eoa);
+  CHECK(a.tokens.audio == b.tokens.audio);
+  CHECK(a.tokens.video == b.tokens.video);
+  CHECK(a.tokens.suppress == b.tokens.suppress);
+  REQUIRE(a.vision.has_value() == b.vision.has_value());
+  if (a.vision) {
+    CHECK(a.vision->patch_px == b.vision->patch_px);
+    CHECK(a.vision->mm_embed_dim == b.vision->mm_embed_dim);
+    CHECK(a.vision->posemb_size == b.vision->posemb_size);
+    CHECK(a.vision->output_dim == b.vision->output_dim);
+  }
+  REQUIRE(a.audio.has_value() == b.audio.has_value());
+  if (a.audio) {
+    CHECK(a.audio->frame_samples == b.audio->frame_samples);
+    CHECK(a.audio->output_dim == b.audio->output_dim);
+  }
+  REQUIRE(a.assistant.has_value() == b.assistant.has_value());
+  if (a.assistant) {
+    CHECK(a.assistant->backbone_hidden == b.assistant->backbone_hidden);
+    CHECK(a.assistant->use_ordered_embeddings == b.assistant->use_ordered_embeddings);
+    CHECK(a.assistant->num_centroids == b.assistant->num_centroids);
+  }
+}
+
+void CheckSameValues(const TensorView& a, const TensorView& b) {
+  CAPTURE(a.name);
+  CAPTURE(b.name);
+  REQUIRE((a.data == nullptr) == (b.data == nullptr));
+  if (!a.data) return;
+  REQUIRE(a.shape == b.shape);
+  CHECK(ToF32(a) == ToF32(b));
+}
+
+// Every weight by role of two checkpoints of one model holds the same values. The GGUF mmproj's CHW patch
+// order and planar position table are undone here from the README's definition, independently of the loader.
+void CheckSameWeights(const Checkpoint& hf, const Checkpoint& gg) {
+  CheckSameValues(hf.text().embed, gg.text().embed);
+  CheckSameValues(hf.text().final_norm, gg.text().final_norm);
+  REQUIRE(hf.text().layers.size() == gg.text().layers.size());
+  for (size_t i = 0; i < hf.text().layers.size(); ++i)
+    for (const LayerTensorName& n : kLayerTensorNames) CheckSameValues(hf.text().layers[i].*n.member, gg.text().layers[i].*n.member);
+  REQUIRE(hf.vision().has_value() == gg.vision().has_value());
+  if (hf.vision()) {
+    const VisionWeights &h = *hf.vision(), &g = *gg.vision();
+    CHECK(!h.chw_patch_order);
+    CHECK(g.chw_patch_order);
+    CHECK(!h.pos_table_planar);
+    CHECK(g.pos_table_planar);
+    for (auto m : {&VisionWeights::patch_dense_b, &VisionWeights::patch_ln2_w, &VisionWeights::patch_ln2_b,
+                   &VisionWeights::pos_norm_w, &VisionWeights::pos_norm_b, &VisionWeights::projection})
+      CheckSameValues(h.*m, g.*m);
+    const int p = hf.config().vision->patch_px;
+    const size_t patch = static_cast<size_t>(p) * p * 3;
+    // HWC index row*3p + col*3 + c  <->  CHW index c*p*p + row*p + col
+    auto hwc_to_chw = [&](size_t hwc) { return (hwc % 3) * p * p + (hwc / (3 * p)) * p + (hwc / 3) % p; };
+    for (auto m : {&VisionWeights::patch_ln1_w, &VisionWeights::patch_ln1_b, &VisionWeights::patch_dense_w}) {
+      const std::vector<float> hv = ToF32(h.*m), gv = ToF32(g.*m);
+      REQUIRE(hv.size() == gv.size());
+      size_t mismatches = 0;
+      for (size_t i = 0; i < hv.size(); ++i) mismatches += hv[i] != gv[i / patch * patch + hwc_to_chw(i % patch)];
+      CHECK_MESSAGE(mismatches == 0, (h.*m).name);
+    }
+    const std::vector<float> hp = ToF32(h.pos_embedding), gp = ToF32(g.pos_embedding);
+    const int64_t n_pos = h.pos_embedding.shape[0], dim = h.pos_embedding.shape[2];
+    CHECK(g.pos_embedding.shape == Shape{2, n_pos, dim});
+    size_t mismatches = 0;
+    for (int64_t pos = 0; pos < n_pos; ++pos)
+      for (int64_t plane = 0; plane < 2; ++plane)
+        for (int64_t d = 0; d < dim; ++d) mismatches += hp[(pos * 2 + plane) * dim + d] != gp[(plane * n_pos + pos) * dim + d];
+    CHECK(mismatches == 0);
+  }
+  REQUIRE(hf.audio().has_value() == gg.audio().has_value());
+  if (hf.audio()) CheckSameValues(hf.audio()->projection, gg.audio()->projection);
+  REQUIRE(hf.assistant().has_value() == gg.assistant().has_value());
+  if (hf.assistant()) {
+    CheckSameValues(hf.assistant()->pre_projection, gg.assistant()->pre_projection);
+    CheckSameValues(hf.assistant()->post_projection, gg.assistant()->post_projection);
+    CheckSameValues(hf.assistant()->centroids, gg.assistant()->centroids);
+    CheckSameValues(hf.assistant()->token_ordering, gg.assistant()->token_ordering);
+  }
+}
+
+// Shape of every stored tensor equals what the safetensors header says (read here with plain JSON).
+void CheckRecordsAgainstHeader(const Checkpoint& ck, const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  std::string text(n, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(n));
+  const nlohmann::json h = nlohmann::json::parse(text);
+  for (const TensorRecord& r : ck.tensors()) {
+    if (r.file != file) continue;
+    CAPTURE(r.name);
+    REQUIRE(h.contains(r.name));
+    std::vector<int64_t> dims(r.shape.dims.begin(), r.shape.dims.begin() + r.shape.rank);
+    CHECK(dims == h[r.name]["shape"].get<std::vector<int64_t>>());
+    CHECK(TypeName(r.type) == (h[r.name]["dtype"] == "BOOL" ? "U8" : h[r.name]["dtype"].get<std::string>()));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: every golden and demo safetensors case loads with a config matching config.json") {
+  for (const char* name : {"golden/text", "golden/text-kv", "golden/multimodal", "golden/mtp-target", "golden/mtp",
+                           "golden/mtp-ordered", "demo", "demo/drafter"}) {
+    CAPTURE(name);
+    const std::string dir = DataDir() + "/" + name;
+    const Checkpoint ck(dir);
+    const nlohmann::json cfg = ReadJson(dir + "/config.json");
+    CheckConfigAgainstJson(ck.config(), cfg);
+    const Gemma4Config& c = ck.config();
+    const bool drafter = cfg.contains("backbone_hidden_size");
+    CHECK(c.assistant.has_value() == drafter);
+    CHECK(c.vision.has_value() == cfg.contains("vision_config"));
+    const nlohmann::json& t = cfg.contains("text_config") ? cfg["text_config"] : cfg;
+    for (int i = 0; i < c.n_layers; ++i) {
+      const LayerWeights& l = ck.text().layers[static_cast<size_t>(i)];
+      const bool full = c.layers[static_cast<size_t>(i)].kind == AttentionKind::kFull;
+      CHECK((l.v_proj.data != nullptr) == (!drafter && !(full && t["attention_k_eq_v"].get<bool>())));
+      CHECK((l.k_proj.data != nullptr) == !drafter);
+      CHECK(l.q_proj.shape == Shape{c.n_heads * c.layers[static_cast<size_t>(i)].head_dim, c.hidden_size});
+    }
+    if (drafter) {
+      CHECK(c.assistant->backbone_hidden == cfg["backbone_hidden_size"].get<int>());
+      CHECK(c.assistant->use_ordered_embeddings == cfg["use_ordered_embeddings"].get<bool>());
+      CHECK(ck.assistant()->pre_projection.shape == Shape{c.hidden_size, 2 * cfg["backbone_hidden_size"].get<int64_t>()});
+      CHECK((ck.assistant()->token_ordering.data != nullptr) == cfg["use_ordered_embeddings"].get<bool>());
+    }
+    if (fs::exists(dir + "/model.safetensors")) {
+      CheckRecordsAgainstHeader(ck, dir + "/model.safetensors");
+    } else {
+      for (int s = 1; s <= 3; ++s) CheckRecordsAgainstHeader(ck, dir + "/model-0000" + std::to_string(s) + "-of-00003.safetensors");
+      CHECK(ck.tensors().size() == ReadJson(dir + "/model.safetensors.index.json")["weight_map"].size());
+    }
+  }
+}
+
+TEST_CASE("checkpoint: multimodal special ids and embedder configs") {
+  const std::string dir = DataDir() + "/golden/multimodal";
+  const Checkpoint ck(dir);
+  const nlohmann::json special = ReadJson(dir + "/case.json")["special_tokens"];
+  const SpecialTokens& t = ck.config().tokens;
+  CHECK(t.boi == special["boi"].get<int>());
+  CHECK(t.eoi == special["eoi"].get<int>());
+  CHECK(t.image == special["image"].get<int>());
+  CHECK(t.boa == special["boa"].get<int>());
+  CHECK(t.eoa == special["eoa"].get<int>());
+  CHECK(t.audio == special["audio"].get<int>());
+  CHECK(t.video == special["video"].get<int>());
+  REQUIRE(ck.config().vision);
+  CHECK(ck.config().vision->patch_px == 48);
+  CHECK(ck.config().vision->patch_dim() == 6912);
+  CHECK(ck.config().vision->output_dim == 128);
+  CHECK(ck.vision()->pos_embedding.shape == Shape{64, 2, 64});
+  REQUIRE(ck.config().audio);
+  CHECK(ck.audio()->projection.shape == Shape{128, 640});
+}
+
+TEST_CASE("checkpoint: every GGUF case describes the same model as its safetensors, value for value") {
+  struct Pair { const char* gguf; const char* mmproj; const char* hf; };
+  for (const Pair& p : {Pair{"text-bf16.gguf", "", "text"}, Pair{"text-kv-bf16.gguf", "", "text-kv"}, Pair{"text-kv.gguf", "", "text-kv"},
+                        Pair{"mtp-target-bf16.gguf", "", "mtp-target"}, Pair{"multimodal-bf16.gguf", "multimodal-mmproj-bf16.gguf", "multimodal"},
+                        Pair{"mtp-bf16.gguf", "", "mtp"}, Pair{"mtp-ordered-with-centroids.gguf", "", "mtp-ordered"}}) {
+    CAPTURE(p.gguf);
+    const std::string gdir = DataDir() + "/golden-gguf/";
+    const Checkpoint gg(gdir + p.gguf, *p.mmproj ? gdir + p.mmproj : "");
+    const Checkpoint hf(DataDir() + "/golden/" + p.hf);
+    CheckSameConfig(hf.config(), gg.config());
+    CheckSameWeights(hf, gg);
+    CHECK(gg.config().architecture == (hf.config().assistant ? "gemma4-assistant" : "gemma4"));
+    const auto tok = gg.tokenizer();
+    REQUIRE(tok.has_value());
+    CHECK(tok->model == "gemma4");
+    CHECK(tok->tokens.size() == static_cast<size_t>(hf.config().vocab_size));
+    CHECK(tok->scores.size() == tok->tokens.size());
+    CHECK(tok->merges == std::vector<std::string>{"\xE2\x96\x81 \xE2\x96\x81"});
+    CHECK(tok->bos == 2);
+    CHECK(tok->add_bos);
+  }
+}
+
+TEST_CASE("checkpoint: llama.cpp's own ordered-drafter GGUF drops the centroid head") {
+  const Checkpoint gg(DataDir() + "/golden-gguf/mtp-ordered-bf16.gguf");
+  REQUIRE(gg.config().assistant);
+  CHECK(!gg.config().assistant->use_ordered_embeddings);
+  CHECK(gg.assistant()->centroids.data == nullptr);
+}

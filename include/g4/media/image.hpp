@@ -46,11 +46,15 @@ inline RgbImage DecodeImage(std::span<const std::byte> bytes, std::string_view w
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, channels = 0;
-  if (!stbi_info_from_memory(data, len, &w, &h, &channels))
-    Fail(where, std::string("cannot decode image: ") + stbi_failure_reason());
+  using Decoded = std::unique_ptr<stbi_uc, decltype(&stbi_image_free)>;
+  if (!stbi_info_from_memory(data, len, &w, &h, &channels)) {
+    // The header probe tries every format and keeps the last one's complaint ("unknown image type"); the
+    // loader stops at the format the signature names and fails on the same header check, with the real reason.
+    const Decoded probe(stbi_load_from_memory(data, len, &w, &h, &channels, 3), &stbi_image_free);
+    Fail(where, std::string("cannot decode image: ") + (probe ? "inconsistent header" : stbi_failure_reason()));
+  }
   CheckImageSize(w, h, where);
-  std::unique_ptr<stbi_uc, decltype(&stbi_image_free)> decoded(stbi_load_from_memory(data, len, &w, &h, &channels, 3),
-                                                               &stbi_image_free);
+  const Decoded decoded(stbi_load_from_memory(data, len, &w, &h, &channels, 3), &stbi_image_free);
   if (!decoded) Fail(where, std::string("cannot decode image: ") + stbi_failure_reason());
   CheckImageSize(w, h, where);  // the same as the header said, unless the file lies; check again
   RgbImage img;

@@ -1,0 +1,768 @@
+// Media: image decoding, Gemma 4 image preprocessing (target size, torch-exact resize, patchify), WAV decoding,
+// resampling, audio framing, and the vision/audio embedders against the reference vectors of
+// tests/data/golden/multimodal (transformers 5.17, float32).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION  // test-only: writes the PNG/BMP/JPEG fixtures decoded below
+#include <stb/stb_image_write.h>
+
+#include "g4/core/aligned_buffer.hpp"
+#include "g4/core/thread_pool.hpp"
+#include "g4/io/json.hpp"
+#include "g4/media/audio.hpp"
+#include "g4/media/audio_embedder.hpp"
+#include "g4/media/image.hpp"
+#include "g4/media/image_patches.hpp"
+#include "g4/media/resample.hpp"
+#include "g4/media/vision_embedder.hpp"
+#include "g4/media/wav.hpp"
+
+using namespace g4;
+
+namespace {
+
+std::string DataDir() {
+  const char* d = std::getenv("G4_TEST_DATA");
+  return d ? d : "tests/data";
+}
+std::string Multimodal(const std::string& f) { return DataDir() + "/golden/multimodal/" + f; }
+
+// Minimal safetensors reader for the reference files: each tensor copied into aligned storage.
+class Golden {
+ public:
+  explicit Golden(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    REQUIRE(f.good());
+    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
+    uint64_t n;
+    std::memcpy(&n, bytes.data(), 8);
+    const nlohmann::json header = nlohmann::json::parse(std::string(bytes.data() + 8, n));
+    for (const auto& [name, info] : header.items()) {
+      if (name == "__metadata__") continue;
+      static const std::map<std::string, Type> kTypes = {
+          {"F32", Type::F32}, {"BF16", Type::BF16}, {"I32", Type::I32}, {"U8", Type::U8}};
+      std::vector<int64_t> dims = info["shape"].get<std::vector<int64_t>>();
+      const auto off = info["data_offsets"].get<std::vector<size_t>>();
+      AlignedBuffer& buf = bufs_[name] = AlignedBuffer(off[1] - off[0]);
+      std::memcpy(buf.data(), bytes.data() + 8 + n + off[0], off[1] - off[0]);
+      views_[name] = TensorView{name, kTypes.at(info["dtype"].get<std::string>()), Shape::FromSpan(dims, name),
+                                buf.data(), off[1] - off[0]};
+    }
+  }
+  const TensorView& operator[](const std::string& name) const { return views_.at(name); }
+  template <typename T> std::vector<T> values(const std::string& name) const {
+    const auto s = views_.at(name).as<T>();
+    return {s.begin(), s.end()};
+  }
+
+ private:
+  std::map<std::string, AlignedBuffer> bufs_;
+  std::map<std::string, TensorView> views_;
+};
+
+const Golden& GoldenCase() {
+  static const Golden g(Multimodal("golden.safetensors"));
+  return g;
+}
+const Golden& GoldenModel() {
+  static const Golden g(Multimodal("model.safetensors"));
+  return g;
+}
+
+// max |a - b| / max |b|: the measure of tests/data/golden/README.md.
+double RelError(const float* a, const float* b, size_t n) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < n; ++i) {
+    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+    ref = std::max(ref, std::abs(static_cast<double>(b[i])));
+  }
+  return diff / ref;
+}
+
+RgbImage GoldenImage() {
+  const TensorView& t = GoldenCase()["image_rgb_u8"];
+  RgbImage img;
+  img.height = static_cast<int>(t.shape[0]);
+  img.width = static_cast<int>(t.shape[1]);
+  const auto px = t.as<uint8_t>();
+  img.pixels.assign(px.begin(), px.end());
+  return img;
+}
+
+// Error text of `f()`, which must throw g4::Error.
+template <typename F> std::string ErrorOf(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  FAIL("no g4::Error thrown");
+  return {};
+}
+
+std::vector<std::byte> ToBytes(const std::string& s) {
+  std::vector<std::byte> b(s.size());
+  std::memcpy(b.data(), s.data(), s.size());
+  return b;
+}
+
+}  // namespace
+
+// ---- image preprocessing ------------------------------------------------------------------------------------
+
+TEST_CASE("image: golden pixel_values and image_position_ids from image_rgb_u8") {
+  const ImagePatches p = PreprocessImage(GoldenImage(), 70, PatchOrder::kHWC);
+  REQUIRE(p.grid_width == 10);
+  REQUIRE(p.grid_height == 6);
+  REQUIRE(p.size() == 60);
+  const auto want = GoldenCase().values<float>("pixel_values");  // [70, 6912]; rows 60.. are padding
+  double sum = 0, max = 0;
+  for (size_t i = 0; i < p.values.size(); ++i) {
+    const double d = std::abs(static_cast<double>(p.values[i]) - want[i]) * 255.0;
+    sum += d;
+    max = std::max(max, d);
+  }
+  const double mean = sum / static_cast<double>(p.values.size());
+  MESSAGE("pixel_values vs torchvision: mean |diff| = " << mean << "/255, max = " << max << "/255");
+  CHECK(mean <= 0.5);
+  CHECK(max <= 3.0);
+  const auto pos = GoldenCase().values<int32_t>("image_position_ids");
+  for (size_t i = 0; i < p.positions.size(); ++i) REQUIRE(p.positions[i] == pos[i]);
+  for (size_t i = p.positions.size(); i < pos.size(); ++i) REQUIRE(pos[i] == -1);  // only padding follows
+}
+
+TEST_CASE("image: target size for every budget (values from HF's rule evaluated in Python)") {
+  struct Case {
+    int w, h, budget, want_w, want_h;
+  };
+  const Case cases[] = {
+      {230, 150, 70, 480, 288},      {230, 150, 140, 672, 432},     {230, 150, 280, 960, 624},
+      {230, 150, 560, 1392, 912},    {230, 150, 1120, 1968, 1296},  {1, 1, 70, 384, 384},
+      {1, 1, 280, 768, 768},         {1, 1, 1120, 1584, 1584},      {4000, 3000, 70, 432, 336},
+      {4000, 3000, 280, 912, 672},   {4000, 3000, 1120, 1824, 1344},
+      // thin strips: the short side rounds to 0, becomes 48, and the long side is floor(long/short)*48 capped
+      {10000, 10, 70, 3360, 48},     {10000, 10, 280, 13440, 48},   {10, 10000, 560, 48, 26880},
+      {10000, 10, 1120, 50784, 48},  // here the short side does not round to 0
+      {480, 288, 70, 480, 288},      // already the target: no resize
+  };
+  for (const Case& c : cases) {
+    const ImageSize s = TargetImageSize(c.w, c.h, c.budget);
+    INFO(c.w << "x" << c.h << " budget " << c.budget);
+    CHECK(s.width == c.want_w);
+    CHECK(s.height == c.want_h);
+  }
+  CHECK(ErrorOf([] { TargetImageSize(10, 10, 100); }).find("100") != std::string::npos);
+  CHECK(ErrorOf([] { TargetImageSize(0, 10, 280); }).find("no pixels") != std::string::npos);
+}
+
+TEST_CASE("image: every budget keeps within budget, multiples of 48, aspect within a patch") {
+  uint32_t seed = 7;
+  for (int budget : kImageBudgets) {
+    for (int i = 0; i < 200; ++i) {
+      seed = seed * 1664525u + 1013904223u;
+      const int w = 1 + static_cast<int>(seed >> 8) % 6000;
+      seed = seed * 1664525u + 1013904223u;
+      const int h = 1 + static_cast<int>(seed >> 8) % 6000;
+      const ImageSize s = TargetImageSize(w, h, budget);
+      INFO(w << "x" << h << " budget " << budget);
+      REQUIRE(s.width % 48 == 0);
+      REQUIRE(s.height % 48 == 0);
+      REQUIRE(s.width >= 48);
+      REQUIRE(s.height >= 48);
+      REQUIRE((s.width / 48) * (s.height / 48) <= budget);
+      if (s.width > 48 && s.height > 48)  // sides floor(factor * side / 48) * 48: within one patch of the ideal
+        REQUIRE(std::abs(static_cast<double>(s.width) / s.height - static_cast<double>(w) / h) <=
+                static_cast<double>(w) / h * (48.0 / s.width + 48.0 / s.height) * 1.01 + 1e-9);
+    }
+  }
+}
+
+TEST_CASE("image: a 1x1 image upscales to constant patches; a target-sized image is only rescaled") {
+  RgbImage dot;
+  dot.width = dot.height = 1;
+  dot.pixels = {200, 17, 0};
+  const ImagePatches p = PreprocessImage(dot, 280, PatchOrder::kHWC);
+  REQUIRE(p.size() == 256);  // 768x768
+  for (size_t i = 0; i < p.values.size(); i += 997) REQUIRE(p.values[i] == static_cast<float>(dot.pixels[i % 3]) * (1.0f / 255.0f));
+
+  RgbImage exact;  // 480x288 is its own target at budget 70: values are pixel / 255 exactly, no resampling
+  exact.width = 480;
+  exact.height = 288;
+  exact.pixels.resize(480 * 288 * 3);
+  for (size_t i = 0; i < exact.pixels.size(); ++i) exact.pixels[i] = static_cast<uint8_t>((i * 7919) >> 3);
+  const ImagePatches q = PreprocessImage(exact, 70, PatchOrder::kHWC);
+  REQUIRE(q.size() == 60);
+  for (int gy = 0; gy < 6; ++gy)
+    for (int gx = 0; gx < 10; ++gx)
+      for (int r = 0; r < 48; r += 5)
+        for (int c = 0; c < 48; c += 3)
+          for (int ch = 0; ch < 3; ++ch)
+            REQUIRE(q.values[(gy * 10 + gx) * 6912 + (r * 48 + c) * 3 + ch] ==
+                    static_cast<float>(exact.at(gy * 48 + r, gx * 48 + c, ch)) * (1.0f / 255.0f));
+}
+
+TEST_CASE("image: a 10000x10 strip becomes one row of 280 patches") {
+  RgbImage strip;
+  strip.width = 10000;
+  strip.height = 10;
+  strip.pixels.resize(10000 * 10 * 3);
+  for (int x = 0; x < 10000; ++x)
+    for (int y = 0; y < 10; ++y)
+      for (int c = 0; c < 3; ++c) strip.pixels[(y * 10000 + x) * 3 + c] = static_cast<uint8_t>(x * 255 / 9999);
+  const ImagePatches p = PreprocessImage(strip, 280, PatchOrder::kHWC);
+  REQUIRE(p.grid_width == 280);
+  REQUIRE(p.grid_height == 1);
+  // A ramp stays a ramp: the first patch is dark, the last bright, and columns never decrease by more than
+  // the cubic's overshoot.
+  CHECK(p.values[0] < 0.02f);
+  CHECK(p.values[p.values.size() - 1] > 0.98f);
+  CHECK(p.positions[2 * 279] == 279);
+  CHECK(p.positions[2 * 279 + 1] == 0);
+}
+
+TEST_CASE("image: CHW patch order is the HWC vector permuted") {
+  const RgbImage img = GoldenImage();
+  const ImagePatches hwc = PreprocessImage(img, 70, PatchOrder::kHWC);
+  const ImagePatches chw = PreprocessImage(img, 70, PatchOrder::kCHW);
+  REQUIRE(chw.size() == hwc.size());
+  for (size_t n = 0; n < hwc.size(); ++n)
+    for (int r = 0; r < 48; ++r)
+      for (int c = 0; c < 48; ++c)
+        for (int ch = 0; ch < 3; ++ch)
+          REQUIRE(chw.values[n * 6912 + ch * 2304 + r * 48 + c] == hwc.values[n * 6912 + (r * 48 + c) * 3 + ch]);
+  CHECK(chw.positions == hwc.positions);
+}
+
+// ---- image decoding -----------------------------------------------------------------------------------------
+
+namespace {
+
+void AppendTo(void* ctx, void* data, int size) {
+  auto* out = static_cast<std::vector<std::byte>*>(ctx);
+  const auto* p = static_cast<const std::byte*>(data);
+  out->insert(out->end(), p, p + size);
+}
+
+// A smooth test picture (JPEG-friendly) with distinct channels.
+std::vector<uint8_t> TestPicture(int w, int h, int comp) {
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * comp);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < comp; ++c) px[(y * w + x) * comp + c] = static_cast<uint8_t>(x * 255 / (w - 1) * (c != 1) + y * 200 / (h - 1) * (c == 1) + 20 * c);
+  return px;
+}
+
+// GIF89a with a 256-colour palette (index i -> (i, 255 - i, i / 2)) and one image per `frames` entry. The LZW
+// stream sends a clear code before every pixel, so each code is a literal and stays 9 bits wide.
+std::vector<std::byte> MakeGif(int w, int h, const std::vector<std::vector<uint8_t>>& frames) {
+  std::vector<uint8_t> g = {'G', 'I', 'F', '8', '9', 'a', static_cast<uint8_t>(w), 0, static_cast<uint8_t>(h), 0, 0xF7, 0, 0};
+  for (int i = 0; i < 256; ++i) g.insert(g.end(), {static_cast<uint8_t>(i), static_cast<uint8_t>(255 - i), static_cast<uint8_t>(i / 2)});
+  for (const auto& idx : frames) {
+    g.insert(g.end(), {0x2C, 0, 0, 0, 0, static_cast<uint8_t>(w), 0, static_cast<uint8_t>(h), 0, 0, 8});
+    std::vector<uint8_t> stream;
+    uint32_t acc = 0;
+    int bits = 0;
+    auto put = [&](uint32_t code) {
+      acc |= code << bits;
+      bits += 9;
+      while (bits >= 8) {
+        stream.push_back(static_cast<uint8_t>(acc & 0xFF));
+        acc >>= 8;
+        bits -= 8;
+      }
+    };
+    for (uint8_t i : idx) {
+      put(256);
+      put(i);
+    }
+    put(257);
+    if (bits) stream.push_back(static_cast<uint8_t>(acc));
+    for (size_t s = 0; s < stream.size(); s += 255) {
+      const size_t n = std::min<size_t>(255, stream.size() - s);
+      g.push_back(static_cast<uint8_t>(n));
+      g.insert(g.end(), stream.begin() + static_cast<std::ptrdiff_t>(s), stream.begin() + static_cast<std::ptrdiff_t>(s + n));
+    }
+    g.push_back(0);
+  }
+  g.push_back(0x3B);
+  std::vector<std::byte> b(g.size());
+  std::memcpy(b.data(), g.data(), g.size());
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("image decode: PNG (RGB, grey, RGBA), BMP, PPM and GIF are exact; JPEG is close") {
+  const int w = 37, h = 23;
+  const std::vector<uint8_t> rgb = TestPicture(w, h, 3);
+  auto check_exact = [&](const RgbImage& img) {
+    REQUIRE(img.width == w);
+    REQUIRE(img.height == h);
+    REQUIRE(img.pixels == rgb);
+  };
+  std::vector<std::byte> png, bmp, jpg;
+  REQUIRE(stbi_write_png_to_func(AppendTo, &png, w, h, 3, rgb.data(), w * 3));
+  check_exact(DecodeImage(png, "png"));
+  REQUIRE(stbi_write_bmp_to_func(AppendTo, &bmp, w, h, 3, rgb.data()));
+  check_exact(DecodeImage(bmp, "bmp"));
+  const std::string ppm_header = "P6\n# comment\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
+  std::vector<std::byte> ppm = ToBytes(ppm_header);
+  for (uint8_t v : rgb) ppm.push_back(std::byte{v});
+  check_exact(DecodeImage(ppm, "ppm"));
+
+  REQUIRE(stbi_write_jpg_to_func(AppendTo, &jpg, w, h, 3, rgb.data(), 100));
+  const RgbImage j = DecodeImage(jpg, "jpg");
+  REQUIRE(j.width == w);
+  REQUIRE(j.height == h);
+  double err = 0;
+  for (size_t i = 0; i < rgb.size(); ++i) err += std::abs(int{j.pixels[i]} - int{rgb[i]});
+  CHECK(err / static_cast<double>(rgb.size()) < 2.0);  // quality 100 on a smooth picture
+
+  const std::vector<uint8_t> grey = TestPicture(w, h, 1);
+  std::vector<std::byte> grey_png;
+  REQUIRE(stbi_write_png_to_func(AppendTo, &grey_png, w, h, 1, grey.data(), w));
+  const RgbImage g = DecodeImage(grey_png, "grey png");
+  for (size_t i = 0; i < grey.size(); ++i)
+    for (int c = 0; c < 3; ++c) REQUIRE(g.pixels[i * 3 + c] == grey[i]);
+
+  const std::vector<uint8_t> rgba = TestPicture(w, h, 4);
+  std::vector<std::byte> rgba_png;
+  REQUIRE(stbi_write_png_to_func(AppendTo, &rgba_png, w, h, 4, rgba.data(), w * 4));
+  const RgbImage a = DecodeImage(rgba_png, "rgba png");
+  for (size_t i = 0; i < grey.size(); ++i)
+    for (int c = 0; c < 3; ++c) REQUIRE(a.pixels[i * 3 + c] == rgba[i * 4 + c]);  // alpha dropped
+
+  std::vector<uint8_t> first(6 * 4), second(6 * 4, 9);
+  for (size_t i = 0; i < first.size(); ++i) first[i] = static_cast<uint8_t>(i * 10);
+  const RgbImage gif = DecodeImage(MakeGif(6, 4, {first, second}), "gif");
+  REQUIRE(gif.width == 6);
+  REQUIRE(gif.height == 4);
+  for (size_t i = 0; i < first.size(); ++i) {
+    REQUIRE(gif.pixels[i * 3 + 0] == first[i]);
+    REQUIRE(gif.pixels[i * 3 + 1] == 255 - first[i]);
+    REQUIRE(gif.pixels[i * 3 + 2] == first[i] / 2);
+  }
+}
+
+TEST_CASE("image decode: files, truncated and hostile input give errors naming the source") {
+  const std::string dir = (std::filesystem::temp_directory_path() / "g4_test_media").string();
+  std::filesystem::create_directories(dir);
+  const int w = 64, h = 64;
+  std::vector<uint8_t> noise(w * h * 3);
+  uint32_t seed = 1;
+  for (uint8_t& v : noise) v = static_cast<uint8_t>((seed = seed * 1664525u + 1013904223u) >> 24);
+  std::vector<std::byte> png;
+  REQUIRE(stbi_write_png_to_func(AppendTo, &png, w, h, 3, noise.data(), w * 3));
+  const std::string path = dir + "/noise.png";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
+  CHECK(LoadImage(path).pixels == noise);
+
+  const std::string cut = dir + "/truncated.png";
+  std::ofstream(cut, std::ios::binary).write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size() / 2));
+  const std::string e1 = ErrorOf([&] { LoadImage(cut); });
+  CHECK(e1.find(cut) != std::string::npos);
+  CHECK(e1.find("cannot decode image") != std::string::npos);
+  MESSAGE("truncated PNG: " << e1);
+
+  CHECK(ErrorOf([&] { LoadImage(dir + "/missing.png"); }).find("missing.png") != std::string::npos);
+  CHECK(ErrorOf([] { DecodeImage(ToBytes("this is not an image at all"), "garbage"); }).find("garbage") != std::string::npos);
+  CHECK(ErrorOf([] { DecodeImage({}, "empty"); }).find("empty") != std::string::npos);
+
+  // PNG headers announcing 16384 x 16384 (268 Mpx, past g4's limit) and 30000 x 30000 (past stb's own):
+  // both refused from the header, before any pixel memory is allocated.
+  auto png_header = [](uint8_t side_hi, uint8_t side_lo) {
+    const uint8_t h[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, side_hi, side_lo,
+                         0, 0, side_hi, side_lo, 8, 2, 0, 0, 0, 0, 0, 0, 0};
+    std::vector<std::byte> b(sizeof(h));
+    std::memcpy(b.data(), h, sizeof(h));
+    return b;
+  };
+  const std::string e2 = ErrorOf([&] { DecodeImage(png_header(0x40, 0x00), "big.png"); });
+  CHECK(e2.find("big.png: image of 16384x16384 pixels is larger than") != std::string::npos);
+  const std::string e3 = ErrorOf([&] { DecodeImage(png_header(0x75, 0x30), "huge.png"); });
+  CHECK(e3.find("huge.png: cannot decode image: too large") != std::string::npos);
+  MESSAGE("oversized PNG headers: " << e2 << " | " << e3);
+  std::filesystem::remove_all(dir);
+}
+
+// ---- WAV ------------------------------------------------------------------------------------------------------
+
+namespace {
+
+struct WavSpec {
+  uint16_t tag = 1;  // 1 PCM, 3 float
+  uint16_t channels = 1;
+  uint32_t rate = 16000;
+  uint16_t bits = 16;
+  bool extensible = false;
+};
+
+void Put16(std::vector<std::byte>& b, uint16_t v) { for (int i = 0; i < 2; ++i) b.push_back(std::byte(v >> (8 * i))); }
+void Put32(std::vector<std::byte>& b, uint32_t v) { for (int i = 0; i < 4; ++i) b.push_back(std::byte(v >> (8 * i))); }
+void PutTag(std::vector<std::byte>& b, const char* tag) { for (int i = 0; i < 4; ++i) b.push_back(std::byte(tag[i])); }
+
+// A WAV file around `data`; `data_len` overrides the data chunk's declared length. A LIST chunk before
+// fmt checks that unknown chunks are skipped.
+std::vector<std::byte> MakeWav(const WavSpec& s, const std::vector<std::byte>& data, int64_t data_len = -1) {
+  std::vector<std::byte> b;
+  PutTag(b, "RIFF");
+  Put32(b, 0);  // patched below
+  PutTag(b, "WAVE");
+  PutTag(b, "LIST");
+  Put32(b, 5);
+  for (int i = 0; i < 6; ++i) b.push_back(std::byte{'x'});  // 5 bytes + 1 pad byte
+  PutTag(b, "fmt ");
+  Put32(b, s.extensible ? 40 : 16);
+  Put16(b, s.extensible ? 0xFFFE : s.tag);
+  Put16(b, s.channels);
+  Put32(b, s.rate);
+  Put32(b, s.rate * s.channels * s.bits / 8);
+  Put16(b, static_cast<uint16_t>(s.channels * s.bits / 8));
+  Put16(b, s.bits);
+  if (s.extensible) {
+    Put16(b, 22);
+    Put16(b, s.bits);
+    Put32(b, 0);
+    Put16(b, s.tag);
+    const uint8_t tail[14] = {0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71};
+    for (uint8_t v : tail) b.push_back(std::byte{v});
+  }
+  PutTag(b, "data");
+  Put32(b, data_len >= 0 ? static_cast<uint32_t>(data_len) : static_cast<uint32_t>(data.size()));
+  b.insert(b.end(), data.begin(), data.end());
+  const uint32_t riff = static_cast<uint32_t>(b.size() - 8);
+  std::memcpy(b.data() + 4, &riff, 4);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("wav: every encoding decodes to the expected floats; channels are averaged") {
+  // Full-scale and mid values per encoding, with their float meaning (2^-(bits-1) scaling; 8-bit offset 128).
+  {
+    std::vector<std::byte> d = {std::byte{0}, std::byte{128}, std::byte{255}, std::byte{192}};
+    const MonoAudio a = DecodeWav(MakeWav({1, 1, 8000, 8}, d), "u8");
+    CHECK(a.sample_rate == 8000);
+    CHECK(a.samples == std::vector<float>{-1.0f, 0.0f, 127.0f / 128, 0.5f});
+  }
+  {
+    std::vector<std::byte> d;
+    for (int16_t v : {int16_t{-32768}, int16_t{0}, int16_t{16384}, int16_t{32767}}) Put16(d, static_cast<uint16_t>(v));
+    CHECK(DecodeWav(MakeWav({1, 1, 16000, 16}, d), "s16").samples == std::vector<float>{-1.0f, 0.0f, 0.5f, 32767.0f / 32768});
+  }
+  {
+    std::vector<std::byte> d;
+    for (int32_t v : {-8388608, -4194304, 1, 8388607})
+      for (int i = 0; i < 3; ++i) d.push_back(std::byte(static_cast<uint32_t>(v) >> (8 * i)));
+    CHECK(DecodeWav(MakeWav({1, 1, 16000, 24}, d), "s24").samples ==
+          std::vector<float>{-1.0f, -0.5f, 1.0f / 8388608, 8388607.0f / 8388608});
+  }
+  {
+    std::vector<std::byte> d;
+    for (int32_t v : {INT32_MIN, 1 << 30, 0}) Put32(d, static_cast<uint32_t>(v));
+    CHECK(DecodeWav(MakeWav({1, 1, 16000, 32}, d), "s32").samples == std::vector<float>{-1.0f, 0.5f, 0.0f});
+  }
+  {
+    std::vector<std::byte> d;
+    for (float v : {0.25f, -0.75f, 1.5f}) {
+      uint32_t u;
+      std::memcpy(&u, &v, 4);
+      Put32(d, u);
+    }
+    CHECK(DecodeWav(MakeWav({3, 1, 16000, 32}, d), "f32").samples == std::vector<float>{0.25f, -0.75f, 1.5f});
+    CHECK(DecodeWav(MakeWav({3, 1, 16000, 32, true}, d), "f32 extensible").samples == std::vector<float>{0.25f, -0.75f, 1.5f});
+  }
+  {
+    std::vector<std::byte> d;
+    for (double v : {0.125, -1.0}) {
+      uint64_t u;
+      std::memcpy(&u, &v, 8);
+      Put32(d, static_cast<uint32_t>(u));
+      Put32(d, static_cast<uint32_t>(u >> 32));
+    }
+    CHECK(DecodeWav(MakeWav({3, 1, 16000, 64}, d), "f64").samples == std::vector<float>{0.125f, -1.0f});
+  }
+  {
+    // Stereo and 3-channel PCM, plain and extensible: the mean of the channels.
+    std::vector<std::byte> d;
+    for (int16_t v : {int16_t{16384}, int16_t{0}, int16_t{-16384}, int16_t{-16384}}) Put16(d, static_cast<uint16_t>(v));
+    CHECK(DecodeWav(MakeWav({1, 2, 44100, 16}, d), "stereo").samples == std::vector<float>{0.25f, -0.5f});
+    CHECK(DecodeWav(MakeWav({1, 2, 44100, 16, true}, d), "stereo extensible").samples == std::vector<float>{0.25f, -0.5f});
+    std::vector<std::byte> d3;
+    for (int16_t v : {int16_t{3 * 4096}, int16_t{0}, int16_t{-3 * 4096}, int16_t{9 * 1024}, int16_t{9 * 1024}, int16_t{9 * 1024}})
+      Put16(d3, static_cast<uint16_t>(v));
+    CHECK(DecodeWav(MakeWav({1, 3, 48000, 16}, d3), "3ch").samples == std::vector<float>{0.0f, 9.0f / 32});
+  }
+}
+
+TEST_CASE("wav: hostile and truncated files give clear errors") {
+  std::vector<std::byte> d(64, std::byte{0});
+  const auto wav = MakeWav({1, 1, 16000, 16}, d);
+  const std::string longer = ErrorOf([&] { DecodeWav(MakeWav({1, 1, 16000, 16}, d, 1 << 20), "long.wav"); });
+  CHECK(longer.find("long.wav") != std::string::npos);
+  CHECK(longer.find("'data' chunk of 1048576 bytes is longer than the file") != std::string::npos);
+  CHECK(ErrorOf([&] { DecodeWav(MakeWav({1, 1, 16000, 16}, d, 0xFFFFFFFFu), "stream.wav"); }).find("longer than the file") != std::string::npos);
+  CHECK(ErrorOf([&] { DecodeWav(MakeWav({1, 0, 16000, 16}, d), "zero.wav"); }).find("0 channels") != std::string::npos);
+  CHECK(ErrorOf([&] { DecodeWav(MakeWav({1, 1, 5, 16}, d), "slow.wav"); }).find("sample rate 5 Hz") != std::string::npos);
+  CHECK(ErrorOf([&] { DecodeWav(MakeWav({1, 1, 2000000000u, 16}, d), "fast.wav"); }).find("sample rate 2000000000 Hz") != std::string::npos);
+  CHECK(ErrorOf([&] { DecodeWav(MakeWav({1, 1, 16000, 12}, d), "12bit.wav"); }).find("12 bits") != std::string::npos);
+  CHECK(ErrorOf([&] { DecodeWav(MakeWav({2, 1, 16000, 16}, d), "adpcm.wav"); }).find("format tag 2") != std::string::npos);
+  CHECK(ErrorOf([&] { DecodeWav(MakeWav({3, 1, 16000, 16}, d), "f16.wav"); }).find("float with 16 bits") != std::string::npos);
+  for (size_t cut : {size_t{0}, size_t{4}, size_t{11}, size_t{20}, size_t{30}, size_t{44}}) {
+    const std::vector<std::byte> head(wav.begin(), wav.begin() + static_cast<std::ptrdiff_t>(cut));
+    const std::string e = ErrorOf([&] { DecodeWav(head, "cut.wav"); });
+    INFO(cut << ": " << e);
+    CHECK(e.find("cut.wav") != std::string::npos);
+  }
+  std::vector<std::byte> bad_align = wav;
+  bad_align[12 + 8 + 6 + 8 + 12] = std::byte{3};  // block align field of fmt
+  CHECK(ErrorOf([&] { DecodeWav(bad_align, "align.wav"); }).find("block align 3") != std::string::npos);
+  CHECK(ErrorOf([] { DecodeWav(ToBytes(std::string("RIFF\x04\0\0\0WAVE", 12)), "nofmt.wav"); }).find("no fmt chunk") != std::string::npos);
+  CHECK(ErrorOf([] { LoadWav("/nonexistent/x.wav"); }).find("/nonexistent/x.wav") != std::string::npos);
+}
+
+// ---- resampling and framing -------------------------------------------------------------------------------
+
+namespace {
+
+// Least-squares fit of a*sin + b*cos at `freq` over y[from, to); returns amplitude and the residual RMS.
+struct SineFit {
+  double amplitude, residual_rms;
+};
+SineFit FitSine(const std::vector<float>& y, double rate, double freq, size_t from, size_t to) {
+  double ss = 0, sc = 0, cc = 0, ys = 0, yc = 0;
+  for (size_t n = from; n < to; ++n) {
+    const double w = 2 * M_PI * freq * static_cast<double>(n) / rate, s = std::sin(w), c = std::cos(w);
+    ss += s * s;
+    sc += s * c;
+    cc += c * c;
+    ys += y[n] * s;
+    yc += y[n] * c;
+  }
+  const double det = ss * cc - sc * sc, a = (ys * cc - yc * sc) / det, b = (yc * ss - ys * sc) / det;
+  double r = 0;
+  for (size_t n = from; n < to; ++n) {
+    const double w = 2 * M_PI * freq * static_cast<double>(n) / rate;
+    const double e = y[n] - a * std::sin(w) - b * std::cos(w);
+    r += e * e;
+  }
+  return {std::hypot(a, b), std::sqrt(r / static_cast<double>(to - from))};
+}
+
+std::vector<float> Sine(double freq, double amp, int rate, size_t n) {
+  std::vector<float> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(amp * std::sin(2 * M_PI * freq * static_cast<double>(i) / rate));
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("resample: a 1 kHz sine keeps its frequency and amplitude; content above 8 kHz is removed") {
+  for (int rate : {44100, 48000, 22050, 8000, 11025, 96000}) {
+    const std::vector<float> x = Sine(1000.0, 0.5, rate, static_cast<size_t>(rate));  // 1 s
+    const std::vector<float> y = Resample(x, rate, 16000);
+    REQUIRE(y.size() == 16000);
+    const SineFit f = FitSine(y, 16000, 1000.0, 2000, 14000);  // away from the zero-padded edges
+    const double db = 20 * std::log10(f.amplitude / 0.5);
+    INFO(rate << " Hz -> 16 kHz: gain " << db << " dB, residual " << f.residual_rms);
+    if (rate == 44100) MESSAGE("1 kHz sine 44.1 -> 16 kHz: gain error " << db << " dB, residual rms " << f.residual_rms / 0.5 << " of amplitude");
+    CHECK(std::abs(db) < 0.1);
+    CHECK(f.residual_rms < 1e-4 * 0.5);  // nothing but the 1 kHz tone: the frequency is exact
+  }
+  // A 10 kHz tone cannot be represented at 16 kHz; it must not alias to 6 kHz.
+  const std::vector<float> hi = Resample(Sine(10000.0, 0.5, 44100, 44100), 44100, 16000);
+  double rms = 0;
+  for (size_t n = 2000; n < 14000; ++n) rms += static_cast<double>(hi[n]) * hi[n];
+  rms = std::sqrt(rms / 12000);
+  MESSAGE("10 kHz tone 44.1 -> 16 kHz: " << 20 * std::log10(rms / (0.5 / std::sqrt(2))) << " dB");
+  CHECK(rms < 1e-3 * 0.5);
+  // A constant passes unchanged (each phase of the filter sums to one).
+  const std::vector<float> dc = Resample(std::vector<float>(5000, 0.25f), 44100, 16000);
+  for (size_t n = 200; n < dc.size() - 200; ++n) REQUIRE(std::abs(dc[n] - 0.25f) < 1e-6f);
+  CHECK(Resample(std::vector<float>{1, 2, 3}, 16000, 16000) == std::vector<float>{1, 2, 3});
+  CHECK(ErrorOf([] { Resample(std::vector<float>{1}, 0, 16000); }).find("resample") != std::string::npos);
+}
+
+TEST_CASE("audio: golden audio_features from audio_waveform; 30 s limit; splitting") {
+  const auto wave = GoldenCase().values<float>("audio_waveform");
+  const auto want = GoldenCase().values<float>("audio_features");  // [26, 640]
+  const std::vector<AudioFrames> f = FrameAudio(wave);
+  REQUIRE(f.size() == 1);
+  REQUIRE(f[0].size() == 26);
+  REQUIRE(f[0].values == want);
+
+  const std::vector<float> limit(kMaxAudioSamples, 0.5f);
+  CHECK(FrameAudio(limit)[0].size() == 750);
+  std::vector<float> over(kMaxAudioSamples + 1, 0.5f);
+  over.back() = -1.0f;
+  CHECK(ErrorOf([&] { FrameAudio(over); }).find("30 s") != std::string::npos);
+  const std::vector<AudioFrames> pieces = FrameAudio(over, LongAudio::kSplit);
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[0].size() == 750);
+  REQUIRE(pieces[1].size() == 1);
+  CHECK(pieces[1].values[0] == -1.0f);
+  for (size_t i = 1; i < kAudioFrameSamples; ++i) REQUIRE(pieces[1].values[i] == 0.0f);  // zero-padded tail
+  CHECK(ErrorOf([] { FrameAudio({}); }).find("no samples") != std::string::npos);
+}
+
+TEST_CASE("audio: a 44.1 kHz stereo WAV file through LoadAudio16k") {
+  const std::string dir = (std::filesystem::temp_directory_path() / "g4_test_media_wav").string();
+  std::filesystem::create_directories(dir);
+  std::vector<std::byte> d;
+  const std::vector<float> tone = Sine(1000.0, 0.5, 44100, 44100);
+  for (float v : tone)
+    for (int c = 0; c < 2; ++c) Put16(d, static_cast<uint16_t>(static_cast<int16_t>(std::lround(v * 32767))));
+  const auto wav = MakeWav({1, 2, 44100, 16}, d);
+  const std::string path = dir + "/tone.wav";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(wav.data()), static_cast<std::streamsize>(wav.size()));
+  const std::vector<float> y = LoadAudio16k(path);
+  REQUIRE(y.size() == 16000);
+  CHECK(std::abs(20 * std::log10(FitSine(y, 16000, 1000.0, 2000, 14000).amplitude / (0.5 * 32767 / 32768))) < 0.1);
+  CHECK(FrameAudio(y)[0].size() == 25);
+  std::filesystem::remove_all(dir);
+}
+
+// ---- embedders ----------------------------------------------------------------------------------------------
+
+namespace {
+
+VisionEmbedderWeights GoldenVisionWeights() {
+  const Golden& m = GoldenModel();
+  VisionEmbedderWeights w;
+  w.patch_ln1_w = m["model.vision_embedder.patch_ln1.weight"];
+  w.patch_ln1_b = m["model.vision_embedder.patch_ln1.bias"];
+  w.patch_dense_w = m["model.vision_embedder.patch_dense.weight"];
+  w.patch_dense_b = m["model.vision_embedder.patch_dense.bias"];
+  w.patch_ln2_w = m["model.vision_embedder.patch_ln2.weight"];
+  w.patch_ln2_b = m["model.vision_embedder.patch_ln2.bias"];
+  w.pos_embedding = m["model.vision_embedder.pos_embedding"];
+  w.pos_norm_w = m["model.vision_embedder.pos_norm.weight"];
+  w.pos_norm_b = m["model.vision_embedder.pos_norm.bias"];
+  w.projection = m["model.embed_vision.embedding_projection.weight"];
+  return w;
+}
+
+// HWC index of CHW index k within one patch (the mmproj converter's column permutation).
+size_t HwcOfChw(size_t k) {
+  const size_t c = k / 2304, r = k % 2304 / 48, col = k % 48;
+  return (r * 48 + col) * 3 + c;
+}
+
+// Holds re-laid-out copies of 16-bit tensors for the GGUF-style (CHW, [2, n_pos, dim]) weights.
+struct Relaid {
+  std::vector<AlignedBuffer> bufs;
+  TensorView Make(const TensorView& src, Shape shape, const std::function<size_t(size_t)>& src_index) {
+    REQUIRE(src.type == Type::BF16);
+    bufs.emplace_back(src.nbytes);
+    const auto in = src.as<uint16_t>();
+    auto* out = bufs.back().as<uint16_t>();
+    for (size_t i = 0; i < in.size(); ++i) out[i] = in[src_index(i)];
+    return TensorView{src.name + " (relaid)", src.type, shape, bufs.back().data(), src.nbytes};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("vision embedder: golden image_embeddings, HWC safetensors layout and CHW GGUF layout") {
+  ThreadPool pool(2);
+  const auto pixels = GoldenCase().values<float>("pixel_values");  // [70, 6912]
+  const auto pos = GoldenCase().values<int32_t>("image_position_ids");
+  const auto want = GoldenCase().values<float>("image_embeddings");  // [60, 128]
+  const size_t n = 60;
+  const std::vector<float> px(pixels.begin(), pixels.begin() + n * 6912);
+  const std::vector<int32_t> ps(pos.begin(), pos.begin() + n * 2);
+
+  const VisionEmbedder hwc(GoldenVisionWeights());
+  REQUIRE(hwc.hidden() == 128);
+  REQUIRE(hwc.dim() == 64);
+  std::vector<float> out(n * 128);
+  hwc.Embed(px, ps, n, out.data(), pool);
+  const double rel_hwc = RelError(out.data(), want.data(), out.size());
+  MESSAGE("image_embeddings (HWC, safetensors layout): rel err " << rel_hwc);
+  CHECK(rel_hwc <= 1e-4);
+
+  // End to end from the source pixels.
+  const std::vector<float> e2e = hwc.Embed(PreprocessImage(GoldenImage(), 70, PatchOrder::kHWC), pool);
+  const double rel_e2e = RelError(e2e.data(), want.data(), e2e.size());
+  MESSAGE("image_embeddings from image_rgb_u8 (decode-free end to end): rel err " << rel_e2e);
+  CHECK(rel_e2e <= 1e-4);
+
+  // The same weights as llama.cpp's mmproj holds them: patch_dense columns and patch_ln1 in CHW order, the
+  // position table as [2, n_pos, dim].
+  VisionEmbedderWeights g = GoldenVisionWeights();
+  Relaid relaid;
+  const int64_t dim = 64, n_pos = g.pos_embedding.shape[0];
+  g.patch_ln1_w = relaid.Make(g.patch_ln1_w, Shape{6912}, HwcOfChw);
+  g.patch_ln1_b = relaid.Make(g.patch_ln1_b, Shape{6912}, HwcOfChw);
+  g.patch_dense_w = relaid.Make(g.patch_dense_w, Shape{dim, 6912}, [](size_t i) { return i / 6912 * 6912 + HwcOfChw(i % 6912); });
+  g.pos_embedding = relaid.Make(g.pos_embedding, Shape{2, n_pos, dim}, [&](size_t i) {
+    const size_t axis = i / static_cast<size_t>(n_pos * dim), p = i / dim % n_pos, k = i % dim;
+    return (p * 2 + axis) * dim + k;
+  });
+  g.order = PatchOrder::kCHW;
+  g.pos_layout = PositionTableLayout::kAxisPosDim;
+  const VisionEmbedder chw(g);
+  std::vector<float> px_chw(px.size());
+  for (size_t t = 0; t < n; ++t)
+    for (size_t k = 0; k < 6912; ++k) px_chw[t * 6912 + k] = px[t * 6912 + HwcOfChw(k)];
+  std::vector<float> out_chw(n * 128);
+  chw.Embed(px_chw, ps, n, out_chw.data(), pool);
+  const double rel_chw = RelError(out_chw.data(), want.data(), out_chw.size());
+  MESSAGE("image_embeddings (CHW, GGUF layout): rel err " << rel_chw);
+  CHECK(rel_chw <= 1e-4);
+  const std::vector<float> e2e_chw = chw.Embed(PreprocessImage(GoldenImage(), 70, PatchOrder::kCHW), pool);
+  CHECK(RelError(e2e_chw.data(), want.data(), e2e_chw.size()) <= 1e-4);
+
+  // Mismatches are errors, not garbage.
+  CHECK(ErrorOf([&] { chw.Embed(PreprocessImage(GoldenImage(), 70, PatchOrder::kHWC), pool); }).find("order") != std::string::npos);
+  std::vector<int32_t> far = ps;
+  far[1] = 5000;
+  CHECK(ErrorOf([&] { hwc.Embed(px, far, n, out.data(), pool); }).find("5000") != std::string::npos);
+  CHECK(ErrorOf([&] { hwc.Embed(px, ps, n - 1, out.data(), pool); }).find("patch values") != std::string::npos);
+  VisionEmbedderWeights bad = GoldenVisionWeights();
+  bad.pos_layout = PositionTableLayout::kAxisPosDim;  // [64, 2, 64] read as [2, n, 64]
+  CHECK(ErrorOf([&] { VisionEmbedder{bad}; }).find("pos_embedding") != std::string::npos);
+  bad = GoldenVisionWeights();
+  bad.patch_ln2_w = bad.patch_ln1_w;
+  CHECK(ErrorOf([&] { VisionEmbedder{bad}; }).find("patch_ln2 weight has shape [6912], expected [64]") != std::string::npos);
+}
+
+TEST_CASE("audio embedder: golden audio_embeddings; a zero frame maps to zero") {
+  ThreadPool pool(2);
+  const AudioEmbedder emb(GoldenModel()["model.embed_audio.embedding_projection.weight"]);
+  REQUIRE(emb.hidden() == 128);
+  const auto want = GoldenCase().values<float>("audio_embeddings");  // [26, 128]
+  const std::vector<AudioFrames> f = FrameAudio(GoldenCase().values<float>("audio_waveform"));
+  const std::vector<float> out = emb.Embed(f[0], pool);
+  REQUIRE(out.size() == want.size());
+  const double rel = RelError(out.data(), want.data(), out.size());
+  MESSAGE("audio_embeddings: rel err " << rel);
+  CHECK(rel <= 1e-4);
+
+  std::vector<float> frames(2 * 640, 0.0f);
+  for (size_t i = 640; i < 1280; ++i) frames[i] = 0.25f;
+  std::vector<float> two(2 * 128, 1.0f);
+  emb.Embed(frames.data(), 2, two.data(), pool);
+  for (size_t i = 0; i < 128; ++i) REQUIRE(two[i] == 0.0f);
+  // A constant frame normalises to all ones: the embedding is the projection's row sums.
+  const TensorView& proj = GoldenModel()["model.embed_audio.embedding_projection.weight"];
+  std::vector<float> row(640);
+  for (int64_t o = 0; o < 128; ++o) {
+    DequantizeTensorRow(proj, o, row.data());
+    double s = 0;
+    for (float v : row) s += v;
+    REQUIRE(two[128 + static_cast<size_t>(o)] == doctest::Approx(s * 0.25 / std::sqrt(0.0625 + 1e-6)).epsilon(1e-5));
+  }
+  CHECK(ErrorOf([&] { AudioEmbedder{GoldenModel()["model.embed_vision.embedding_projection.weight"]}; }).find("expected [128, 640]") != std::string::npos);
+}

@@ -6,6 +6,8 @@
 //   logits = y E_d^T (or the centroid-masked head), h_next = post_projection(y)
 #pragma once
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstdint>
 #include <numeric>
 #include <vector>
@@ -42,15 +44,14 @@ class Drafter {
     }
     if (cfg_.assistant->use_ordered_embeddings) {
       const AssistantConfig& a = *cfg_.assistant;
-      Require(a.num_centroids > 0 && cfg_.vocab_size % a.num_centroids == 0 && a.centroid_top_k > 0 &&
-                  a.centroid_top_k <= a.num_centroids,
-              "drafter", "bad centroid configuration");
+      Require(a.num_centroids > 0 && cfg_.vocab_size % a.num_centroids == 0, "drafter",
+              std::to_string(a.num_centroids) + " centroids do not divide the vocabulary of " + std::to_string(cfg_.vocab_size));
+      Require(a.centroid_top_k > 0 && a.centroid_top_k <= a.num_centroids, "drafter",
+              "centroid_top_k " + std::to_string(a.centroid_top_k) + " is not in [1, " + std::to_string(a.num_centroids) +
+                  "] (GGUF files do not record it: pass it explicitly)");
       Require(aw_.token_ordering.data != nullptr && aw_.centroids.data != nullptr, "drafter",
               "use_ordered_embeddings is set but the checkpoint has no centroid head (llama.cpp's converter drops it)");
-      ordering_ = SmallTensorToF32(aw_.token_ordering, static_cast<size_t>(cfg_.vocab_size));
-      for (float t : ordering_)
-        Require(t >= 0 && t < static_cast<float>(cfg_.vocab_size) && t == static_cast<float>(static_cast<int>(t)),
-                aw_.token_ordering.name, "holds a value that is not a token id");
+      ordering_ = TokenIds(aw_.token_ordering, static_cast<size_t>(cfg_.vocab_size));
     }
   }
 
@@ -101,6 +102,22 @@ class Drafter {
   }
 
  private:
+  // The centroid head's token ordering: I64 in safetensors, F32 holding ids in llama.cpp's GGUF.
+  static std::vector<size_t> TokenIds(const TensorView& t, size_t vocab) {
+    Require(static_cast<size_t>(t.shape.elements()) == vocab, t.name, "must have one entry per token");
+    std::vector<size_t> ids(vocab);
+    for (size_t i = 0; i < vocab; ++i) {
+      double v;
+      if (t.type == Type::I64) v = static_cast<double>(t.as<int64_t>()[i]);
+      else if (t.type == Type::I32) v = t.as<int32_t>()[i];
+      else if (t.type == Type::F32) v = t.as<float>()[i];
+      else Fail(t.name, "token ordering of type " + std::string(TypeName(t.type)) + " (expected I64, I32 or F32)");
+      Require(v >= 0 && v < static_cast<double>(vocab) && v == std::floor(v), t.name, "holds a value that is not a token id");
+      ids[i] = static_cast<size_t>(v);
+    }
+    return ids;
+  }
+
   // The ordered-embedding head: score the centroids, keep the top k clusters, score only their tokens; every
   // other token gets min(selected) - 1 (as transformers' Gemma4AssistantMaskedEmbedder).
   void CentroidLogits(const float* y, float* logits) const {
@@ -118,7 +135,7 @@ class Drafter {
     float lowest = std::numeric_limits<float>::infinity();
     for (int c = 0; c < a.centroid_top_k; ++c) {
       for (size_t j = 0; j < per; ++j) {
-        const size_t tok = static_cast<size_t>(ordering_[order[static_cast<size_t>(c)] * per + j]);
+        const size_t tok = ordering_[order[static_cast<size_t>(c)] * per + j];
         DequantizeTensorRow(w_.embed, static_cast<int64_t>(tok), row.data());
         double d = 0;
         for (size_t i = 0; i < H; ++i) d += static_cast<double>(row[i]) * y[i];
@@ -137,7 +154,7 @@ class Drafter {
   std::vector<float> final_norm_;
   std::vector<LayerVectors> vec_;
   std::vector<int> source_layer_;
-  std::vector<float> ordering_;
+  std::vector<size_t> ordering_;  // [vocab]: cluster-major token ids
 };
 
 }  // namespace g4

@@ -1,0 +1,247 @@
+// g4 check CASE_DIR: runs a reference case (tests/data/golden/*, tests/data/demo) and compares with the
+// vectors Hugging Face transformers produced. One line per compared tensor with its relative error
+// (max |ours - ref| / max |ref|); exits 1 if any exceeds the tolerance or any greedy token differs.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "args.hpp"
+#include "command.hpp"
+#include "g4/io/checkpoint.hpp"
+#include "g4/io/json.hpp"
+#include "g4/io/safetensors.hpp"
+#include "g4/model/gemma4.hpp"
+#include "g4/model/speculative.hpp"
+
+namespace {
+
+using namespace g4;
+
+const char* kHelp = R"(usage: g4 check CASE_DIR [options]
+
+Runs a reference case folder (config.json, model.safetensors, golden.safetensors, case.json) and compares every
+output with the reference. Kinds: text, mtp.
+
+options:
+  -m, --model FILE      model to run instead of CASE_DIR's safetensors (e.g. a GGUF of the same checkpoint)
+  --mmproj FILE         vision/audio embedders (GGUF) for a GGUF model
+  --target FILE         mtp cases: the target model (default: the case's target_case folder)
+  --centroid-top-k K    mtp cases with a centroid head from a GGUF (which does not record it)
+  --tolerance T         relative error bound for logits and hidden states (default 1e-3; drafter 1e-4)
+  -t, --threads N       threads (default: all)
+)";
+
+class Report {
+ public:
+  // Compares `ours` with the reference tensor; prints and records the outcome.
+  void Compare(const std::string& name, std::span<const float> ours, std::span<const float> ref, double tol) {
+    double diff = 0, scale = 0;
+    bool size_ok = ours.size() == ref.size();
+    for (size_t i = 0; size_ok && i < ref.size(); ++i) {
+      diff = std::max(diff, std::abs(static_cast<double>(ours[i]) - ref[i]));
+      scale = std::max(scale, std::abs(static_cast<double>(ref[i])));
+    }
+    const double rel = diff / (scale > 0 ? scale : 1.0);
+    const bool ok = size_ok && std::isfinite(rel) && rel <= tol;
+    if (!size_ok) {
+      std::printf("  %-34s size %zu, reference %zu  FAIL\n", name.c_str(), ours.size(), ref.size());
+    } else {
+      std::printf("  %-34s rel %.3e  (tol %.0e)  %s\n", name.c_str(), rel, tol, ok ? "ok" : "FAIL");
+    }
+    failures_ += !ok;
+  }
+  void Tokens(const std::string& name, const std::vector<int32_t>& ours, std::span<const int32_t> ref) {
+    size_t same = 0;
+    while (same < ours.size() && same < ref.size() && ours[same] == ref[same]) ++same;
+    const bool ok = ours.size() == ref.size() && same == ref.size();
+    std::printf("  %-34s %zu/%zu tokens identical  %s\n", name.c_str(), same, ref.size(), ok ? "ok" : "FAIL");
+    if (!ok) {
+      std::printf("    ours:");
+      for (int32_t t : ours) std::printf(" %d", t);
+      std::printf("\n    ref: ");
+      for (int32_t t : ref) std::printf(" %d", t);
+      std::printf("\n");
+    }
+    failures_ += !ok;
+  }
+  int failures() const { return failures_; }
+
+ private:
+  int failures_ = 0;
+};
+
+struct Golden {
+  std::unique_ptr<Safetensors> st;
+  std::string path;
+  const TensorView& Get(const std::string& name) const {
+    const TensorView* t = st->Find(name);
+    Require(t != nullptr, path, "no tensor '" + name + "'");
+    return *t;
+  }
+  bool Has(const std::string& name) const { return st->Find(name) != nullptr; }
+  std::span<const float> F32(const std::string& name) const {
+    const TensorView& t = Get(name);
+    Require(t.type == Type::F32, path, "'" + name + "' is not F32");
+    return t.as<float>();
+  }
+  std::vector<int32_t> I32(const std::string& name) const {
+    const TensorView& t = Get(name);
+    Require(t.type == Type::I32, path, "'" + name + "' is not I32");
+    const auto s = t.as<int32_t>();
+    return {s.begin(), s.end()};
+  }
+};
+
+// Greedy decode through the KV cache, keeping every step's logits.
+std::vector<int32_t> GreedyWithScores(const Gemma4& model, std::span<const int32_t> prompt, size_t n, std::vector<float>& scores) {
+  Sequence seq = model.NewSequence(prompt.size() + n + 1);
+  ForwardOutput out;
+  model.Forward(seq, {prompt}, out);
+  std::vector<int32_t> tokens;
+  for (size_t i = 0; i < n; ++i) {
+    scores.insert(scores.end(), out.logits.begin(), out.logits.end());
+    tokens.push_back(Gemma4::Argmax(out.logits));
+    if (i + 1 < n) {
+      const int32_t one[] = {tokens.back()};
+      model.Forward(seq, {one}, out);
+    }
+  }
+  return tokens;
+}
+
+void CheckText(const Checkpoint& ck, const Golden& g, double tol, ThreadPool& pool, Report& r) {
+  // Greedy references run to their full length: stop tokens must not end them early.
+  Gemma4Config cfg = ck.config();
+  cfg.tokens.stop_ids.clear();
+  Gemma4 model(cfg, ck.text(), pool);
+  const auto ids = g.I32("input_ids");
+  std::vector<std::vector<float>> hidden;
+  ForwardOutput out;
+  out.all_logits = true;
+  out.hidden = &hidden;
+  Sequence seq = model.NewSequence(ids.size());
+  model.Forward(seq, {ids}, out);
+  r.Compare("logits", out.logits, g.F32("logits"), tol);
+  for (size_t i = 0; i < hidden.size(); ++i) {
+    const std::string name = "hidden." + std::to_string(i);
+    if (g.Has(name)) r.Compare(name, hidden[i], g.F32(name), tol);
+  }
+  if (g.Has("greedy_prompt")) {
+    std::vector<float> scores;
+    const auto want = g.I32("greedy_tokens");
+    r.Tokens("greedy_tokens", GreedyWithScores(model, g.I32("greedy_prompt"), want.size(), scores), want);
+    if (g.Has("greedy_scores")) r.Compare("greedy_scores", scores, g.F32("greedy_scores"), tol);
+  }
+  for (int p = 1; g.Has("prompt" + std::to_string(p) + ".input_ids"); ++p) {
+    const std::string name = "prompt" + std::to_string(p);
+    const auto want = g.I32(name + ".greedy_tokens");
+    Sequence s = model.NewSequence(g.I32(name + ".input_ids").size() + want.size());
+    r.Tokens(name + ".greedy_tokens", model.GenerateGreedy(s, g.I32(name + ".input_ids"), want.size()), want);
+  }
+}
+
+void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int centroid_top_k, const Golden& g, double tol,
+              ThreadPool& pool, Report& r) {
+  Gemma4Config tcfg = target_ck.config();
+  tcfg.tokens.stop_ids.clear();
+  Gemma4 target(tcfg, target_ck.text(), pool);
+  Require(drafter_ck.assistant().has_value(), drafter_ck.path(), "not an MTP assistant checkpoint");
+  Gemma4Config dcfg = drafter_ck.config();
+  if (centroid_top_k > 0 && dcfg.assistant) dcfg.assistant->centroid_top_k = centroid_top_k;
+  Drafter drafter(dcfg, drafter_ck.text(), *drafter_ck.assistant(), target);
+  const auto prompt = g.I32("prompt");
+  const auto want = g.I32("greedy_tokens");
+  const size_t context = prompt.size() + want.size() + 16;
+
+  // The target's cache after the prompt is the drafter's shared KV.
+  Sequence seq = target.NewSequence(context, 16);
+  ForwardOutput out;
+  out.all_logits = true;
+  target.Forward(seq, {prompt}, out);
+  for (const char* kind : {"sliding_attention", "full_attention"}) {
+    const int layer = tcfg.LastLayerOf(std::string(kind) == "full_attention" ? AttentionKind::kFull : AttentionKind::kSliding);
+    LayerKV& kv = seq.cache.layer(layer);
+    for (const char* kv_name : {"k", "v"}) {
+      const std::string name = std::string("shared_kv.") + kind + "." + kv_name;
+      if (!g.Has(name)) continue;
+      std::vector<float> ours;  // [kv_heads, seq, head_dim] as the reference
+      for (size_t h = 0; h < kv.n_kv_heads; ++h)
+        for (int64_t p = 0; p < seq.pos; ++p) {
+          const float* src = kv_name[0] == 'k' ? kv.k_at(h, p) : kv.v_at(h, p);
+          ours.insert(ours.end(), src, src + kv.head_dim);
+        }
+      r.Compare(name, ours, g.F32(name), std::min(tol, 1e-3));
+    }
+  }
+  // One and two draft steps from the reference's explicit inputs.
+  const double dtol = std::min(tol, 1e-4);
+  const auto embeds = g.F32("drafter_inputs_embeds");  // [1, 2 H]: the embedding part is recomputed from the token
+  const size_t H = static_cast<size_t>(tcfg.hidden_size);
+  const int64_t position = g.I32("drafter_position_ids").at(0);
+  std::vector<float> e(H), logits, h_next;
+  target.EmbedToken(prompt.back(), e.data());
+  r.Compare("drafter_inputs_embeds[:H]", e, embeds.first(H), dtol);
+  r.Compare("drafter_inputs_embeds[H:]", std::span(out.final_hidden).subspan((prompt.size() - 1) * H, H), embeds.subspan(H, H), dtol);
+  drafter.Step(seq, prompt.back(), embeds.subspan(H, H), position, seq.pos, logits, h_next);
+  r.Compare("drafter_logits", logits, g.F32("drafter_logits"), dtol);
+  r.Compare("drafter_projected_state", h_next, g.F32("drafter_projected_state"), dtol);
+  if (g.Has("drafter_step2_token_in")) {
+    const int32_t tok2 = g.I32("drafter_step2_token_in").at(0);
+    r.Tokens("drafter step-1 argmax", {Gemma4::Argmax(logits)}, std::vector<int32_t>{tok2});
+    std::vector<float> logits2, h2;
+    drafter.Step(seq, tok2, h_next, position, seq.pos, logits2, h2);
+    r.Compare("drafter_step2_logits", logits2, g.F32("drafter_step2_logits"), dtol);
+    if (g.Has("drafter_step2_projected_state")) r.Compare("drafter_step2_projected_state", h2, g.F32("drafter_step2_projected_state"), dtol);
+  }
+  // Speculative greedy decoding reproduces the target's greedy continuation for every k.
+  for (int k = 1; k <= 8; ++k) {
+    Sequence s = target.NewSequence(context, 16);
+    SpeculativeStats stats;
+    const auto got = GenerateSpeculative(target, drafter, s, prompt, want.size(), {k, false, 8}, GreedyVerify(), &stats);
+    char name[96];
+    std::snprintf(name, sizeof name, "speculative k=%d (%.2f accepted/round)", k, stats.acceptance_per_round());
+    r.Tokens(name, got, want);
+  }
+}
+
+int RunCheck(std::vector<std::string> argv) {
+  const g4cli::Args args(argv, {"--model", "--mmproj", "--target", "--tolerance", "--threads", "--centroid-top-k"}, {"--help"},
+                         {{"-m", "--model"}, {"-t", "--threads"}, {"-h", "--help"}});
+  if (args.has("--help")) {
+    std::printf("%s", kHelp);
+    return 0;
+  }
+  Require(args.positional().size() == 1, "check", "expects one CASE_DIR (see --help)");
+  namespace fs = std::filesystem;
+  const fs::path dir = args.positional()[0];
+  const nlohmann::json info = ReadJsonFile((dir / "case.json").string());
+  Require(info.contains("kind") && info["kind"].is_string(), (dir / "case.json").string(), "no 'kind'");
+  const std::string kind = info["kind"];
+  Golden g{std::make_unique<Safetensors>((dir / "golden.safetensors").string()), (dir / "golden.safetensors").string()};
+  const double tol = args.get_double("--tolerance", 1e-3);
+  ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 0, ThreadPool::kMaxThreads)));
+  const std::string model_path = args.get("--model", dir.string());
+  std::printf("case %s (%s), model %s\n", dir.string().c_str(), kind.c_str(), model_path.c_str());
+  Report r;
+  if (kind == "text") {
+    const Checkpoint ck(model_path, args.get("--mmproj"));
+    CheckText(ck, g, tol, pool, r);
+  } else if (kind == "mtp") {
+    Require(info.contains("target_case") && info["target_case"].is_string(), (dir / "case.json").string(), "no 'target_case'");
+    const std::string target_path = args.get("--target", (dir.parent_path() / info["target_case"].get<std::string>()).string());
+    const Checkpoint drafter(model_path), target(target_path);
+    CheckMtp(drafter, target, static_cast<int>(args.get_int("--centroid-top-k", 0, 1, 1 << 20)), g, tol, pool, r);
+  } else {
+    Fail((dir / "case.json").string(), "kind '" + kind + "' is not supported by this build");
+  }
+  std::printf("%s: %d failure%s\n", r.failures() ? "FAILED" : "PASSED", r.failures(), r.failures() == 1 ? "" : "s");
+  return r.failures() ? 1 : 0;
+}
+
+const g4cli::RegisterCommand kRegister("check", "run a reference case and compare with its golden vectors", RunCheck);
+
+}  // namespace

@@ -1,8 +1,9 @@
 // A persistent fork-join thread pool. Run(n_tasks, f) calls f(task, worker) for every task in [0, n_tasks) and
 // returns when all are done; the calling thread is worker 0. Partitioning is deterministic: worker w always
 // takes tasks w, w + n_workers, ... (static round-robin), so a result never depends on timing, and per-worker
-// scratch indexed by `worker` needs no locks. Workers spin briefly before sleeping, because decode issues
-// hundreds of short parallel sections per token and a futex wake costs ~5-20 us each.
+// scratch indexed by `worker` needs no locks. Workers and the caller spin briefly before sleeping, because decode
+// issues hundreds of short parallel sections per token and a futex wake costs ~5-20 us each; they do sleep soon
+// after, because spinning on a loaded machine starves the very thread being waited for.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -22,6 +23,9 @@ namespace g4 {
 class ThreadPool {
  public:
   static constexpr size_t kMaxThreads = 1024;
+  // Spin iterations before sleeping (~50 us): covers the gap between back-to-back kernels of one token without
+  // burning a core that another process (a parallel build, another test) needs.
+  static constexpr int kSpins = 1000;
 
   // n_threads counts the caller; 0 means one per hardware thread.
   explicit ThreadPool(size_t n_threads = 0) {
@@ -64,9 +68,11 @@ class ThreadPool {
     }
     cv_.notify_all();
     RunShare(0);
-    // Wait for the others: spin, then yield.
-    for (size_t spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-      if (spins > 4096) std::this_thread::yield();
+    // Wait for the others: spin briefly, then sleep until the last one signals.
+    for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; ++i) Pause();
+    if (pending_.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_cv_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     }
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
@@ -99,11 +105,7 @@ class ThreadPool {
     uint64_t seen = 0;
     for (;;) {
       // Spin a little on the generation counter before sleeping.
-      for (int i = 0; i < 20000 && gen_relaxed() == seen; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-      }
+      for (int i = 0; i < kSpins && gen_relaxed() == seen; ++i) Pause();
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return generation_ != seen; });
@@ -111,15 +113,24 @@ class ThreadPool {
         if (stop_) return;
       }
       RunShare(worker);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mu_);  // the caller may be between its check and its wait
+        done_cv_.notify_one();
+      }
     }
+  }
+  static void Pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
   }
   uint64_t gen_relaxed() const { return generation_.load(std::memory_order_relaxed); }
 
   size_t n_workers_ = 1;
   std::vector<std::thread> threads_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;       // workers wait here for a new generation
+  std::condition_variable done_cv_;  // the caller waits here for the last worker
   std::atomic<uint64_t> generation_{0};  // written under mu_, read lock-free while spinning
   bool stop_ = false;
   std::function<void(size_t, size_t)>* job_ = nullptr;

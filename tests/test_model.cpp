@@ -8,6 +8,7 @@
 #include <random>
 
 #include "g4/model/gemma4.hpp"
+#include "g4/model/prompt.hpp"
 #include "support/random_model.hpp"
 
 using namespace g4;
@@ -118,6 +119,53 @@ TEST_CASE("an image block is bidirectional on sliding layers only, and chunks ne
     ForwardOutput o;
     CHECK_THROWS_WITH_AS(model.Forward(s, {tokens, nullptr, {}, blocks}, o), doctest::Contains("image block"), Error);
   }
+}
+
+TEST_CASE("prompt assembly: soft tokens enter unscaled, placeholders expand, image blocks and audio differ") {
+  ThreadPool pool(1);
+  testing::RandomModel rm = testing::MakeRandomModel("SSF", 8, true, 4);
+  Gemma4Config& c = rm.cfg;
+  c.tokens.boi = 60, c.tokens.eoi = 61, c.tokens.image = 62, c.tokens.boa = 57, c.tokens.eoa = 58, c.tokens.audio = 59;
+  Gemma4 model(c, rm.weights, pool);
+  const size_t H = static_cast<size_t>(c.hidden_size);
+  // A "medium" whose soft tokens are the scaled embeddings of tokens 5, 6, 7 must act like those tokens.
+  MediaEmbedding audio{MediaEmbedding::Kind::kAudio, std::vector<float>(3 * H), 3};
+  for (int i = 0; i < 3; ++i) model.EmbedToken(5 + i, audio.rows.data() + static_cast<size_t>(i) * H);
+  const std::vector<int32_t> plain{1, 2, 57, 5, 6, 7, 58, 3};
+  Prompt with_audio(c);
+  const int32_t before[] = {1, 2, 59, 3};
+  with_audio.AddExpandingPlaceholders(before, std::span(&audio, 1));
+  CHECK(with_audio.tokens() == std::vector<int32_t>{1, 2, 57, 59, 59, 59, 58, 3});
+  ForwardOutput a, b;
+  a.all_logits = b.all_logits = true;
+  Sequence s1 = model.NewSequence(16), s2 = model.NewSequence(16);
+  model.Forward(s1, with_audio.input(), a);
+  model.Forward(s2, {plain}, b);
+  CHECK(RelErr(a.logits, b.logits) < 1e-6);
+  // The same rows as an image: one bidirectional block, so the logits inside it change; AddExpanded of the
+  // expanded ids gives the same input as expanding the placeholder.
+  MediaEmbedding image = audio;
+  image.kind = MediaEmbedding::Kind::kImage;
+  Prompt p1(c), p2(c);
+  const int32_t with_placeholder[] = {1, 62, 3};
+  const int32_t expanded[] = {1, 60, 62, 62, 62, 61, 3};
+  p1.AddExpandingPlaceholders(with_placeholder, std::span(&image, 1));
+  p2.AddExpanded(expanded, std::span(&image, 1));
+  CHECK(p1.tokens() == p2.tokens());
+  ForwardOutput i1, i2;
+  i1.all_logits = i2.all_logits = true;
+  Sequence s3 = model.NewSequence(16), s4 = model.NewSequence(16);
+  model.Forward(s3, p1.input(), i1);
+  model.Forward(s4, p2.input(), i2);
+  CHECK(RelErr(i1.logits, i2.logits) == 0.0);
+  const size_t V = static_cast<size_t>(c.vocab_size);
+  CHECK(RelErr(std::span(i1.logits).subspan(2 * V, V), std::span(a.logits).subspan(3 * V, V)) > 1e-4);
+  // Mismatches are errors that say what is wrong.
+  Prompt bad(c);
+  CHECK_THROWS_WITH_AS(bad.AddExpandingPlaceholders(before, std::span(&image, 1)), doctest::Contains("placeholder"), Error);
+  Prompt short_run(c);
+  const int32_t two[] = {62, 62};
+  CHECK_THROWS_WITH_AS(short_run.AddExpanded(two, std::span(&image, 1)), doctest::Contains("run of 2"), Error);
 }
 
 TEST_CASE("limits: context, token ids, positions") {

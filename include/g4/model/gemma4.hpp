@@ -28,13 +28,13 @@ struct Sequence {
   Sequence(const Gemma4Config& cfg, size_t context, size_t max_chunk = 512) : cache(cfg, context, max_chunk) {}
 };
 
-// What to run. Token rows are embedded and scaled by sqrt(hidden); rows with is_soft[i] != 0 take
-// soft_embeddings row i unscaled instead (image and audio soft tokens). block_id[i] >= 0 marks image blocks:
-// on sliding layers a token of a block also sees the later tokens of its block (spec 2.5).
+// What to run. Token rows are embedded and scaled by sqrt(hidden); a row with soft_index[i] >= 0 takes row
+// soft_index[i] of soft_embeddings unscaled instead (image and audio soft tokens). block_id[i] >= 0 marks image
+// blocks: on sliding layers a token of a block also sees the later tokens of its block (spec 2.5).
 struct ForwardInput {
   std::span<const int32_t> tokens{};          // [n]
-  const float* soft_embeddings = nullptr;     // [n, hidden], read only where is_soft
-  std::span<const uint8_t> is_soft{};         // [n] or empty
+  const float* soft_embeddings = nullptr;     // [n_soft, hidden]
+  std::span<const int32_t> soft_index{};      // [n] or empty
   std::span<const int32_t> block_id{};        // [n] or empty
 };
 
@@ -66,9 +66,9 @@ class Gemma4 {
   void Forward(Sequence& seq, const ForwardInput& in, ForwardOutput& out) const {
     const size_t n = in.tokens.size();
     Require(n > 0, "forward", "empty input");
-    Require(in.is_soft.empty() || in.is_soft.size() == n, "forward", "is_soft length differs from the token count");
+    Require(in.soft_index.empty() || in.soft_index.size() == n, "forward", "soft_index length differs from the token count");
     Require(in.block_id.empty() || in.block_id.size() == n, "forward", "block_id length differs from the token count");
-    Require(in.is_soft.empty() || in.soft_embeddings, "forward", "soft tokens given without embeddings");
+    Require(in.soft_index.empty() || in.soft_embeddings, "forward", "soft tokens given without embeddings");
     Require(static_cast<uint64_t>(seq.pos) + n <= seq.cache.context(), "prompt",
             std::to_string(seq.pos + static_cast<int64_t>(n)) + " tokens exceed the context of " +
                 std::to_string(seq.cache.context()));
@@ -134,8 +134,8 @@ class Gemma4 {
 
     std::vector<float> x(n * H);  // [n, H] residual stream
     for (size_t i = 0; i < n; ++i) {
-      if (!in.is_soft.empty() && in.is_soft[begin + i]) {
-        std::copy_n(in.soft_embeddings + (begin + i) * H, H, x.data() + i * H);
+      if (!in.soft_index.empty() && in.soft_index[begin + i] >= 0) {
+        std::copy_n(in.soft_embeddings + static_cast<size_t>(in.soft_index[begin + i]) * H, H, x.data() + i * H);
       } else {
         EmbedToken(in.tokens[begin + i], x.data() + i * H);
       }

@@ -1,0 +1,107 @@
+// A prompt of text and media, assembled into the model's input (spec 2.4, 3): an image becomes
+// <|image>, N soft tokens, <image|>; an audio clip <|audio>, N soft tokens, <audio|>. Soft tokens enter the model
+// unscaled; each image's soft tokens form one bidirectional block (sliding layers only); audio is causal.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "g4/model/config.hpp"
+#include "g4/model/gemma4.hpp"
+
+namespace g4 {
+
+struct MediaEmbedding {
+  enum class Kind { kImage, kAudio } kind = Kind::kImage;
+  std::vector<float> rows;  // [n, hidden] soft tokens
+  size_t n = 0;
+};
+
+class Prompt {
+ public:
+  explicit Prompt(const Gemma4Config& cfg) : cfg_(cfg) {}
+
+  void AddTokens(std::span<const int32_t> ids) {
+    for (int32_t id : ids) Push(id, -1, -1);
+  }
+
+  // Appends boi/boa, the media's soft tokens, eoi/eoa.
+  void AddMedia(const MediaEmbedding& m) {
+    const bool image = m.kind == MediaEmbedding::Kind::kImage;
+    Push(image ? cfg_.tokens.boi : cfg_.tokens.boa, -1, -1);
+    AddSoftRun(m, image ? next_block_++ : -1);
+    Push(image ? cfg_.tokens.eoi : cfg_.tokens.eoa, -1, -1);
+  }
+
+  // `ids` hold one <|image|> / <|audio|> placeholder per media item, in order (as the chat template renders
+  // them); each expands to the whole media sequence.
+  void AddExpandingPlaceholders(std::span<const int32_t> ids, std::span<const MediaEmbedding> media) {
+    size_t next = 0;
+    for (int32_t id : ids) {
+      if (id != cfg_.tokens.image && id != cfg_.tokens.audio) {
+        Push(id, -1, -1);
+        continue;
+      }
+      const MediaEmbedding& m = TakeMedia(media, next, id);
+      AddMedia(m);
+    }
+    Require(next == media.size(), "prompt", std::to_string(media.size() - next) + " media item(s) have no placeholder in the prompt");
+  }
+
+  // `ids` are already expanded (a processor's input_ids): each maximal run of <|image|> (or <|audio|>) tokens
+  // takes the next media item of the prompt, which must have exactly that many rows.
+  void AddExpanded(std::span<const int32_t> ids, std::span<const MediaEmbedding> media) {
+    size_t next = 0;
+    for (size_t i = 0; i < ids.size();) {
+      const int32_t id = ids[i];
+      if (id != cfg_.tokens.image && id != cfg_.tokens.audio) {
+        Push(id, -1, -1);
+        ++i;
+        continue;
+      }
+      size_t run = 1;
+      while (i + run < ids.size() && ids[i + run] == id) ++run;
+      const MediaEmbedding& m = TakeMedia(media, next, id);
+      Require(m.n == run, "prompt", "a run of " + std::to_string(run) + " placeholders for a media item of " + std::to_string(m.n) + " soft tokens");
+      AddSoftRun(m, id == cfg_.tokens.image ? next_block_++ : -1);
+      i += run;
+    }
+    Require(next == media.size(), "prompt", std::to_string(media.size() - next) + " media item(s) have no placeholder in the prompt");
+  }
+
+  size_t size() const { return tokens_.size(); }
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  ForwardInput input() const { return {tokens_, soft_.data(), soft_index_, block_id_}; }
+
+ private:
+  void Push(int32_t id, int32_t soft, int32_t block) {
+    tokens_.push_back(id);
+    soft_index_.push_back(soft);
+    block_id_.push_back(block);
+  }
+  void AddSoftRun(const MediaEmbedding& m, int32_t block) {
+    const size_t H = static_cast<size_t>(cfg_.hidden_size);
+    Require(m.rows.size() == m.n * H, "prompt", "media embedding of " + std::to_string(m.rows.size()) + " values for " +
+                                                    std::to_string(m.n) + " tokens of width " + std::to_string(H));
+    const int32_t placeholder = m.kind == MediaEmbedding::Kind::kImage ? cfg_.tokens.image : cfg_.tokens.audio;
+    for (size_t r = 0; r < m.n; ++r) Push(placeholder, static_cast<int32_t>(soft_.size() / H + r), block);
+    soft_.insert(soft_.end(), m.rows.begin(), m.rows.end());
+  }
+  const MediaEmbedding& TakeMedia(std::span<const MediaEmbedding> media, size_t& next, int32_t placeholder) const {
+    Require(next < media.size(), "prompt", "more media placeholders in the prompt than media items");
+    const MediaEmbedding& m = media[next++];
+    const bool want_image = placeholder == cfg_.tokens.image;
+    Require((m.kind == MediaEmbedding::Kind::kImage) == want_image, "prompt",
+            std::string("media item ") + std::to_string(next) + " is " + (want_image ? "audio" : "an image") +
+                " but its placeholder is " + (want_image ? "<|image|>" : "<|audio|>"));
+    return m;
+  }
+
+  const Gemma4Config& cfg_;
+  std::vector<int32_t> tokens_, soft_index_, block_id_;
+  std::vector<float> soft_;  // [n_soft, hidden]
+  int32_t next_block_ = 0;
+};
+
+}  // namespace g4

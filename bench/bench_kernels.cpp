@@ -1,0 +1,279 @@
+// Matmul benchmark on the Gemma 4 12B shapes: for each weight type and token count, time, GB/s of weights
+// streamed and GFLOP/s; beside them the machine's read bandwidth (a streaming probe), and Eigen and xsimd f32
+// baselines on the same shapes and threads. Prints a table; --json FILE writes the same rows as JSON.
+//
+//   bench_kernels [--shapes full|small] [--filter NAME] [--types F32,BF16,...] [--n 1,4,8,512]
+//                 [--threads N] [--max-gb G] [--json FILE]
+//
+// Weights are cycled through enough copies to exceed the last-level cache (480 MB here), so decode numbers are
+// DRAM numbers as in the real model. Speed goals are reported, never asserted.
+#define G4_IMPLEMENTATION
+#include "g4/impl.hpp"
+
+#include <Eigen/Core>
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "g4/core/quantize.hpp"
+#include "g4/core/tensor.hpp"
+#include "g4/kernels/ops.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ShapeCase {
+  std::string name;
+  int64_t n_out, n_in;
+};
+
+const std::vector<ShapeCase> kFullShapes = {
+    {"ffn_gate_up", 15360, 3840}, {"ffn_down", 3840, 15360}, {"attn_q_sliding", 4096, 3840},
+    {"attn_q_full", 8192, 3840},  {"attn_kv", 2048, 3840},   {"attn_o_sliding", 3840, 4096},
+    {"attn_o_full", 3840, 8192},  {"output_head", 262144, 3840},
+};
+const std::vector<ShapeCase> kSmallShapes = {{"attn_kv", 2048, 3840}, {"attn_o_sliding", 3840, 4096}};
+
+struct Options {
+  std::vector<ShapeCase> shapes = kFullShapes;
+  std::string filter;
+  std::vector<g4::Type> types = {g4::Type::F32, g4::Type::BF16, g4::Type::F16, g4::Type::Q8_0,
+                                 g4::Type::Q4_0, g4::Type::Q4_K, g4::Type::Q6_K};
+  std::vector<size_t> ns = {1, 4, 8, 512};
+  size_t threads = 2;
+  double max_gb = 2.5;  // skip a weight whose copies would exceed this
+  std::string json;
+};
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
+  return out;
+}
+
+Options ParseArgs(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      g4::Require(i + 1 < argc, "bench_kernels", a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--shapes") {
+      const std::string v = value();
+      g4::Require(v == "full" || v == "small", "--shapes", "full or small, got " + v);
+      o.shapes = v == "full" ? kFullShapes : kSmallShapes;
+    } else if (a == "--filter") {
+      o.filter = value();
+    } else if (a == "--types") {
+      o.types.clear();
+      for (const auto& t : Split(value())) {
+        const auto type = g4::TypeFromName(t);
+        g4::Require(type && g4::GetTypeInfo(*type).is_float_weight, "--types", "not a weight type: " + t);
+        o.types.push_back(*type);
+      }
+    } else if (a == "--n") {
+      o.ns.clear();
+      for (const auto& n : Split(value())) o.ns.push_back(std::stoul(n));
+    } else if (a == "--threads") {
+      o.threads = std::stoul(value());
+    } else if (a == "--max-gb") {
+      o.max_gb = std::stod(value());
+    } else if (a == "--json") {
+      o.json = value();
+    } else {
+      g4::Fail("bench_kernels", "unknown argument " + a);
+    }
+  }
+  return o;
+}
+
+// Runs f until ~0.3 s have passed (at least 3 times, after one warm-up) and returns the median seconds.
+template <typename F>
+double TimeIt(F&& f) {
+  f();
+  std::vector<double> times;
+  const auto start = Clock::now();
+  while (times.size() < 3 || (std::chrono::duration<double>(Clock::now() - start).count() < 0.3 && times.size() < 200)) {
+    const auto t0 = Clock::now();
+    f();
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+// Read bandwidth: every thread sums its share of a 1 GiB buffer (over twice the LLC).
+double ProbeReadBandwidth(g4::ThreadPool& pool) {
+  const size_t n = (size_t{1} << 30) / sizeof(float);
+  std::vector<float> buf(n, 1.0f);
+  std::vector<float> sink(pool.size());
+  using batch = xsimd::batch<float>;
+  const double s = TimeIt([&] {
+    pool.ParallelFor(n / batch::size, 1, [&](size_t b, size_t e, size_t w) {
+      batch acc0(0.0f), acc1(0.0f);
+      size_t i = b;
+      for (; i + 1 < e; i += 2) {
+        acc0 += batch::load_unaligned(buf.data() + i * batch::size);
+        acc1 += batch::load_unaligned(buf.data() + (i + 1) * batch::size);
+      }
+      if (i < e) acc0 += batch::load_unaligned(buf.data() + i * batch::size);
+      sink[w] = xsimd::reduce_add(acc0 + acc1);
+    });
+  });
+  return static_cast<double>(n * sizeof(float)) / s / 1e9;
+}
+
+// A weight of `type`, [n_out, n_in], in `copies` copies: a few hundred distinct quantized random rows repeated.
+std::vector<g4::Tensor> MakeWeights(g4::Type type, const ShapeCase& s, size_t copies) {
+  const size_t distinct = 64;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g(0.0f, 0.02f);
+  std::vector<float> rows(distinct * static_cast<size_t>(s.n_in));
+  for (float& v : rows) v = g(rng);
+  g4::Tensor proto("proto", type, {static_cast<int64_t>(distinct), s.n_in});
+  for (size_t r = 0; r < distinct; ++r)
+    g4::QuantizeRow(type, rows.data() + r * s.n_in, static_cast<size_t>(s.n_in), proto.data() + r * proto.view().row_bytes());
+  std::vector<g4::Tensor> out;
+  for (size_t c = 0; c < copies; ++c) {
+    g4::Tensor t(s.name, type, {s.n_out, s.n_in});
+    const size_t row_bytes = t.view().row_bytes();
+    for (int64_t r = 0; r < s.n_out; ++r)
+      std::memcpy(t.data() + r * row_bytes, proto.view().row(static_cast<int64_t>((r + c) % distinct)), row_bytes);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// Baseline f32 GEMM/GEMV with xsimd: one dot product per (token, row), rows split over the pool.
+void XsimdMatMul(const float* w, int64_t n_out, int64_t n_in, const float* x, size_t n_tok, float* y,
+                 g4::ThreadPool& pool) {
+  using batch = xsimd::batch<float>;
+  pool.ParallelFor(static_cast<size_t>(n_out), 16, [&](size_t b, size_t e, size_t) {
+    for (size_t t = 0; t < n_tok; ++t)
+      for (size_t o = b; o < e; ++o) {
+        const float* wr = w + o * n_in;
+        const float* xt = x + t * n_in;
+        batch acc(0.0f);
+        int64_t i = 0;
+        for (; i + static_cast<int64_t>(batch::size) <= n_in; i += batch::size)
+          acc = xsimd::fma(batch::load_unaligned(wr + i), batch::load_unaligned(xt + i), acc);
+        float s = xsimd::reduce_add(acc);
+        for (; i < n_in; ++i) s += wr[i] * xt[i];
+        y[t * n_out + o] = s;
+      }
+  });
+}
+
+// Baseline f32 with Eigen: y_block = X * W_block^T per thread's block of rows.
+void EigenMatMul(const float* w, int64_t n_out, int64_t n_in, const float* x, size_t n_tok, float* y,
+                 g4::ThreadPool& pool) {
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Map<const RowMajor> X(x, static_cast<Eigen::Index>(n_tok), n_in);
+  pool.ParallelFor(static_cast<size_t>(n_out), 64, [&](size_t b, size_t e, size_t) {
+    const Eigen::Map<const RowMajor> W(w + b * n_in, static_cast<Eigen::Index>(e - b), n_in);
+    Eigen::Map<RowMajor, 0, Eigen::OuterStride<>> Y(y + b, static_cast<Eigen::Index>(n_tok),
+                                                     static_cast<Eigen::Index>(e - b), Eigen::OuterStride<>(n_out));
+    Y.noalias() = X * W.transpose();
+  });
+}
+
+struct Row {
+  std::string shape, impl, type;
+  size_t n;
+  double ms, gbps, gflops;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options opt = ParseArgs(argc, argv);
+    g4::ThreadPool pool(opt.threads);
+    const double bandwidth = ProbeReadBandwidth(pool);
+    std::printf("target %s, %zu threads, read bandwidth %.1f GB/s\n", g4::CurrentTarget().c_str(), opt.threads,
+                bandwidth);
+    std::printf("%-16s %-10s %-5s %5s %10s %8s %6s %9s\n", "shape", "impl", "type", "n", "ms", "GB/s", "%bw",
+                "GFLOP/s");
+    std::vector<Row> rows;
+    auto report = [&](const ShapeCase& s, const std::string& impl, const std::string& type, size_t n, double sec,
+                      double bytes) {
+      const Row r{s.name, impl, type, n, sec * 1e3, bytes / sec / 1e9, 2.0 * s.n_out * s.n_in * n / sec / 1e9};
+      std::printf("%-16s %-10s %-5s %5zu %10.3f %8.1f %5.0f%% %9.1f\n", r.shape.c_str(), r.impl.c_str(),
+                  r.type.c_str(), n, r.ms, r.gbps, 100 * r.gbps / bandwidth, r.gflops);
+      std::fflush(stdout);
+      rows.push_back(r);
+    };
+    const size_t llc_bytes = size_t{1} << 30;  // cycle at least this much weight data
+    for (const ShapeCase& s : opt.shapes) {
+      if (!opt.filter.empty() && s.name.find(opt.filter) == std::string::npos) continue;
+      const size_t max_n = *std::max_element(opt.ns.begin(), opt.ns.end());
+      std::vector<float> x(max_n * s.n_in), y(max_n * s.n_out);
+      std::mt19937 rng(1);
+      std::normal_distribution<float> g(0.0f, 1.0f);
+      for (float& v : x) v = g(rng);
+      for (g4::Type type : opt.types) {
+        const double bytes = static_cast<double>(g4::TensorBytes(type, {s.n_out, s.n_in}, s.name));
+        const size_t copies = std::max<size_t>(1, static_cast<size_t>(std::ceil(llc_bytes / bytes)));
+        if (bytes * static_cast<double>(copies) > opt.max_gb * 1e9) {
+          std::printf("%-16s %-10s %-5s skipped: %.1f GB over --max-gb\n", s.name.c_str(), "g4",
+                      std::string(g4::TypeName(type)).c_str(), bytes * copies / 1e9);
+          continue;
+        }
+        const std::vector<g4::Tensor> w = MakeWeights(type, s, copies);
+        for (size_t n : opt.ns) {
+          size_t c = 0;
+          const double sec = TimeIt([&] { g4::MatMul(w[c++ % copies].view(), x.data(), n, y.data(), pool); });
+          report(s, "g4", std::string(g4::TypeName(type)), n, sec, bytes);
+        }
+        if (type == g4::Type::F32) {
+          for (size_t n : opt.ns) {
+            size_t c = 0;
+            const double sec = TimeIt([&] {
+              const g4::TensorView& v = w[c++ % copies].view();
+              EigenMatMul(reinterpret_cast<const float*>(v.data), s.n_out, s.n_in, x.data(), n, y.data(), pool);
+            });
+            report(s, "eigen", "F32", n, sec, bytes);
+          }
+          for (size_t n : opt.ns) {
+            if (n > 8) continue;  // a dot product per output: no blocking, hopeless at prefill sizes
+            size_t c = 0;
+            const double sec = TimeIt([&] {
+              const g4::TensorView& v = w[c++ % copies].view();
+              XsimdMatMul(reinterpret_cast<const float*>(v.data), s.n_out, s.n_in, x.data(), n, y.data(), pool);
+            });
+            report(s, "xsimd", "F32", n, sec, bytes);
+          }
+        }
+      }
+    }
+    if (!opt.json.empty()) {
+      std::ofstream f(opt.json);
+      g4::Require(f.good(), opt.json, "cannot write");
+      f << "{\n  \"target\": \"" << g4::CurrentTarget() << "\",\n  \"threads\": " << opt.threads
+        << ",\n  \"read_bandwidth_gbps\": " << bandwidth << ",\n  \"results\": [\n";
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const Row& r = rows[i];
+        f << "    {\"shape\": \"" << r.shape << "\", \"impl\": \"" << r.impl << "\", \"type\": \"" << r.type
+          << "\", \"n\": " << r.n << ", \"ms\": " << r.ms << ", \"gbps\": " << r.gbps
+          << ", \"pct_bandwidth\": " << 100 * r.gbps / bandwidth << ", \"gflops\": " << r.gflops << "}"
+          << (i + 1 < rows.size() ? ",\n" : "\n");
+      }
+      f << "  ]\n}\n";
+    }
+  } catch (const g4::Error& e) {
+    std::fprintf(stderr, "bench_kernels: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -17,7 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "g4/core/dequantize.hpp"
+#include "g4/core/quantize.hpp"
 #include "g4/io/checkpoint.hpp"
+#include "g4/io/gguf_export.hpp"
 #include "g4/io/gguf.hpp"
 #include "g4/io/gguf_writer.hpp"
 #include "g4/io/safetensors.hpp"
@@ -114,8 +116,9 @@ TEST_CASE("checkpoint: golden text case from safetensors") {
 
 namespace {
 
-// Two configs describe the same model: every field but the architecture name (HF class vs GGUF arch).
-void CheckSameConfig(const Gemma4Config& a, const Gemma4Config& b) {
+// Two configs describe the same model: every field but the architecture name (HF class vs GGUF arch). A GGUF
+// states media token ids only through its tokenizer's pieces, so one written without a tokenizer cannot.
+void CheckSameConfig(const Gemma4Config& a, const Gemma4Config& b, bool media_ids = true) {
   CHECK(a.vocab_size == b.vocab_size);
   CHECK(a.hidden_size == b.hidden_size);
   CHECK(a.n_layers == b.n_layers);
@@ -143,13 +146,15 @@ void CheckSameConfig(const Gemma4Config& a, const Gemma4Config& b) {
   CHECK(a.tokens.bos == b.tokens.bos);
   CHECK(a.tokens.eos == b.tokens.eos);
   CHECK(a.tokens.stop_ids == b.tokens.stop_ids);
-  CHECK(a.tokens.boi == b.tokens.boi);
-  CHECK(a.tokens.eoi == b.tokens.eoi);
-  CHECK(a.tokens.image == b.tokens.image);
-  CHECK(a.tokens.boa == b.tokens.boa);
-  CHECK(a.tokens.eoa == b.tokens.eoa);
-  CHECK(a.tokens.audio == b.tokens.audio);
-  CHECK(a.tokens.video == b.tokens.video);
+  if (media_ids) {
+    CHECK(a.tokens.boi == b.tokens.boi);
+    CHECK(a.tokens.eoi == b.tokens.eoi);
+    CHECK(a.tokens.image == b.tokens.image);
+    CHECK(a.tokens.boa == b.tokens.boa);
+    CHECK(a.tokens.eoa == b.tokens.eoa);
+    CHECK(a.tokens.audio == b.tokens.audio);
+    CHECK(a.tokens.video == b.tokens.video);
+  }
   CHECK(a.tokens.suppress == b.tokens.suppress);
   REQUIRE(a.vision.has_value() == b.vision.has_value());
   if (a.vision) {
@@ -574,4 +579,247 @@ TEST_CASE("gguf: hostile files are errors naming the file and the problem, never
   ExpectError([&] { f.GetString("test.count"); }, okp, "key 'test.count': expected a string, found u32");
   ExpectError([&] { f.GetU32("no.such.key"); }, okp, "key 'no.such.key': missing");
   ExpectError([&] { f.GetInt("test.count", 0, 5); }, okp, "outside [0, 5]");
+}
+
+// ---- writer round trip, export, whole-checkpoint error reports ------------------------------------------------
+
+TEST_CASE("gguf writer: every metadata type and a few tensors read back unchanged") {
+  const std::string dir = TempDir("roundtrip");
+  GgufWriter w;
+  w.Set("general.alignment", GgufValue::U32(64));
+  w.Set("k.u8", GgufValue::U8(250));
+  w.Set("k.i8", GgufValue::I8(-120));
+  w.Set("k.u16", GgufValue::U16(65000));
+  w.Set("k.i16", GgufValue::I16(-32000));
+  w.Set("k.u32", GgufValue::U32(4000000000u));
+  w.Set("k.i32", GgufValue::I32(-2000000000));
+  w.Set("k.f32", GgufValue::F32(0.15625f));
+  w.Set("k.bool", GgufValue::Bool(true));
+  w.Set("k.string", GgufValue::String("h\xC3\xA9llo\n"));
+  w.Set("k.u64", GgufValue::U64(uint64_t{1} << 60));
+  w.Set("k.i64", GgufValue::I64(-(int64_t{1} << 60)));
+  w.Set("k.f64", GgufValue::F64(1e300));
+  w.Set("k.arr.i32", GgufValue::Array(GgufType::I32, std::vector<int32_t>{3, -1, 7}));
+  w.Set("k.arr.f32", GgufValue::Array(GgufType::F32, std::vector<float>{0.5f, -2.0f}));
+  w.Set("k.arr.bool", GgufValue::Array(GgufType::BOOL, std::vector<uint8_t>{1, 0, 1}));
+  w.Set("k.arr.str", GgufValue::StringArray({"a", "", "\xE2\x96\x81 \xE2\x96\x81"}));
+  w.Set("k.arr.empty", GgufValue::Array(GgufType::U64, std::vector<uint64_t>{}));
+  w.Set("k.arr.nested", GgufValue::ArrayOfArrays({GgufValue::Array(GgufType::I16, std::vector<int16_t>{1, 2}),
+                                                  GgufValue::StringArray({"x"})}));
+  std::vector<std::byte> f32(4 * 6), bf(2 * 64 * 2), q8(34 * 2), empty;
+  for (size_t i = 0; i < f32.size(); ++i) f32[i] = std::byte(i * 7);
+  for (size_t i = 0; i < bf.size(); ++i) bf[i] = std::byte(i * 3);
+  for (size_t i = 0; i < q8.size(); ++i) q8[i] = std::byte(i);
+  q8[0] = q8[34] = std::byte{0};  // finite f16 scales
+  w.AddTensor("t.f32", Type::F32, Shape{2, 3}, f32);
+  w.AddTensor("t.bf16", Type::BF16, Shape{2, 1, 64}, bf);
+  w.AddTensor("t.q8", Type::Q8_0, Shape{2, 32}, q8);
+  w.AddTensor("t.empty", Type::F32, Shape{0}, empty);
+  const std::string path = dir + "/all.gguf";
+  w.Write(path);
+
+  const GgufFile f(path);
+  CHECK(f.version() == 3);
+  CHECK(f.alignment() == 64);
+  CHECK(f.data_offset() % 64 == 0);
+  CHECK(f.GetInt("k.u8") == 250);
+  CHECK(f.GetInt("k.i8") == -120);
+  CHECK(f.GetInt("k.u16") == 65000);
+  CHECK(f.GetInt("k.i16") == -32000);
+  CHECK(f.GetU32("k.u32") == 4000000000u);
+  CHECK(f.GetI32("k.i32") == -2000000000);
+  CHECK(f.GetF32("k.f32") == 0.15625f);
+  CHECK(f.GetBool("k.bool"));
+  CHECK(f.GetString("k.string") == "h\xC3\xA9llo\n");
+  CHECK(f.GetU64("k.u64") == uint64_t{1} << 60);
+  CHECK(f.GetInt("k.i64") == -(int64_t{1} << 60));
+  CHECK(f.GetF64("k.f64") == 1e300);
+  CHECK(f.Get("k.u8").type == GgufType::U8);
+  CHECK(f.Get("k.f64").type == GgufType::F64);
+  CHECK(f.GetIntArray("k.arr.i32") == std::vector<int64_t>{3, -1, 7});
+  CHECK(f.GetF32Array("k.arr.f32") == std::vector<float>{0.5f, -2.0f});
+  CHECK(f.GetBoolArray("k.arr.bool") == std::vector<bool>{true, false, true});
+  CHECK(f.GetStringArray("k.arr.str") == std::vector<std::string>{"a", "", "\xE2\x96\x81 \xE2\x96\x81"});
+  CHECK(f.GetArray("k.arr.empty").count == 0);
+  CHECK(f.GetArray("k.arr.empty").elem_type == GgufType::U64);
+  const GgufValue& nested = f.GetArray("k.arr.nested");
+  REQUIRE(nested.arrays.size() == 2);
+  CHECK(nested.arrays[0].elem_type == GgufType::I16);
+  CHECK(nested.arrays[0].count == 2);
+  CHECK(nested.arrays[1].strings == std::vector<std::string>{"x"});
+  CHECK(f.metadata().size() == 19);
+  REQUIRE(f.tensors().size() == 4);
+  const TensorView* t = f.FindTensor("t.f32");
+  REQUIRE(t != nullptr);
+  CHECK(t->shape == Shape{2, 3});
+  CHECK(std::memcmp(t->data, f32.data(), f32.size()) == 0);
+  t = f.FindTensor("t.bf16");
+  CHECK(t->shape == Shape{2, 1, 64});
+  CHECK(t->type == Type::BF16);
+  CHECK(std::memcmp(t->data, bf.data(), bf.size()) == 0);
+  t = f.FindTensor("t.q8");
+  CHECK(t->type == Type::Q8_0);
+  CHECK(std::memcmp(t->data, q8.data(), q8.size()) == 0);
+  CHECK(f.FindTensor("t.empty")->nbytes == 0);
+  for (const GgufTensorInfo& i : f.tensor_infos()) CHECK(i.offset % 64 == 0);
+  // ggml order on disk: the writer reverses the shape, as llama.cpp's reader expects (ne[0] = 3 for [2, 3]).
+  const std::vector<std::byte> raw = w.Serialize();
+  uint64_t ne0;
+  std::memcpy(&ne0, raw.data() + TensorInfoField(raw, "t.f32", "ne"), 8);
+  CHECK(ne0 == 3);
+}
+
+TEST_CASE("checkpoint: missing, mis-shaped and unexpected tensors are reported together") {
+  const std::string dir = TempDir("broken");
+  const GgufFile src(DataDir() + "/golden-gguf/text-bf16.gguf");
+  GgufWriter w;
+  for (const auto& [k, v] : src.metadata()) w.Set(k, v);
+  for (const TensorView& t : src.tensors()) {
+    if (t.name == "blk.1.attn_q.weight") continue;  // missing
+    if (t.name == "blk.2.ffn_up.weight") {           // mis-shaped: [256, 128] written as [128, 256]
+      w.AddTensor(t.name, t.type, Shape{t.shape[1], t.shape[0]}, std::vector<std::byte>(t.data, t.data + t.nbytes));
+      continue;
+    }
+    w.AddTensor(t);
+  }
+  w.AddTensor("blk.9.surprise.weight", Type::F32, Shape{4}, std::vector<std::byte>(16));
+  const std::string path = dir + "/broken.gguf";
+  w.Write(path);
+  const std::string msg = [&] {
+    try {
+      Checkpoint ck(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  }();
+  CHECK(msg.find(path) != std::string::npos);
+  CHECK(msg.find("3 problem(s)") != std::string::npos);
+  CHECK(msg.find("missing tensor 'blk.1.attn_q.weight' [128, 128]") != std::string::npos);
+  CHECK(msg.find("tensor 'blk.2.ffn_up.weight' in " + path + " is BF16 [128, 256], expected a weight type [256, 128]") != std::string::npos);
+  CHECK(msg.find("unexpected tensor 'blk.9.surprise.weight'") != std::string::npos);
+
+  // A config that disagrees with the weights: every affected tensor is named.
+  const std::string hf = dir + "/hf";
+  fs::create_directories(hf);
+  fs::copy_file(DataDir() + "/golden/text/model.safetensors", hf + "/model.safetensors");
+  nlohmann::json cfg = ReadJson(DataDir() + "/golden/text/config.json");
+  cfg["intermediate_size"] = 512;
+  WriteBytes(hf + "/config.json", Bytes(cfg.dump()));
+  CHECK_THROWS_WITH_AS(Checkpoint{hf}, doctest::Contains("18 problem(s)"), Error);
+  CHECK_THROWS_WITH_AS(Checkpoint{hf}, doctest::Contains("model.layers.5.mlp.down_proj.weight"), Error);
+  cfg["intermediate_size"] = "wide";
+  WriteBytes(hf + "/config.json", Bytes(cfg.dump()));
+  CHECK_THROWS_WITH_AS(Checkpoint{hf}, doctest::Contains("config.json: key 'intermediate_size': expected an integer"), Error);
+  fs::remove(hf + "/config.json");
+  CHECK_THROWS_WITH_AS(Checkpoint{hf}, doctest::Contains("no config.json"), Error);
+}
+
+TEST_CASE("checkpoint: hub-style global_head_dim / num_global_key_value_heads equal per_layer_config") {
+  const std::string dir = TempDir("hubstyle");
+  nlohmann::json cfg = ReadJson(DataDir() + "/golden/text-kv/config.json");
+  cfg.erase("per_layer_config");
+  cfg["global_head_dim"] = 64;
+  cfg["num_global_key_value_heads"] = 1;
+  WriteBytes(dir + "/config.json", Bytes(cfg.dump()));
+  fs::copy_file(DataDir() + "/golden/text-kv/model.safetensors", dir + "/model.safetensors");
+  const Checkpoint hub(dir), tf(DataDir() + "/golden/text-kv");
+  CheckSameConfig(hub.config(), tf.config());
+  CHECK(hub.config().layers[2].head_dim == 64);
+  CHECK(hub.config().layers[2].n_kv_heads == 1);
+}
+
+namespace {
+
+// The GGUF `g4 quantize` writes, read back by our own reader.
+std::string Export(const Checkpoint& ck, const std::string& dir, const std::string& type, std::string* mmproj = nullptr) {
+  const std::string out = dir + "/" + type + ".gguf";
+  const QuantScheme s = *ParseQuantScheme(type);
+  ExportModelGguf(ck, out, s);
+  if (mmproj) {
+    *mmproj = dir + "/" + type + "-mmproj.gguf";
+    ExportMmprojGguf(ck, *mmproj, s);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("quantize: F32 and BF16 round trips give the same config and bit-identical weights") {
+  const std::string dir = TempDir("quantize");
+  for (const char* name : {"text", "text-kv", "mtp", "mtp-ordered"}) {
+    CAPTURE(name);
+    const Checkpoint hf(DataDir() + "/golden/" + name);
+    for (const char* type : {"F32", "BF16"}) {
+      CAPTURE(type);
+      const Checkpoint gg(Export(hf, dir, type));
+      CheckSameConfig(hf.config(), gg.config());
+      CheckSameWeights(hf, gg);
+      for (const TensorRecord& r : gg.tensors()) {
+        CAPTURE(r.name);
+        const bool vector = r.shape.rank == 1;
+        CHECK(r.type == (vector || std::string(type) == "F32" ? Type::F32 : Type::BF16));
+      }
+      // BF16 matrices are the source bytes, unchanged.
+      if (std::string(type) == "BF16") {
+        const TensorView &a = hf.text().layers[0].q_proj, &b = gg.text().layers[0].q_proj;
+        REQUIRE(a.nbytes == b.nbytes);
+        CHECK(std::memcmp(a.data, b.data, a.nbytes) == 0);
+      }
+    }
+  }
+  // Multimodal: the text GGUF plus the clip mmproj, whose CHW permutation CheckSameWeights undoes independently.
+  const Checkpoint mm(DataDir() + "/golden/multimodal");
+  std::string mmproj;
+  const std::string text = Export(mm, dir, "F32", &mmproj);
+  const Checkpoint gg(text, mmproj);
+  CheckSameConfig(mm.config(), gg.config(), /*media_ids=*/false);  // the golden case has no tokenizer to copy
+  CheckSameWeights(mm, gg);
+  // And our output against llama.cpp's own conversion of the same checkpoint.
+  const Checkpoint lc(DataDir() + "/golden-gguf/multimodal-bf16.gguf", DataDir() + "/golden-gguf/multimodal-mmproj-bf16.gguf");
+  for (const char* key : {"gemma4.attention.head_count_kv", "gemma4.rope.dimension_count", "gemma4.attention.key_length_swa",
+                          "gemma4.attention.sliding_window_pattern", "gemma4.final_logit_softcapping"}) {
+    CAPTURE(key);
+    CHECK(gg.gguf()->Get(key).type == lc.gguf()->Get(key).type);
+  }
+  for (const TensorRecord& r : lc.tensors()) {
+    CAPTURE(r.name);
+    const bool ours = std::any_of(gg.tensors().begin(), gg.tensors().end(), [&](const TensorRecord& o) { return o.name == r.name && o.shape == r.shape; });
+    CHECK(ours);
+  }
+  CHECK(gg.tensors().size() == lc.tensors().size());
+}
+
+TEST_CASE("quantize: Q8_0 .. Q4_K_M write QuantizeRow's blocks with llama.cpp's type mix") {
+  const std::string dir = TempDir("quantize-q");
+  const Checkpoint hf(DataDir() + "/demo");  // hidden 256, ffn 1024: every matrix fills whole K-quant blocks
+  const int n = hf.config().n_layers;
+  for (const char* type : {"Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q4_K_M"}) {
+    CAPTURE(type);
+    const Checkpoint gg(Export(hf, dir, type));
+    CheckSameConfig(hf.config(), gg.config());
+    const QuantScheme s = *ParseQuantScheme(type);
+    for (int i = 0; i < n; ++i) {
+      const bool more = i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;  // llama.cpp's use_more_bits
+      const LayerWeights& l = gg.text().layers[static_cast<size_t>(i)];
+      CHECK(l.q_proj.type == s.type);
+      CHECK(l.attn_norm.type == Type::F32);
+      CHECK(l.down_proj.type == (s.q4_k_m && more ? Type::Q6_K : s.type));
+    }
+    CHECK(gg.text().embed.type == (s.q4_k_m ? Type::Q6_K : s.type));
+    // Each row is exactly the quantizer's encoding of the source row.
+    for (const TensorView* pair : {&hf.text().layers[3].gate_proj, &hf.text().embed}) {
+      const TensorView& src = *pair;
+      const TensorView& dst = pair == &hf.text().embed ? gg.text().embed : gg.text().layers[3].gate_proj;
+      std::vector<float> row(static_cast<size_t>(src.cols()));
+      std::vector<std::byte> want(dst.row_bytes());
+      size_t bad_rows = 0;
+      for (int64_t r = 0; r < src.rows(); ++r) {
+        DequantizeTensorRow(src, r, row.data());
+        QuantizeRow(dst.type, row.data(), row.size(), want.data());
+        bad_rows += std::memcmp(want.data(), dst.row(r), want.size()) != 0;
+      }
+      CHECK(bad_rows == 0);
+    }
+  }
 }

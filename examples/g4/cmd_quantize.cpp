@@ -1,0 +1,58 @@
+// g4 quantize IN OUT --type T: writes a checkpoint (safetensors or GGUF) as a llama.cpp-layout GGUF in one
+// weight type or the Q4_K_M mix; with --mmproj-out, also the vision/audio embedders as a clip mmproj GGUF.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "args.hpp"
+#include "command.hpp"
+#include "g4/io/checkpoint.hpp"
+#include "g4/io/gguf_export.hpp"
+
+namespace {
+
+using namespace g4;
+
+const char* kHelp = R"(usage: g4 quantize IN OUT --type TYPE [options]
+
+IN is a safetensors checkpoint (folder, or .safetensors next to config.json) or a .gguf; OUT is the GGUF to
+write, with llama.cpp's tensor names and gemma4 / gemma4-assistant metadata.
+
+TYPE: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, or Q4_K_M (Q4_K matrices; Q6_K for the tied embedding/output and
+for attn_v and ffn_down on llama.cpp's "more bits" layers). Norms, biases and 1-D tensors stay F32. A matrix
+whose rows do not fill whole blocks of TYPE falls back to Q8_0 or BF16; each fallback is printed.
+
+options:
+  --mmproj FILE       the input's vision/audio embedders (GGUF mmproj), when IN is a GGUF
+  --mmproj-out FILE   also write the vision/audio embedders as a clip mmproj GGUF (TYPE applies to the projections)
+)";
+
+int RunQuantize(std::vector<std::string> argv) {
+  for (const std::string& a : argv)
+    if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      return 0;
+    }
+  const g4cli::Args args(argv, {"--type", "--mmproj", "--mmproj-out"}, {});
+  if (args.positional().size() != 2 || !args.has("--type")) {
+    std::fputs(kHelp, stderr);
+    return 2;
+  }
+  const auto scheme = ParseQuantScheme(args.get("--type"));
+  Require(scheme.has_value(), "--type", "unknown type '" + args.get("--type") + "' (see --help)");
+  const std::string in = args.positional()[0], out = args.positional()[1];
+  const Checkpoint ck(in, args.get("--mmproj"));
+  const auto log = [](const std::string& m) { std::printf("  %s\n", m.c_str()); };
+  std::printf("writing %s (%s, %s) from %s\n", out.c_str(), ck.config().assistant ? "gemma4-assistant" : "gemma4",
+              scheme->name().c_str(), in.c_str());
+  ExportModelGguf(ck, out, *scheme, log);
+  if (args.has("--mmproj-out")) {
+    std::printf("writing %s (clip mmproj)\n", args.get("--mmproj-out").c_str());
+    ExportMmprojGguf(ck, args.get("--mmproj-out"), *scheme, log);
+  }
+  return 0;
+}
+
+const g4cli::RegisterCommand reg("quantize", "write a checkpoint as a llama.cpp-layout GGUF (F32 ... Q4_K_M)", RunQuantize);
+
+}  // namespace

@@ -1,5 +1,5 @@
 // Matmul benchmark on the Gemma 4 12B shapes: for each weight type and token count, time, GB/s of weights
-// streamed and GFLOP/s; beside them the machine's read bandwidth (a streaming probe), and Eigen and xsimd f32
+// streamed and GFLOP/s; beside them the machine's read bandwidth (read_bandwidth.hpp's probe), and Eigen and xsimd f32
 // baselines on the same shapes and threads. Prints a table; --json FILE writes the same rows as JSON.
 //
 //   bench_kernels [--shapes full|small] [--filter NAME] [--types F32,BF16,...] [--n 1,4,8,512]
@@ -7,9 +7,6 @@
 //
 // Weights are cycled through enough copies to exceed the last-level cache (480 MB here), so decode numbers are
 // DRAM numbers as in the real model. Speed goals are reported, never asserted.
-#define G4_IMPLEMENTATION
-#include "g4/impl.hpp"
-
 #include <Eigen/Core>
 #include <xsimd/xsimd.hpp>
 
@@ -26,6 +23,7 @@
 #include "g4/core/quantize.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/kernels/ops.hpp"
+#include "read_bandwidth.hpp"
 
 namespace {
 
@@ -50,7 +48,7 @@ struct Options {
                                  g4::Type::Q4_0, g4::Type::Q4_K, g4::Type::Q6_K};
   std::vector<size_t> ns = {1, 4, 8, 512};
   size_t threads = 2;
-  double max_gb = 2.5;  // skip a weight whose copies would exceed this
+  double max_gb = 3.0;  // skip a weight whose copies would exceed this
   std::string json;
 };
 
@@ -113,27 +111,6 @@ double TimeIt(F&& f) {
   return times[times.size() / 2];
 }
 
-// Read bandwidth: every thread sums its share of a 1 GiB buffer (over twice the LLC).
-double ProbeReadBandwidth(g4::ThreadPool& pool) {
-  const size_t n = (size_t{1} << 30) / sizeof(float);
-  std::vector<float> buf(n, 1.0f);
-  std::vector<float> sink(pool.size());
-  using batch = xsimd::batch<float>;
-  const double s = TimeIt([&] {
-    pool.ParallelFor(n / batch::size, 1, [&](size_t b, size_t e, size_t w) {
-      batch acc0(0.0f), acc1(0.0f);
-      size_t i = b;
-      for (; i + 1 < e; i += 2) {
-        acc0 += batch::load_unaligned(buf.data() + i * batch::size);
-        acc1 += batch::load_unaligned(buf.data() + (i + 1) * batch::size);
-      }
-      if (i < e) acc0 += batch::load_unaligned(buf.data() + i * batch::size);
-      sink[w] = xsimd::reduce_add(acc0 + acc1);
-    });
-  });
-  return static_cast<double>(n * sizeof(float)) / s / 1e9;
-}
-
 // A weight of `type`, [n_out, n_in], in `copies` copies: a few hundred distinct quantized random rows repeated.
 std::vector<g4::Tensor> MakeWeights(g4::Type type, const ShapeCase& s, size_t copies) {
   const size_t distinct = 64;
@@ -168,7 +145,7 @@ void XsimdMatMul(const float* w, int64_t n_out, int64_t n_in, const float* x, si
         int64_t i = 0;
         for (; i + static_cast<int64_t>(batch::size) <= n_in; i += batch::size)
           acc = xsimd::fma(batch::load_unaligned(wr + i), batch::load_unaligned(xt + i), acc);
-        float s = xsimd::reduce_add(acc);
+        float s = xsimd::hadd(acc);
         for (; i < n_in; ++i) s += wr[i] * xt[i];
         y[t * n_out + o] = s;
       }
@@ -200,7 +177,7 @@ int main(int argc, char** argv) {
   try {
     const Options opt = ParseArgs(argc, argv);
     g4::ThreadPool pool(opt.threads);
-    const double bandwidth = ProbeReadBandwidth(pool);
+    const double bandwidth = g4::bench::MeasureReadBandwidth(pool) / 1e9;
     std::printf("target %s, %zu threads, read bandwidth %.1f GB/s\n", g4::CurrentTarget().c_str(), opt.threads,
                 bandwidth);
     std::printf("%-16s %-10s %-5s %5s %10s %8s %6s %9s\n", "shape", "impl", "type", "n", "ms", "GB/s", "%bw",
@@ -214,7 +191,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       rows.push_back(r);
     };
-    const size_t llc_bytes = size_t{1} << 30;  // cycle at least this much weight data
+    const size_t llc_bytes = size_t{2} << 30;  // cycle at least this much weight data (4x the LLC)
     for (const ShapeCase& s : opt.shapes) {
       if (!opt.filter.empty() && s.name.find(opt.filter) == std::string::npos) continue;
       const size_t max_n = *std::max_element(opt.ns.begin(), opt.ns.end());

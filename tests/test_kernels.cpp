@@ -92,11 +92,58 @@ Tensor RandomWeights(Type type, int64_t n_out, int64_t n_in, uint32_t seed) {
   return t;
 }
 
-// Bound on |ours - exact| for y[t, o]: f32 accumulation of n_in products (plus the rounding of the result).
-double MatMulBound(const std::vector<float>& w_row, const float* x, size_t n_in) {
-  double abs_sum = 0;
-  for (size_t i = 0; i < n_in; ++i) abs_sum += std::abs(static_cast<double>(w_row[i]) * x[i]);
-  return (static_cast<double>(n_in) + 2) * kEps * abs_sum + 1e-30;
+// The magnitude of the offset of each weight of a quantized row: the kernels compute w = s * u - k with an
+// unsigned level u (matmul_int8-inl.h), so |s u| <= |w| + k, and their f32 error scales with |w| + 2k.
+std::vector<double> OffsetMagnitudes(Type type, const std::byte* row, size_t n_in) {
+  std::vector<double> k(n_in, 0.0);
+  auto half = [](const std::byte* p) {
+    f16 h;
+    std::memcpy(&h, p, 2);
+    return static_cast<double>(F16ToF32(h));
+  };
+  for (size_t i = 0; i < n_in; ++i) {
+    switch (type) {
+      case Type::Q8_0: k[i] = 128 * std::abs(half(row + i / 32 * sizeof(BlockQ8_0))); break;
+      case Type::Q4_0: k[i] = 8 * std::abs(half(row + i / 32 * sizeof(BlockQ4_0))); break;
+      case Type::Q4_K: {
+        const std::byte* b = row + i / 256 * sizeof(BlockQ4_K);
+        uint8_t scales[12], sc, m;
+        std::memcpy(scales, b + offsetof(BlockQ4_K, scales), 12);
+        Q4KScaleMin(static_cast<int>(i % 256 / 32), scales, &sc, &m);
+        k[i] = std::abs(half(b + offsetof(BlockQ4_K, dmin))) * m;
+        break;
+      }
+      case Type::Q6_K: {
+        const std::byte* b = row + i / 256 * sizeof(BlockQ6_K);
+        int8_t sc;
+        std::memcpy(&sc, b + offsetof(BlockQ6_K, scales) + i % 256 / 16, 1);
+        k[i] = 32 * std::abs(half(b + offsetof(BlockQ6_K, d)) * sc);
+        break;
+      }
+      default: break;
+    }
+  }
+  return k;
+}
+
+// Bound on |ours - exact| for one output. Float weights: f32 accumulation of n_in products (plus the rounding
+// of the result). Quantized weights: the activations are rounded to int8 blocks of 32 (dx = amax / 127, error
+// <= dx / 2 each), and the f32 sums run over |w| + 2k magnitudes (see OffsetMagnitudes).
+double MatMulBound(Type type, const std::byte* w_bytes, const std::vector<float>& w_row, const float* x,
+                   size_t n_in) {
+  const bool quantized = GetTypeInfo(type).block_elems > 1;
+  const std::vector<double> k = quantized ? OffsetMagnitudes(type, w_bytes, n_in) : std::vector<double>(n_in, 0.0);
+  double magnitude = 0, rounding = 0;
+  for (size_t b = 0; b < n_in; b += 32) {
+    double amax = 0;
+    for (size_t i = b; i < std::min(n_in, b + 32); ++i) amax = std::max(amax, std::abs(static_cast<double>(x[i])));
+    const double half_step = quantized ? amax / 127 / 2 * (1 + 1e-4) : 0;
+    for (size_t i = b; i < std::min(n_in, b + 32); ++i) {
+      magnitude += (std::abs(w_row[i]) + 2 * k[i]) * (std::abs(x[i]) + half_step);
+      rounding += std::abs(w_row[i]) * half_step;
+    }
+  }
+  return (static_cast<double>(n_in) + 2) * kEps * magnitude + rounding + 1e-30;
 }
 
 void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPool& pool) {
@@ -112,7 +159,8 @@ void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPoo
     DequantizeTensorRow(w.view(), o, row.data());
     for (size_t t = 0; t < n_tok; ++t) {
       const size_t k = t * static_cast<size_t>(n_out) + static_cast<size_t>(o);
-      const double bound = MatMulBound(row, x.data() + t * static_cast<size_t>(n_in), static_cast<size_t>(n_in));
+      const double bound = MatMulBound(type, w.view().row(o), row, x.data() + t * static_cast<size_t>(n_in),
+                                       static_cast<size_t>(n_in));
       if (!(std::abs(static_cast<double>(got[k]) - want[k]) <= bound)) {
         if (bad++ < 5) FAIL_CHECK("y[" << t << ", " << o << "] = " << got[k] << ", want " << want[k] << " +- " << bound);
       }

@@ -1,7 +1,7 @@
 // Per-target matrix multiplication y[t, o] = sum_i w[o, i] x[t, i] for every weight type, f32 accumulation.
 //
-// Float weights (F32, BF16, F16) are widened to f32 in registers as they stream. Block-quantized weights are
-// first decoded, kRowBlockBytes of f32 rows at a time, into per-thread scratch, then take the F32 path.
+// Float weights (F32, BF16, F16) are widened to f32 in registers as they stream; activations stay f32.
+// Block-quantized weights take the integer path of matmul_int8-inl.h (int8 activations, exact lane sums).
 // The inner kernel is a register tile of 4 weight rows x up to 4 tokens: 8 loads feed 16 FMAs. Loop order
 // keeps a block of weight rows (<= kRowBlockBytes, L2-sized) hot while every group of 4 tokens passes over it,
 // so each weight byte comes from memory once per call. Rows are split into one contiguous range per thread.
@@ -20,10 +20,11 @@
 
 #include <hwy/highway.h>
 
-#include "g4/core/dequantize.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
+#include "g4/kernels/matmul_int8-inl.h"
+#include "g4/kernels/matmul_vnni_decode-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace g4::HWY_NAMESPACE {
@@ -140,23 +141,19 @@ void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y
   }
 }
 
-// Block-quantized weights: decode a block of rows to f32 scratch, then the F32 tile.
-void MatMulDecodedRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
-  const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
-  const size_t block = RowsPerBlock(n_in * sizeof(float));
-  thread_local std::vector<float> scratch;  // [block, n_in]
-  scratch.resize(block * n_in);
-  for (size_t rb = r_begin; rb < r_end; rb += block) {
-    const size_t n = std::min(block, r_end - rb);
-    for (size_t r = 0; r < n; ++r) DequantizeTensorRow(w, static_cast<int64_t>(rb + r), scratch.data() + r * n_in);
-    MatMulRowBlock<F32Row>(reinterpret_cast<const std::byte*>(scratch.data()), n_in * sizeof(float), n, x, n_tok,
-                           n_in, y + rb, n_out);
-  }
-}
+// Up to this many tokens, AVX3_DL decodes the weights in registers (memory-bound decode); above, rows are
+// unpacked once into L2 scratch and reused by every token (compute-bound prefill).
+inline constexpr size_t kFusedMaxTokens = 8;
 
 // Entry point (dispatched): shapes were validated by the caller.
 void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
+  const bool is_float = w.type == Type::F32 || w.type == Type::BF16 || w.type == Type::F16;
+  // The calling thread's buffer. Named through a reference: inside the lambda `acts` itself would name each
+  // worker's own (empty) thread_local instance.
+  thread_local Int8Activations acts_storage;
+  Int8Activations& acts = acts_storage;
+  if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), acts, pool);
   // Split rows in tiles; below ~64k multiply-adds per thread the fork costs more than it saves.
   const size_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
   const size_t grain = 1 + (1 << 16) / (kTileRows * n_in * n_tok);
@@ -166,7 +163,15 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
       case Type::F32: MatMulFloatRows<F32Row>(w, x, n_tok, y, r_begin, r_end); break;
       case Type::BF16: MatMulFloatRows<BF16Row>(w, x, n_tok, y, r_begin, r_end); break;
       case Type::F16: MatMulFloatRows<F16Row>(w, x, n_tok, y, r_begin, r_end); break;
-      default: MatMulDecodedRows(w, x, n_tok, y, r_begin, r_end); break;
+      default:
+#if HWY_TARGET == HWY_AVX3_DL
+        if (n_tok <= kFusedMaxTokens) {
+          MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
+          break;
+        }
+#endif
+        MatMulInt8Rows(w, acts, n_tok, y, r_begin, r_end);
+        break;
     }
   });
 }

@@ -1,0 +1,361 @@
+// Per-target integer matmul for block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K), as ggml does it: the
+// activations are quantized on the fly to int8 blocks of 32 (one f32 scale each), the weights are unpacked to
+// unsigned 8-bit levels, and each 4-byte group becomes one int32 lane of u8 x s8 dot products, which is
+// exact. Only the per-block scales are applied in f32.
+//
+// Every format decodes as w = s * u - k with an unsigned level u (0..255) per value, a scale s per 16 or 32
+// values and an offset k per 16 values (Q8_0: u = q + 128, k = 128 d; Q4_0: u = nibble, k = 8 d; Q4_K:
+// k = dmin * m; Q6_K: k = 32 s). With x ~ dx * qx:
+//   sum_i w_i x_i = sum_lanes s dx (sum of 4 u * qx) - sum_groups k * (dx * sum of 16 qx)
+// so the offsets cost one f32 dot over n_in / 16 values per output, and the levels stay unsigned, which is
+// the operand order of VNNI's vpdpbusd (AVX3_DL, one instruction per 64 multiply-adds). Other targets form
+// the same lane sums with widening Highway ops.
+//
+// Error: the activation rounding adds at most sum_i |w_i| dx_i / 2 to the f32 error of the sums above.
+// Toggle-guarded: g4/impl.hpp includes it once per target.
+#if defined(G4_KERNELS_MATMUL_INT8_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef G4_KERNELS_MATMUL_INT8_INL_H_
+#undef G4_KERNELS_MATMUL_INT8_INL_H_
+#else
+#define G4_KERNELS_MATMUL_INT8_INL_H_
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <hwy/highway.h>
+
+#include "g4/core/dequantize.hpp"
+#include "g4/core/tensor.hpp"
+#include "g4/core/thread_pool.hpp"
+#include "g4/core/types.hpp"
+
+#if HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace g4::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ---- activations: int8 blocks of 32 ---------------------------------------------------------------------
+
+// The unsigned level u of a weight is its signed level plus this offset (see the top of the file).
+inline int LevelOffset(Type type) {
+  switch (type) {
+    case Type::Q8_0: return 128;
+    case Type::Q4_0: return 8;
+    case Type::Q6_K: return 32;
+    default: return 0;  // Q4_K: levels 0..15 with a separate min
+  }
+}
+
+// Two views of the same int8 activations: per lane (the unpacked-panel kernels, 64 values a step) and per
+// block of 32 (the fused decode kernels of matmul_vnni_decode-inl.h).
+struct Int8Activations {
+  size_t n_in = 0;
+  std::vector<int8_t> q;           // [n_tok, n_in]
+  std::vector<float> lane_scale;   // [n_tok, n_in / 4]: dx of the block holding values 4l .. 4l+3
+  std::vector<float> group_sum;    // [n_tok, n_in / 16]: dx * (sum of the 16 quants of group g)
+  std::vector<float> block_scales; // [n_tok, n_in / 32]: dx
+  std::vector<float> block_sums;   // [n_tok, n_in / 32]: dx * (sum of the 32 quants)
+  std::vector<int32_t> lane_biases;  // [n_tok, n_in / 4]: -offset * (sum of the 4 quants of lane l)
+  const int8_t* q_row(size_t t) const { return q.data() + t * n_in; }
+  const float* scales(size_t t) const { return lane_scale.data() + t * (n_in / 4); }
+  const float* sums(size_t t) const { return group_sum.data() + t * (n_in / 16); }
+  const float* block_scale(size_t t) const { return block_scales.data() + t * (n_in / 32); }
+  const float* block_sum(size_t t) const { return block_sums.data() + t * (n_in / 32); }
+  const int32_t* lane_bias(size_t t) const { return lane_biases.data() + t * (n_in / 4); }
+};
+
+// x: [n_tok, n_in], n_in a multiple of 32. dx = amax / 127, q = round-half-even(x / dx). `offset`: the level
+// offset of the weight type (LevelOffset), folded into lane_biases.
+inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int offset, Int8Activations& a,
+                                ThreadPool& pool) {
+  a.n_in = n_in;
+  a.q.resize(n_tok * n_in);
+  a.lane_scale.resize(n_tok * n_in / 4);
+  a.group_sum.resize(n_tok * n_in / 16);
+  a.block_scales.resize(n_tok * n_in / 32);
+  a.block_sums.resize(n_tok * n_in / 32);
+  a.lane_biases.resize(n_tok * n_in / 4);
+  pool.ParallelFor(n_tok, 16, [&](size_t t_begin, size_t t_end, size_t) {
+    for (size_t t = t_begin; t < t_end; ++t) {
+      for (size_t b = 0; b < n_in / 32; ++b) {
+        const float* xb = x + t * n_in + b * 32;
+        float amax = 0.0f;
+        for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+        const float dx = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int8_t* qb = a.q.data() + t * n_in + b * 32;
+        int lane_sums[8] = {};
+        for (size_t j = 0; j < 32; ++j) {
+          const int v = std::clamp(static_cast<int>(std::nearbyint(xb[j] * inv)), -127, 127);
+          qb[j] = static_cast<int8_t>(v);
+          lane_sums[j / 4] += v;
+        }
+        const size_t lane0 = t * (n_in / 4) + b * 8, group0 = t * (n_in / 16) + b * 2, block = t * (n_in / 32) + b;
+        int total = 0;
+        for (int l = 0; l < 8; ++l) {
+          a.lane_scale[lane0 + l] = dx;
+          a.lane_biases[lane0 + l] = -offset * lane_sums[l];
+          total += lane_sums[l];
+        }
+        a.group_sum[group0] = dx * static_cast<float>(lane_sums[0] + lane_sums[1] + lane_sums[2] + lane_sums[3]);
+        a.group_sum[group0 + 1] = dx * static_cast<float>(lane_sums[4] + lane_sums[5] + lane_sums[6] + lane_sums[7]);
+        a.block_scales[block] = dx;
+        a.block_sums[block] = dx * static_cast<float>(total);
+      }
+    }
+  });
+}
+
+// ---- weights: unpacked rows ----------------------------------------------------------------------------
+
+// One unpacked weight row: levels, per-lane scale, per-group offset (see the top of the file).
+struct Int8RowView {
+  uint8_t* u;            // [n_in]
+  float* lane_scale;     // [n_in / 4]
+  float* group_offset;   // [n_in / 16]
+};
+
+inline float HalfAt(const std::byte* p) {
+  f16 h;
+  std::memcpy(&h, p, sizeof h);
+  return F16ToF32(h);
+}
+
+using D8 = hn::CappedTag<uint8_t, 16>;
+
+// dst[i] = src[i] & 15 and dst[i + n] = src[i] >> 4 for i < n (n a multiple of 16): ggml's nibble order.
+HWY_INLINE void SplitNibbles(const uint8_t* src, size_t n, uint8_t* dst) {
+  const D8 d;
+  for (size_t i = 0; i < n; i += hn::Lanes(d)) {
+    const auto v = hn::LoadU(d, src + i);
+    hn::StoreU(hn::And(v, hn::Set(d, 0x0F)), d, dst + i);
+    hn::StoreU(hn::ShiftRight<4>(v), d, dst + n + i);
+  }
+}
+
+inline void UnpackQ8_0(const std::byte* row, size_t n_in, const Int8RowView& out) {
+  const D8 d;
+  for (size_t b = 0; b < n_in / kQK8_0; ++b) {
+    const std::byte* blk = row + b * sizeof(BlockQ8_0);
+    const float scale = HalfAt(blk);
+    const uint8_t* qs = reinterpret_cast<const uint8_t*>(blk + offsetof(BlockQ8_0, qs));
+    for (size_t i = 0; i < kQK8_0; i += hn::Lanes(d))
+      hn::StoreU(hn::Xor(hn::LoadU(d, qs + i), hn::Set(d, 0x80)), d, out.u + b * 32 + i);  // q + 128
+    std::fill_n(out.lane_scale + b * 8, 8, scale);
+    std::fill_n(out.group_offset + b * 2, 2, 128.0f * scale);
+  }
+}
+
+inline void UnpackQ4_0(const std::byte* row, size_t n_in, const Int8RowView& out) {
+  for (size_t b = 0; b < n_in / kQK4_0; ++b) {
+    const std::byte* blk = row + b * sizeof(BlockQ4_0);
+    const float scale = HalfAt(blk);
+    SplitNibbles(reinterpret_cast<const uint8_t*>(blk + offsetof(BlockQ4_0, qs)), 16, out.u + b * 32);
+    std::fill_n(out.lane_scale + b * 8, 8, scale);
+    std::fill_n(out.group_offset + b * 2, 2, 8.0f * scale);
+  }
+}
+
+inline void UnpackQ4_K(const std::byte* row, size_t n_in, const Int8RowView& out) {
+  for (size_t b = 0; b < n_in / kQK_K; ++b) {
+    const std::byte* blk = row + b * sizeof(BlockQ4_K);
+    const float d = HalfAt(blk + offsetof(BlockQ4_K, d)), dmin = HalfAt(blk + offsetof(BlockQ4_K, dmin));
+    uint8_t scales[12];
+    std::memcpy(scales, blk + offsetof(BlockQ4_K, scales), sizeof scales);
+    const uint8_t* qs = reinterpret_cast<const uint8_t*>(blk + offsetof(BlockQ4_K, qs));
+    for (int pair = 0; pair < 4; ++pair) SplitNibbles(qs + 32 * pair, 32, out.u + b * kQK_K + 64 * pair);
+    for (int j = 0; j < 8; ++j) {  // sub-blocks of 32
+      uint8_t sc, m;
+      Q4KScaleMin(j, scales, &sc, &m);
+      std::fill_n(out.lane_scale + b * 64 + 8 * j, 8, d * sc);
+      std::fill_n(out.group_offset + b * 16 + 2 * j, 2, dmin * m);
+    }
+  }
+}
+
+inline void UnpackQ6_K(const std::byte* row, size_t n_in, const Int8RowView& out) {
+  const D8 d;
+  for (size_t b = 0; b < n_in / kQK_K; ++b) {
+    const std::byte* blk = row + b * sizeof(BlockQ6_K);
+    const float scale = HalfAt(blk + offsetof(BlockQ6_K, d));
+    for (int half = 0; half < 2; ++half) {  // 128 values from 64 bytes of low bits and 32 of high bits
+      const uint8_t* ql = reinterpret_cast<const uint8_t*>(blk + offsetof(BlockQ6_K, ql)) + 64 * half;
+      const uint8_t* qh = reinterpret_cast<const uint8_t*>(blk + offsetof(BlockQ6_K, qh)) + 32 * half;
+      uint8_t* u = out.u + b * kQK_K + 128 * half;
+      const auto lo4 = hn::Set(d, 0x0F), lo2 = hn::Set(d, 0x03);
+      for (size_t l = 0; l < 32; l += hn::Lanes(d)) {
+        const auto l0 = hn::LoadU(d, ql + l), l1 = hn::LoadU(d, ql + 32 + l), h = hn::LoadU(d, qh + l);
+        hn::StoreU(hn::Or(hn::And(l0, lo4), hn::ShiftLeft<4>(hn::And(h, lo2))), d, u + l);
+        hn::StoreU(hn::Or(hn::And(l1, lo4), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(h), lo2))), d, u + 32 + l);
+        hn::StoreU(hn::Or(hn::ShiftRight<4>(l0), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(h), lo2))), d, u + 64 + l);
+        hn::StoreU(hn::Or(hn::ShiftRight<4>(l1), hn::ShiftLeft<4>(hn::ShiftRight<6>(h))), d, u + 96 + l);
+      }
+    }
+    int8_t sc[16];
+    std::memcpy(sc, blk + offsetof(BlockQ6_K, scales), sizeof sc);
+    for (int g = 0; g < 16; ++g) {  // sub-blocks of 16, in value order
+      std::fill_n(out.lane_scale + b * 64 + 4 * g, 4, scale * sc[g]);
+      out.group_offset[b * 16 + g] = 32.0f * scale * sc[g];
+    }
+  }
+}
+
+inline void UnpackRow(Type type, const std::byte* row, size_t n_in, const Int8RowView& out) {
+  switch (type) {
+    case Type::Q8_0: UnpackQ8_0(row, n_in, out); break;
+    case Type::Q4_0: UnpackQ4_0(row, n_in, out); break;
+    case Type::Q4_K: UnpackQ4_K(row, n_in, out); break;
+    default: UnpackQ6_K(row, n_in, out); break;
+  }
+}
+
+// ---- the dot tile: kInt8Rows unpacked rows x kTok tokens ------------------------------------------------
+
+inline constexpr size_t kInt8Rows = 4;
+
+// sum_g offset[g] * sums[g] over n values (the offsets' share of one output).
+HWY_INLINE float OffsetDot(const float* offset, const float* sums, size_t n) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  auto acc = hn::Zero(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(d, offset + i), hn::LoadU(d, sums + i), acc);
+  float s = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) s += offset[i] * sums[i];
+  return s;
+}
+
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0.3's AVX3_DL target string lacks avx512vnni (its CPU check requires it): enable it here.
+__attribute__((target("avx512vnni"))) HWY_INLINE __m512i DotBytes(__m512i u, __m512i q) {
+  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, q);
+}
+
+// 64 values per step: one vpdpbusd per (row, token), then f32 lane scales.
+template <size_t kTok>
+__attribute__((target("avx512vnni"))) HWY_INLINE void Int8LaneSums(const Int8RowView* rows,
+                                                                    const Int8Activations& a, size_t t0,
+                                                                    __m512 (&acc)[kInt8Rows][kTok]) {
+  for (size_t r = 0; r < kInt8Rows; ++r)
+    for (size_t t = 0; t < kTok; ++t) acc[r][t] = _mm512_setzero_ps();
+  const size_t n_in = a.n_in;
+  size_t i = 0;
+  for (; i + 64 <= n_in; i += 64) {
+    __m512i q[kTok];
+    for (size_t t = 0; t < kTok; ++t) q[t] = _mm512_loadu_si512(a.q_row(t0 + t) + i);
+    for (size_t r = 0; r < kInt8Rows; ++r) {
+      const __m512i u = _mm512_loadu_si512(rows[r].u + i);
+      const __m512 s = _mm512_loadu_ps(rows[r].lane_scale + i / 4);
+      for (size_t t = 0; t < kTok; ++t) {
+        const __m512 sum = _mm512_cvtepi32_ps(DotBytes(u, q[t]));
+        const __m512 scale = _mm512_mul_ps(s, _mm512_loadu_ps(a.scales(t0 + t) + i / 4));
+        acc[r][t] = _mm512_fmadd_ps(sum, scale, acc[r][t]);
+      }
+    }
+  }
+  if (i < n_in) {  // one block of 32 left: the low half of the vectors
+    const __mmask64 m = 0xFFFFFFFFull;
+    __m512i q[kTok];
+    for (size_t t = 0; t < kTok; ++t) q[t] = _mm512_maskz_loadu_epi8(m, a.q_row(t0 + t) + i);
+    for (size_t r = 0; r < kInt8Rows; ++r) {
+      const __m512i u = _mm512_maskz_loadu_epi8(m, rows[r].u + i);
+      const __m512 s = _mm512_maskz_loadu_ps(0xFF, rows[r].lane_scale + i / 4);
+      for (size_t t = 0; t < kTok; ++t) {
+        const __m512 sum = _mm512_cvtepi32_ps(DotBytes(u, q[t]));
+        const __m512 scale = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(0xFF, a.scales(t0 + t) + i / 4));
+        acc[r][t] = _mm512_fmadd_ps(sum, scale, acc[r][t]);
+      }
+    }
+  }
+}
+
+// Not inlined into its (non-VNNI) caller: a function may only inline callees of its own target.
+template <size_t kTok>
+__attribute__((target("avx512vnni"))) HWY_NOINLINE void Int8Tile(const Int8RowView* rows, size_t n_rows,
+                                                                  const Int8Activations& a, size_t t0, float* y,
+                                                                  size_t y_stride) {
+  __m512 acc[kInt8Rows][kTok];
+  Int8LaneSums<kTok>(rows, a, t0, acc);
+  for (size_t r = 0; r < n_rows; ++r)
+    for (size_t t = 0; t < kTok; ++t)
+      y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]) -
+                            OffsetDot(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
+}
+
+#else
+// Portable lane sums: per group of 16 values, u8 and i8 widened to i32, multiplied and summed.
+template <size_t kTok>
+HWY_INLINE void Int8Tile(const Int8RowView* rows, size_t n_rows, const Int8Activations& a, size_t t0, float* y,
+                         size_t y_stride) {
+  const hn::CappedTag<int32_t, 16> d32;
+  const hn::Rebind<uint8_t, decltype(d32)> du8;
+  const hn::Rebind<int8_t, decltype(d32)> di8;
+  const size_t N = hn::Lanes(d32);
+  for (size_t r = 0; r < n_rows; ++r) {
+    for (size_t t = 0; t < kTok; ++t) {
+      const int8_t* q = a.q_row(t0 + t);
+      const float* dx = a.scales(t0 + t);
+      float acc = 0.0f;
+      for (size_t g = 0; g < a.n_in / 16; ++g) {
+        auto sum = hn::Zero(d32);
+        for (size_t i = 16 * g; i < 16 * g + 16; i += N)
+          sum = hn::Add(sum, hn::Mul(hn::PromoteTo(d32, hn::LoadU(du8, rows[r].u + i)),
+                                     hn::PromoteTo(d32, hn::LoadU(di8, q + i))));
+        acc += static_cast<float>(hn::GetLane(hn::SumOfLanes(d32, sum))) * rows[r].lane_scale[4 * g] * dx[4 * g];
+      }
+      y[t * y_stride + r] = acc - OffsetDot(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
+    }
+  }
+}
+#endif
+
+// ---- driver ---------------------------------------------------------------------------------------------
+
+inline constexpr size_t kInt8Tokens = 4;
+inline constexpr size_t kInt8BlockBytes = 1 << 20;  // unpacked rows kept hot (L2) while all tokens pass
+
+// Rows [r_begin, r_end) of w times all tokens of `a`, y: [n_tok, n_out]. A block of rows is unpacked into
+// per-thread scratch, then every group of kInt8Tokens tokens passes over it kInt8Rows rows at a time.
+inline void MatMulInt8Rows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
+                           size_t r_end) {
+  const size_t n_in = a.n_in, n_out = static_cast<size_t>(w.rows());
+  const size_t row_floats = n_in / 4 + n_in / 16;  // lane scales, then group offsets
+  const size_t block = std::max(kInt8Rows, kInt8BlockBytes / (n_in + 4 * row_floats) / kInt8Rows * kInt8Rows);
+  thread_local std::vector<uint8_t> u_buf;  // [block, n_in]
+  thread_local std::vector<float> f_buf;    // [block, row_floats]
+  u_buf.resize(block * n_in);
+  f_buf.resize(block * row_floats);
+  auto row_view = [&](size_t k) {
+    return Int8RowView{u_buf.data() + k * n_in, f_buf.data() + k * row_floats, f_buf.data() + k * row_floats + n_in / 4};
+  };
+  for (size_t rb = r_begin; rb < r_end; rb += block) {
+    const size_t n_rows = std::min(block, r_end - rb);
+    for (size_t k = 0; k < n_rows; ++k) UnpackRow(w.type, w.row(static_cast<int64_t>(rb + k)), n_in, row_view(k));
+    for (size_t t0 = 0; t0 < n_tok; t0 += kInt8Tokens) {
+      for (size_t r0 = 0; r0 < n_rows; r0 += kInt8Rows) {
+        const size_t nr = std::min(kInt8Rows, n_rows - r0);
+        Int8RowView rows[kInt8Rows];
+        for (size_t k = 0; k < kInt8Rows; ++k) rows[k] = row_view(r0 + std::min(k, nr - 1));
+        float* yt = y + t0 * n_out + rb + r0;
+        switch (std::min(kInt8Tokens, n_tok - t0)) {
+          case 1: Int8Tile<1>(rows, nr, a, t0, yt, n_out); break;
+          case 2: Int8Tile<2>(rows, nr, a, t0, yt, n_out); break;
+          case 3: Int8Tile<3>(rows, nr, a, t0, yt, n_out); break;
+          default: Int8Tile<4>(rows, nr, a, t0, yt, n_out); break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace g4::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // toggle guard

@@ -81,7 +81,7 @@ TEST_CASE("greedy speculative decoding equals plain greedy: tokens and KV caches
           CAPTURE(adaptive);
           Sequence seq = target.NewSequence(128, 16);
           SpeculativeStats stats;
-          const auto spec = GenerateSpeculative(target, drafter, seq, prompt, 30, {k, adaptive, 8}, GreedyVerify(), &stats);
+          const auto spec = GenerateSpeculative(target, drafter, seq, {prompt}, 30, {k, adaptive, 8}, GreedyVerify(), &stats);
           REQUIRE(spec == plain);
           // Both caches hold the prompt and every generated token but the last.
           CHECK(seq.pos == plain_seq.pos);
@@ -112,7 +112,7 @@ TEST_CASE("greedy speculative decoding with partly right drafts: every acceptanc
       CAPTURE(k);
       Sequence seq = target.NewSequence(128, 16);
       SpeculativeStats stats;
-      const auto spec = GenerateSpeculative(target, drafter, seq, prompt, 40, {k, k == 3, 8}, GreedyVerify(), &stats);
+      const auto spec = GenerateSpeculative(target, drafter, seq, {prompt}, 40, {k, k == 3, 8}, GreedyVerify(), &stats);
       REQUIRE(spec == plain);
       CHECK(seq.pos == plain_seq.pos);
       CHECK(CacheDiff(tm.cfg, seq, plain_seq) < 1e-5);
@@ -165,7 +165,7 @@ TEST_CASE("speculative sampling draws from the target's distribution (chi-square
   for (int i = 0; i < N; ++i) {
     Sequence s = target.NewSequence(16, 8);
     SpeculativeStats st;
-    const auto out = GenerateSpeculative(target, drafter, s, prompt, 2, {1, false, 1}, SamplingVerify(softmax, uniform), &st);
+    const auto out = GenerateSpeculative(target, drafter, s, {prompt}, 2, {1, false, 1}, SamplingVerify(softmax, uniform), &st);
     REQUIRE(out.size() == 2);
     counts[static_cast<size_t>(out[0] * V + out[1])]++;
     accepted += st.accepted;

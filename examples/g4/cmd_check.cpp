@@ -201,7 +201,7 @@ void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int cen
   for (int k = 1; k <= 8; ++k) {
     Sequence s = target.NewSequence(context, 16);
     SpeculativeStats stats;
-    const auto got = GenerateSpeculative(target, drafter, s, prompt, want.size(), {k, false, 8}, GreedyVerify(), &stats);
+    const auto got = GenerateSpeculative(target, drafter, s, {prompt}, want.size(), {k, false, 8}, GreedyVerify(), &stats);
     char name[96];
     std::snprintf(name, sizeof name, "speculative k=%d (%.2f accepted/round)", k, stats.acceptance_per_round());
     r.Tokens(name, got, want);

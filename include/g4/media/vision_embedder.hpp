@@ -23,32 +23,17 @@
 #include "g4/kernels/ops.hpp"
 #include "g4/media/embed_util.hpp"
 #include "g4/media/image_patches.hpp"
+#include "g4/model/weights.hpp"
 
 namespace g4 {
-
-enum class PositionTableLayout {
-  kPosAxisDim,  // [n_pos, 2, dim]: HF safetensors model.vision_embedder.pos_embedding
-  kAxisPosDim,  // [2, n_pos, dim]: GGUF v.position_embd.weight (x table, then y table)
-};
-
-struct VisionEmbedderWeights {
-  TensorView patch_ln1_w, patch_ln1_b;  // [6912], in `order`
-  TensorView patch_dense_w;             // [dim, 6912], columns in `order`
-  TensorView patch_dense_b;             // [dim]
-  TensorView patch_ln2_w, patch_ln2_b;  // [dim]
-  TensorView pos_embedding;             // see `pos_layout`
-  TensorView pos_norm_w, pos_norm_b;    // [dim]
-  TensorView projection;                // [hidden, dim]
-  PatchOrder order = PatchOrder::kHWC;
-  PositionTableLayout pos_layout = PositionTableLayout::kPosAxisDim;
-};
 
 class VisionEmbedder {
  public:
   static constexpr float kLayerNormEps = 1e-5f;
   static constexpr float kRmsNormEps = 1e-6f;
 
-  explicit VisionEmbedder(const VisionEmbedderWeights& w) : w_(w) {
+  // Weights by role from a Checkpoint (model/weights.hpp), which records the file's patch order and table layout.
+  explicit VisionEmbedder(const VisionWeights& w) : w_(w), order_(w.chw_patch_order ? PatchOrder::kCHW : PatchOrder::kHWC) {
     Require(w.patch_dense_w.shape.rank == 2, w.patch_dense_w.name.empty() ? "patch_dense" : w.patch_dense_w.name,
             "patch_dense weight must be 2-D [dim, 6912], got " + w.patch_dense_w.shape.str());
     dim_ = w.patch_dense_w.shape[0];
@@ -60,9 +45,9 @@ class VisionEmbedder {
     const Shape& ps = w.pos_embedding.shape;
     Require(ps.rank == 3, w.pos_embedding.name.empty() ? "pos_embedding" : w.pos_embedding.name,
             "position table must be 3-D, got " + ps.str());
-    n_pos_ = w.pos_layout == PositionTableLayout::kPosAxisDim ? ps[0] : ps[1];
+    n_pos_ = !w.pos_table_planar ? ps[0] : ps[1];
     CheckShape(w.pos_embedding,
-               w.pos_layout == PositionTableLayout::kPosAxisDim ? Shape{n_pos_, 2, dim_} : Shape{2, n_pos_, dim_},
+               !w.pos_table_planar ? Shape{n_pos_, 2, dim_} : Shape{2, n_pos_, dim_},
                "position table");
     ln1_w_ = VectorToF32(w.patch_ln1_w, kPatchValues, "patch_ln1 weight");
     ln1_b_ = VectorToF32(w.patch_ln1_b, kPatchValues, "patch_ln1 bias");
@@ -73,7 +58,7 @@ class VisionEmbedder {
     pos_norm_b_ = VectorToF32(w.pos_norm_b, dim_, "pos_norm bias");
   }
 
-  PatchOrder order() const { return w_.order; }
+  PatchOrder order() const { return order_; }
   int64_t hidden() const { return hidden_; }  // soft-token width (the text model's hidden size)
   int64_t dim() const { return dim_; }
   int64_t n_positions() const { return n_pos_; }
@@ -111,7 +96,7 @@ class VisionEmbedder {
 
   // Preprocessed image -> [size(), hidden] soft tokens.
   std::vector<float> Embed(const ImagePatches& p, ThreadPool& pool) const {
-    Require(p.order == w_.order, "vision embedder", "patches were cut in the other order (HWC vs CHW) than the weights expect");
+    Require(p.order == order_, "vision embedder", "patches were cut in the other order (HWC vs CHW) than the weights expect");
     std::vector<float> out(p.size() * static_cast<size_t>(hidden_));
     Embed(p.values, p.positions, p.size(), out.data(), pool);
     return out;
@@ -120,10 +105,11 @@ class VisionEmbedder {
  private:
   // Row of the flattened position table holding position `pos` of `axis` (0 = x, 1 = y).
   int64_t PositionRow(int64_t pos, int axis) const {
-    return w_.pos_layout == PositionTableLayout::kPosAxisDim ? pos * 2 + axis : axis * n_pos_ + pos;
+    return !w_.pos_table_planar ? pos * 2 + axis : axis * n_pos_ + pos;
   }
 
-  VisionEmbedderWeights w_;
+  VisionWeights w_;
+  PatchOrder order_;
   int64_t dim_ = 0, hidden_ = 0, n_pos_ = 0;
   std::vector<float> ln1_w_, ln1_b_, dense_b_, ln2_w_, ln2_b_, pos_norm_w_, pos_norm_b_;
 };

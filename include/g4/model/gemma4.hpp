@@ -68,7 +68,7 @@ class Gemma4 {
     Require(n > 0, "forward", "empty input");
     Require(in.soft_index.empty() || in.soft_index.size() == n, "forward", "soft_index length differs from the token count");
     Require(in.block_id.empty() || in.block_id.size() == n, "forward", "block_id length differs from the token count");
-    Require(in.soft_index.empty() || in.soft_embeddings, "forward", "soft tokens given without embeddings");
+    for (int32_t i : in.soft_index) Require(i < 0 || in.soft_embeddings, "forward", "soft tokens given without embeddings");
     Require(static_cast<uint64_t>(seq.pos) + n <= seq.cache.context(), "prompt",
             std::to_string(seq.pos + static_cast<int64_t>(n)) + " tokens exceed the context of " +
                 std::to_string(seq.cache.context()));
@@ -92,15 +92,17 @@ class Gemma4 {
     }
   }
 
-  // Greedy continuation: feeds `prompt`, then emits up to n_new argmax tokens (stopping after a stop id).
-  // on_token returns false to stop early.
-  std::vector<int32_t> GenerateGreedy(Sequence& seq, std::span<const int32_t> prompt, size_t n_new,
-                                      const std::function<bool(int32_t)>& on_token = {}) const {
+  // Feeds `prompt`, then emits up to n_new tokens chosen by pick(logits), stopping after a stop id (the
+  // config's stop_ids) or when on_token returns false. The last emitted token is not fed back: the cache holds
+  // the prompt and every emitted token but the last.
+  std::vector<int32_t> Generate(Sequence& seq, const ForwardInput& prompt, size_t n_new,
+                                const std::function<int32_t(std::span<const float>)>& pick,
+                                const std::function<bool(int32_t)>& on_token = {}) const {
     std::vector<int32_t> generated;
     ForwardOutput out;
-    Forward(seq, {prompt}, out);
+    Forward(seq, prompt, out);
     for (size_t i = 0; i < n_new; ++i) {
-      const int32_t tok = Argmax(out.logits);
+      const int32_t tok = pick(out.logits);
       generated.push_back(tok);
       if (on_token && !on_token(tok)) break;
       if (std::find(cfg_.tokens.stop_ids.begin(), cfg_.tokens.stop_ids.end(), tok) != cfg_.tokens.stop_ids.end()) break;
@@ -109,6 +111,11 @@ class Gemma4 {
       Forward(seq, {one}, out);
     }
     return generated;
+  }
+
+  std::vector<int32_t> GenerateGreedy(Sequence& seq, std::span<const int32_t> prompt, size_t n_new,
+                                      const std::function<bool(int32_t)>& on_token = {}) const {
+    return Generate(seq, {prompt}, n_new, Argmax, on_token);
   }
 
   static int32_t Argmax(std::span<const float> logits) {

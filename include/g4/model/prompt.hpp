@@ -72,7 +72,19 @@ class Prompt {
 
   size_t size() const { return tokens_.size(); }
   const std::vector<int32_t>& tokens() const { return tokens_; }
-  ForwardInput input() const { return {tokens_, soft_.data(), soft_index_, block_id_}; }
+  // The input from position `from` on (a cache already holds the tokens before it).
+  ForwardInput input(size_t from = 0) const {
+    Require(from < tokens_.size(), "prompt", "nothing left to run after position " + std::to_string(from));
+    return {std::span(tokens_).subspan(from), soft_.data(), std::span(soft_index_).subspan(from), std::span(block_id_).subspan(from)};
+  }
+  // Length of the prefix shared with `cached` (tokens a cache holds), shortened so that at least one token is left
+  // to run and no image block is split (its tokens must attend to each other in one forward pass).
+  size_t CommonPrefix(std::span<const int32_t> cached) const {
+    size_t n = 0;
+    while (n < cached.size() && n + 1 < tokens_.size() && cached[n] == tokens_[n]) ++n;
+    while (n > 0 && block_id_[n] >= 0 && block_id_[n - 1] == block_id_[n]) --n;
+    return n;
+  }
 
  private:
   void Push(int32_t id, int32_t soft, int32_t block) {

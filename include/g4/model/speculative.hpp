@@ -72,9 +72,9 @@ inline VerifyRule SamplingVerify(std::function<void(std::span<const float>, std:
 // from the prompt's last logits (pick(logits, -1)). DraftModel is Drafter, or anything with its Step().
 template <typename DraftModel>
 std::vector<int32_t> GenerateSpeculative(const Gemma4& target, const DraftModel& drafter, Sequence& seq,
-                                                std::span<const int32_t> prompt, size_t n_new, const SpeculativeOptions& opt,
-                                                const VerifyRule& pick, SpeculativeStats* stats = nullptr,
-                                                const std::function<bool(int32_t)>& on_token = {}) {
+                                         const ForwardInput& prompt, size_t n_new, const SpeculativeOptions& opt,
+                                         const VerifyRule& pick, SpeculativeStats* stats = nullptr,
+                                         const std::function<bool(int32_t)>& on_token = {}) {
   Require(opt.k >= 1 && opt.k_max >= opt.k, "draft", "k must be >= 1 and <= k_max");
   Require(static_cast<size_t>(opt.k_max) < seq.cache.max_chunk(), "draft",
           "k_max " + std::to_string(opt.k_max) + " needs a sequence with max_chunk > k_max");
@@ -82,7 +82,7 @@ std::vector<int32_t> GenerateSpeculative(const Gemma4& target, const DraftModel&
   const size_t H = static_cast<size_t>(target.config().hidden_size), V = static_cast<size_t>(target.config().vocab_size);
   std::vector<int32_t> out;
   ForwardOutput fo;
-  target.Forward(seq, {prompt}, fo);
+  target.Forward(seq, prompt, fo);
   int32_t tok = pick(fo.logits, -1).first;
   std::vector<float> h = fo.final_hidden;
   int k = opt.k;

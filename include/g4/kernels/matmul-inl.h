@@ -81,18 +81,24 @@ HWY_INLINE void DotTile(const std::byte* const* rows, size_t n_rows, const float
   const DF d;
   const size_t N = hn::Lanes(d);
   VF acc[kTileRows][kTok];
+  #pragma GCC unroll 16
   for (size_t r = 0; r < kTileRows; ++r)
+    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) acc[r][t] = hn::Zero(d);
   size_t i = 0;
   for (; i + N <= n_in; i += N) {
     VF xv[kTok];
+    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) xv[t] = hn::LoadU(d, x + t * n_in + i);
+    #pragma GCC unroll 16
     for (size_t r = 0; r < kTileRows; ++r) {
       const VF wv = Row::Load(d, rows[r], i);
+      #pragma GCC unroll 16
       for (size_t t = 0; t < kTok; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
   }
   for (size_t r = 0; r < n_rows; ++r) {
+    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) {
       float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
       for (size_t j = i; j < n_in; ++j) s += Row::At(rows[r], j) * x[t * n_in + j];
@@ -113,6 +119,7 @@ HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t 
     for (size_t r0 = 0; r0 < n_rows; r0 += kTileRows) {
       const size_t nr = std::min(kTileRows, n_rows - r0);
       const std::byte* rows[kTileRows];
+      #pragma GCC unroll 16
       for (size_t k = 0; k < kTileRows; ++k) rows[k] = base + (r0 + std::min(k, nr - 1)) * row_stride;
       switch (nt) {
         case 1: DotTile<Row, 1>(rows, nr, xt, n_in, yt + r0, y_stride); break;

@@ -243,16 +243,21 @@ template <size_t kTok>
 __attribute__((target("avx512vnni"))) HWY_INLINE void Int8LaneSums(const Int8RowView* rows,
                                                                     const Int8Activations& a, size_t t0,
                                                                     __m512 (&acc)[kInt8Rows][kTok]) {
+  #pragma GCC unroll 16
   for (size_t r = 0; r < kInt8Rows; ++r)
+    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) acc[r][t] = _mm512_setzero_ps();
   const size_t n_in = a.n_in;
   size_t i = 0;
   for (; i + 64 <= n_in; i += 64) {
     __m512i q[kTok];
+    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) q[t] = _mm512_loadu_si512(a.q_row(t0 + t) + i);
+    #pragma GCC unroll 16
     for (size_t r = 0; r < kInt8Rows; ++r) {
       const __m512i u = _mm512_loadu_si512(rows[r].u + i);
       const __m512 s = _mm512_loadu_ps(rows[r].lane_scale + i / 4);
+      #pragma GCC unroll 16
       for (size_t t = 0; t < kTok; ++t) {
         const __m512 sum = _mm512_cvtepi32_ps(DotBytes(u, q[t]));
         const __m512 scale = _mm512_mul_ps(s, _mm512_loadu_ps(a.scales(t0 + t) + i / 4));
@@ -263,10 +268,13 @@ __attribute__((target("avx512vnni"))) HWY_INLINE void Int8LaneSums(const Int8Row
   if (i < n_in) {  // one block of 32 left: the low half of the vectors
     const __mmask64 m = 0xFFFFFFFFull;
     __m512i q[kTok];
+    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) q[t] = _mm512_maskz_loadu_epi8(m, a.q_row(t0 + t) + i);
+    #pragma GCC unroll 16
     for (size_t r = 0; r < kInt8Rows; ++r) {
       const __m512i u = _mm512_maskz_loadu_epi8(m, rows[r].u + i);
       const __m512 s = _mm512_maskz_loadu_ps(0xFF, rows[r].lane_scale + i / 4);
+      #pragma GCC unroll 16
       for (size_t t = 0; t < kTok; ++t) {
         const __m512 sum = _mm512_cvtepi32_ps(DotBytes(u, q[t]));
         const __m512 scale = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(0xFF, a.scales(t0 + t) + i / 4));
@@ -284,6 +292,7 @@ __attribute__((target("avx512vnni"))) HWY_NOINLINE void Int8Tile(const Int8RowVi
   __m512 acc[kInt8Rows][kTok];
   Int8LaneSums<kTok>(rows, a, t0, acc);
   for (size_t r = 0; r < n_rows; ++r)
+    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t)
       y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]) -
                             OffsetDot(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
@@ -299,6 +308,7 @@ HWY_INLINE void Int8Tile(const Int8RowView* rows, size_t n_rows, const Int8Activ
   const hn::Rebind<int8_t, decltype(d32)> di8;
   const size_t N = hn::Lanes(d32);
   for (size_t r = 0; r < n_rows; ++r) {
+    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) {
       const int8_t* q = a.q_row(t0 + t);
       const float* dx = a.scales(t0 + t);
@@ -342,6 +352,7 @@ inline void MatMulInt8Rows(const TensorView& w, const Int8Activations& a, size_t
       for (size_t r0 = 0; r0 < n_rows; r0 += kInt8Rows) {
         const size_t nr = std::min(kInt8Rows, n_rows - r0);
         Int8RowView rows[kInt8Rows];
+        #pragma GCC unroll 16
         for (size_t k = 0; k < kInt8Rows; ++k) rows[k] = row_view(r0 + std::min(k, nr - 1));
         float* yt = y + t0 * n_out + rb + r0;
         switch (std::min(kInt8Tokens, n_tok - t0)) {

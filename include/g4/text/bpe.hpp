@@ -4,20 +4,24 @@
 // document (tokenizers whose merges cross spaces never allow splitting) stays cheap.
 #pragma once
 #include <algorithm>
+#include <bit>
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 namespace g4 {
 
 class BpeMerges {
  public:
-  size_t size() const { return table_.size(); }
-  void Reserve(size_t n) { table_.reserve(n); }
+  size_t size() const { return size_; }
 
   // Rank is the merge's position in the file: lower merges first. A pair listed twice keeps its last entry, as
   // tokenizers' map built from the list does.
-  void Add(int32_t left, int32_t right, int32_t result, uint32_t rank) { table_[Key(left, right)] = {rank, result}; }
+  void Add(int32_t left, int32_t right, int32_t result, uint32_t rank) {
+    if (2 * (size_ + 1) > slots_.size()) Grow();
+    Slot& s = slots_[Locate(Key(left, right))];
+    if (s.key == kEmpty) ++size_;
+    s = {Key(left, right), rank, result};
+  }
 
   // Merges `ids` (the chunk's initial symbols) in place until no adjacent pair has a merge.
   void Apply(std::vector<int32_t>& ids) const {
@@ -28,9 +32,9 @@ class BpeMerges {
     std::vector<Candidate> heap;
     heap.reserve(n);
     auto push = [&](int32_t pos) {
-      const auto it = table_.find(Key(sym[pos].id, sym[sym[pos].next].id));
-      if (it == table_.end()) return;
-      heap.push_back({it->second.rank, pos, it->second.result});
+      const Slot* m = Find(sym[pos].id, sym[sym[pos].next].id);
+      if (!m) return;
+      heap.push_back({m->rank, pos, m->result});
       std::push_heap(heap.begin(), heap.end());
     };
     for (int32_t i = 0; i + 1 < n; ++i) push(i);
@@ -40,8 +44,8 @@ class BpeMerges {
       heap.pop_back();
       Symbol& s = sym[top.pos];
       if (s.id < 0 || s.next < 0) continue;  // removed, or nothing to its right any more
-      const auto it = table_.find(Key(s.id, sym[s.next].id));
-      if (it == table_.end() || it->second.result != top.result) continue;  // stale: a neighbour changed
+      const Slot* m = Find(s.id, sym[s.next].id);
+      if (!m || m->result != top.result) continue;  // stale: a neighbour changed
       Symbol& right = sym[s.next];
       s.id = top.result;
       s.next = right.next;
@@ -55,10 +59,14 @@ class BpeMerges {
   }
 
  private:
-  struct Entry {
+  // An open-addressing hash table (linear probing, at most half full): a lookup is usually one cache miss, which
+  // is most of the cost of merging.
+  struct Slot {
+    uint64_t key;  // (left << 32) | right; kEmpty never occurs since ids are < 2^31
     uint32_t rank;
     int32_t result;
   };
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
   struct Symbol {
     int32_t id, prev, next;  // id -1: merged into its left neighbour
   };
@@ -71,7 +79,28 @@ class BpeMerges {
   };
   static uint64_t Key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
 
-  std::unordered_map<uint64_t, Entry> table_;
+  const Slot* Find(int32_t a, int32_t b) const {
+    if (slots_.empty()) return nullptr;
+    const Slot& s = slots_[Locate(Key(a, b))];
+    return s.key == kEmpty ? nullptr : &s;
+  }
+  // Index of the slot holding key, or of the empty slot where it would go.
+  size_t Locate(uint64_t key) const {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = (key * 0x9E3779B97F4A7C15ull) >> shift_;; i = (i + 1) & mask)
+      if (slots_[i].key == key || slots_[i].key == kEmpty) return i;
+  }
+  void Grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{kEmpty, 0, 0});
+    shift_ = 64 - static_cast<int>(std::countr_zero(slots_.size()));
+    for (const Slot& s : old)
+      if (s.key != kEmpty) slots_[Locate(s.key)] = s;
+  }
+
+  std::vector<Slot> slots_;  // size a power of two
+  int shift_ = 64;           // hash -> slot: the top log2(size) bits of a multiplicative hash
+  size_t size_ = 0;
 };
 
 }  // namespace g4

@@ -5,12 +5,14 @@
 //
 // Encode pipeline: added tokens split the raw text -> spaces become "▁" -> the text is cut into chunks at character
 // pairs that no merge result contains (so no merge could ever join them and BPE per chunk equals BPE of the whole)
-// -> each distinct chunk is merged once per call (a per-call cache; repeated words cost one hash lookup).
+// -> each short chunk is merged once and cached (repeated words cost one hash lookup).
 #pragma once
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -100,7 +102,13 @@ class Tokenizer {
     int32_t id;         // an added token, or -1 for the normalized text range below
     size_t begin, end;  // in the normalized buffer
   };
-  using ChunkCache = std::unordered_map<std::string_view, std::pair<size_t, size_t>>;  // chunk -> (offset, count)
+  // Chunks already merged, kept across calls since words recur ("▁the"). Short chunks only, and emptied when
+  // full, so it stays under a few MB; the mutex makes Encode safe to call from several threads.
+  struct ChunkCache {
+    static constexpr size_t kMaxChunkBytes = 48, kMaxEntries = size_t{1} << 16;
+    std::mutex mutex;
+    std::unordered_map<std::string, std::vector<int32_t>> ids;
+  };
 
   static Tokenizer Build(Spec spec, const std::string& where);
   size_t Checked(int32_t id) const {
@@ -118,7 +126,7 @@ class Tokenizer {
     }
   }
   void AppendNormalized(std::string_view raw, bool parse_special, std::string& norm, std::vector<Part>& parts) const;
-  void EncodeText(std::string_view s, ChunkCache& cache, std::vector<int32_t>& out, std::vector<int32_t>& scratch) const;
+  void EncodeText(std::string_view s, std::vector<int32_t>& out, std::vector<int32_t>& scratch) const;
   void EncodeChunk(std::string_view chunk, std::vector<int32_t>& symbols) const;
 
   std::string where_;
@@ -132,6 +140,7 @@ class Tokenizer {
   std::unordered_set<uint64_t> joinable_;  // code point pairs adjacent inside some merge result
   bool split_chunks_ = true;               // false: merges touch byte pieces or unknowns fuse, so never cut
   AddedTokenMatcher raw_added_, normalized_added_;
+  std::unique_ptr<ChunkCache> cache_ = std::make_unique<ChunkCache>();
   bool spaces_to_metaspace_ = true, byte_fallback_ = true, fuse_unk_ = true;
   SpecialIds special_;
 };
@@ -328,7 +337,6 @@ inline Tokenizer Tokenizer::Build(Spec spec, const std::string& where) {
 
   // Merges, and the character pairs they can join.
   std::vector<bool> result_seen(n, false);
-  t.merges_.Reserve(spec.merges.size());
   for (size_t r = 0; r < spec.merges.size(); ++r) {
     const auto& [a, b] = spec.merges[r];
     const auto ia = t.piece_ids_.find(a), ib = t.piece_ids_.find(b), ic = t.piece_ids_.find(a + b);
@@ -405,33 +413,37 @@ inline std::vector<int32_t> Tokenizer::Encode(std::string_view text, EncodeOptio
     pos = m.end;
   }
   out.reserve(out.size() + text.size() / 3);
-  ChunkCache cache;
   std::vector<int32_t> scratch;
   for (const Part& p : parts) {
     if (p.id >= 0)
       out.push_back(p.id);
     else
-      EncodeText(std::string_view(norm).substr(p.begin, p.end - p.begin), cache, out, scratch);
+      EncodeText(std::string_view(norm).substr(p.begin, p.end - p.begin), out, scratch);
   }
   return out;
 }
 
-// Cuts normalized text between characters that no merge can join, and merges each chunk (once per distinct chunk).
-inline void Tokenizer::EncodeText(std::string_view s, ChunkCache& cache, std::vector<int32_t>& out,
-                                  std::vector<int32_t>& scratch) const {
+// Cuts normalized text between characters that no merge can join, and merges each chunk (short ones once).
+inline void Tokenizer::EncodeText(std::string_view s, std::vector<int32_t>& out, std::vector<int32_t>& scratch) const {
   auto emit = [&](std::string_view chunk) {
-    const auto it = cache.find(chunk);
-    if (it != cache.end()) {
-      const auto [offset, count] = it->second;
-      for (size_t k = 0; k < count; ++k) {
-        const int32_t id = out[offset + k];  // copy first: push_back may reallocate out
-        out.push_back(id);
+    const bool cacheable = chunk.size() <= ChunkCache::kMaxChunkBytes;
+    std::string key;
+    if (cacheable) {
+      key.assign(chunk);
+      const std::lock_guard<std::mutex> lock(cache_->mutex);
+      const auto it = cache_->ids.find(key);
+      if (it != cache_->ids.end()) {
+        out.insert(out.end(), it->second.begin(), it->second.end());
+        return;
       }
-      return;
     }
     EncodeChunk(chunk, scratch);
-    cache.emplace(chunk, std::make_pair(out.size(), scratch.size()));
     out.insert(out.end(), scratch.begin(), scratch.end());
+    if (cacheable) {
+      const std::lock_guard<std::mutex> lock(cache_->mutex);
+      if (cache_->ids.size() >= ChunkCache::kMaxEntries) cache_->ids.clear();
+      cache_->ids.emplace(std::move(key), scratch);
+    }
   };
   if (!split_chunks_) {
     emit(s);

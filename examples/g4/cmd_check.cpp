@@ -14,7 +14,12 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/json.hpp"
 #include "g4/io/safetensors.hpp"
+#include "g4/media/audio.hpp"
+#include "g4/media/audio_embedder.hpp"
+#include "g4/media/image_patches.hpp"
+#include "g4/media/vision_embedder.hpp"
 #include "g4/model/gemma4.hpp"
+#include "g4/model/prompt.hpp"
 #include "g4/model/speculative.hpp"
 
 namespace {
@@ -24,7 +29,7 @@ using namespace g4;
 const char* kHelp = R"(usage: g4 check CASE_DIR [options]
 
 Runs a reference case folder (config.json, model.safetensors, golden.safetensors, case.json) and compares every
-output with the reference. Kinds: text, mtp.
+output with the reference. Kinds: text, multimodal, mtp.
 
 options:
   -m, --model FILE      model to run instead of CASE_DIR's safetensors (e.g. a GGUF of the same checkpoint)
@@ -52,6 +57,20 @@ class Report {
     } else {
       std::printf("  %-34s rel %.3e  (tol %.0e)  %s\n", name.c_str(), rel, tol, ok ? "ok" : "FAIL");
     }
+    failures_ += !ok;
+  }
+  // Pixel values: mean and max |diff| in units of 1/255 (an independent resize differs by a few steps).
+  void Pixels(const std::string& name, std::span<const float> ours, std::span<const float> ref, double mean_tol, double max_tol) {
+    double sum = 0, mx = 0;
+    const bool size_ok = ours.size() == ref.size();
+    for (size_t i = 0; size_ok && i < ref.size(); ++i) {
+      const double d = std::abs(static_cast<double>(ours[i]) - ref[i]) * 255.0;
+      sum += d;
+      mx = std::max(mx, d);
+    }
+    const double mean = size_ok && !ref.empty() ? sum / static_cast<double>(ref.size()) : INFINITY;
+    const bool ok = size_ok && mean <= mean_tol && mx <= max_tol;
+    std::printf("  %-34s mean %.3f/255 max %.0f/255  (tol %.1f, %.0f)  %s\n", name.c_str(), mean, mx, mean_tol, max_tol, ok ? "ok" : "FAIL");
     failures_ += !ok;
   }
   void Tokens(const std::string& name, const std::vector<int32_t>& ours, std::span<const int32_t> ref) {
@@ -144,6 +163,100 @@ void CheckText(const Checkpoint& ck, const Golden& g, double tol, ThreadPool& po
   }
 }
 
+// HWC patch rows (as the reference's pixel_values) in the order the checkpoint's vision weights expect.
+std::vector<float> PatchRowsFor(const VisionEmbedder& embedder, std::span<const float> hwc, size_t n) {
+  if (embedder.order() == PatchOrder::kHWC) return {hwc.begin(), hwc.begin() + static_cast<std::ptrdiff_t>(n * kPatchValues)};
+  constexpr int P = kPatchPixels;
+  std::vector<float> chw(n * kPatchValues);
+  for (size_t t = 0; t < n; ++t)
+    for (int r = 0; r < P; ++r)
+      for (int c = 0; c < P; ++c)
+        for (int ch = 0; ch < 3; ++ch)
+          chw[t * kPatchValues + static_cast<size_t>(ch * P * P + r * P + c)] = hwc[t * kPatchValues + static_cast<size_t>((r * P + c) * 3 + ch)];
+  return chw;
+}
+
+void CheckMultimodal(const Checkpoint& ck, const nlohmann::json& info, const Golden& g, double tol, ThreadPool& pool, Report& r) {
+  Require(ck.vision() && ck.audio(), ck.path(), "has no vision/audio embedders (a GGUF needs --mmproj)");
+  const VisionEmbedder vision(*ck.vision());
+  const AudioEmbedder audio(ck.audio()->projection);
+  const double etol = std::min(tol, 1e-4);
+
+  // Preprocessing: our resize and patchify of the source image, our framing of the waveform.
+  const TensorView& rgb = g.Get("image_rgb_u8");
+  Require(rgb.type == Type::U8 && rgb.shape.rank == 3 && rgb.shape[2] == 3, g.path, "image_rgb_u8 is not [H, W, 3] uint8");
+  RgbImage img;
+  img.height = static_cast<int>(rgb.shape[0]);
+  img.width = static_cast<int>(rgb.shape[1]);
+  img.pixels.assign(reinterpret_cast<const uint8_t*>(rgb.data), reinterpret_cast<const uint8_t*>(rgb.data) + rgb.nbytes);
+  const int budget = info.at("image").at("max_soft_tokens").get<int>();
+  const ImagePatches patches = PreprocessImage(img, budget, PatchOrder::kHWC);
+  const size_t n_img = patches.size();
+  const auto ref_pos = g.I32("image_position_ids");
+  Require(ref_pos.size() >= 2 * n_img, g.path, "fewer reference patches than ours");
+  r.Pixels("pixel_values", patches.values, g.F32("pixel_values").first(n_img * kPatchValues), 0.5, 3.0);
+  r.Tokens("image_position_ids", patches.positions, std::span(ref_pos).first(2 * n_img));
+  bool padding_ok = true;  // rows past the image are padding at position (-1, -1)
+  for (size_t i = 2 * n_img; i < ref_pos.size(); ++i) padding_ok &= ref_pos[i] == -1;
+  r.Tokens("image_position_ids padding", {padding_ok}, std::vector<int32_t>{1});
+  const auto wave = g.F32("audio_waveform");
+  const std::vector<AudioFrames> clips = FrameAudio(wave);
+  r.Compare("audio_features", clips.at(0).values, g.F32("audio_features"), 0.0);
+
+  // The embedders, on the reference's own pixel_values and audio_features.
+  const size_t H = static_cast<size_t>(ck.config().hidden_size);
+  const auto ref_pixels = g.F32("pixel_values");
+  MediaEmbedding image{MediaEmbedding::Kind::kImage, std::vector<float>(n_img * H), n_img};
+  vision.Embed(PatchRowsFor(vision, ref_pixels, n_img), std::span(ref_pos).first(2 * n_img), n_img, image.rows.data(), pool);
+  r.Compare("image_embeddings", image.rows, g.F32("image_embeddings"), etol);
+  const auto ref_frames = g.F32("audio_features");
+  const size_t n_aud = ref_frames.size() / kAudioFrameSamples;
+  MediaEmbedding sound{MediaEmbedding::Kind::kAudio, std::vector<float>(n_aud * H), n_aud};
+  audio.Embed(ref_frames.data(), n_aud, sound.rows.data(), pool);
+  r.Compare("audio_embeddings", sound.rows, g.F32("audio_embeddings"), etol);
+
+  // The mixed prompt, with the official mask and with plain causal attention.
+  Gemma4Config cfg = ck.config();
+  cfg.tokens.stop_ids.clear();
+  Gemma4 model(cfg, ck.text(), pool);
+  const auto ids = g.I32("input_ids");
+  std::vector<MediaEmbedding> media;  // in the order their runs appear
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0 && ids[i] == ids[i - 1]) continue;
+    if (ids[i] == cfg.tokens.image) media.push_back(image);
+    if (ids[i] == cfg.tokens.audio) media.push_back(sound);
+  }
+  Prompt prompt(cfg);
+  prompt.AddExpanded(ids, media);
+  std::vector<std::vector<float>> hidden;
+  ForwardOutput out;
+  out.all_logits = true;
+  out.hidden = &hidden;
+  Sequence seq = model.NewSequence(ids.size() + 16);
+  model.Forward(seq, prompt.input(), out);
+  r.Compare("logits (official mask)", out.logits, g.F32("logits"), tol);
+  if (g.Has("hidden.0")) r.Compare("hidden.0", hidden.front(), g.F32("hidden.0"), tol);
+  if (g.Has("hidden.last")) r.Compare("hidden.last", hidden.back(), g.F32("hidden.last"), tol);
+  ForwardInput causal = prompt.input();
+  causal.block_id = {};
+  ForwardOutput causal_out;
+  causal_out.all_logits = true;
+  Sequence seq2 = model.NewSequence(ids.size());
+  model.Forward(seq2, causal, causal_out);
+  r.Compare("logits_causal_only", causal_out.logits, g.F32("logits_causal_only"), tol);
+
+  // Greedy continuation after the prompt (generated tokens are text: causal).
+  const auto want = g.I32("greedy_tokens");
+  std::vector<float> scores;
+  Sequence seq3 = model.NewSequence(ids.size() + want.size() + 1);
+  const auto got = model.Generate(seq3, prompt.input(), want.size(), [&](std::span<const float> l) {
+    scores.insert(scores.end(), l.begin(), l.end());
+    return Gemma4::Argmax(l);
+  });
+  r.Tokens("greedy_tokens", got, want);
+  r.Compare("greedy_scores", scores, g.F32("greedy_scores"), tol);
+}
+
 void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int centroid_top_k, const Golden& g, double tol,
               ThreadPool& pool, Report& r) {
   Gemma4Config tcfg = target_ck.config();
@@ -230,6 +343,9 @@ int RunCheck(std::vector<std::string> argv) {
   if (kind == "text") {
     const Checkpoint ck(model_path, args.get("--mmproj"));
     CheckText(ck, g, tol, pool, r);
+  } else if (kind == "multimodal") {
+    const Checkpoint ck(model_path, args.get("--mmproj"));
+    CheckMultimodal(ck, info, g, tol, pool, r);
   } else if (kind == "mtp") {
     Require(info.contains("target_case") && info["target_case"].is_string(), (dir / "case.json").string(), "no 'target_case'");
     const std::string target_path = args.get("--target", (dir.parent_path() / info["target_case"].get<std::string>()).string());

@@ -25,6 +25,7 @@
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
 #include "g4/kernels/matmul_vnni_decode-inl.h"
+#include "g4/kernels/matmul_amx-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace g4::HWY_NAMESPACE {
@@ -148,9 +149,10 @@ void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y
   }
 }
 
-// Up to this many tokens, AVX3_DL decodes the weights in registers (memory-bound decode); above, rows are
-// unpacked once into L2 scratch and reused by every token (compute-bound prefill).
-inline constexpr size_t kFusedMaxTokens = 8;
+// Quantized weights on AVX3_DL: up to kFusedMaxTokens tokens decode the weights in registers (memory-bound
+// decode); from kAmxMinTokens, AMX tiles where the CPU has them; otherwise rows are unpacked once into L2
+// scratch and reused by every token (compute-bound prefill).
+inline constexpr size_t kFusedMaxTokens = 8, kAmxMinTokens = 16;
 
 // Entry point (dispatched): shapes were validated by the caller.
 void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
@@ -161,6 +163,17 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   thread_local Int8Activations acts_storage;
   Int8Activations& acts = acts_storage;
   if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), acts, pool);
+#if HWY_TARGET == HWY_AVX3_DL
+  if (!is_float && n_tok >= kAmxMinTokens && AmxUsable()) {
+    thread_local AmxActivations packed_storage;
+    AmxActivations& packed = packed_storage;
+    PackAmxActivations(acts, n_tok, w.type == Type::Q6_K ? 16 : 32, LevelOffset(w.type), packed, pool);
+    pool.ParallelFor((n_out + kAmxTile - 1) / kAmxTile, 1, [&](size_t tb, size_t te, size_t /*worker*/) {
+      MatMulAmxRows(w, packed, n_in, n_tok, y, tb * kAmxTile, std::min(n_out, te * kAmxTile));
+    });
+    return;
+  }
+#endif
   // Split rows in tiles; below ~64k multiply-adds per thread the fork costs more than it saves.
   const size_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
   const size_t grain = 1 + (1 << 16) / (kTileRows * n_in * n_tok);

@@ -1,0 +1,200 @@
+// AVX3_DL + AMX-INT8 (Sapphire Rapids and later), chosen at run time: the prefill (>= 16 tokens) integer
+// matmul on tiles. The unpacked rows of matmul_int8-inl.h (unsigned levels u) are tile A, 16 rows x one
+// scale block of K bytes (32; 16 for Q6_K, whose scales change every 16 values); 16 tokens of int8
+// activations, repacked once per call into AMX's 4-byte-interleaved layout, are tile B; one tdpbusd gives
+// the exact 16 x 16 block of sums of u * qx. The accumulator starts at -offset * (sum of the block's quants)
+// of each token (a 64-byte row loaded with stride 0), so the tile holds sum (u - offset) * qx. Each block's
+// tile is then scaled in f32 into 16 row accumulators of 16 tokens: acc[r] += sums[r] * (s_r * dx), and
+// Q4_K subtracts m_r * (dx * sum of quants). One AMX block of 8192 multiply-adds costs ~4 f32 ops per row,
+// against 128 for VNNI. The process asks the kernel for the AMX state once (arch_prctl), each worker loads
+// the tile configuration before its tiles and releases it after. Toggle-guarded: g4/impl.hpp includes it
+// once per target.
+#if defined(G4_KERNELS_MATMUL_AMX_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef G4_KERNELS_MATMUL_AMX_INL_H_
+#undef G4_KERNELS_MATMUL_AMX_INL_H_
+#else
+#define G4_KERNELS_MATMUL_AMX_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <hwy/highway.h>
+
+#include "g4/core/tensor.hpp"
+#include "g4/core/thread_pool.hpp"
+#include "g4/core/types.hpp"
+#include "g4/kernels/matmul_int8-inl.h"
+
+#if HWY_TARGET == HWY_AVX3_DL
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace g4::HWY_NAMESPACE {
+
+#define G4_AMX __attribute__((target("amx-tile,amx-int8,avx512vnni")))
+
+// AMX-TILE and AMX-INT8 in CPUID, and the kernel grants this process the tile data state.
+inline bool AmxUsable() {
+  static const bool usable = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    if (!((d >> 24) & 1) || !((d >> 25) & 1)) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtileData = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0;
+  }();
+  return usable;
+}
+
+inline constexpr size_t kAmxTile = 16;  // rows of A and C, tokens of B and C
+
+// Activations of 16-token tiles in tile-B layout, per scale block of `step` values (32, or 16 for Q6_K).
+struct AmxActivations {
+  size_t step = 32, n_steps = 0, n_tiles = 0;
+  std::vector<int8_t> b;        // [n_tiles, n_steps, step / 4, 64]: b[kk][4n + j] = q[token n][4kk + j]
+  std::vector<int32_t> bias;    // [n_tiles, n_steps, 16]: -offset * (sum of the step's quants) per token
+  std::vector<float> dx;        // [n_tiles, n_steps, 16]: the activation scale per token
+  std::vector<float> sum;       // [n_tiles, n_steps, 16]: dx * (sum of the step's quants) (Q4_K's mins)
+  size_t at(size_t tile, size_t s) const { return tile * n_steps + s; }
+};
+
+inline void PackAmxActivations(const Int8Activations& a, size_t n_tok, size_t step, int offset, AmxActivations& p,
+                               ThreadPool& pool) {
+  const size_t n_in = a.n_in;
+  p.step = step;
+  p.n_steps = n_in / step;
+  p.n_tiles = (n_tok + kAmxTile - 1) / kAmxTile;
+  p.b.assign(p.n_tiles * n_in * kAmxTile, 0);
+  p.bias.assign(p.n_tiles * p.n_steps * kAmxTile, 0);
+  p.dx.assign(p.n_tiles * p.n_steps * kAmxTile, 0.0f);
+  p.sum.assign(p.n_tiles * p.n_steps * kAmxTile, 0.0f);
+  pool.ParallelFor(p.n_tiles, 1, [&](size_t tile_begin, size_t tile_end, size_t) {
+    for (size_t tile = tile_begin; tile < tile_end; ++tile) {
+      for (size_t n = 0; n < kAmxTile && tile * kAmxTile + n < n_tok; ++n) {
+        const size_t t = tile * kAmxTile + n;
+        const int8_t* q = a.q_row(t);
+        for (size_t s = 0; s < p.n_steps; ++s) {
+          int8_t* dst = p.b.data() + p.at(tile, s) * step * kAmxTile;
+          int total = 0;
+          for (size_t kk = 0; kk < step / 4; ++kk)
+            for (size_t j = 0; j < 4; ++j) {
+              const int8_t v = q[s * step + 4 * kk + j];
+              dst[kk * 64 + 4 * n + j] = v;
+              total += v;
+            }
+          const float dx = a.block_scale(t)[s * step / 32];
+          p.bias[p.at(tile, s) * kAmxTile + n] = -offset * total;
+          p.dx[p.at(tile, s) * kAmxTile + n] = dx;
+          p.sum[p.at(tile, s) * kAmxTile + n] = dx * static_cast<float>(total);
+        }
+      }
+    }
+  });
+}
+
+struct alignas(64) AmxTileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tile 0: C (16 x 16 int32); tile 1: A (16 rows x step bytes); tile 2: B (step/4 rows x 64 bytes).
+inline AmxTileConfig MakeTileConfig(size_t step) {
+  AmxTileConfig c;
+  c.rows[0] = 16;
+  c.colsb[0] = 64;
+  c.rows[1] = 16;
+  c.colsb[1] = static_cast<uint16_t>(step);
+  c.rows[2] = static_cast<uint8_t>(step / 4);
+  c.colsb[2] = 64;
+  return c;
+}
+
+// 16 unpacked rows (rows[0] .. rows[15], n_in apart) x one 16-token tile: y[n * y_stride + r] for r < n_rows,
+// n < n_valid.
+template <bool kHasMin>
+G4_AMX HWY_NOINLINE void AmxTile16x16(const Int8RowView* rows, size_t n_rows, const AmxActivations& p, size_t tile,
+                                      size_t n_in, float* y, size_t y_stride, size_t n_valid) {
+  alignas(64) int32_t c[kAmxTile][kAmxTile];
+  __m512 acc[kAmxTile];
+#pragma GCC unroll 16
+  for (size_t r = 0; r < kAmxTile; ++r) acc[r] = _mm512_setzero_ps();
+  const size_t step = p.step, lanes_per_step = step / 4;
+  for (size_t s = 0; s < p.n_steps; ++s) {
+    const size_t at = p.at(tile, s);
+    _tile_loadd(0, p.bias.data() + at * kAmxTile, 0);  // every row of C starts as the token biases
+    _tile_loadd(1, rows[0].u + s * step, static_cast<long>(n_in));
+    _tile_loadd(2, p.b.data() + at * step * kAmxTile, 64);
+    _tile_dpbusd(0, 1, 2);
+    _tile_stored(0, &c[0][0], 64);
+    asm volatile("" ::: "memory");  // the tile store wrote c behind the compiler's back
+    const __m512 dx = _mm512_loadu_ps(p.dx.data() + at * kAmxTile);
+    const __m512 sum = _mm512_loadu_ps(p.sum.data() + at * kAmxTile);
+#pragma GCC unroll 16
+    for (size_t r = 0; r < kAmxTile; ++r) {
+      const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(rows[r].lane_scale[s * lanes_per_step]), dx);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[r])), scale, acc[r]);
+      // Q4_K: the min of the row's sub-block times dx * (sum of the quants); group_offset holds it per 16.
+      if constexpr (kHasMin)
+        acc[r] = _mm512_fnmadd_ps(_mm512_set1_ps(rows[r].group_offset[s * step / 16]), sum, acc[r]);
+    }
+  }
+  for (size_t r = 0; r < n_rows; ++r) {
+    alignas(64) float out[kAmxTile];
+    _mm512_store_ps(out, acc[r]);
+    for (size_t n = 0; n < n_valid; ++n) y[n * y_stride + r] = out[n];
+  }
+}
+
+inline constexpr size_t kAmxBlockBytes = 1 << 20;  // unpacked rows kept hot while all token tiles pass
+
+// Rows [r_begin, r_end) of w times the packed tokens; y: [n_tok, n_out].
+G4_AMX inline void MatMulAmxRows(const TensorView& w, const AmxActivations& p, size_t n_in, size_t n_tok, float* y,
+                                 size_t r_begin, size_t r_end) {
+  const size_t n_out = static_cast<size_t>(w.rows());
+  const size_t row_floats = n_in / 4 + n_in / 16;
+  const size_t block = std::max(kAmxTile, kAmxBlockBytes / (n_in + 4 * row_floats) / kAmxTile * kAmxTile);
+  thread_local std::vector<uint8_t> u_buf;  // [block, n_in]
+  thread_local std::vector<float> f_buf;    // [block, row_floats]
+  u_buf.resize(block * n_in);
+  f_buf.resize(block * row_floats);
+  const AmxTileConfig config = MakeTileConfig(p.step);
+  _tile_loadconfig(&config);
+  for (size_t rb = r_begin; rb < r_end; rb += block) {
+    const size_t n_rows = std::min(block, r_end - rb);
+    const size_t padded = (n_rows + kAmxTile - 1) / kAmxTile * kAmxTile;
+    Int8RowView views[kAmxTile];
+    for (size_t k = 0; k < padded; ++k)  // rows past the end repeat the last one (not stored)
+      UnpackRow(w.type, w.row(static_cast<int64_t>(rb + std::min(k, n_rows - 1))), n_in,
+                {u_buf.data() + k * n_in, f_buf.data() + k * row_floats, f_buf.data() + k * row_floats + n_in / 4});
+    for (size_t tile = 0; tile < p.n_tiles; ++tile) {
+      const size_t n_valid = std::min(kAmxTile, n_tok - tile * kAmxTile);
+      for (size_t r0 = 0; r0 < n_rows; r0 += kAmxTile) {
+        for (size_t k = 0; k < kAmxTile; ++k)
+          views[k] = {u_buf.data() + (r0 + k) * n_in, f_buf.data() + (r0 + k) * row_floats,
+                      f_buf.data() + (r0 + k) * row_floats + n_in / 4};
+        float* yt = y + tile * kAmxTile * n_out + rb + r0;
+        const size_t nr = std::min(kAmxTile, n_rows - r0);
+        if (w.type == Type::Q4_K)
+          AmxTile16x16<true>(views, nr, p, tile, n_in, yt, n_out, n_valid);
+        else
+          AmxTile16x16<false>(views, nr, p, tile, n_in, yt, n_out, n_valid);
+      }
+    }
+  }
+  _tile_release();
+}
+
+#undef G4_AMX
+
+}  // namespace g4::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWY_TARGET == HWY_AVX3_DL
+#endif  // toggle guard

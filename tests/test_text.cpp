@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "g4/io/json.hpp"
 #include "g4/text/chat_template.hpp"
+#include "g4/text/load_tokenizer.hpp"
 #include "g4/text/stop_strings.hpp"
 #include "g4/text/stream_decoder.hpp"
 #include "g4/text/tokenizer.hpp"
@@ -108,6 +110,7 @@ TEST_CASE("tokenizer: the real Gemma 3 tokenizer reproduces gemma3-cases.json ex
   const nlohmann::json cases = ReadJsonFile(DataDir() + "/tokenizer/gemma3-cases.json");
   REQUIRE(cases.size() >= 30);
   CheckCases(tok, cases);
+  CheckCases(tok, cases);  // again, now from the chunk cache
 
   // The same vocabulary handed over as GGUF arrays must tokenize identically.
   const Tokenizer gguf = ViaVocabArrays(path);
@@ -120,6 +123,45 @@ TEST_CASE("tokenizer: FromVocab (GGUF arrays) equals the tokenizer.json loader o
   CHECK(gguf.Kind(5) == TokenKind::kControl);
   CHECK(gguf.Kind(14) == TokenKind::kByte);
   CheckCases(gguf, ReadJsonFile(DataDir() + "/demo/demo_reference.json")["tokenizer_cases"]);
+}
+
+TEST_CASE("tokenizer: a GGUF vocabulary (llama.cpp's converter, synthetic gemma4 vocabulary of 512)") {
+  // golden-gguf/README.md: 0..3 control, 256 <0xNN> byte tokens from id 4, then "▁" 260, "▁▁" 261, "\n" 262; one
+  // merge "▁ ▁"; multimodal-bf16.gguf names <|image|> 490.
+  const std::string dir = DataDir() + "/golden-gguf/";
+  const Tokenizer tok = LoadTokenizer(dir + "text-bf16.gguf");
+  CHECK(tok.size() == 512);
+  CHECK(tok.merge_count() == 1);
+  CHECK(tok.special_ids().bos == 2);
+  CHECK(tok.Kind(2) == TokenKind::kControl);
+  CHECK(tok.Kind(4 + 'a') == TokenKind::kByte);
+  const std::string text = "<bos>a  b\n";
+  const std::vector<int32_t> ids = tok.Encode(text);
+  CHECK(ids == std::vector<int32_t>{2, 4 + 'a', 261, 4 + 'b', 262});
+  CHECK(tok.Decode(ids) == text);
+  CHECK(LoadTokenizer(dir + "multimodal-bf16.gguf").Encode("<|image|> x") == std::vector<int32_t>{490, 260, 4 + 'x'});
+
+  GgufTokenizer spm;
+  spm.model = "llama";
+  spm.tokens = {"a"};
+  CHECK_THROWS_WITH_AS(TokenizerFromGguf(spm, "old.gguf"), doctest::Contains("old.gguf"), Error);
+  CHECK_THROWS_WITH_AS(LoadTokenizer(DataDir() + "/golden"), doctest::Contains("no tokenizer.json"), Error);
+}
+
+TEST_CASE("tokenizer: the chunk cache gives the same ids on repeated and concurrent calls") {
+  const Tokenizer tok = Tokenizer::FromJsonFile(DataDir() + "/demo/tokenizer.json");
+  const nlohmann::json ref = ReadJsonFile(DataDir() + "/demo/demo_reference.json");
+  std::string text;
+  for (const auto& s : ref["samples"]) text += s["greedy_text"].get<std::string>() + " the the the\n";
+  const std::vector<int32_t> first = tok.Encode(text);
+  CHECK(tok.Encode(text) == first);
+  std::vector<int32_t> a, b;
+  std::thread ta([&] { a = tok.Encode(text); });
+  std::thread tb([&] { b = tok.Encode(text); });
+  ta.join();
+  tb.join();
+  CHECK(a == first);
+  CHECK(b == first);
 }
 
 TEST_CASE("tokenizer: pieces, byte fallback, control tokens and untrusted text") {

@@ -164,6 +164,21 @@ TEST_CASE("tokenizer: the chunk cache gives the same ids on repeated and concurr
   CHECK(b == first);
 }
 
+TEST_CASE("tokenizer: a Metaspace pre-tokenizer that neither prepends nor splits equals Gemma's normalizer") {
+  nlohmann::json j = ReadJsonFile(DataDir() + "/demo/tokenizer.json");
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "never"}, {"split", false}};
+  const Tokenizer meta = Tokenizer::FromJsonFile(WriteTemp("metaspace.json", j.dump()));
+  CheckCases(meta, ReadJsonFile(DataDir() + "/demo/demo_reference.json")["tokenizer_cases"]);
+
+  j["pre_tokenizer"]["prepend_scheme"] = "always";  // a prefix space: not Gemma
+  CHECK_THROWS_WITH_AS(Tokenizer::FromJsonFile(WriteTemp("prefix.json", j.dump())),
+                       doctest::Contains("unsupported pre_tokenizer"), Error);
+  j["pre_tokenizer"]["prepend_scheme"] = "never";
+  j["pre_tokenizer"]["split"] = true;  // would stop merges across words
+  CHECK_THROWS_AS(Tokenizer::FromJsonFile(WriteTemp("split.json", j.dump())), Error);
+}
+
 TEST_CASE("tokenizer: pieces, byte fallback, control tokens and untrusted text") {
   const Tokenizer& tok = Demo();
   CHECK(tok.Find("<|turn>") == 5);

@@ -200,21 +200,29 @@ inline Tokenizer Tokenizer::FromJson(const nlohmann::json& j, const std::string&
     spec.byte_fallback = model.value("byte_fallback", false);
     spec.fuse_unk = model.value("fuse_unk", false);
 
-    // Normalizer: none, or Gemma's Replace(" " -> "▁") alone or in a Sequence. A pre-tokenizer that splits on
-    // " " is a no-op after that replacement (tokenizers splits the normalized text), so it is accepted as such.
+    // Spaces become "▁" by Gemma's normalizer Replace(" " -> "▁") (alone or as a one-step Sequence), or by a
+    // Metaspace pre-tokenizer that neither prepends "▁" nor splits. A Split on " " after that normalizer is a no-op
+    // (tokenizers splits the normalized text, which has no spaces left), so it is accepted as one. Anything else
+    // would tokenize differently and is refused.
     const json* norm = j.contains("normalizer") && !j["normalizer"].is_null() ? &j["normalizer"] : nullptr;
-    if (norm && norm->value("type", "") == "Sequence" && (*norm)["normalizers"].size() == 1)
-      norm = &(*norm)["normalizers"][0];
-    const bool replace_space = norm && norm->value("type", "") == "Replace" && norm->contains("pattern") &&
-                               (*norm)["pattern"].value("String", "") == " " && norm->value("content", "") == "\u2581";
+    if (norm && norm->value("type", "") == "Sequence" && norm->at("normalizers").size() == 1)
+      norm = &norm->at("normalizers").at(0);
+    bool replace_space = norm && norm->value("type", "") == "Replace" && norm->contains("pattern") &&
+                         norm->at("pattern").value("String", "") == " " && norm->value("content", "") == "\u2581";
     if (norm && !replace_space) Fail(where, "unsupported normalizer " + norm->dump().substr(0, 200));
-    spec.spaces_to_metaspace = replace_space;
-    if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
-      const json& pre = j["pre_tokenizer"];
-      const bool noop = replace_space && pre.value("type", "") == "Split" && pre.contains("pattern") &&
-                        pre["pattern"].value("String", "") == " ";
-      Require(noop, where, "unsupported pre_tokenizer " + pre.dump().substr(0, 200));
+    const json* pre = j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null() ? &j["pre_tokenizer"] : nullptr;
+    bool pre_ok = pre == nullptr;
+    if (pre && pre->value("type", "") == "Split")
+      pre_ok = replace_space && pre->contains("pattern") && pre->at("pattern").value("String", "") == " ";
+    if (pre && pre->value("type", "") == "Metaspace") {
+      const std::string scheme = pre->contains("prepend_scheme") ? pre->at("prepend_scheme").get<std::string>()
+                                 : pre->value("add_prefix_space", true) ? "always"
+                                                                         : "never";
+      pre_ok = pre->value("replacement", "") == "\u2581" && scheme == "never" && !pre->value("split", true);
+      replace_space = true;
     }
+    if (!pre_ok) Fail(where, "unsupported pre_tokenizer " + pre->dump().substr(0, 200));
+    spec.spaces_to_metaspace = replace_space;
 
     int32_t max_id = -1;
     for (const auto& [piece, id] : model["vocab"].items()) {

@@ -37,11 +37,17 @@ options:
   --target FILE         mtp cases: the target model (default: the case's target_case folder)
   --centroid-top-k K    mtp cases with a centroid head from a GGUF (which does not record it)
   --tolerance T         relative error bound for logits and hidden states (default 1e-3; drafter 1e-4)
+  --quantized           the weights are quantized: greedy continuations are reported, not required to match;
+                        the logits must keep top-1 agreement >= --min-top1 (default 0.9) and --tolerance
   -t, --threads N       threads (default: all)
 )";
 
 class Report {
  public:
+  // Quantized weights: greedy continuations may legitimately diverge after a near tie, so they are reported
+  // and not failed; the logits' error and top-1 agreement carry the check.
+  bool quantized = false;
+
   // Compares `ours` with the reference tensor; prints and records the outcome.
   void Compare(const std::string& name, std::span<const float> ours, std::span<const float> ref, double tol) {
     double diff = 0, scale = 0;
@@ -73,19 +79,34 @@ class Report {
     std::printf("  %-34s mean %.3f/255 max %.0f/255  (tol %.1f, %.0f)  %s\n", name.c_str(), mean, mx, mean_tol, max_tol, ok ? "ok" : "FAIL");
     failures_ += !ok;
   }
-  void Tokens(const std::string& name, const std::vector<int32_t>& ours, std::span<const int32_t> ref) {
+  // Fraction of rows of [rows, vocab] logits whose argmax agrees with the reference's.
+  void Top1(const std::string& name, std::span<const float> ours, std::span<const float> ref, size_t vocab, double min_agree) {
+    const size_t rows = ref.size() / vocab;
+    size_t agree = 0;
+    for (size_t i = 0; i < rows && ours.size() == ref.size(); ++i)
+      agree += Gemma4::Argmax(ours.subspan(i * vocab, vocab)) == Gemma4::Argmax(ref.subspan(i * vocab, vocab));
+    const double frac = rows ? static_cast<double>(agree) / static_cast<double>(rows) : 0.0;
+    const bool ok = frac >= min_agree;
+    std::printf("  %-34s %zu/%zu = %.1f%%  (min %.1f%%)  %s\n", name.c_str(), agree, rows, 100 * frac, 100 * min_agree, ok ? "ok" : "FAIL");
+    failures_ += !ok;
+  }
+  // Greedy continuations: must match exactly unless the weights are quantized.
+  void Greedy(const std::string& name, const std::vector<int32_t>& ours, std::span<const int32_t> ref) {
+    Tokens(name, ours, ref, !quantized);
+  }
+  void Tokens(const std::string& name, const std::vector<int32_t>& ours, std::span<const int32_t> ref, bool must_match = true) {
     size_t same = 0;
     while (same < ours.size() && same < ref.size() && ours[same] == ref[same]) ++same;
     const bool ok = ours.size() == ref.size() && same == ref.size();
-    std::printf("  %-34s %zu/%zu tokens identical  %s\n", name.c_str(), same, ref.size(), ok ? "ok" : "FAIL");
-    if (!ok) {
+    std::printf("  %-34s %zu/%zu tokens identical  %s\n", name.c_str(), same, ref.size(), ok ? "ok" : must_match ? "FAIL" : "(reported)");
+    if (!ok && must_match) {
       std::printf("    ours:");
       for (int32_t t : ours) std::printf(" %d", t);
       std::printf("\n    ref: ");
       for (int32_t t : ref) std::printf(" %d", t);
       std::printf("\n");
     }
-    failures_ += !ok;
+    failures_ += !ok && must_match;
   }
   int failures() const { return failures_; }
 
@@ -132,7 +153,7 @@ std::vector<int32_t> GreedyWithScores(const Gemma4& model, std::span<const int32
   return tokens;
 }
 
-void CheckText(const Checkpoint& ck, const Golden& g, double tol, ThreadPool& pool, Report& r) {
+void CheckText(const Checkpoint& ck, const Golden& g, double tol, double min_top1, ThreadPool& pool, Report& r) {
   // Greedy references run to their full length: stop tokens must not end them early.
   Gemma4Config cfg = ck.config();
   cfg.tokens.stop_ids.clear();
@@ -145,6 +166,7 @@ void CheckText(const Checkpoint& ck, const Golden& g, double tol, ThreadPool& po
   Sequence seq = model.NewSequence(ids.size());
   model.Forward(seq, {ids}, out);
   r.Compare("logits", out.logits, g.F32("logits"), tol);
+  r.Top1("logits top-1 agreement", out.logits, g.F32("logits"), static_cast<size_t>(cfg.vocab_size), r.quantized ? min_top1 : 1.0);
   for (size_t i = 0; i < hidden.size(); ++i) {
     const std::string name = "hidden." + std::to_string(i);
     if (g.Has(name)) r.Compare(name, hidden[i], g.F32(name), tol);
@@ -152,14 +174,22 @@ void CheckText(const Checkpoint& ck, const Golden& g, double tol, ThreadPool& po
   if (g.Has("greedy_prompt")) {
     std::vector<float> scores;
     const auto want = g.I32("greedy_tokens");
-    r.Tokens("greedy_tokens", GreedyWithScores(model, g.I32("greedy_prompt"), want.size(), scores), want);
-    if (g.Has("greedy_scores")) r.Compare("greedy_scores", scores, g.F32("greedy_scores"), tol);
+    const auto got = GreedyWithScores(model, g.I32("greedy_prompt"), want.size(), scores);
+    r.Greedy("greedy_tokens", got, want);
+    if (g.Has("greedy_scores")) {
+      // Scores are comparable while the prefixes agree: up to and including the first differing step.
+      size_t same = 0;
+      while (same < got.size() && same < want.size() && got[same] == want[same]) ++same;
+      const size_t rows = std::min(same + 1, want.size()), V = static_cast<size_t>(cfg.vocab_size);
+      r.Compare("greedy_scores (" + std::to_string(rows) + " steps)", std::span(scores).first(rows * V),
+                g.F32("greedy_scores").first(rows * V), tol);
+    }
   }
   for (int p = 1; g.Has("prompt" + std::to_string(p) + ".input_ids"); ++p) {
     const std::string name = "prompt" + std::to_string(p);
     const auto want = g.I32(name + ".greedy_tokens");
     Sequence s = model.NewSequence(g.I32(name + ".input_ids").size() + want.size());
-    r.Tokens(name + ".greedy_tokens", model.GenerateGreedy(s, g.I32(name + ".input_ids"), want.size()), want);
+    r.Greedy(name + ".greedy_tokens", model.GenerateGreedy(s, g.I32(name + ".input_ids"), want.size()), want);
   }
 }
 
@@ -253,7 +283,7 @@ void CheckMultimodal(const Checkpoint& ck, const nlohmann::json& info, const Gol
     scores.insert(scores.end(), l.begin(), l.end());
     return Gemma4::Argmax(l);
   });
-  r.Tokens("greedy_tokens", got, want);
+  r.Greedy("greedy_tokens", got, want);
   r.Compare("greedy_scores", scores, g.F32("greedy_scores"), tol);
 }
 
@@ -322,7 +352,7 @@ void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int cen
 }
 
 int RunCheck(std::vector<std::string> argv) {
-  const g4cli::Args args(argv, {"--model", "--mmproj", "--target", "--tolerance", "--threads", "--centroid-top-k"}, {"--help"},
+  const g4cli::Args args(argv, {"--model", "--mmproj", "--target", "--tolerance", "--threads", "--centroid-top-k", "--min-top1"}, {"--help", "--quantized"},
                          {{"-m", "--model"}, {"-t", "--threads"}, {"-h", "--help"}});
   if (args.has("--help")) {
     std::printf("%s", kHelp);
@@ -340,9 +370,10 @@ int RunCheck(std::vector<std::string> argv) {
   const std::string model_path = args.get("--model", dir.string());
   std::printf("case %s (%s), model %s\n", dir.string().c_str(), kind.c_str(), model_path.c_str());
   Report r;
+  r.quantized = args.has("--quantized");
   if (kind == "text") {
     const Checkpoint ck(model_path, args.get("--mmproj"));
-    CheckText(ck, g, tol, pool, r);
+    CheckText(ck, g, tol, args.get_double("--min-top1", 0.9), pool, r);
   } else if (kind == "multimodal") {
     const Checkpoint ck(model_path, args.get("--mmproj"));
     CheckMultimodal(ck, info, g, tol, pool, r);

@@ -98,10 +98,14 @@ HWY_INLINE void DotTile(const std::byte* const* rows, size_t n_rows, const float
       for (size_t t = 0; t < kTok; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
   }
-  for (size_t r = 0; r < n_rows; ++r) {
+  float sums[kTileRows][kTok];  // constant indices only, so acc stays in registers
+  #pragma GCC unroll 16
+  for (size_t r = 0; r < kTileRows; ++r)
     #pragma GCC unroll 16
+    for (size_t t = 0; t < kTok; ++t) sums[r][t] = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
+  for (size_t r = 0; r < n_rows; ++r) {
     for (size_t t = 0; t < kTok; ++t) {
-      float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
+      float s = sums[r][t];
       for (size_t j = i; j < n_in; ++j) s += Row::At(rows[r], j) * x[t * n_in + j];
       y[t * y_stride + r] = s;
     }

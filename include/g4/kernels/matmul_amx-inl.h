@@ -104,16 +104,57 @@ struct alignas(64) AmxTileConfig {
   uint8_t rows[16] = {};
 };
 
-// Tile 0: C (16 x 16 int32); tile 1: A (16 rows x step bytes); tile 2: B (step/4 rows x 64 bytes).
+// Two sets of tiles, so that one scale block's tile work overlaps the f32 work of the previous one:
+// tiles 0 and 3: C (16 x 16 int32); 1 and 4: A (16 rows x step bytes); 2 and 5: B (step/4 rows x 64 bytes).
 inline AmxTileConfig MakeTileConfig(size_t step) {
   AmxTileConfig c;
-  c.rows[0] = 16;
-  c.colsb[0] = 64;
-  c.rows[1] = 16;
-  c.colsb[1] = static_cast<uint16_t>(step);
-  c.rows[2] = static_cast<uint8_t>(step / 4);
-  c.colsb[2] = 64;
+  for (int set = 0; set < 2; ++set) {
+    c.rows[3 * set] = 16;
+    c.colsb[3 * set] = 64;
+    c.rows[3 * set + 1] = 16;
+    c.colsb[3 * set + 1] = static_cast<uint16_t>(step);
+    c.rows[3 * set + 2] = static_cast<uint8_t>(step / 4);
+    c.colsb[3 * set + 2] = 64;
+  }
   return c;
+}
+
+// The exact 16 x 16 sums of scale block s into c, through tile set kSet.
+template <int kSet>
+G4_AMX HWY_INLINE void AmxBlockSums(const Int8RowView* rows, const AmxActivations& p, size_t tile, size_t s,
+                                    size_t n_in, int32_t (&c)[kAmxTile][kAmxTile]) {
+  const size_t at = p.at(tile, s);
+  if constexpr (kSet == 0) {
+    _tile_loadd(0, p.bias.data() + at * kAmxTile, 0);  // every row of C starts as the token biases
+    _tile_loadd(1, rows[0].u + s * p.step, static_cast<long>(n_in));
+    _tile_loadd(2, p.b.data() + at * p.step * kAmxTile, 64);
+    _tile_dpbusd(0, 1, 2);
+    _tile_stored(0, &c[0][0], 64);
+  } else {
+    _tile_loadd(3, p.bias.data() + at * kAmxTile, 0);
+    _tile_loadd(4, rows[0].u + s * p.step, static_cast<long>(n_in));
+    _tile_loadd(5, p.b.data() + at * p.step * kAmxTile, 64);
+    _tile_dpbusd(3, 4, 5);
+    _tile_stored(3, &c[0][0], 64);
+  }
+  asm volatile("" : "+m"(c));  // the tile store wrote c behind the compiler's back (and only c)
+}
+
+// acc[r] += c[r] * (s_r * dx) (- m_r * dx * sum of quants, Q4_K) for scale block s.
+template <bool kHasMin>
+G4_AMX HWY_INLINE void AmxScaleBlock(const Int8RowView* rows, const AmxActivations& p, size_t tile, size_t s,
+                                     const int32_t (&c)[kAmxTile][kAmxTile], __m512 (&acc)[kAmxTile]) {
+  const size_t at = p.at(tile, s);
+  const __m512 dx = _mm512_loadu_ps(p.dx.data() + at * kAmxTile);
+  const __m512 sum = _mm512_loadu_ps(p.sum.data() + at * kAmxTile);
+#pragma GCC unroll 16
+  for (size_t r = 0; r < kAmxTile; ++r) {
+    const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(rows[r].lane_scale[s * p.step / 4]), dx);
+    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[r])), scale, acc[r]);
+    // Q4_K: the min of the row's sub-block times dx * (sum of the quants); group_offset holds it per 16.
+    if constexpr (kHasMin)
+      acc[r] = _mm512_fnmadd_ps(_mm512_set1_ps(rows[r].group_offset[s * p.step / 16]), sum, acc[r]);
+  }
 }
 
 // 16 unpacked rows (rows[0] .. rows[15], n_in apart) x one 16-token tile: y[n * y_stride + r] for r < n_rows,
@@ -121,35 +162,27 @@ inline AmxTileConfig MakeTileConfig(size_t step) {
 template <bool kHasMin>
 G4_AMX HWY_NOINLINE void AmxTile16x16(const Int8RowView* rows, size_t n_rows, const AmxActivations& p, size_t tile,
                                       size_t n_in, float* y, size_t y_stride, size_t n_valid) {
-  alignas(64) int32_t c[kAmxTile][kAmxTile];
+  alignas(64) int32_t c0[kAmxTile][kAmxTile], c1[kAmxTile][kAmxTile];
   __m512 acc[kAmxTile];
 #pragma GCC unroll 16
   for (size_t r = 0; r < kAmxTile; ++r) acc[r] = _mm512_setzero_ps();
-  const size_t step = p.step, lanes_per_step = step / 4;
-  for (size_t s = 0; s < p.n_steps; ++s) {
-    const size_t at = p.at(tile, s);
-    _tile_loadd(0, p.bias.data() + at * kAmxTile, 0);  // every row of C starts as the token biases
-    _tile_loadd(1, rows[0].u + s * step, static_cast<long>(n_in));
-    _tile_loadd(2, p.b.data() + at * step * kAmxTile, 64);
-    _tile_dpbusd(0, 1, 2);
-    _tile_stored(0, &c[0][0], 64);
-    asm volatile("" ::: "memory");  // the tile store wrote c behind the compiler's back
-    const __m512 dx = _mm512_loadu_ps(p.dx.data() + at * kAmxTile);
-    const __m512 sum = _mm512_loadu_ps(p.sum.data() + at * kAmxTile);
+  size_t s = 0;
+  for (; s + 2 <= p.n_steps; s += 2) {
+    AmxBlockSums<0>(rows, p, tile, s, n_in, c0);
+    AmxBlockSums<1>(rows, p, tile, s + 1, n_in, c1);
+    AmxScaleBlock<kHasMin>(rows, p, tile, s, c0, acc);
+    AmxScaleBlock<kHasMin>(rows, p, tile, s + 1, c1, acc);
+  }
+  if (s < p.n_steps) {
+    AmxBlockSums<0>(rows, p, tile, s, n_in, c0);
+    AmxScaleBlock<kHasMin>(rows, p, tile, s, c0, acc);
+  }
+  // Constant indices only, so acc stays in registers; then the valid part of the tile.
+  alignas(64) float out[kAmxTile][kAmxTile];
 #pragma GCC unroll 16
-    for (size_t r = 0; r < kAmxTile; ++r) {
-      const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(rows[r].lane_scale[s * lanes_per_step]), dx);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[r])), scale, acc[r]);
-      // Q4_K: the min of the row's sub-block times dx * (sum of the quants); group_offset holds it per 16.
-      if constexpr (kHasMin)
-        acc[r] = _mm512_fnmadd_ps(_mm512_set1_ps(rows[r].group_offset[s * step / 16]), sum, acc[r]);
-    }
-  }
-  for (size_t r = 0; r < n_rows; ++r) {
-    alignas(64) float out[kAmxTile];
-    _mm512_store_ps(out, acc[r]);
-    for (size_t n = 0; n < n_valid; ++n) y[n * y_stride + r] = out[n];
-  }
+  for (size_t r = 0; r < kAmxTile; ++r) _mm512_store_ps(out[r], acc[r]);
+  for (size_t r = 0; r < n_rows; ++r)
+    for (size_t n = 0; n < n_valid; ++n) y[n * y_stride + r] = out[r][n];
 }
 
 inline constexpr size_t kAmxBlockBytes = 1 << 20;  // unpacked rows kept hot while all token tiles pass

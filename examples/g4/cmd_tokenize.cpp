@@ -39,11 +39,16 @@ std::string Visible(std::string_view s) {
     const auto b = static_cast<unsigned char>(s[i]);
     if (cp >= 0x110000 || b < 0x20 || b == 0x7F || b == '\'' || b == '\\') {
       char buf[8];
-      if (b == '\n') out += "\\n";
-      else if (b == '\t') out += "\\t";
-      else if (b == '\r') out += "\\r";
-      else if (b == '\'' || b == '\\') out += {'\\', static_cast<char>(b)};
-      else std::snprintf(buf, sizeof buf, "\\x%02X", b), out += buf;
+      if (b == '\n')
+        out += "\\n";
+      else if (b == '\t')
+        out += "\\t";
+      else if (b == '\r')
+        out += "\\r";
+      else if (b == '\'' || b == '\\')
+        out += {'\\', static_cast<char>(b)};
+      else
+        std::snprintf(buf, sizeof buf, "\\x%02X", b), out += buf;
     } else {
       out.append(s.substr(i, n));
     }
@@ -59,13 +64,14 @@ int Run(std::vector<std::string> argv) {
     std::fputs(kHelp, stdout);
     return 0;
   }
-  Require(args.has("--model") != args.has("--tokenizer"), "arguments", "give exactly one of -m MODEL and --tokenizer FILE (see --help)");
+  Require(args.has("--model") != args.has("--tokenizer"), "arguments",
+          "give exactly one of -m MODEL and --tokenizer FILE (see --help)");
   Require(args.positional().size() == 1, "arguments",
           "expected one TEXT argument (or - for standard input), got " + std::to_string(args.positional().size()));
   Require(!(args.has("--json") && args.has("--ids-only")), "arguments", "--json and --ids-only exclude each other");
 
-  const Tokenizer tok = args.has("--model") ? LoadTokenizer(args.get("--model"))
-                                            : Tokenizer::FromJsonFile(args.get("--tokenizer"));
+  const Tokenizer tok =
+      args.has("--model") ? LoadTokenizer(args.get("--model")) : Tokenizer::FromJsonFile(args.get("--tokenizer"));
   std::string text = args.positional()[0];
   if (text == "-") text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   const std::vector<int32_t> ids =

@@ -41,8 +41,10 @@ class Sampler {
     Require(vocab_size > 0, "sampler", "vocabulary size must be positive");
     Require(std::isfinite(cfg_.temperature), "sampler temperature", "must be finite");
     Require(cfg_.top_k >= 0, "sampler top_k", "must be >= 0, got " + std::to_string(cfg_.top_k));
-    Require(cfg_.top_p > 0.0f && cfg_.top_p <= 1.0f, "sampler top_p", "must be in (0, 1], got " + std::to_string(cfg_.top_p));
-    Require(cfg_.min_p >= 0.0f && cfg_.min_p <= 1.0f, "sampler min_p", "must be in [0, 1], got " + std::to_string(cfg_.min_p));
+    Require(cfg_.top_p > 0.0f && cfg_.top_p <= 1.0f, "sampler top_p",
+            "must be in (0, 1], got " + std::to_string(cfg_.top_p));
+    Require(cfg_.min_p >= 0.0f && cfg_.min_p <= 1.0f, "sampler min_p",
+            "must be in [0, 1], got " + std::to_string(cfg_.min_p));
     Require(cfg_.repetition_penalty > 0.0f, "sampler repetition_penalty", "must be > 0");
     Require(cfg_.penalty_window >= 0, "sampler penalty_window", "must be >= 0");
     for (const int32_t id : cfg_.suppressed)
@@ -55,7 +57,9 @@ class Sampler {
     recent_.push_back(id);
     if (recent_.size() > static_cast<size_t>(cfg_.penalty_window)) recent_.erase(recent_.begin());
   }
-  bool IsStop(int32_t id) const { return std::find(cfg_.stop_ids.begin(), cfg_.stop_ids.end(), id) != cfg_.stop_ids.end(); }
+  bool IsStop(int32_t id) const {
+    return std::find(cfg_.stop_ids.begin(), cfg_.stop_ids.end(), id) != cfg_.stop_ids.end();
+  }
 
   // The distribution the next draw uses: [vocab] probabilities summing to 1, zero outside the filters. Greedy
   // gives a one-hot vector.
@@ -141,7 +145,8 @@ class Sampler {
     int32_t best = -1;
     for (size_t i = 0; i < v.size(); ++i) {
       Require(!std::isnan(v[i]), "sampler", "logit of token " + std::to_string(i) + " is NaN");
-      if (v[i] > -std::numeric_limits<float>::infinity() && (best < 0 || v[i] > v[best])) best = static_cast<int32_t>(i);
+      if (v[i] > -std::numeric_limits<float>::infinity() && (best < 0 || v[i] > v[best]))
+        best = static_cast<int32_t>(i);
     }
     Require(best >= 0, "sampler", "every token is suppressed (all logits -inf)");
     return best;

@@ -67,7 +67,8 @@ inline std::string StripThinking(std::string_view text) {
   size_t pos = 0;
   while (pos <= text.size()) {
     const size_t close = text.find("<channel|>", pos);
-    const std::string_view part = text.substr(pos, close == std::string_view::npos ? std::string_view::npos : close - pos);
+    const std::string_view part =
+        text.substr(pos, close == std::string_view::npos ? std::string_view::npos : close - pos);
     kept += part.substr(0, part.find("<|channel>"));
     if (close == std::string_view::npos) break;
     pos = close + std::string_view("<channel|>").size();
@@ -180,8 +181,9 @@ inline std::vector<int32_t> ChatStopIds(const Tokenizer& tok) {
 // Recognises Gemma 4's format in a Jinja chat template (GGUF tokenizer.chat_template) and reads off whether it closes
 // an empty thought channel; anything else is refused rather than rendered wrong.
 inline ChatOptions ChatOptionsFromJinja(std::string_view jinja, std::string_view where) {
-  Require(jinja.find("<|turn>") != std::string_view::npos && jinja.find("<turn|>") != std::string_view::npos, where,
-          "chat template is not Gemma 4's (no <|turn> ... <turn|> markup); only the built-in Gemma 4 format is supported");
+  Require(
+      jinja.find("<|turn>") != std::string_view::npos && jinja.find("<turn|>") != std::string_view::npos, where,
+      "chat template is not Gemma 4's (no <|turn> ... <turn|> markup); only the built-in Gemma 4 format is supported");
   ChatOptions opt;
   // In Jinja source the newline is usually the two characters \n inside a string literal.
   opt.close_empty_thought = jinja.find("<|channel>thought\\n<channel|>") != std::string_view::npos ||

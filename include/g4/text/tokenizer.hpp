@@ -161,7 +161,7 @@ inline Tokenizer Tokenizer::FromVocab(std::vector<std::string> tokens, std::vect
   spec.kinds.assign(tokens.size(), TokenKind::kNormal);
   for (size_t i = 0; i < token_types.size(); ++i) {
     const int32_t t = token_types[i];
-    Require(t >= 1 && t <= 6, where, "token " + std::to_string(i) + " has unknown token type " + std::to_string(t));
+    if (t < 1 || t > 6) Fail(where, "token " + std::to_string(i) + " has unknown token type " + std::to_string(t));
     spec.kinds[i] = static_cast<TokenKind>(t);
     const auto id = static_cast<int32_t>(i);
     if (t == 2 || t == 3) spec.added.push_back({tokens[i], id, true, false});
@@ -173,7 +173,7 @@ inline Tokenizer Tokenizer::FromVocab(std::vector<std::string> tokens, std::vect
     // for the separator from the second byte on, as llama.cpp does.
     const std::string& m = merges[r];
     const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
-    Require(sp != std::string::npos, where, "merge " + std::to_string(r) + " '" + m + "' is not 'left right'");
+    if (sp == std::string::npos) Fail(where, "merge " + std::to_string(r) + " '" + m + "' is not 'left right'");
     spec.merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
   }
   spec.pieces = std::move(tokens);
@@ -215,9 +215,9 @@ inline Tokenizer Tokenizer::FromJson(const nlohmann::json& j, const std::string&
     if (pre && pre->value("type", "") == "Split")
       pre_ok = replace_space && pre->contains("pattern") && pre->at("pattern").value("String", "") == " ";
     if (pre && pre->value("type", "") == "Metaspace") {
-      const std::string scheme = pre->contains("prepend_scheme") ? pre->at("prepend_scheme").get<std::string>()
+      const std::string scheme = pre->contains("prepend_scheme")        ? pre->at("prepend_scheme").get<std::string>()
                                  : pre->value("add_prefix_space", true) ? "always"
-                                                                         : "never";
+                                                                        : "never";
       pre_ok = pre->value("replacement", "") == "\u2581" && scheme == "never" && !pre->value("split", true);
       replace_space = true;
     }
@@ -226,21 +226,21 @@ inline Tokenizer Tokenizer::FromJson(const nlohmann::json& j, const std::string&
 
     int32_t max_id = -1;
     for (const auto& [piece, id] : model["vocab"].items()) {
-      Require(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (int64_t(1) << 30), where,
-              "vocab entry '" + piece + "' has a bad id " + id.dump());
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (int64_t(1) << 30))
+        Fail(where, "vocab entry '" + piece + "' has a bad id " + id.dump());
       max_id = std::max(max_id, id.get<int32_t>());
     }
     std::vector<Added> added;
     if (j.contains("added_tokens")) {
       Require(j["added_tokens"].is_array(), where, "\"added_tokens\" is not an array");
       for (const json& a : j["added_tokens"]) {
-        Require(a.is_object() && a.contains("id") && a["id"].is_number_integer() && a.contains("content") &&
-                    a["content"].is_string(),
-                where, "added token without integer id and string content: " + a.dump().substr(0, 200));
+        if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") ||
+            !a["content"].is_string())
+          Fail(where, "added token without integer id and string content: " + a.dump().substr(0, 200));
         const int64_t id = a["id"].get<int64_t>();
-        Require(id >= 0 && id < (int64_t(1) << 30), where, "added token has a bad id " + std::to_string(id));
+        if (id < 0 || id >= (int64_t(1) << 30)) Fail(where, "added token has a bad id " + std::to_string(id));
         for (const char* key : {"lstrip", "rstrip", "single_word"})
-          Require(!a.value(key, false), where, std::string("unsupported added-token option ") + key);
+          if (a.value(key, false)) Fail(where, std::string("unsupported added-token option ") + key);
         added.push_back({a["content"].get<std::string>(), static_cast<int32_t>(id), a.value("special", false),
                          a.value("normalized", false)});
         max_id = std::max(max_id, static_cast<int32_t>(id));
@@ -254,13 +254,13 @@ inline Tokenizer Tokenizer::FromJson(const nlohmann::json& j, const std::string&
     }
     for (const Added& a : added) {
       const auto i = static_cast<size_t>(a.id);
-      Require(spec.kinds[i] == TokenKind::kUnused || spec.pieces[i] == a.text, where,
-              "added token '" + a.text + "' reuses id " + std::to_string(a.id) + " of '" + spec.pieces[i] + "'");
+      if (spec.kinds[i] != TokenKind::kUnused && spec.pieces[i] != a.text)
+        Fail(where, "added token '" + a.text + "' reuses id " + std::to_string(a.id) + " of '" + spec.pieces[i] + "'");
       spec.pieces[i] = a.text;
       spec.kinds[i] = a.special ? TokenKind::kControl : TokenKind::kUserDefined;
     }
     for (size_t i = 0; i < spec.pieces.size(); ++i)
-      Require(spec.kinds[i] != TokenKind::kUnused, where, "no token has id " + std::to_string(i));
+      if (spec.kinds[i] == TokenKind::kUnused) Fail(where, "no token has id " + std::to_string(i));
     spec.added = std::move(added);
 
     if (model.contains("merges")) {
@@ -270,10 +270,11 @@ inline Tokenizer Tokenizer::FromJson(const nlohmann::json& j, const std::string&
         if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
           spec.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
         } else {
-          Require(m.is_string(), where, "merge " + m.dump().substr(0, 100) + " is neither \"a b\" nor [\"a\", \"b\"]");
+          if (!m.is_string())
+            Fail(where, "merge " + m.dump().substr(0, 100) + " is neither \"a b\" nor [\"a\", \"b\"]");
           const std::string& s = m.get_ref<const std::string&>();
           const size_t sp = s.size() > 1 ? s.find(' ', 1) : std::string::npos;
-          Require(sp != std::string::npos, where, "merge '" + s + "' is not 'left right'");
+          if (sp == std::string::npos) Fail(where, "merge '" + s + "' is not 'left right'");
           spec.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
         }
       }
@@ -307,7 +308,8 @@ inline Tokenizer Tokenizer::Build(Spec spec, const std::string& where) {
   t.special_ = spec.special;
   const size_t n = spec.pieces.size();
   for (const int32_t id : {spec.special.bos, spec.special.eos, spec.special.unk, spec.special.pad})
-    Require(id >= -1 && id < static_cast<int64_t>(n), where, "special token id " + std::to_string(id) + " out of range");
+    Require(id >= -1 && id < static_cast<int64_t>(n), where,
+            "special token id " + std::to_string(id) + " out of range");
   std::fill(std::begin(t.byte_ids_), std::end(t.byte_ids_), -1);
   t.piece_ids_.reserve(n);
   t.text_.resize(n);
@@ -350,7 +352,10 @@ inline Tokenizer Tokenizer::Build(Spec spec, const std::string& where) {
     const auto ia = t.piece_ids_.find(a), ib = t.piece_ids_.find(b), ic = t.piece_ids_.find(a + b);
     if (ia == t.piece_ids_.end() || ib == t.piece_ids_.end() || ic == t.piece_ids_.end())
       Fail(where, "merge " + std::to_string(r) + " '" + a + " " + b + "': " +
-                      (ia == t.piece_ids_.end() ? a : ib == t.piece_ids_.end() ? b : a + b) + " is not in the vocabulary");
+                      (ia == t.piece_ids_.end()   ? a
+                       : ib == t.piece_ids_.end() ? b
+                                                  : a + b) +
+                      " is not in the vocabulary");
     t.merges_.Add(ia->second, ib->second, ic->second, static_cast<uint32_t>(r));
     if (t.kinds_[ia->second] == TokenKind::kByte || t.kinds_[ib->second] == TokenKind::kByte) t.split_chunks_ = false;
     if (result_seen[ic->second]) continue;

@@ -96,6 +96,42 @@ TEST_CASE("tokenizer: demo tokenizer.json reproduces demo_reference.json") {
   }
 }
 
+TEST_CASE("tokenizer: demo tokenizer on whitespace runs, added tokens, byte fallback and long repeats") {
+  // Reference ids: @lenml/tokenizers 3.7.2 (a port of Hugging Face tokenizers) on tests/data/demo/tokenizer.json.
+  const nlohmann::json cases = nlohmann::json::parse(R"json([
+    {"text": "    indented\n\tand tabbed  \n\n\n",
+     "ids": [726, 729, 1316, 1209, 273, 23, 802, 6710, 342, 818, 724, 750, 273]},
+    {"text": "x<|turn>y<turn|>z<|image|><|audio|>",
+     "ids": [364, 5, 365, 6, 366, 9, 12]},
+    {"text": "emoji 🤖🔥👍🏽 and ZWJ 👨\u200d👩\u200d👧",
+     "ids": [345, 821, 350, 2274, 721, 254, 173, 162, 179, 254, 173, 159, 155, 254, 173, 157, 203, 2035, 334,
+      331, 318, 629, 254, 173, 159, 182, 240, 142, 155, 254, 173, 159, 183, 240, 142, 155, 254, 173, 159,
+      181]},
+    {"text": "Ünïcödé façade — naïve café",
+     "ids": [391, 354, 404, 343, 408, 344, 399, 629, 848, 397, 849, 725, 7191, 1395, 404, 1012, 1348, 346, 399]},
+    {"text": "a\u00a0b\u200dc\ufeffd",
+     "ids": [341, 372, 342, 240, 142, 155, 343, 253, 201, 205, 344]},
+    {"text": "The quick brown fox jumps over the lazy dog.",
+     "ids": [819, 836, 934, 963, 342, 1761, 1018, 2365, 893, 350, 361, 762, 728, 3721, 8155, 758, 868, 3981]},
+    {"text": ">>> from torchmetrics import rouge_score\n>>> preds = [\"this is\"]",
+     "ids": [781, 902, 965, 1497, 2899, 767, 361, 930, 339, 3825, 923, 5342, 1941, 982, 870, 1957]},
+    {"text": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+     "ids": [341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341,
+      341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341, 341]},
+    {"text": "Returns:\n    list: A list of documents, one for each query.",
+     "ids": [7927, 1289, 2093, 1433, 2677, 925, 1247, 2058, 2720, 1020]},
+    {"text": "  two  three   four    ",
+     "ids": [724, 3003, 724, 3070, 345, 900, 346, 1796, 726]},
+    {"text": "<bos><eos><pad><unk><mask>",
+     "ids": [2, 1, 0, 3, 4]}
+  ])json");
+  CheckCases(Demo(), cases);
+  // A byte piece's name in the text is an added token there (the demo declares <0xNN> special): it decodes to A.
+  const std::vector<int32_t> ids = Demo().Encode("<0x41> is a literal byte piece");
+  CHECK(ids == std::vector<int32_t>{79, 629, 1393, 6748, 825, 1599, 1425, 1531, 5250});
+  CHECK(Demo().Decode(ids) == "A is a literal byte piece");
+}
+
 TEST_CASE("tokenizer: the real Gemma 3 tokenizer reproduces gemma3-cases.json exactly") {
   const char* env = std::getenv("G4_GEMMA3_TOKENIZER");
   const std::string path = env ? env : DataDir() + "/tokenizer/gemma3/tokenizer.json";

@@ -191,6 +191,7 @@ TEST_CASE("sampler: Draw from explicit weights, stop ids, and bad input") {
   CHECK_THROWS_AS(s.Draw(std::vector<float>{0.0f, 0.0f}), Error);
   CHECK_THROWS_AS(s.Sample(std::vector<float>{1.0f, 2.0f}), Error);  // wrong vocabulary size
   CHECK_THROWS_AS(s.Sample(std::vector<float>{0.0f, std::nanf(""), 0.0f, 0.0f}), Error);
+  CHECK_THROWS_AS(s.Accept(4), Error);
   SamplerConfig bad;
   bad.top_p = 0.0f;
   CHECK_THROWS_AS(Sampler(bad, 4), Error);

@@ -413,7 +413,10 @@ TEST_CASE("chat template: stop ids and Jinja detection") {
       "{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|turn>model\\n' -}}{%- if not enable_thinking -%}"
       "{{- '<|channel>thought\\n<channel|>' -}}{%- endif -%}{%- endif -%}";
   CHECK(ChatOptionsFromJinja(gemma4_12b, "t").close_empty_thought);
-  const std::string e4b = "{{- '<|turn>' + role + '\\n' }}{{- '<turn|>\\n' -}}";
+  const std::string e4b =
+      "{%- macro strip_thinking(text) -%}{%- for part in text.split('<channel|>') -%}...{%- endmacro -%}"
+      "{{- '<|turn>' + role + '\\n' }}{{- '<turn|>\\n' -}}{%- if add_generation_prompt -%}{{- '<|turn>model\\n' -}}"
+      "{%- endif -%}";
   CHECK(!ChatOptionsFromJinja(e4b, "t").close_empty_thought);
   CHECK_THROWS_WITH_AS(ChatOptionsFromJinja("{{ '<start_of_turn>' }}", "model.gguf"), doctest::Contains("model.gguf"),
                        Error);

@@ -53,6 +53,7 @@ class Sampler {
 
   // Records a token that entered the context (prompt or generated), for the penalties.
   void Accept(int32_t id) {
+    Require(id >= 0 && id < vocab_, "sampler", "accepted token id " + std::to_string(id) + " out of range");
     if (cfg_.penalty_window == 0) return;
     recent_.push_back(id);
     if (recent_.size() > static_cast<size_t>(cfg_.penalty_window)) recent_.erase(recent_.begin());
@@ -134,7 +135,6 @@ class Sampler {
     std::sort(seen.begin(), seen.end());
     seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
     for (const int32_t id : seen) {
-      if (id < 0 || id >= vocab_) continue;
       float& l = logits[id];
       l = l > 0.0f ? l / cfg_.repetition_penalty : l * cfg_.repetition_penalty;
       l -= cfg_.presence_penalty;

@@ -185,9 +185,12 @@ inline ChatOptions ChatOptionsFromJinja(std::string_view jinja, std::string_view
       jinja.find("<|turn>") != std::string_view::npos && jinja.find("<turn|>") != std::string_view::npos, where,
       "chat template is not Gemma 4's (no <|turn> ... <turn|> markup); only the built-in Gemma 4 format is supported");
   ChatOptions opt;
-  // In Jinja source the newline is usually the two characters \n inside a string literal.
-  opt.close_empty_thought = jinja.find("<|channel>thought\\n<channel|>") != std::string_view::npos ||
-                            jinja.find("<|channel>thought\n<channel|>") != std::string_view::npos;
+  // The 12B template closes the channel in its final add_generation_prompt block; E2B/E4B templates mention
+  // <channel|> only earlier, in the macro that strips old thoughts.
+  const size_t prompt_block = jinja.rfind("add_generation_prompt");
+  opt.close_empty_thought = prompt_block != std::string_view::npos &&
+                            jinja.find("<|channel>", prompt_block) != std::string_view::npos &&
+                            jinja.find("<channel|>", prompt_block) != std::string_view::npos;
   return opt;
 }
 

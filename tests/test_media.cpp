@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,7 +19,8 @@
 
 #include "g4/core/aligned_buffer.hpp"
 #include "g4/core/thread_pool.hpp"
-#include "g4/io/json.hpp"
+#include "g4/io/gguf.hpp"
+#include "g4/io/safetensors.hpp"
 #include "g4/media/audio.hpp"
 #include "g4/media/audio_embedder.hpp"
 #include "g4/media/image.hpp"
@@ -38,37 +39,22 @@ std::string DataDir() {
 }
 std::string Multimodal(const std::string& f) { return DataDir() + "/golden/multimodal/" + f; }
 
-// Minimal safetensors reader for the reference files: each tensor copied into aligned storage.
+// A reference file read with g4's safetensors reader.
 class Golden {
  public:
-  explicit Golden(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    REQUIRE(f.good());
-    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
-    uint64_t n;
-    std::memcpy(&n, bytes.data(), 8);
-    const nlohmann::json header = nlohmann::json::parse(std::string(bytes.data() + 8, n));
-    for (const auto& [name, info] : header.items()) {
-      if (name == "__metadata__") continue;
-      static const std::map<std::string, Type> kTypes = {
-          {"F32", Type::F32}, {"BF16", Type::BF16}, {"I32", Type::I32}, {"U8", Type::U8}};
-      std::vector<int64_t> dims = info["shape"].get<std::vector<int64_t>>();
-      const auto off = info["data_offsets"].get<std::vector<size_t>>();
-      AlignedBuffer& buf = bufs_[name] = AlignedBuffer(off[1] - off[0]);
-      std::memcpy(buf.data(), bytes.data() + 8 + n + off[0], off[1] - off[0]);
-      views_[name] = TensorView{name, kTypes.at(info["dtype"].get<std::string>()), Shape::FromSpan(dims, name),
-                                buf.data(), off[1] - off[0]};
-    }
+  explicit Golden(const std::string& path) : file_(path) {}
+  const TensorView& operator[](const std::string& name) const {
+    const TensorView* t = file_.Find(name);
+    REQUIRE_MESSAGE(t != nullptr, name);
+    return *t;
   }
-  const TensorView& operator[](const std::string& name) const { return views_.at(name); }
   template <typename T> std::vector<T> values(const std::string& name) const {
-    const auto s = views_.at(name).as<T>();
+    const auto s = (*this)[name].as<T>();
     return {s.begin(), s.end()};
   }
 
  private:
-  std::map<std::string, AlignedBuffer> bufs_;
-  std::map<std::string, TensorView> views_;
+  SafetensorsFile file_;
 };
 
 const Golden& GoldenCase() {
@@ -637,9 +623,9 @@ TEST_CASE("audio: a 44.1 kHz stereo WAV file through LoadAudio16k") {
 
 namespace {
 
-VisionEmbedderWeights GoldenVisionWeights() {
+VisionWeights GoldenVisionWeights() {
   const Golden& m = GoldenModel();
-  VisionEmbedderWeights w;
+  VisionWeights w;
   w.patch_ln1_w = m["model.vision_embedder.patch_ln1.weight"];
   w.patch_ln1_b = m["model.vision_embedder.patch_ln1.bias"];
   w.patch_dense_w = m["model.vision_embedder.patch_dense.weight"];
@@ -700,7 +686,7 @@ TEST_CASE("vision embedder: golden image_embeddings, HWC safetensors layout and 
 
   // The same weights as llama.cpp's mmproj holds them: patch_dense columns and patch_ln1 in CHW order, the
   // position table as [2, n_pos, dim].
-  VisionEmbedderWeights g = GoldenVisionWeights();
+  VisionWeights g = GoldenVisionWeights();
   Relaid relaid;
   const int64_t dim = 64, n_pos = g.pos_embedding.shape[0];
   g.patch_ln1_w = relaid.Make(g.patch_ln1_w, Shape{6912}, HwcOfChw);
@@ -710,8 +696,8 @@ TEST_CASE("vision embedder: golden image_embeddings, HWC safetensors layout and 
     const size_t axis = i / static_cast<size_t>(n_pos * dim), p = i / dim % n_pos, k = i % dim;
     return (p * 2 + axis) * dim + k;
   });
-  g.order = PatchOrder::kCHW;
-  g.pos_layout = PositionTableLayout::kAxisPosDim;
+  g.chw_patch_order = true;
+  g.pos_table_planar = true;
   const VisionEmbedder chw(g);
   std::vector<float> px_chw(px.size());
   for (size_t t = 0; t < n; ++t)
@@ -730,8 +716,8 @@ TEST_CASE("vision embedder: golden image_embeddings, HWC safetensors layout and 
   far[1] = 5000;
   CHECK(ErrorOf([&] { hwc.Embed(px, far, n, out.data(), pool); }).find("5000") != std::string::npos);
   CHECK(ErrorOf([&] { hwc.Embed(px, ps, n - 1, out.data(), pool); }).find("patch values") != std::string::npos);
-  VisionEmbedderWeights bad = GoldenVisionWeights();
-  bad.pos_layout = PositionTableLayout::kAxisPosDim;  // [64, 2, 64] read as [2, n, 64]
+  VisionWeights bad = GoldenVisionWeights();
+  bad.pos_table_planar = true;  // [64, 2, 64] read as [2, n, 64]
   CHECK(ErrorOf([&] { VisionEmbedder{bad}; }).find("pos_embedding") != std::string::npos);
   bad = GoldenVisionWeights();
   bad.patch_ln2_w = bad.patch_ln1_w;
@@ -765,4 +751,111 @@ TEST_CASE("audio embedder: golden audio_embeddings; a zero frame maps to zero") 
     REQUIRE(two[128 + static_cast<size_t>(o)] == doctest::Approx(s * 0.25 / std::sqrt(0.0625 + 1e-6)).epsilon(1e-5));
   }
   CHECK(ErrorOf([&] { AudioEmbedder{GoldenModel()["model.embed_vision.embedding_projection.weight"]}; }).find("expected [128, 640]") != std::string::npos);
+}
+
+TEST_CASE("embedders: llama.cpp mmproj GGUF (CHW patches, [2, n_pos, dim] positions) reproduces the golden") {
+  ThreadPool pool(2);
+  const GgufFile mmproj(DataDir() + "/golden-gguf/multimodal-mmproj-bf16.gguf");
+  auto t = [&](const std::string& name) {
+    const TensorView* v = mmproj.FindTensor(name);
+    REQUIRE_MESSAGE(v != nullptr, name);
+    return *v;
+  };
+  VisionWeights w;
+  w.patch_ln1_w = t("v.patch_norm.1.weight");
+  w.patch_ln1_b = t("v.patch_norm.1.bias");
+  w.patch_dense_w = t("v.patch_embd.weight");
+  w.patch_dense_b = t("v.patch_embd.bias");
+  w.patch_ln2_w = t("v.patch_norm.2.weight");
+  w.patch_ln2_b = t("v.patch_norm.2.bias");
+  w.pos_embedding = t("v.position_embd.weight");
+  w.pos_norm_w = t("v.patch_norm.3.weight");
+  w.pos_norm_b = t("v.patch_norm.3.bias");
+  w.projection = t("mm.input_projection.weight");
+  w.chw_patch_order = true;
+  w.pos_table_planar = true;
+  const VisionEmbedder vision(w);
+  const auto want_img = GoldenCase().values<float>("image_embeddings");
+  const std::vector<float> img = vision.Embed(PreprocessImage(GoldenImage(), 70, PatchOrder::kCHW), pool);
+  REQUIRE(img.size() == want_img.size());
+  const double rel_img = RelError(img.data(), want_img.data(), img.size());
+  MESSAGE("image_embeddings from the mmproj GGUF: rel err " << rel_img);
+  CHECK(rel_img <= 1e-4);
+
+  const AudioEmbedder audio(t("mm.a.input_projection.weight"));
+  const auto want_audio = GoldenCase().values<float>("audio_embeddings");
+  const std::vector<float> aud = audio.Embed(FrameAudio(GoldenCase().values<float>("audio_waveform"))[0], pool);
+  REQUIRE(aud.size() == want_audio.size());
+  const double rel_audio = RelError(aud.data(), want_audio.data(), aud.size());
+  MESSAGE("audio_embeddings from the mmproj GGUF: rel err " << rel_audio);
+  CHECK(rel_audio <= 1e-4);
+}
+
+TEST_CASE("image decode: a JPEG Huffman table of more than 256 codes is refused before stb reads it") {
+  const int w = 16, h = 16;
+  const std::vector<uint8_t> rgb = TestPicture(w, h, 3);
+  std::vector<std::byte> jpg;
+  REQUIRE(stbi_write_jpg_to_func(AppendTo, &jpg, w, h, 3, rgb.data(), 90));
+  REQUIRE(DecodeImage(jpg, "ok.jpg").width == w);
+  size_t dht = 0;
+  for (size_t i = 2; i + 1 < jpg.size() && !dht; ++i)
+    if (jpg[i] == std::byte{0xFF} && jpg[i + 1] == std::byte{0xC4}) dht = i;
+  REQUIRE(dht != 0);
+  std::vector<std::byte> bad = jpg;
+  bad[dht + 5 + 15] = std::byte{0xFF};  // the first table's count of 16-bit codes: the sum now exceeds 256
+  const std::string e = ErrorOf([&] { DecodeImage(bad, "bad.jpg"); });
+  CHECK(e.find("bad.jpg: cannot decode image: corrupt JPEG (Huffman table of") != std::string::npos);
+  const std::vector<std::byte> cut(jpg.begin(), jpg.begin() + static_cast<std::ptrdiff_t>(dht + 30));
+  CHECK(ErrorOf([&] { DecodeImage(cut, "cut.jpg"); }).find("cut.jpg: cannot decode image") != std::string::npos);
+}
+
+TEST_CASE("decoders: randomly corrupted images and WAVs decode or throw g4::Error, never crash") {
+  // Run under ASan/UBSan by tests/run_all.sh; here every outcome but a g4::Error or a valid result is a bug.
+  const int w = 24, h = 16;
+  const std::vector<uint8_t> rgb = TestPicture(w, h, 3);
+  // JPEG is left out: corrupt JPEG scan data makes Debian's stb 2.27 shift by more than 31 bits (arithmetic
+  // only, fixed in stb 2.28), which UBSan reports; its memory-safety bug is guarded and tested below.
+  std::vector<std::vector<std::byte>> images(3);
+  REQUIRE(stbi_write_png_to_func(AppendTo, &images[0], w, h, 3, rgb.data(), w * 3));
+  REQUIRE(stbi_write_bmp_to_func(AppendTo, &images[1], w, h, 3, rgb.data()));
+  REQUIRE(stbi_write_png_to_func(AppendTo, &images[2], w, h, 1, rgb.data(), w));
+  std::vector<uint8_t> idx(6 * 4, 7);
+  images.push_back(MakeGif(6, 4, {idx}));
+  std::vector<std::byte> pcm(400);
+  for (size_t i = 0; i < pcm.size(); ++i) pcm[i] = std::byte(i * 37);
+  const std::vector<std::vector<std::byte>> wavs = {MakeWav({1, 2, 44100, 16}, pcm), MakeWav({3, 1, 16000, 32, true}, pcm),
+                                                    MakeWav({1, 3, 8000, 24}, std::vector<std::byte>(pcm.begin(), pcm.begin() + 396))};
+  uint32_t seed = 99;
+  auto rnd = [&] { return (seed = seed * 1664525u + 1013904223u) >> 8; };
+  size_t decoded = 0, refused = 0;
+  auto mutate = [&](std::vector<std::byte> b) {
+    const int kind = static_cast<int>(rnd() % 3);
+    if (kind == 0) b.resize(rnd() % b.size());  // truncate
+    const int flips = 1 + static_cast<int>(rnd() % 4);
+    for (int k = 0; k < flips && !b.empty(); ++k) b[rnd() % b.size()] = std::byte(rnd());  // overwrite bytes
+    return b;
+  };
+  for (int iter = 0; iter < 400; ++iter) {
+    for (const auto& img : images) {
+      try {
+        const RgbImage r = DecodeImage(mutate(img), "fuzz image");
+        REQUIRE(r.pixels.size() == static_cast<size_t>(r.width) * r.height * 3);
+        ++decoded;
+      } catch (const Error& e) {
+        REQUIRE(std::string(e.what()).find("fuzz image") == 0);
+        ++refused;
+      }
+    }
+    for (const auto& wav : wavs) {
+      try {
+        const MonoAudio a = DecodeWav(mutate(wav), "fuzz wav");
+        REQUIRE(a.sample_rate >= 1000);
+        ++decoded;
+      } catch (const Error& e) {
+        REQUIRE(std::string(e.what()).find("fuzz wav") == 0);
+        ++refused;
+      }
+    }
+  }
+  MESSAGE("corrupted inputs: " << decoded << " decoded, " << refused << " refused with g4::Error");
 }

@@ -14,6 +14,7 @@
 
 #include "g4/core/error.hpp"
 #include "g4/core/mapped_file.hpp"
+#include "g4/media/jpeg_guard.hpp"
 #include "g4/media/stb_image_config.hpp"
 
 namespace g4 {
@@ -43,6 +44,7 @@ inline void CheckImageSize(int64_t width, int64_t height, std::string_view where
 inline RgbImage DecodeImage(std::span<const std::byte> bytes, std::string_view where) {
   Require(!bytes.empty(), where, "empty image data");
   Require(bytes.size() <= static_cast<size_t>(INT_MAX), where, "image data above 2 GiB");
+  CheckJpegHuffmanTables(bytes, where);
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, channels = 0;

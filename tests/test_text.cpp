@@ -319,6 +319,7 @@ TEST_CASE("tokenizer: loader errors name the file") {
               "c is not in the vocabulary");
   check_error(WriteTemp("mergeform.json", R"({"model": {"type": "BPE", )" + vocab + R"(, "merges": [7]}})"), "neither");
   check_error(WriteTemp("gap.json", R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2}}})"), "no token has id 1");
+  check_error(WriteTemp("dup.json", R"({"model": {"type": "BPE", "vocab": {"a": 0, "a": 1}}})"), "no token has id");
   check_error(WriteTemp("norm.json", R"({"normalizer": {"type": "NFKC"}, "model": {"type": "BPE", )" + vocab + "}}"),
               "unsupported normalizer");
   check_error((fs::temp_directory_path() / "g4_test_text_no_such_file.json").string(), "cannot open");

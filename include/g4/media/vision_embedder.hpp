@@ -7,10 +7,10 @@
 //   x = RMSNorm(x) without weight              eps 1e-6
 //   soft = projection x                        [hidden, dim], no bias
 // The matrices are used in place (any weight type, through g4::MatMul); the 1-D weights are converted to f32
-// once here. The two checkpoint formats differ in two layouts, both described by the weights struct:
-// the patch vector order (HF safetensors HWC, llama.cpp mmproj CHW) and the position table
-// (HF pos_embedding [n_pos, 2, dim], GGUF v.position_embd [2, n_pos, dim]).
-// Cost per patch: 6912 * dim + dim * hidden multiply-adds (41 MFLOP-pairs on the 12B; 280 patches ~ 11.5 GMAC).
+// once here. The two checkpoint formats differ in two layouts, both recorded in VisionWeights
+// (model/weights.hpp): the patch vector order (HF safetensors HWC, llama.cpp mmproj CHW: chw_patch_order) and
+// the position table (HF pos_embedding [n_pos, 2, dim], GGUF v.position_embd [2, n_pos, dim]: pos_table_planar).
+// Cost per patch: 6912 * dim + dim * hidden multiply-adds (41 M on the 12B; 280 patches ~ 11.6 G).
 #pragma once
 #include <cstdint>
 #include <span>

@@ -37,11 +37,13 @@ class SyntheticModel {
       LayerWeights lw;
       lw.attn_norm = Ones(p + "attn_norm", H);
       lw.q_proj = Matrix(p + "attn_q", q, H);
-      lw.k_proj = Matrix(p + "attn_k", kv, H);
-      if (!l.k_eq_v) lw.v_proj = Matrix(p + "attn_v", kv, H);
+      if (!cfg.assistant) {  // a drafter reads the target's K/V
+        lw.k_proj = Matrix(p + "attn_k", kv, H);
+        if (!l.k_eq_v) lw.v_proj = Matrix(p + "attn_v", kv, H);
+        lw.k_norm = Ones(p + "attn_k_norm", l.head_dim);
+      }
       lw.o_proj = Matrix(p + "attn_output", H, q);
       lw.q_norm = Ones(p + "attn_q_norm", l.head_dim);
-      lw.k_norm = Ones(p + "attn_k_norm", l.head_dim);
       lw.post_attn_norm = Ones(p + "post_attention_norm", H);
       lw.ffn_norm = Ones(p + "ffn_norm", H);
       lw.gate_proj = Matrix(p + "ffn_gate", F, H);
@@ -51,9 +53,14 @@ class SyntheticModel {
       lw.layer_scalar = Ones(p + "layer_output_scale", 1);
       w_.layers.push_back(lw);
     }
+    if (cfg.assistant) {
+      aw_.pre_projection = Matrix("nextn.pre_projection", H, 2 * static_cast<int64_t>(cfg.assistant->backbone_hidden));
+      aw_.post_projection = Matrix("nextn.post_projection", cfg.assistant->backbone_hidden, H);
+    }
   }
 
   const TextWeights& weights() const { return w_; }
+  const AssistantWeights& assistant() const { return aw_; }  // drafters (cfg.assistant) only
   // Bytes one decode step streams: every layer matrix once, plus the whole tied output head.
   uint64_t decode_bytes() const { return matrix_bytes_; }
 
@@ -91,6 +98,7 @@ class SyntheticModel {
   uint64_t matrix_bytes_ = 0;
   std::vector<std::unique_ptr<Tensor>> storage_;
   TextWeights w_;
+  AssistantWeights aw_;
 };
 
 }  // namespace g4::bench

@@ -150,6 +150,24 @@ struct Gemma4Config {
     c.audio = AudioConfig{};
     return c;
   }
+
+  // google/gemma-4-12B-it-assistant, the MTP drafter of the 12B: spec section 4.1.
+  static Gemma4Config Gemma4_12B_Assistant() {
+    const Gemma4Config target = Gemma4_12B();
+    Gemma4Config c;
+    c.architecture = "Gemma4UnifiedAssistantForCausalLM";
+    c.vocab_size = target.vocab_size;
+    c.hidden_size = 1024;
+    c.n_layers = 4;
+    c.n_heads = 16;
+    c.intermediate_size = 8192;
+    c.sliding_window = target.sliding_window;
+    c.max_position = target.max_position;
+    c.num_kv_shared_layers = 4;
+    for (int i = 0; i < 4; ++i) c.layers.push_back(target.layers[static_cast<size_t>(i < 3 ? 46 : 47)]);
+    c.assistant = AssistantConfig{target.hidden_size, false, 0, 0};
+    return c;
+  }
 };
 
 }  // namespace g4

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The g4 program driven end to end on the small checkpoints: generation (plain, drafted, interactive), images and
+# audio, and the errors a user meets (bad flags, missing or broken files, over-long prompts and clips).
+# usage: test_cli.sh G4_BINARY DATA_DIR
+set -u
+g4=$1 data=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+expect() {  # name, want_rc (0 or 1), pattern the combined output must contain, command...
+  local name=$1 want=$2 pattern=$3; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" = "$want" ] && grep -qF -- "$pattern" <<<"$out"; then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); echo "FAIL $name (exit $rc, wanted $want and '$pattern'):"; head -c 2000 <<<"$out"; echo
+  fi
+}
+demo=$data/demo gguf=$data/golden-gguf media=$data/media
+mm=(-m "$gguf/multimodal-bf16.gguf" --mmproj "$gguf/multimodal-mmproj-bf16.gguf" --raw -n 4)
+
+# Generation: the demo's first reference prompt continues as demo_reference.json says, with or without drafter.
+expect "raw greedy continuation" 0 "Returns the  documents are broken ASY." "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0
+expect "drafted continuation is the same" 0 "Returns the  documents are broken ASY." \
+  "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --draft "$demo/drafter"
+expect "draft statistics" 0 "drafts accepted per round" "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --draft "$demo/drafter"
+expect "speed line" 0 "tokens/s" "$g4" run -m "$demo" --raw -p "Returns the" -n 4 --temp 0.7 --seed 3
+expect "chat, two turns" 0 "generation" bash -c "printf 'Returns the\nAnd then\n' | \"$g4\" run -m \"$demo\" -i -n 6 --temp 0"
+expect "prompt from a file" 0 "Returns the" bash -c "printf 'Returns the' > \"$tmp/p.txt\" && \"$g4\" run -m \"$demo\" --raw -f \"$tmp/p.txt\" -n 2"
+# Images and audio (random-weight reference model: only the path is checked).
+expect "image and audio" 0 "2 media item(s) embedded" "$g4" run "${mm[@]}" -p "x" --image "$media/sample.png" --image-budget 70 --audio "$media/sample.wav"
+expect "two images" 0 "2 media item(s) embedded" "$g4" run "${mm[@]}" -p "x" --image "$media/sample.png" --image "$media/sample.png" --image-budget 70
+# A 31 s clip of silence: refused by default, cut into pieces with --audio-split.
+{ printf 'RIFF\x28\x23\x0f\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\x3e\x00\x00\x00\x7d\x00\x00\x02\x00\x10\x00data\x00\x23\x0f\x00'
+  head -c 992000 /dev/zero; } > "$tmp/long.wav"
+expect "audio over 30 s" 1 "30 s" "$g4" run "${mm[@]}" -p "x" --audio "$tmp/long.wav"
+expect "audio split" 0 "2 media item(s) embedded" "$g4" run "${mm[@]}" -p "x" --audio "$tmp/long.wav" --audio-split
+# Errors name what is wrong.
+expect "unknown flag" 1 "--bogus: unknown flag" "$g4" run -m "$demo" --bogus
+expect "unknown command" 2 "unknown command 'frob'" "$g4" frob
+expect "missing model" 1 "no such file" "$g4" run -m "$tmp/none" -p hi
+expect "missing value" 1 "needs a value" "$g4" run -m "$demo" -p
+expect "over-long prompt" 1 "do not fit the context" "$g4" run -m "$demo" --raw -c 64 -p "$(printf 'word %.0s' $(seq 200))"
+expect "image without vision" 1 "has no vision embedder" "$g4" run -m "$demo" -p hi --image "$media/sample.png"
+echo "not an image" > "$tmp/bad.png"
+expect "undecodable image" 1 "bad.png" "$g4" run "${mm[@]}" -p x --image "$tmp/bad.png"
+expect "missing audio file" 1 "none.wav" "$g4" run "${mm[@]}" -p x --audio "$tmp/none.wav"
+expect "bad image budget" 1 "not one of 70, 140, 280, 560, 1120" "$g4" run "${mm[@]}" -p x --image "$media/sample.png" --image-budget 100
+expect "zero threads" 1 "--threads: 0 is outside" "$g4" run -m "$demo" -p hi -t 0
+expect "10000 threads" 1 "--threads: 10000 is outside" "$g4" run -m "$demo" -p hi -t 10000
+expect "not a drafter" 1 "not an MTP drafter" "$g4" run -m "$demo" -p hi --draft "$demo"
+# Help.
+expect "help lists commands" 0 "quantize" "$g4" --help
+expect "run --help" 0 "--draft FILE" "$g4" run --help
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

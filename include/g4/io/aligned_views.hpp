@@ -24,7 +24,7 @@ class AlignedViews {
   // Repoints every misaligned view in `views` at an aligned copy of its bytes.
   void Fix(std::vector<TensorView>& views) {
     for (TensorView& t : views) {
-      if (reinterpret_cast<uintptr_t>(t.data) % NaturalAlignment(t.type) == 0) continue;
+      if (t.nbytes == 0 || reinterpret_cast<uintptr_t>(t.data) % NaturalAlignment(t.type) == 0) continue;
       copies_.emplace_back(t.nbytes);
       std::memcpy(copies_.back().data(), t.data, t.nbytes);
       t.data = copies_.back().data();

@@ -59,14 +59,14 @@ class GgufWriter {
   void Write(const std::string& path) const {
     std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
     Require(f != nullptr, path, "cannot create file");
-    Emit([&](const void* p, size_t n) { Require(std::fwrite(p, 1, n, f.get()) == n, path, "write failed"); });
+    Emit([&](const void* p, size_t n) { Require(n == 0 || std::fwrite(p, 1, n, f.get()) == n, path, "write failed"); });
     Require(std::fflush(f.get()) == 0, path, "write failed");
   }
 
   static void WriteFileBytes(const std::string& path, const std::vector<std::byte>& bytes) {
     std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
     Require(f != nullptr, path, "cannot create file");
-    Require(std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size(), path, "write failed");
+    Require(bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size(), path, "write failed");
     Require(std::fflush(f.get()) == 0, path, "write failed");
   }
 
@@ -120,6 +120,7 @@ class GgufWriter {
 
   static uint64_t Padded(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
   static void Put(std::vector<std::byte>& out, const void* p, size_t n) {
+    if (n == 0) return;
     const auto* b = static_cast<const std::byte*>(p);
     out.insert(out.end(), b, b + n);
   }

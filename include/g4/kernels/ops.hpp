@@ -19,6 +19,9 @@ namespace g4 {
 
 // y[t, o] = sum_i w[o, i] * x[t, i].   w: [n_out, n_in]; x: [n_tok, n_in]; y: [n_tok, n_out].
 // Decode (n_tok small) is matrix-vector and memory-bound; prefill is matrix-matrix and compute-bound.
+// Accuracy: F32/BF16/F16 weights meet f32 activations with f32 accumulation (|err| <= n_in eps sum|w x|).
+// Block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) meet activations rounded to int8 blocks of 32, as in
+// ggml: each x[i] moves by at most amax(its block) / 254, so |err| <= sum_i |w_i| amax_i / 254 + the f32 term.
 void MatMul(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool);
 
 // Per row of `dim`: y = x * (mean(x^2) + eps)^-1/2 * w (w may be null: no weight). In place allowed.

@@ -13,7 +13,7 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/json.hpp"
 #include "g4/model/drafter.hpp"
-#include "synthetic_model.hpp"
+#include "g4/bench/synthetic_model.hpp"
 
 using namespace g4;
 

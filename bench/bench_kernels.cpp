@@ -27,7 +27,7 @@
 #include "g4/core/quantize.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/kernels/ops.hpp"
-#include "read_bandwidth.hpp"
+#include "g4/bench/read_bandwidth.hpp"
 
 namespace {
 

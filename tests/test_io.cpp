@@ -735,10 +735,11 @@ namespace {
 std::string Export(const Checkpoint& ck, const std::string& dir, const std::string& type, std::string* mmproj = nullptr) {
   const std::string out = dir + "/" + type + ".gguf";
   const QuantScheme s = *ParseQuantScheme(type);
-  ExportModelGguf(ck, out, s);
+  ThreadPool pool(2);
+  ExportModelGguf(ck, out, s, pool);
   if (mmproj) {
     *mmproj = dir + "/" + type + "-mmproj.gguf";
-    ExportMmprojGguf(ck, *mmproj, s);
+    ExportMmprojGguf(ck, *mmproj, s, pool);
   }
   return out;
 }
@@ -794,7 +795,7 @@ TEST_CASE("quantize: Q8_0 .. Q4_K_M write QuantizeRow's blocks with llama.cpp's 
   const std::string dir = TempDir("quantize-q");
   const Checkpoint hf(DataDir() + "/demo");  // hidden 256, ffn 1024: every matrix fills whole K-quant blocks
   const int n = hf.config().n_layers;
-  for (const char* type : {"Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q4_K_M"}) {
+  for (const char* type : {"Q8_0", "Q4_K_M"}) {  // Q4_K_M covers Q4_K and Q6_K; Q4_0 takes Q8_0's export path
     CAPTURE(type);
     const Checkpoint gg(Export(hf, dir, type));
     CheckSameConfig(hf.config(), gg.config());

@@ -25,6 +25,7 @@ whose rows do not fill whole blocks of TYPE falls back to Q8_0 or BF16; each fal
 options:
   --mmproj FILE       the input's vision/audio embedders (GGUF mmproj), when IN is a GGUF
   --mmproj-out FILE   also write the vision/audio embedders as a clip mmproj GGUF (TYPE applies to the projections)
+  -t, --threads N     threads for quantizing (default: all)
 )";
 
 int RunQuantize(std::vector<std::string> argv) {
@@ -33,7 +34,7 @@ int RunQuantize(std::vector<std::string> argv) {
       std::fputs(kHelp, stdout);
       return 0;
     }
-  const g4cli::Args args(argv, {"--type", "--mmproj", "--mmproj-out"}, {});
+  const g4cli::Args args(argv, {"--type", "--mmproj", "--mmproj-out", "--threads"}, {}, {{"-t", "--threads"}});
   if (args.positional().size() != 2 || !args.has("--type")) {
     std::fputs(kHelp, stderr);
     return 2;
@@ -45,10 +46,11 @@ int RunQuantize(std::vector<std::string> argv) {
   const auto log = [](const std::string& m) { std::printf("  %s\n", m.c_str()); };
   std::printf("writing %s (%s, %s) from %s\n", out.c_str(), ck.config().assistant ? "gemma4-assistant" : "gemma4",
               scheme->name().c_str(), in.c_str());
-  ExportModelGguf(ck, out, *scheme, log);
+  ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 0, ThreadPool::kMaxThreads)));
+  ExportModelGguf(ck, out, *scheme, pool, log);
   if (args.has("--mmproj-out")) {
     std::printf("writing %s (clip mmproj)\n", args.get("--mmproj-out").c_str());
-    ExportMmprojGguf(ck, args.get("--mmproj-out"), *scheme, log);
+    ExportMmprojGguf(ck, args.get("--mmproj-out"), *scheme, pool, log);
   }
   return 0;
 }

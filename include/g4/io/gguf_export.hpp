@@ -6,7 +6,8 @@
 // falls back to the best type that fits, and the fallback is reported.
 //
 // Cost: each tensor is converted (dequantize to f32, quantize) while it is written, one at a time, so memory
-// stays at one tensor; time is dominated by the K-quant searches (a 12B model: minutes on one core).
+// stays at one tensor (as f32: 4 GB for the 12B's embedding); time is dominated by the scalar quantizers
+// (~70 ns per value for Q8_0, about twice that for K-quants, per core), so rows are spread over a thread pool.
 #pragma once
 #include <functional>
 #include <optional>
@@ -15,6 +16,7 @@
 
 #include "g4/core/dequantize.hpp"
 #include "g4/core/quantize.hpp"
+#include "g4/core/thread_pool.hpp"
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/gguf_writer.hpp"
 #include "g4/io/tensor_names.hpp"
@@ -79,7 +81,7 @@ inline Type PickType(const QuantScheme& s, TensorKind kind, const std::string& g
 // Converts `src` (any numeric type, rows of the same length) to `type`, applying `permute` to each row's f32
 // values first (identity when empty). Same-type copies without a permutation are byte-exact.
 inline std::vector<std::byte> Convert(const TensorView& src, Type type, const Shape& shape,
-                                      const std::function<void(std::vector<float>&)>& permute_all) {
+                                      const std::function<void(std::vector<float>&)>& permute_all, ThreadPool& pool) {
   if (src.type == type && !permute_all && src.shape == shape) return std::vector<std::byte>(src.data, src.data + src.nbytes);
   std::vector<float> all(static_cast<size_t>(src.shape.elements()));
   if (src.type == Type::I32 || src.type == Type::I64) {  // token ids (the drafter's ordering), stored as F32 by llama.cpp
@@ -102,14 +104,15 @@ inline std::vector<std::byte> Convert(const TensorView& src, Type type, const Sh
   std::vector<std::byte> out(TensorBytes(type, shape, src.name));
   const size_t cols = static_cast<size_t>(shape.last());
   const size_t row_bytes = out.size() / static_cast<size_t>(shape.rows() ? shape.rows() : 1);
-  for (int64_t r = 0; r < shape.rows(); ++r)
-    QuantizeRow(type, all.data() + static_cast<size_t>(r) * cols, cols, out.data() + static_cast<size_t>(r) * row_bytes);
+  pool.ParallelFor(static_cast<size_t>(shape.rows()), 16, [&](size_t begin, size_t end, size_t) {
+    for (size_t r = begin; r < end; ++r) QuantizeRow(type, all.data() + r * cols, cols, out.data() + r * row_bytes);
+  });
   return out;
 }
 
-inline void AddTensor(GgufWriter& w, const std::string& name, const TensorView& src, Type type, const Shape& shape,
-                      std::function<void(std::vector<float>&)> permute = {}) {
-  w.AddTensor(name, type, shape, [src, type, shape, permute] { return Convert(src, type, shape, permute); });
+inline void AddTensor(GgufWriter& w, ThreadPool& pool, const std::string& name, const TensorView& src, Type type,
+                      const Shape& shape, std::function<void(std::vector<float>&)> permute = {}) {
+  w.AddTensor(name, type, shape, [&pool, src, type, shape, permute] { return Convert(src, type, shape, permute, pool); });
 }
 
 // The 1.0 / 1e30 frequency factors by which llama.cpp expresses proportional partial RoPE on full layers.
@@ -151,7 +154,7 @@ inline std::function<void(std::vector<float>&)> PosTableToPlanar(int64_t n_pos, 
 }  // namespace export_detail
 
 // The text model (or drafter) of `ck` as a GGUF at `out_path`.
-inline void ExportModelGguf(const Checkpoint& ck, const std::string& out_path, const QuantScheme& scheme,
+inline void ExportModelGguf(const Checkpoint& ck, const std::string& out_path, const QuantScheme& scheme, ThreadPool& pool,
                             const std::function<void(const std::string&)>& log = {}) {
   using namespace export_detail;
   const Gemma4Config& c = ck.config();
@@ -232,7 +235,7 @@ inline void ExportModelGguf(const Checkpoint& ck, const std::string& out_path, c
   if (full->rope_proportional) w.AddTensor(kRopeFreqsGguf, Type::F32, Shape{full->head_dim / 2}, FloatBytes(RopeFreqFactors(*full)));
   const TextWeights& t = ck.text();
   auto add = [&](const std::string& name, const TensorView& src, TensorKind kind, int layer) {
-    AddTensor(w, name, src, PickType(scheme, kind, name, layer, c.n_layers, src.shape.last(), log), src.shape);
+    AddTensor(w, pool, name, src, PickType(scheme, kind, name, layer, c.n_layers, src.shape.last(), log), src.shape);
   };
   add(kEmbedName.gguf, t.embed, TensorKind::kMatrix, -1);
   for (int i = 0; i < c.n_layers; ++i)
@@ -247,14 +250,14 @@ inline void ExportModelGguf(const Checkpoint& ck, const std::string& out_path, c
     add(kPostProjectionName.gguf, as.post_projection, TensorKind::kMatrix, -1);
     if (as.centroids.data) {
       add(kCentroidsName.gguf, as.centroids, TensorKind::kMatrix, -1);
-      AddTensor(w, kTokenOrderingName.gguf, as.token_ordering, Type::F32, as.token_ordering.shape);  // ids as F32, like llama.cpp
+      AddTensor(w, pool, kTokenOrderingName.gguf, as.token_ordering, Type::F32, as.token_ordering.shape);  // ids as F32, like llama.cpp
     }
   }
   w.Write(out_path);
 }
 
 // The vision and audio embedders of `ck` as a llama.cpp mmproj (`clip`) GGUF at `out_path`.
-inline void ExportMmprojGguf(const Checkpoint& ck, const std::string& out_path, const QuantScheme& scheme,
+inline void ExportMmprojGguf(const Checkpoint& ck, const std::string& out_path, const QuantScheme& scheme, ThreadPool& pool,
                              const std::function<void(const std::string&)>& log = {}) {
   using namespace export_detail;
   const Gemma4Config& c = ck.config();
@@ -266,7 +269,7 @@ inline void ExportMmprojGguf(const Checkpoint& ck, const std::string& out_path, 
   w.Set("general.quantization_version", GgufValue::U32(2));
   auto add = [&](const std::string& name, const TensorView& src, TensorKind kind, const Shape& shape,
                  std::function<void(std::vector<float>&)> permute) {
-    AddTensor(w, name, src, PickType(scheme, kind, name, -1, 0, shape.last(), log), shape, std::move(permute));
+    AddTensor(w, pool, name, src, PickType(scheme, kind, name, -1, 0, shape.last(), log), shape, std::move(permute));
   };
   if (c.vision) {
     const VisionConfig& v = *c.vision;

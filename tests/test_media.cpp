@@ -341,6 +341,61 @@ TEST_CASE("image decode: PNG (RGB, grey, RGBA), BMP, PPM and GIF are exact; JPEG
   }
 }
 
+TEST_CASE("image decode: JPEG EXIF orientation is applied as PIL's exif_transpose does") {
+  const int w = 5, h = 3;  // distinct, well-separated colours per pixel so JPEG noise cannot confuse them
+  std::vector<uint8_t> px(w * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      px[(y * w + x) * 3 + 0] = static_cast<uint8_t>(x * 60);
+      px[(y * w + x) * 3 + 1] = static_cast<uint8_t>(y * 120);
+      px[(y * w + x) * 3 + 2] = 128;
+    }
+  std::vector<std::byte> jpg;
+  REQUIRE(stbi_write_jpg_to_func(AppendTo, &jpg, w, h, 3, px.data(), 100));
+  const RgbImage stored = DecodeImage(jpg, "plain.jpg");
+  // The EXIF spec names, per orientation, the visual side of stored row 0 and of stored column 0. As a map:
+  // the output corner showing stored (0, 0), and the output step of one stored column (+sx) and row (+sy).
+  struct Placement {
+    bool right, bottom;  // corner of stored (0, 0)
+    int sx_dx, sx_dy, sy_dx, sy_dy;
+  };
+  const Placement kSpec[9] = {{},
+                              {false, false, 1, 0, 0, 1},    // 1: row 0 top,    column 0 left
+                              {true, false, -1, 0, 0, 1},    // 2: row 0 top,    column 0 right
+                              {true, true, -1, 0, 0, -1},    // 3: row 0 bottom, column 0 right
+                              {false, true, 1, 0, 0, -1},    // 4: row 0 bottom, column 0 left
+                              {false, false, 0, 1, 1, 0},    // 5: row 0 left,   column 0 top
+                              {true, false, 0, 1, -1, 0},    // 6: row 0 right,  column 0 top
+                              {true, true, 0, -1, -1, 0},    // 7: row 0 right,  column 0 bottom
+                              {false, true, 0, -1, 1, 0}};   // 8: row 0 left,   column 0 bottom
+  for (bool big_endian : {false, true}) {
+    for (int o = 1; o <= 8; ++o) {
+      // APP1 "Exif\0\0" + TIFF header + IFD0 with one entry (Orientation, SHORT, 1 value) inserted after SOI.
+      std::vector<uint8_t> tiff = big_endian ? std::vector<uint8_t>{'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1,
+                                                                    0, static_cast<uint8_t>(o), 0, 0, 0, 0, 0, 0}
+                                             : std::vector<uint8_t>{'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
+                                                                    static_cast<uint8_t>(o), 0, 0, 0, 0, 0, 0, 0};
+      const size_t len = 2 + 6 + tiff.size();
+      std::vector<uint8_t> app1 = {0xFF, 0xE1, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), 'E', 'x', 'i', 'f', 0, 0};
+      app1.insert(app1.end(), tiff.begin(), tiff.end());
+      std::vector<std::byte> with = jpg;
+      for (size_t i = 0; i < app1.size(); ++i) with.insert(with.begin() + 2 + static_cast<std::ptrdiff_t>(i), std::byte{app1[i]});
+      INFO("orientation " << o << (big_endian ? " (MM)" : " (II)"));
+      CHECK(DecodeImage(with, "exif.jpg", Orientation::kAsStored).pixels == stored.pixels);
+      const RgbImage up = DecodeImage(with, "exif.jpg");
+      REQUIRE(up.width == (o >= 5 ? h : w));
+      REQUIRE(up.height == (o >= 5 ? w : h));
+      const Placement& p = kSpec[o];
+      for (int sy = 0; sy < h; ++sy)
+        for (int sx = 0; sx < w; ++sx) {
+          const int x = (p.right ? up.width - 1 : 0) + sx * p.sx_dx + sy * p.sy_dx;
+          const int y = (p.bottom ? up.height - 1 : 0) + sx * p.sx_dy + sy * p.sy_dy;
+          for (int c = 0; c < 3; ++c) REQUIRE(up.at(y, x, c) == stored.at(sy, sx, c));
+        }
+    }
+  }
+}
+
 TEST_CASE("image decode: files, truncated and hostile input give errors naming the source") {
   const std::string dir = (std::filesystem::temp_directory_path() / "g4_test_media").string();
   std::filesystem::create_directories(dir);
@@ -855,6 +910,23 @@ TEST_CASE("decoders: randomly corrupted images and WAVs decode or throw g4::Erro
         REQUIRE(std::string(e.what()).find("fuzz wav") == 0);
         ++refused;
       }
+    }
+  }
+  // g4's own JPEG parsers (EXIF orientation, Huffman-table guard) on corrupted JPEGs with an EXIF block.
+  std::vector<std::byte> jpg;
+  REQUIRE(stbi_write_jpg_to_func(AppendTo, &jpg, w, h, 3, rgb.data(), 90));
+  const uint8_t app1[] = {0xFF, 0xE1, 0, 34, 'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0,
+                          0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0};
+  for (size_t i = 0; i < sizeof(app1); ++i) jpg.insert(jpg.begin() + 2 + static_cast<std::ptrdiff_t>(i), std::byte{app1[i]});
+  REQUIRE(JpegExifOrientation(jpg) == 6);
+  for (int iter = 0; iter < 4000; ++iter) {
+    const std::vector<std::byte> b = mutate(jpg);
+    const int o = JpegExifOrientation(b);
+    REQUIRE((o >= 1 && o <= 8));
+    try {
+      CheckJpegHuffmanTables(b, "fuzz jpeg");
+    } catch (const Error& e) {
+      REQUIRE(std::string(e.what()).find("fuzz jpeg") == 0);
     }
   }
   MESSAGE("corrupted inputs: " << decoded << " decoded, " << refused << " refused with g4::Error");

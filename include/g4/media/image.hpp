@@ -1,7 +1,8 @@
 // Image decoding: PNG, JPEG, BMP, GIF (first frame) and PPM/PGM, from a file or a memory buffer, to 8-bit RGB.
 // stb_image does the decoding (its implementation is compiled once, by g4/media/stb_image_impl.hpp, which
 // g4/impl.hpp includes). Grey images are replicated to RGB and alpha is dropped, as PIL's convert("RGB") does.
-// 16-bit PNGs are reduced to 8 bits by stb. EXIF orientation is ignored (as the HF processor does).
+// 16-bit PNGs are reduced to 8 bits by stb. A JPEG's EXIF orientation is applied by default, as transformers'
+// load_image does before its processor runs (exif.hpp).
 #pragma once
 #include <climits>
 #include <cstddef>
@@ -14,34 +15,18 @@
 
 #include "g4/core/error.hpp"
 #include "g4/core/mapped_file.hpp"
+#include "g4/media/exif.hpp"
 #include "g4/media/jpeg_guard.hpp"
+#include "g4/media/rgb_image.hpp"
 #include "g4/media/stb_image_config.hpp"
 
 namespace g4 {
 
-// Decoding refuses anything larger before allocating: 2^27 pixels (a 16384 x 8192 photo) is 384 MiB of RGB.
-inline constexpr int64_t kMaxImagePixels = int64_t{1} << 27;
-inline constexpr int kMaxImageSide = 1 << 16;
-
-struct RgbImage {
-  int width = 0, height = 0;
-  std::vector<uint8_t> pixels;  // [height, width, 3], row-major, R G B interleaved
-
-  uint8_t at(int y, int x, int c) const { return pixels[(static_cast<size_t>(y) * width + x) * 3 + c]; }
-};
-
-// Checks the dimensions of an image before anything is allocated for it.
-inline void CheckImageSize(int64_t width, int64_t height, std::string_view where) {
-  Require(width > 0 && height > 0, where, "image has no pixels (" + std::to_string(width) + "x" +
-                                             std::to_string(height) + ")");
-  Require(width <= kMaxImageSide && height <= kMaxImageSide && width * height <= kMaxImagePixels, where,
-          "image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels is larger than the " +
-              std::to_string(kMaxImageSide) + "-pixel side / " + std::to_string(kMaxImagePixels) +
-              "-pixel limit");
-}
+enum class Orientation { kApplyExif, kAsStored };
 
 // `where` names the source in error messages (a file name, or e.g. "image buffer").
-inline RgbImage DecodeImage(std::span<const std::byte> bytes, std::string_view where) {
+inline RgbImage DecodeImage(std::span<const std::byte> bytes, std::string_view where,
+                            Orientation orientation = Orientation::kApplyExif) {
   Require(!bytes.empty(), where, "empty image data");
   Require(bytes.size() <= static_cast<size_t>(INT_MAX), where, "image data above 2 GiB");
   CheckJpegHuffmanTables(bytes, where);
@@ -63,12 +48,13 @@ inline RgbImage DecodeImage(std::span<const std::byte> bytes, std::string_view w
   img.width = w;
   img.height = h;
   img.pixels.assign(decoded.get(), decoded.get() + static_cast<size_t>(w) * h * 3);
-  return img;
+  if (orientation == Orientation::kAsStored) return img;
+  return ApplyExifOrientation(std::move(img), JpegExifOrientation(bytes));
 }
 
-inline RgbImage LoadImage(const std::string& path) {
+inline RgbImage LoadImage(const std::string& path, Orientation orientation = Orientation::kApplyExif) {
   const MappedFile file(path);
-  return DecodeImage(file.bytes(), path);
+  return DecodeImage(file.bytes(), path, orientation);
 }
 
 }  // namespace g4

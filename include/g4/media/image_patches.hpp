@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "g4/core/error.hpp"
-#include "g4/media/image.hpp"
+#include "g4/media/rgb_image.hpp"
 #include "g4/media/resize.hpp"
 
 namespace g4 {

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "g4/media/image.hpp"
+#include "g4/media/rgb_image.hpp"
 
 namespace g4 {
 

@@ -224,7 +224,8 @@ int main(int argc, char** argv) {
       for (float& v : x) v = g(rng);
       for (g4::Type type : opt.types) {
         const double bytes = static_cast<double>(g4::TensorBytes(type, {s.n_out, s.n_in}, s.name));
-        const size_t copies = std::max<size_t>(1, static_cast<size_t>(std::ceil(llc_bytes / bytes)));
+        // One copy of a weight over 1 GB is already twice the LLC.
+        const size_t copies = bytes > 1e9 ? 1 : static_cast<size_t>(std::ceil(static_cast<double>(llc_bytes) / bytes));
         if (bytes * static_cast<double>(copies) > opt.max_gb * 1e9) {
           std::printf("%-16s %-10s %-5s skipped: %.1f GB over --max-gb\n", s.name.c_str(), "g4",
                       std::string(g4::TypeName(type)).c_str(), bytes * copies / 1e9);

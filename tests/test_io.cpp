@@ -22,6 +22,8 @@
 #include "g4/io/gguf_export.hpp"
 #include "g4/io/gguf.hpp"
 #include "g4/io/gguf_writer.hpp"
+#include "g4/io/hf_tokenizer_gguf.hpp"
+#include "g4/text/load_tokenizer.hpp"
 #include "g4/io/safetensors.hpp"
 
 using namespace g4;
@@ -822,5 +824,38 @@ TEST_CASE("quantize: Q8_0 .. Q4_K_M write QuantizeRow's blocks with llama.cpp's 
       }
       CHECK(bad_rows == 0);
     }
+  }
+}
+
+TEST_CASE("quantize: a safetensors checkpoint's tokenizer.json travels into the GGUF and tokenizes identically") {
+  const std::string dir = TempDir("quantize-tok");
+  const std::string demo = DataDir() + "/demo";
+  const Checkpoint hf(demo);
+  const GgufTokenizer tok = GgufTokenizerFromHf(demo + "/tokenizer.json");
+  ThreadPool pool(2);
+  const std::string out = dir + "/demo.gguf";
+  ExportModelGguf(hf, out, *ParseQuantScheme("BF16"), pool, {}, &tok);
+  const Checkpoint gg(out);
+  // The demo's config.json (text-only) names no media tokens; its vocabulary does, and GGUF takes them from there.
+  CheckSameConfig(hf.config(), gg.config(), /*media_ids=*/false);
+  CHECK(gg.config().tokens.boi == 7);
+  CHECK(gg.config().tokens.video == 13);
+  CheckSameWeights(hf, gg);
+  const auto back = gg.tokenizer();
+  REQUIRE(back.has_value());
+  CHECK(back->model == "gemma4");
+  CHECK(back->tokens.size() == 8192);
+  CHECK(back->tokens[14] == "<0x00>");
+  CHECK(back->token_type[14] == 6);  // BYTE
+  CHECK(back->token_type[2] == 3);   // <bos>: CONTROL
+  CHECK(back->merges.size() == ReadJson(demo + "/tokenizer.json")["model"]["merges"].size());
+  CHECK(back->bos == 2);
+  CHECK(back->eos == 1);
+  CHECK(back->eot == -1);  // the demo's stop list is eos only
+  // The reference ids in demo_reference.json come from Hugging Face tokenizers on tokenizer.json.
+  const Tokenizer from_gguf = TokenizerFromGguf(*back, out);
+  for (const auto& c : ReadJson(demo + "/demo_reference.json")["tokenizer_cases"]) {
+    CAPTURE(c["text"].get<std::string>());
+    CHECK(from_gguf.Encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<int32_t>>());
   }
 }

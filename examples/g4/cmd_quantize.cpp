@@ -1,6 +1,8 @@
 // g4 quantize IN OUT --type T: writes a checkpoint (safetensors or GGUF) as a llama.cpp-layout GGUF in one
 // weight type or the Q4_K_M mix; with --mmproj-out, also the vision/audio embedders as a clip mmproj GGUF.
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,6 +10,7 @@
 #include "command.hpp"
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/gguf_export.hpp"
+#include "g4/io/hf_tokenizer_gguf.hpp"
 
 namespace {
 
@@ -25,6 +28,7 @@ whose rows do not fill whole blocks of TYPE falls back to Q8_0 or BF16; each fal
 options:
   --mmproj FILE       the input's vision/audio embedders (GGUF mmproj), when IN is a GGUF
   --mmproj-out FILE   also write the vision/audio embedders as a clip mmproj GGUF (TYPE applies to the projections)
+  --tokenizer FILE    tokenizer.json to embed (default: IN's folder's tokenizer.json, with chat_template.jinja)
   -t, --threads N     threads for quantizing (default: all)
 )";
 
@@ -34,7 +38,7 @@ int RunQuantize(std::vector<std::string> argv) {
       std::fputs(kHelp, stdout);
       return 0;
     }
-  const g4cli::Args args(argv, {"--type", "--mmproj", "--mmproj-out", "--threads"}, {}, {{"-t", "--threads"}});
+  const g4cli::Args args(argv, {"--type", "--mmproj", "--mmproj-out", "--threads", "--tokenizer"}, {}, {{"-t", "--threads"}});
   if (args.positional().size() != 2 || !args.has("--type")) {
     std::fputs(kHelp, stderr);
     return 2;
@@ -47,7 +51,16 @@ int RunQuantize(std::vector<std::string> argv) {
   std::printf("writing %s (%s, %s) from %s\n", out.c_str(), ck.config().assistant ? "gemma4-assistant" : "gemma4",
               scheme->name().c_str(), in.c_str());
   ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 0, ThreadPool::kMaxThreads)));
-  ExportModelGguf(ck, out, *scheme, pool, log);
+  // A safetensors checkpoint's vocabulary lives in tokenizer.json beside it; GGUF sources carry their own.
+  std::optional<GgufTokenizer> tokenizer;
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::is_directory(in) ? fs::path(in) : fs::path(in).parent_path();
+  const std::string tok_json = args.get("--tokenizer", ck.is_gguf() ? "" : (dir / "tokenizer.json").string());
+  if (!tok_json.empty() && (args.has("--tokenizer") || fs::exists(tok_json))) {
+    tokenizer = GgufTokenizerFromHf(tok_json, (fs::path(tok_json).parent_path() / "chat_template.jinja").string());
+    std::printf("  tokenizer from %s (%zu tokens, %zu merges)\n", tok_json.c_str(), tokenizer->tokens.size(), tokenizer->merges.size());
+  }
+  ExportModelGguf(ck, out, *scheme, pool, log, tokenizer ? &*tokenizer : nullptr);
   if (args.has("--mmproj-out")) {
     std::printf("writing %s (clip mmproj)\n", args.get("--mmproj-out").c_str());
     ExportMmprojGguf(ck, args.get("--mmproj-out"), *scheme, pool, log);

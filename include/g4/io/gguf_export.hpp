@@ -18,6 +18,7 @@
 #include "g4/core/quantize.hpp"
 #include "g4/core/thread_pool.hpp"
 #include "g4/io/checkpoint.hpp"
+#include "g4/io/gguf_tokenizer.hpp"
 #include "g4/io/gguf_writer.hpp"
 #include "g4/io/tensor_names.hpp"
 
@@ -153,9 +154,10 @@ inline std::function<void(std::vector<float>&)> PosTableToPlanar(int64_t n_pos, 
 
 }  // namespace export_detail
 
-// The text model (or drafter) of `ck` as a GGUF at `out_path`.
+// The text model (or drafter) of `ck` as a GGUF at `out_path`. The tokenizer: `tokenizer` if given (e.g. from a
+// tokenizer.json, see hf_tokenizer_gguf.hpp), else the source GGUF's tokenizer.* keys verbatim.
 inline void ExportModelGguf(const Checkpoint& ck, const std::string& out_path, const QuantScheme& scheme, ThreadPool& pool,
-                            const std::function<void(const std::string&)>& log = {}) {
+                            const std::function<void(const std::string&)>& log = {}, const GgufTokenizer* tokenizer = nullptr) {
   using namespace export_detail;
   const Gemma4Config& c = ck.config();
   const bool drafter = c.assistant.has_value();
@@ -214,21 +216,23 @@ inline void ExportModelGguf(const Checkpoint& ck, const std::string& out_path, c
     u32("nextn_predict_layers", c.n_layers);
   }
 
-  // Tokenizer: copied verbatim from a GGUF source; otherwise the special ids the config knows.
-  bool have_tokenizer = false;
-  if (const GgufFile* src = ck.gguf()) {
+  // Tokenizer: the one given, or copied verbatim from a GGUF source; otherwise the special ids the config knows.
+  bool have_tokenizer = tokenizer != nullptr;
+  if (tokenizer) {
+    SetGgufTokenizer(w, *tokenizer);
+  } else if (const GgufFile* src = ck.gguf()) {
     for (const auto& [k, v] : src->metadata())
       if (k.starts_with("tokenizer.")) {
         w.Set(k, v);
         have_tokenizer = true;
       }
   }
+  // The config's stop list wins over the tokenizer's: eos first, then (IT models) eot = <turn|>.
+  if (c.tokens.stop_ids.size() > 1) w.Set("tokenizer.ggml.eot_token_id", GgufValue::U32(static_cast<uint32_t>(c.tokens.stop_ids[1])));
   if (!have_tokenizer) {
     w.Set("tokenizer.ggml.bos_token_id", GgufValue::U32(static_cast<uint32_t>(c.tokens.bos)));
     w.Set("tokenizer.ggml.eos_token_id", GgufValue::U32(static_cast<uint32_t>(c.tokens.eos)));
     w.Set("tokenizer.ggml.padding_token_id", GgufValue::U32(static_cast<uint32_t>(c.tokens.pad)));
-    if (c.tokens.stop_ids.size() > 1)
-      w.Set("tokenizer.ggml.eot_token_id", GgufValue::U32(static_cast<uint32_t>(c.tokens.stop_ids[1])));
     if (log) log("no GGUF tokenizer in the source: wrote bos/eos/pad ids only (llama.cpp needs tokenizer.ggml.*; media token ids are known by their pieces)");
   }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "g4/io/gguf.hpp"
+#include "g4/io/gguf_writer.hpp"
 
 namespace g4 {
 
@@ -48,6 +49,24 @@ inline GgufTokenizer ReadGgufTokenizer(const GgufFile& f) {
   if (f.Has("tokenizer.ggml.add_space_prefix")) t.add_space_prefix = f.GetBool("tokenizer.ggml.add_space_prefix");
   if (f.Has("tokenizer.chat_template")) t.chat_template = f.GetString("tokenizer.chat_template");
   return t;
+}
+
+// The inverse of ReadGgufTokenizer: the keys llama.cpp reads (ids of -1 and empty arrays are left out).
+inline void SetGgufTokenizer(GgufWriter& w, const GgufTokenizer& t) {
+  w.Set("tokenizer.ggml.model", GgufValue::String(t.model));
+  if (!t.pre.empty()) w.Set("tokenizer.ggml.pre", GgufValue::String(t.pre));
+  w.Set("tokenizer.ggml.tokens", GgufValue::StringArray(t.tokens));
+  if (!t.scores.empty()) w.Set("tokenizer.ggml.scores", GgufValue::Array(GgufType::F32, t.scores));
+  if (!t.token_type.empty()) w.Set("tokenizer.ggml.token_type", GgufValue::Array(GgufType::I32, t.token_type));
+  if (!t.merges.empty()) w.Set("tokenizer.ggml.merges", GgufValue::StringArray(t.merges));
+  const std::pair<const char*, int> ids[] = {{"tokenizer.ggml.bos_token_id", t.bos}, {"tokenizer.ggml.eos_token_id", t.eos},
+                                             {"tokenizer.ggml.eot_token_id", t.eot}, {"tokenizer.ggml.unknown_token_id", t.unk},
+                                             {"tokenizer.ggml.padding_token_id", t.pad}};
+  for (const auto& [key, id] : ids)
+    if (id >= 0) w.Set(key, GgufValue::U32(static_cast<uint32_t>(id)));
+  w.Set("tokenizer.ggml.add_bos_token", GgufValue::Bool(t.add_bos));
+  w.Set("tokenizer.ggml.add_space_prefix", GgufValue::Bool(t.add_space_prefix));
+  if (!t.chat_template.empty()) w.Set("tokenizer.chat_template", GgufValue::String(t.chat_template));
 }
 
 }  // namespace g4

@@ -4,7 +4,7 @@
 // Design: the cutoff sits at 0.95 x the lower Nyquist; 64 zero crossings each side; Kaiser beta 10 (about
 // 100 dB stop band). Transition band 0.9..1.0 of the lower Nyquist (7.2..8 kHz when producing 16 kHz):
 // the 0..7.2 kHz pass band is flat to < 0.001 dB, and nothing above 8 kHz folds back below 7.2 kHz.
-// Cost: 128 x max(1, in/out) multiply-adds per output sample (44.1 -> 16 kHz: ~350; 30 s in ~0.1 s).
+// Cost: 128 x max(1, in/out) multiply-adds per output sample (44.1 -> 16 kHz: ~350; 30 s in ~0.2 s).
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -7,7 +7,8 @@
 //    low-pass filters; upscaling uses the plain cubic; taps past the border are dropped and the rest renormalised;
 //  * the weights are rounded to int16 fixed point with as many fraction bits as the largest weight allows, and
 //    each output is (sum + half) >> bits, clamped to 0..255.
-// Cost: about (taps_x + taps_y) multiply-adds per output value; a 4000x3000 photo to 768x768 takes ~20 ms.
+// Cost: one integer multiply-add per tap (4 * scale + 1 taps per output on each axis), single-threaded; a
+// 4000x3000 photo takes 0.25..0.4 s at any budget (bench_media, 2-core machine), mostly in the horizontal pass.
 #pragma once
 #include <algorithm>
 #include <cmath>

@@ -712,7 +712,7 @@ TEST_CASE("checkpoint: missing, mis-shaped and unexpected tensors are reported t
   CHECK_THROWS_WITH_AS(Checkpoint{hf}, doctest::Contains("model.layers.5.mlp.down_proj.weight"), Error);
   cfg["intermediate_size"] = "wide";
   WriteBytes(hf + "/config.json", Bytes(cfg.dump()));
-  CHECK_THROWS_WITH_AS(Checkpoint{hf}, doctest::Contains("config.json: key 'intermediate_size': expected an integer"), Error);
+  CHECK_THROWS_WITH_AS(Checkpoint{hf}, doctest::Contains("config.json: key 'intermediate_size': expected a 32-bit integer"), Error);
   fs::remove(hf + "/config.json");
   CHECK_THROWS_WITH_AS(Checkpoint{hf}, doctest::Contains("no config.json"), Error);
 }
@@ -857,5 +857,56 @@ TEST_CASE("quantize: a safetensors checkpoint's tokenizer.json travels into the 
   for (const auto& c : ReadJson(demo + "/demo_reference.json")["tokenizer_cases"]) {
     CAPTURE(c["text"].get<std::string>());
     CHECK(from_gguf.Encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<int32_t>>());
+  }
+}
+
+TEST_CASE("gguf config: bad or missing gemma4 keys are errors naming the key") {
+  const std::string dir = TempDir("gguf-config");
+  const GgufFile src(DataDir() + "/golden-gguf/text-kv-bf16.gguf");
+  // Copies the source with one change applied to the writer.
+  auto variant = [&](const char* name, auto&& change) {
+    GgufWriter w;
+    for (const auto& [k, v] : src.metadata()) w.Set(k, v);
+    for (const TensorView& t : src.tensors()) {
+      if (t.name == "rope_freqs.weight") continue;  // re-added below, possibly changed
+      w.AddTensor(t);
+    }
+    std::vector<float> freqs = {1, 1, 1, 1, 1, 1, 1, 1};
+    freqs.resize(32, 1e30f);
+    change(w, freqs);
+    std::vector<std::byte> fb(freqs.size() * 4);
+    std::memcpy(fb.data(), freqs.data(), fb.size());
+    w.AddTensor("rope_freqs.weight", Type::F32, Shape{static_cast<int64_t>(freqs.size())}, fb);
+    const std::string path = dir + "/" + name + ".gguf";
+    w.Write(path);
+    return path;
+  };
+  const std::string same = variant("same", [](GgufWriter&, std::vector<float>&) {});
+  CheckSameConfig(Checkpoint(same).config(), Checkpoint(DataDir() + "/golden/text-kv").config());
+
+  struct Bad { const char* name; std::string problem; std::function<void(GgufWriter&, std::vector<float>&)> change; };
+  const std::vector<Bad> bad = {
+      {"no_arch", "key 'general.architecture': missing", [](GgufWriter& w, auto&) { w.Erase("general.architecture"); }},
+      {"no_blocks", "key 'gemma4.block_count': missing", [](GgufWriter& w, auto&) { w.Erase("gemma4.block_count"); }},
+      {"wrong_arch", "architecture 'llama' is not gemma4", [](GgufWriter& w, auto&) { w.Set("general.architecture", GgufValue::String("llama")); }},
+      {"kv_len", "key 'gemma4.attention.head_count_kv': 5 entries for 6 layers",
+       [](GgufWriter& w, auto&) { w.Set("gemma4.attention.head_count_kv", GgufValue::Array(GgufType::I32, std::vector<int32_t>{2, 2, 1, 2, 2})); }},
+      {"kv_zero", "implausible KV head count 0",
+       [](GgufWriter& w, auto&) { w.Set("gemma4.attention.head_count_kv", GgufValue::Array(GgufType::I32, std::vector<int32_t>{2, 2, 0, 2, 2, 1})); }},
+      {"pattern_type", "key 'gemma4.attention.sliding_window_pattern': expected an array, found string",
+       [](GgufWriter& w, auto&) { w.Set("gemma4.attention.sliding_window_pattern", GgufValue::String("SSFSSF")); }},
+      {"eps_type", "key 'gemma4.attention.layer_norm_rms_epsilon': expected a float, found u32",
+       [](GgufWriter& w, auto&) { w.Set("gemma4.attention.layer_norm_rms_epsilon", GgufValue::U32(1)); }},
+      {"blocks_negative", "key 'gemma4.block_count': value -6 outside",
+       [](GgufWriter& w, auto&) { w.Set("gemma4.block_count", GgufValue::I32(-6)); }},
+      {"head_dim_zero", "key_length(_swa) must lie in [1, 4096]",
+       [](GgufWriter& w, auto&) { w.Set("gemma4.attention.key_length", GgufValue::U32(0)); }},
+      {"rope_factor", "is neither 1 nor huge", [](GgufWriter&, std::vector<float>& f) { f[20] = 0.5f; }},
+      {"rope_len", "tensor 'rope_freqs.weight': expected F32 [32]", [](GgufWriter&, std::vector<float>& f) { f.resize(16); }},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.name);
+    const std::string path = variant(b.name, b.change);
+    ExpectError([&] { Checkpoint ck(path); }, path, b.problem);
   }
 }

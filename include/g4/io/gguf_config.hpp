@@ -41,6 +41,7 @@ inline Gemma4Config ReadGgufConfig(const GgufFile& f) {
   c.num_kv_shared_layers = f.Has(a + "attention.shared_kv_layers") ? u32("attention.shared_kv_layers") : 0;
   const TensorView* embd = f.FindTensor("token_embd.weight");
   Require(embd != nullptr && embd->shape.rank == 2, f.path(), "tensor 'token_embd.weight' missing or not 2-D");
+  Require(embd->shape[0] > 0 && embd->shape[0] <= INT32_MAX, f.path(), "tensor 'token_embd.weight' has an implausible vocabulary size");
   c.vocab_size = static_cast<int>(embd->shape[0]);  // gemma4 writes no vocab_size key
 
   // Per-layer values: head_count_kv is a scalar or an array; sliding_window_pattern marks sliding layers.
@@ -56,7 +57,12 @@ inline Gemma4Config ReadGgufConfig(const GgufFile& f) {
   } else {
     std::fill(kv_heads.begin(), kv_heads.end(), f.GetInt(kv_key, 0, INT32_MAX));
   }
+  for (const int64_t n : kv_heads) Require(n > 0 && n <= 4096, f.path() + ": key '" + kv_key + "'", "implausible KV head count " + std::to_string(n));
   const int head_dim_full = u32("attention.key_length"), head_dim_swa = u32("attention.key_length_swa");
+  Require(head_dim_full > 0 && head_dim_swa > 0 && head_dim_full <= 4096 && head_dim_swa <= 4096, f.path(),
+          "attention.key_length(_swa) must lie in [1, 4096]");
+  Require(u32("attention.value_length") == head_dim_full && u32("attention.value_length_swa") == head_dim_swa, f.path(),
+          "attention.value_length(_swa) differs from key_length(_swa): Gemma 4 uses one head dim for K and V");
   const float theta_full = f.GetF32(a + "rope.freq_base"), theta_swa = f.GetF32(a + "rope.freq_base_swa");
   const int rope_dims_full = u32("rope.dimension_count"), rope_dims_swa = u32("rope.dimension_count_swa");
   Require(rope_dims_full == head_dim_full && rope_dims_swa == head_dim_swa, f.path(),
@@ -126,7 +132,7 @@ inline Gemma4Config ReadGgufConfig(const GgufFile& f) {
   return c;
 }
 
-// Vision and audio settings from an mmproj (`clip` architecture) file; `text_hidden` is the target's width.
+// Vision and audio settings from an mmproj (`clip` architecture) file, added to the text model's config `c`.
 inline void ReadGgufMmprojConfig(const GgufFile& f, Gemma4Config& c) {
   Require(f.GetString("general.architecture") == "clip", f.path(), "mmproj architecture is not 'clip'");
   if (f.Has("clip.has_vision_encoder") && f.GetBool("clip.has_vision_encoder")) {
@@ -138,7 +144,10 @@ inline void ReadGgufMmprojConfig(const GgufFile& f, Gemma4Config& c) {
     v.output_dim = static_cast<int>(f.GetInt("clip.vision.projection_dim", 1, INT32_MAX));
     const TensorView* pos = f.FindTensor("v.position_embd.weight");
     Require(pos != nullptr && pos->shape.rank == 3, f.path(), "tensor 'v.position_embd.weight' missing or not 3-D");
+    Require(pos->shape[1] > 0 && pos->shape[1] <= INT32_MAX, f.path(), "tensor 'v.position_embd.weight' has an implausible size");
     v.posemb_size = static_cast<int>(pos->shape[1]);  // [2, posemb, dim]
+    Require(v.output_dim == c.hidden_size, f.path() + ": key 'clip.vision.projection_dim'",
+            std::to_string(v.output_dim) + " differs from the text model's hidden size " + std::to_string(c.hidden_size));
     c.vision = v;
   }
   if (f.Has("clip.has_audio_encoder") && f.GetBool("clip.has_audio_encoder")) {
@@ -147,6 +156,8 @@ inline void ReadGgufMmprojConfig(const GgufFile& f, Gemma4Config& c) {
     AudioConfig au;
     au.frame_samples = static_cast<int>(f.GetInt("clip.audio.embedding_length", 1, INT32_MAX));
     au.output_dim = static_cast<int>(f.GetInt("clip.audio.projection_dim", 1, INT32_MAX));
+    Require(au.output_dim == c.hidden_size, f.path() + ": key 'clip.audio.projection_dim'",
+            std::to_string(au.output_dim) + " differs from the text model's hidden size " + std::to_string(c.hidden_size));
     c.audio = au;
   }
 }

@@ -27,6 +27,9 @@ class GgufWriter {
       }
     kv_.emplace_back(key, std::move(value));
   }
+  void Erase(const std::string& key) {
+    std::erase_if(kv_, [&](const auto& kv) { return kv.first == key; });
+  }
   const GgufValue* Find(const std::string& key) const {
     for (const auto& [k, v] : kv_)
       if (k == key) return &v;

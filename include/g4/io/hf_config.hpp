@@ -3,6 +3,7 @@
 // `per_layer_config` (keys are layer indices, zero-padded to the width of the largest: "05") or as the hub's
 // `global_head_dim` / `num_global_key_value_heads`. Every error names the file and the key.
 #pragma once
+#include <cmath>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -68,13 +69,15 @@ class HfConfigReader {
   }
   int Int(const nlohmann::json& o, const std::string& key) const {
     const nlohmann::json& v = Field(o, key);
-    Require(v.is_number_integer() && v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX, Where(key),
-            "expected an integer, found " + v.dump());
+    const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= INT32_MAX
+                                             : v.is_number_integer() && v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
+    Require(fits, Where(key), "expected a 32-bit integer, found " + v.dump());
     return v.get<int>();
   }
   float Float(const nlohmann::json& o, const std::string& key) const {
     const nlohmann::json& v = Field(o, key);
-    Require(v.is_number(), Where(key), "expected a number, found " + v.dump());
+    Require(v.is_number() && std::isfinite(v.get<double>()) && std::abs(v.get<double>()) <= 3.4e38, Where(key),
+            "expected a finite number, found " + v.dump());
     return v.get<float>();
   }
   bool Bool(const nlohmann::json& o, const std::string& key) const {

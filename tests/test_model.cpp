@@ -9,6 +9,7 @@
 
 #include "g4/model/gemma4.hpp"
 #include "g4/model/prompt.hpp"
+#include "g4/kernels/reference.hpp"
 #include "support/random_model.hpp"
 
 using namespace g4;
@@ -166,6 +167,75 @@ TEST_CASE("prompt assembly: soft tokens enter unscaled, placeholders expand, ima
   Prompt short_run(c);
   const int32_t two[] = {62, 62};
   CHECK_THROWS_WITH_AS(short_run.AddExpanded(two, std::span(&image, 1)), doctest::Contains("run of 2"), Error);
+}
+
+TEST_CASE("attention over an F16 or F32 cache, any query-head grouping, on every target, against the scalar reference") {
+  ThreadPool pool(3);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  struct Shape { size_t heads, kv_heads, head_dim, capacity; };
+  for (const Shape sh : {Shape{4, 4, 8, 40}, Shape{4, 2, 16, 40}, Shape{16, 1, 32, 70}, Shape{9, 1, 6, 33}, Shape{12, 2, 10, 50}}) {
+    for (Type kv_type : {Type::F32, Type::F16}) {
+      const size_t n_tok = 5, row = sh.head_dim;
+      std::vector<float> q(n_tok * sh.heads * row);
+      for (float& x : q) x = nd(rng);
+      const size_t plane = sh.kv_heads * sh.capacity * row;
+      std::vector<float> k32(plane), v32(plane);
+      for (float& x : k32) x = nd(rng);
+      for (float& x : v32) x = nd(rng);
+      std::vector<f16> k16(plane), v16(plane);
+      for (size_t i = 0; i < plane; ++i) k16[i] = F32ToF16(k32[i]), v16[i] = F32ToF16(v32[i]);
+      // Ranges wrap around the ring and include an empty one.
+      const int64_t begin[] = {0, 3, 30, 10, 7}, end[] = {1, 35, 30 + static_cast<int64_t>(sh.capacity) - 1, 10, 40};
+      AttentionArgs a;
+      a.q = q.data();
+      a.n_tok = n_tok;
+      a.n_heads = sh.heads;
+      a.n_kv_heads = sh.kv_heads;
+      a.head_dim = row;
+      a.kv_type = kv_type;
+      a.k = kv_type == Type::F32 ? static_cast<const void*>(k32.data()) : k16.data();
+      a.v = kv_type == Type::F32 ? static_cast<const void*>(v32.data()) : v16.data();
+      a.capacity = sh.capacity;
+      a.key_begin = begin;
+      a.key_end = end;
+      a.scale = 0.3f;
+      std::vector<float> want(q.size()), got(q.size());
+      a.out = want.data();
+      ref::Attention(a);
+      for (const std::string& target : AvailableTargets()) {
+        CAPTURE(target);
+        CAPTURE(sh.heads);
+        CAPTURE(sh.kv_heads);
+        ForceTarget(target);
+        std::fill(got.begin(), got.end(), -7.0f);
+        a.out = got.data();
+        Attention(a, pool);
+        // f32 arithmetic over at most ~70 keys of unit-scale values: a few ulps of the largest output.
+        CHECK(RelErr(got, want) < 2e-5);
+      }
+      ForceTarget("");
+    }
+  }
+}
+
+TEST_CASE("an F16 KV cache: half the bytes, logits within F16 rounding of the F32 cache") {
+  ThreadPool pool(2);
+  testing::RandomModel rm = testing::MakeRandomModel("SSFSSF", 6, true, 12);
+  Gemma4 model(rm.cfg, rm.weights, pool);
+  const auto tokens = RandomTokens(24, rm.cfg.vocab_size, 3);
+  Sequence s32 = model.NewSequence(64, 8), s16 = model.NewSequence(64, 8, Type::F16);
+  CHECK(s16.cache.bytes() * 2 == s32.cache.bytes());
+  ForwardOutput a, b;
+  a.all_logits = b.all_logits = true;
+  model.Forward(s32, {tokens}, a);
+  model.Forward(s16, {tokens}, b);
+  // K and V rows are RMS-normalised: F16 keeps ~11 bits of each, i.e. ~5e-4 relative, through 6 layers.
+  const double err = RelErr(b.logits, a.logits);
+  MESSAGE("F16 cache vs F32 cache: logits relative error " << err);
+  CHECK(err < 1e-2);
+  CHECK(err > 0.0);
+  CHECK_THROWS_WITH_AS(model.NewSequence(64, 8, Type::Q8_0), doctest::Contains("supported: F32, F16"), Error);
 }
 
 TEST_CASE("limits: context, token ids, positions") {

@@ -26,12 +26,14 @@ double CacheDiff(const Gemma4Config& cfg, Sequence& a, Sequence& b) {
     LayerKV& x = a.cache.layer(L);
     LayerKV& y = b.cache.layer(L);
     const int64_t from = cfg.layers[static_cast<size_t>(L)].kind == AttentionKind::kFull ? 0 : std::max<int64_t>(0, a.pos - cfg.sliding_window);
+    std::vector<float> xk(x.head_dim), xv(x.head_dim), yk(x.head_dim), yv(x.head_dim);
     for (int64_t p = from; p < a.pos; ++p)
-      for (size_t h = 0; h < x.n_kv_heads; ++h)
-        for (size_t i = 0; i < x.head_dim; ++i) {
-          d = std::max(d, static_cast<double>(std::abs(x.k_at(h, p)[i] - y.k_at(h, p)[i])));
-          d = std::max(d, static_cast<double>(std::abs(x.v_at(h, p)[i] - y.v_at(h, p)[i])));
-        }
+      for (size_t h = 0; h < x.n_kv_heads; ++h) {
+        x.Load(h, p, xk.data(), xv.data());
+        y.Load(h, p, yk.data(), yv.data());
+        for (size_t i = 0; i < x.head_dim; ++i)
+          d = std::max({d, static_cast<double>(std::abs(xk[i] - yk[i])), static_cast<double>(std::abs(xv[i] - yv[i]))});
+      }
   }
   return d;
 }

@@ -312,10 +312,12 @@ void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int cen
       const std::string name = std::string("shared_kv.") + kind + "." + kv_name;
       if (!g.Has(name)) continue;
       std::vector<float> ours;  // [kv_heads, seq, head_dim] as the reference
+      std::vector<float> key(kv.head_dim), value(kv.head_dim);
       for (size_t h = 0; h < kv.n_kv_heads; ++h)
         for (int64_t p = 0; p < seq.pos; ++p) {
-          const float* src = kv_name[0] == 'k' ? kv.k_at(h, p) : kv.v_at(h, p);
-          ours.insert(ours.end(), src, src + kv.head_dim);
+          kv.Load(h, p, key.data(), value.data());
+          const std::vector<float>& src = kv_name[0] == 'k' ? key : value;
+          ours.insert(ours.end(), src.begin(), src.end());
         }
       r.Compare(name, ours, g.F32(name), std::min(tol, 1e-3));
     }

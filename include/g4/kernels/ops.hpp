@@ -50,11 +50,15 @@ void Softcap(float* x, size_t n, float cap);
 // Query t (absolute position q_pos[t]) attends to the positions [key_begin[t], key_end[t]) — one contiguous
 // range expresses causal, sliding-window and image-block masks alike. The caller guarantees the slots of
 // that range hold those positions.
+// K and V are F32, or F16 (half the memory of a long context; values are RMS-normalised, so well inside F16's
+// range). The query heads that share a KV head are processed together, so every key and value is read once per
+// group of up to 8 heads rather than once per head.
 struct AttentionArgs {
   const float* q = nullptr;  // [n_tok, n_heads, head_dim]
   size_t n_tok = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
-  const float* k = nullptr;  // [n_kv_heads, capacity, head_dim]
-  const float* v = nullptr;  // [n_kv_heads, capacity, head_dim]
+  Type kv_type = Type::F32;  // F32 or F16
+  const void* k = nullptr;   // [n_kv_heads, capacity, head_dim] of kv_type
+  const void* v = nullptr;   // [n_kv_heads, capacity, head_dim] of kv_type
   size_t capacity = 0;
   const int64_t* key_begin = nullptr;  // [n_tok]
   const int64_t* key_end = nullptr;    // [n_tok], exclusive

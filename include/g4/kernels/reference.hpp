@@ -84,11 +84,16 @@ inline void Attention(const AttentionArgs& a) {
     for (size_t h = 0; h < a.n_heads; ++h) {
       const float* q = a.q + (t * a.n_heads + h) * a.head_dim;
       const size_t kvh = h / group;
-      const float* kb = a.k + kvh * a.capacity * a.head_dim;
-      const float* vb = a.v + kvh * a.capacity * a.head_dim;
+      // Row of K or V at position p, as f32.
+      std::vector<float> row(a.head_dim);
+      auto load = [&](const void* base, int64_t p) {
+        const size_t at = (kvh * a.capacity + static_cast<size_t>(p) % a.capacity) * a.head_dim;
+        DequantizeRow(a.kv_type, static_cast<const std::byte*>(base) + at * GetTypeInfo(a.kv_type).block_bytes, a.head_dim, row.data());
+        return row.data();
+      };
       std::vector<double> s;
       for (int64_t p = a.key_begin[t]; p < a.key_end[t]; ++p) {
-        const float* k = kb + static_cast<size_t>(p) % a.capacity * a.head_dim;
+        const float* k = load(a.k, p);
         double d = 0;
         for (size_t i = 0; i < a.head_dim; ++i) d += static_cast<double>(q[i]) * k[i];
         s.push_back(d * a.scale);
@@ -101,7 +106,7 @@ inline void Attention(const AttentionArgs& a) {
       for (double& e : s) sum += (e = std::exp(e - m));
       std::vector<double> acc(a.head_dim, 0.0);
       for (int64_t p = a.key_begin[t]; p < a.key_end[t]; ++p) {
-        const float* v = vb + static_cast<size_t>(p) % a.capacity * a.head_dim;
+        const float* v = load(a.v, p);
         const double pr = s[static_cast<size_t>(p - a.key_begin[t])] / sum;
         for (size_t i = 0; i < a.head_dim; ++i) acc[i] += pr * v[i];
       }

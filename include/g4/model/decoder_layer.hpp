@@ -9,6 +9,7 @@
 #include "g4/core/dequantize.hpp"
 #include "g4/kernels/ops.hpp"
 #include "g4/model/config.hpp"
+#include "g4/model/kv_cache.hpp"
 #include "g4/model/weights.hpp"
 
 namespace g4 {
@@ -68,19 +69,19 @@ inline void FinishLayer(const Gemma4Config& cfg, const LayerWeights& lw, const L
   for (size_t i = 0; i < n * H; ++i) x[i] = (x[i] + t[i]) * lv.layer_scalar;
 }
 
-// Runs attention of q [n, n_heads, head_dim] over a layer cache for the given key ranges.
-inline void AttendCache(const float* q, size_t n, size_t n_heads, const float* k, const float* v, size_t n_kv_heads,
-                        size_t head_dim, size_t capacity, const int64_t* key_begin, const int64_t* key_end, float* out,
-                        ThreadPool& pool) {
+// Runs attention of q [n, n_heads, head_dim] over a layer's cache for the given key ranges.
+inline void AttendCache(const float* q, size_t n, size_t n_heads, const LayerKV& kv, const int64_t* key_begin,
+                        const int64_t* key_end, float* out, ThreadPool& pool) {
   AttentionArgs args;
   args.q = q;
   args.n_tok = n;
   args.n_heads = n_heads;
-  args.n_kv_heads = n_kv_heads;
-  args.head_dim = head_dim;
-  args.k = k;
-  args.v = v;
-  args.capacity = capacity;
+  args.n_kv_heads = kv.n_kv_heads;
+  args.head_dim = kv.head_dim;
+  args.kv_type = kv.type;
+  args.k = kv.k.data();
+  args.v = kv.v.data();
+  args.capacity = kv.capacity;
   args.key_begin = key_begin;
   args.key_end = key_end;
   args.scale = 1.0f;  // q_norm/k_norm carry the scale (spec 1.1)

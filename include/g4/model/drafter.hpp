@@ -89,8 +89,7 @@ class Drafter {
       const int64_t key_begin = lc.kind == AttentionKind::kFull ? 0 : std::max<int64_t>(0, n_entries - (W + 1));
       Require(lc.kind == AttentionKind::kFull || static_cast<size_t>(key_end - key_begin) <= kv.capacity, "drafter",
               "the target's sliding cache ring is smaller than the drafter's window");
-      AttendCache(q.data(), 1, NH, kv.k.as<float>(), kv.v.as<float>(), kv.n_kv_heads, hd, kv.capacity, &key_begin, &key_end,
-                  a.data(), pool);
+      AttendCache(q.data(), 1, NH, kv, &key_begin, &key_end, a.data(), pool);
       FinishLayer(cfg_, lw, lv, a.data(), 1, x.data(), pool);
     }
     RMSNorm(x.data(), final_norm_.data(), cfg_.rms_eps, 1, H, xn.data());

@@ -25,7 +25,8 @@ namespace g4 {
 struct Sequence {
   KVCache cache;
   int64_t pos = 0;
-  Sequence(const Gemma4Config& cfg, size_t context, size_t max_chunk = 512) : cache(cfg, context, max_chunk) {}
+  Sequence(const Gemma4Config& cfg, size_t context, size_t max_chunk = 512, Type kv_type = Type::F32)
+      : cache(cfg, context, max_chunk, kv_type) {}
 };
 
 // What to run. Token rows are embedded and scaled by sqrt(hidden); a row with soft_index[i] >= 0 takes row
@@ -60,7 +61,9 @@ class Gemma4 {
   const TextWeights& weights() const { return w_; }
   ThreadPool& pool() const { return pool_; }
 
-  Sequence NewSequence(size_t context, size_t max_chunk = 512) const { return Sequence(cfg_, context, max_chunk); }
+  Sequence NewSequence(size_t context, size_t max_chunk = 512, Type kv_type = Type::F32) const {
+    return Sequence(cfg_, context, max_chunk, kv_type);
+  }
 
   // Runs the input through the model at positions seq.pos.., appending to the cache.
   void Forward(Sequence& seq, const ForwardInput& in, ForwardOutput& out) const {
@@ -165,8 +168,7 @@ class Gemma4 {
       if (seq.cache.owns(L)) AppendKeysValues(lc, lw, lv, xn.data(), n, pos.data(), kv);
       KeyRanges(lc, in, begin, n, pos0, key_begin.data(), key_end.data());
       std::vector<float> a(n * NH * hd);  // [n, NH, hd]
-      AttendCache(q.data(), n, NH, kv.k.as<float>(), kv.v.as<float>(), kv.n_kv_heads, hd, kv.capacity, key_begin.data(),
-                  key_end.data(), a.data(), pool_);
+      AttendCache(q.data(), n, NH, kv, key_begin.data(), key_end.data(), a.data(), pool_);
       FinishLayer(cfg_, lw, lv, a.data(), n, x.data(), pool_);
     }
     seq.pos += static_cast<int64_t>(n);
@@ -199,10 +201,7 @@ class Gemma4 {
     RMSNorm(v.data(), nullptr, cfg_.rms_eps, n * nkv, hd, v.data());
     for (size_t i = 0; i < n; ++i) {
       RopeNeox(k.data() + i * nkv * hd, nkv, hd, lv.inv_freq.data(), pos[i]);
-      for (size_t h = 0; h < nkv; ++h) {
-        std::copy_n(k.data() + (i * nkv + h) * hd, hd, kv.k_at(h, pos[i]));
-        std::copy_n(v.data() + (i * nkv + h) * hd, hd, kv.v_at(h, pos[i]));
-      }
+      for (size_t h = 0; h < nkv; ++h) kv.Store(h, pos[i], k.data() + (i * nkv + h) * hd, v.data() + (i * nkv + h) * hd);
     }
   }
 

@@ -5,8 +5,9 @@
 // speculative round of up to max_chunk - 1 tokens can be rolled back by just moving `pos` back (the ring still
 // holds every entry the window needs). Layers that share KV (num_kv_shared_layers) own nothing.
 //
-// Memory (12B, f32): full layers 8 x 2 x 512 floats = 32 KiB per token; sliding rings 40 x 2 x 2048 floats x
-// (1024 + chunk) slots. Buffers are lazily committed (AlignedBuffer mmaps), so resident memory follows use.
+// Memory (12B, F32): full layers 8 x 2 x 512 floats = 32 KiB per token (8 GiB at 256K tokens); sliding rings
+// 40 x 2 x 2048 floats x (1024 + chunk - 1) slots. F16 halves both. Buffers are lazily committed
+// (AlignedBuffer mmaps), so resident memory follows use.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +16,7 @@
 
 #include "g4/core/aligned_buffer.hpp"
 #include "g4/core/checked.hpp"
+#include "g4/core/dequantize.hpp"
 #include "g4/model/config.hpp"
 
 namespace g4 {
@@ -22,16 +24,42 @@ namespace g4 {
 struct LayerKV {
   int source_layer = -1;  // the layer whose cache this layer reads (itself unless KV is shared)
   size_t n_kv_heads = 0, head_dim = 0, capacity = 0;
-  AlignedBuffer k, v;  // [n_kv_heads, capacity, head_dim]
+  Type type = Type::F32;  // F32 or F16
+  AlignedBuffer k, v;     // [n_kv_heads, capacity, head_dim] of `type`
 
-  float* k_at(size_t head, int64_t pos) { return k.as<float>() + (head * capacity + static_cast<size_t>(pos) % capacity) * head_dim; }
-  float* v_at(size_t head, int64_t pos) { return v.as<float>() + (head * capacity + static_cast<size_t>(pos) % capacity) * head_dim; }
+  // Writes the key and value rows [head_dim] of one head at position pos (converted to the cache's type).
+  void Store(size_t head, int64_t pos, const float* key, const float* value) {
+    Put(k, head, pos, key);
+    Put(v, head, pos, value);
+  }
+  // Reads them back as f32 (tests, the reference checks).
+  void Load(size_t head, int64_t pos, float* key, float* value) const {
+    Get(k, head, pos, key);
+    Get(v, head, pos, value);
+  }
+
+ private:
+  size_t Offset(size_t head, int64_t pos) const { return (head * capacity + static_cast<size_t>(pos) % capacity) * head_dim; }
+  void Put(AlignedBuffer& b, size_t head, int64_t pos, const float* src) const {
+    if (type == Type::F32) {
+      std::copy_n(src, head_dim, b.as<float>() + Offset(head, pos));
+    } else {
+      f16* dst = b.as<f16>() + Offset(head, pos);
+      for (size_t i = 0; i < head_dim; ++i) dst[i] = F32ToF16(src[i]);
+    }
+  }
+  void Get(const AlignedBuffer& b, size_t head, int64_t pos, float* dst) const {
+    DequantizeRow(type, reinterpret_cast<const std::byte*>(b.data()) + Offset(head, pos) * GetTypeInfo(type).block_bytes, head_dim, dst);
+  }
 };
 
 class KVCache {
  public:
-  // context: the most positions this sequence may reach; max_chunk: the most tokens one forward call processes.
-  KVCache(const Gemma4Config& cfg, size_t context, size_t max_chunk) : context_(context), max_chunk_(max_chunk) {
+  // context: the most positions this sequence may reach; max_chunk: the most tokens one forward call processes;
+  // type: F32 (default: matches the reference to 1e-5) or F16 (half the memory, ~1e-3 relative rounding).
+  KVCache(const Gemma4Config& cfg, size_t context, size_t max_chunk, Type type = Type::F32)
+      : context_(context), max_chunk_(max_chunk) {
+    Require(type == Type::F32 || type == Type::F16, "cache type", std::string(TypeName(type)) + " (supported: F32, F16)");
     Require(context > 0, "context", "must be positive");
     Require(context <= static_cast<size_t>(cfg.max_position), "context",
             std::to_string(context) + " tokens requested; the model supports at most " + std::to_string(cfg.max_position));
@@ -47,13 +75,14 @@ class KVCache {
           if (cfg.layers[static_cast<size_t>(j)].kind == lc.kind) { l.source_layer = j; break; }
         if (l.source_layer != i) continue;
       }
+      l.type = type;
       l.n_kv_heads = static_cast<size_t>(lc.n_kv_heads);
       l.head_dim = static_cast<size_t>(lc.head_dim);
       l.capacity = lc.kind == AttentionKind::kFull
                        ? context
                        : std::min(context, static_cast<size_t>(cfg.sliding_window) + max_chunk - 1);
       const uint64_t bytes = CheckedMul(CheckedMul(CheckedMul(l.n_kv_heads, l.capacity, "kv cache"), l.head_dim, "kv cache"),
-                                        sizeof(float), "kv cache");
+                                        GetTypeInfo(type).block_bytes, "kv cache");
       l.k = AlignedBuffer(bytes);
       l.v = AlignedBuffer(bytes);
     }

@@ -1,8 +1,11 @@
 // Image and audio input on the Gemma 4 12B shape with synthetic weights (built in memory; no download):
 // for each soft-token budget, the time to preprocess a 4000x3000 photo (target size, antialiased bicubic
 // resize, patchify) and to embed its patches; then 30 s of 44.1 kHz audio resampled to 16 kHz, framed and
-// embedded. Prints a table, and JSON with --json FILE.
-//   bench_media [--type BF16|F16|F32|Q8_0|Q4_0] [--threads N] [--json FILE]
+// embedded; beside each, the prefill time of the soft tokens it produces through the decoder's first
+// --prefill-layers layers of the 12B (default 4; 48 = the whole model) and its output head. Prints a table, and
+// JSON with --json FILE.
+//   bench_media [--type BF16|F16|F32|Q8_0|Q4_0] [--threads N] [--prefill-layers N] [--json FILE]
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,10 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "g4/bench/synthetic_model.hpp"
 #include "g4/core/quantize.hpp"
 #include "g4/media/audio_embedder.hpp"
 #include "g4/media/image_patches.hpp"
 #include "g4/media/vision_embedder.hpp"
+#include "g4/model/prompt.hpp"
 
 using namespace g4;
 
@@ -44,6 +49,7 @@ int main(int argc, char** argv) {
   try {
     Type type = Type::BF16;
     size_t threads = 2;
+    int prefill_layers = 4;
     std::string json;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -55,10 +61,13 @@ int main(int argc, char** argv) {
         type = *t;
       } else if (a == "--threads") {
         threads = std::stoul(v);
+      } else if (a == "--prefill-layers") {
+        prefill_layers = std::stoi(v);
+        Require(prefill_layers >= 0 && prefill_layers <= 48, a, "must be in [0, 48]");
       } else if (a == "--json") {
         json = v;
       } else {
-        Fail(a, "unknown option (use --type, --threads, --json)");
+        Fail(a, "unknown option (use --type, --threads, --prefill-layers, --json)");
       }
     }
     ThreadPool pool(threads);
@@ -81,6 +90,23 @@ int main(int argc, char** argv) {
     w.projection = proj.view();
     const VisionEmbedder vision(w);
     const AudioEmbedder audio(audio_proj.view());
+    // The decoder that reads the soft tokens: the 12B's first layers, weights of the same type.
+    Gemma4Config cfg = Gemma4Config::Gemma4_12B();
+    cfg.n_layers = std::max(prefill_layers, 1);
+    cfg.layers.resize(static_cast<size_t>(cfg.n_layers));
+    const bench::SyntheticModel decoder_weights(cfg, type);
+    const Gemma4 decoder(cfg, decoder_weights.weights(), pool);
+    // Seconds to prefill the media sequence (boi/boa, soft tokens, eoi/eoa).
+    auto prefill = [&](MediaEmbedding::Kind kind, const std::vector<float>& soft, size_t n) {
+      if (prefill_layers == 0) return 0.0;
+      Prompt prompt(cfg);
+      prompt.AddMedia({kind, soft, n});
+      Sequence seq = decoder.NewSequence(prompt.size() + 1, std::max<size_t>(prompt.size(), 512));
+      ForwardOutput out;
+      const auto t0 = std::chrono::steady_clock::now();
+      decoder.Forward(seq, prompt.input(), out);
+      return Seconds(t0);
+    };
 
     RgbImage photo;  // 4000x3000 of smooth colour gradients plus noise
     photo.width = 4000;
@@ -91,12 +117,13 @@ int main(int argc, char** argv) {
     std::printf("bench_media: %s weights, %zu threads, 12B shape (patch 6912 -> %lld -> %lld; audio 640 -> %lld)\n",
                 std::string(TypeName(type)).c_str(), threads, static_cast<long long>(dim), static_cast<long long>(hidden),
                 static_cast<long long>(hidden));
-    std::printf("%-22s %8s %14s %12s %14s\n", "input", "tokens", "preprocess s", "embed s", "embed tok/s");
+    const std::string prefill_head = "prefill s (" + std::to_string(prefill_layers) + "/48 layers)";
+    std::printf("%-22s %8s %14s %12s %14s %22s\n", "input", "tokens", "preprocess s", "embed s", "embed tok/s", prefill_head.c_str());
     std::ostringstream rows;
-    auto row = [&](const std::string& what, size_t tokens, double pre, double emb) {
-      std::printf("%-22s %8zu %14.3f %12.3f %14.1f\n", what.c_str(), tokens, pre, emb, static_cast<double>(tokens) / emb);
+    auto row = [&](const std::string& what, size_t tokens, double pre, double emb, double fill) {
+      std::printf("%-22s %8zu %14.3f %12.3f %14.1f %22.2f\n", what.c_str(), tokens, pre, emb, static_cast<double>(tokens) / emb, fill);
       rows << (rows.tellp() > 0 ? ",\n" : "") << "  {\"input\": \"" << what << "\", \"tokens\": " << tokens
-           << ", \"preprocess_s\": " << pre << ", \"embed_s\": " << emb << "}";
+           << ", \"preprocess_s\": " << pre << ", \"embed_s\": " << emb << ", \"prefill_s\": " << fill << ", \"prefill_layers\": " << prefill_layers << "}";
     };
     for (int budget : kImageBudgets) {
       auto t0 = std::chrono::steady_clock::now();
@@ -104,7 +131,8 @@ int main(int argc, char** argv) {
       const double pre = Seconds(t0);
       t0 = std::chrono::steady_clock::now();
       const std::vector<float> soft = vision.Embed(p, pool);
-      row("image 4000x3000 @" + std::to_string(budget), p.size(), pre, Seconds(t0));
+      const double emb = Seconds(t0);
+      row("image 4000x3000 @" + std::to_string(budget), p.size(), pre, emb, prefill(MediaEmbedding::Kind::kImage, soft, p.size()));
     }
     std::vector<float> wave(44100 * 30);
     for (size_t i = 0; i < wave.size(); ++i) wave[i] = static_cast<float>(0.3 * std::sin(i * 0.07) + 0.01 * (rng() % 100) / 100.0);
@@ -113,7 +141,8 @@ int main(int argc, char** argv) {
     const double pre = Seconds(t0);
     t0 = std::chrono::steady_clock::now();
     const std::vector<float> soft = audio.Embed(frames[0], pool);
-    row("audio 30 s @44.1 kHz", frames[0].size(), pre, Seconds(t0));
+    const double emb = Seconds(t0);
+    row("audio 30 s @44.1 kHz", frames[0].size(), pre, emb, prefill(MediaEmbedding::Kind::kAudio, soft, frames[0].size()));
     if (!json.empty()) {
       std::ofstream f(json);
       Require(f.good(), json, "cannot write");

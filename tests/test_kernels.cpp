@@ -390,7 +390,9 @@ TEST_CASE("attention: bad shapes and ranges throw") {
   std::vector<float> buf(64);
   const int64_t b[1] = {5}, e[1] = {3};
   AttentionArgs a;
-  a.q = a.k = a.v = buf.data();
+  a.q = buf.data();
+  a.k = buf.data();
+  a.v = buf.data();
   a.out = buf.data();
   a.n_tok = 1;
   a.n_heads = 3;

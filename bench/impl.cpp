@@ -1,0 +1,3 @@
+// The benchmarks' one translation unit that expands the kernels' implementation.
+#define G4_IMPLEMENTATION
+#include "g4/impl.hpp"

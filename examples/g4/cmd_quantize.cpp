@@ -54,9 +54,10 @@ int RunQuantize(std::vector<std::string> argv) {
   // A safetensors checkpoint's vocabulary lives in tokenizer.json beside it; GGUF sources carry their own.
   std::optional<GgufTokenizer> tokenizer;
   namespace fs = std::filesystem;
-  const fs::path dir = fs::is_directory(in) ? fs::path(in) : fs::path(in).parent_path();
+  std::error_code ec;
+  const fs::path dir = fs::is_directory(in, ec) ? fs::path(in) : fs::path(in).parent_path();
   const std::string tok_json = args.get("--tokenizer", ck.is_gguf() ? "" : (dir / "tokenizer.json").string());
-  if (!tok_json.empty() && (args.has("--tokenizer") || fs::exists(tok_json))) {
+  if (!tok_json.empty() && (args.has("--tokenizer") || fs::exists(tok_json, ec))) {
     tokenizer = GgufTokenizerFromHf(tok_json, (fs::path(tok_json).parent_path() / "chat_template.jinja").string());
     std::printf("  tokenizer from %s (%zu tokens, %zu merges)\n", tok_json.c_str(), tokenizer->tokens.size(), tokenizer->merges.size());
   }

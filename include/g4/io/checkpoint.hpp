@@ -42,8 +42,9 @@ class Checkpoint {
  public:
   explicit Checkpoint(const std::string& path, const std::string& mmproj_path = "") : path_(path) {
     namespace fs = std::filesystem;
-    Require(fs::exists(path), path, "no such file or folder");
-    if (!fs::is_directory(path) && fs::path(path).extension() == ".gguf") {
+    std::error_code ec;  // non-throwing checks: an unreadable path reads as absent, and the open names it
+    Require(fs::exists(path, ec), path, "no such file or folder");
+    if (!fs::is_directory(path, ec) && fs::path(path).extension() == ".gguf") {
       OpenGguf(mmproj_path);
     } else {
       Require(mmproj_path.empty(), mmproj_path, "an mmproj file goes with a .gguf model; safetensors hold the embedders themselves");
@@ -71,9 +72,10 @@ class Checkpoint {
  private:
   void OpenSafetensors() {
     namespace fs = std::filesystem;
-    const fs::path dir = fs::is_directory(path_) ? fs::path(path_) : fs::path(path_).parent_path();
+    std::error_code ec;
+    const fs::path dir = fs::is_directory(path_, ec) ? fs::path(path_) : fs::path(path_).parent_path();
     const std::string config_path = (dir / "config.json").string();
-    Require(fs::exists(config_path), path_, "no config.json next to the safetensors");
+    Require(fs::exists(config_path, ec), path_, "no config.json next to the safetensors");
     config_ = ReadHfConfig(ReadJsonFile(config_path), config_path);
     ReadGenerationConfig((dir / "generation_config.json").string());
     st_ = std::make_unique<Safetensors>(path_);
@@ -159,7 +161,8 @@ class Checkpoint {
 
   // generation_config.json (optional) holds the real stop list and the suppressed tokens of IT checkpoints.
   void ReadGenerationConfig(const std::string& gen_path) {
-    if (!std::filesystem::exists(gen_path)) return;
+    std::error_code ec;
+    if (!std::filesystem::exists(gen_path, ec)) return;
     const nlohmann::json g = ReadJsonFile(gen_path);
     auto ids = [&](const char* key) {
       std::vector<int> out;

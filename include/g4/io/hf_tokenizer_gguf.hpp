@@ -36,7 +36,8 @@ inline GgufTokenizer GgufTokenizerFromHf(const std::string& tokenizer_json, cons
   g.pad = s.pad;
   g.add_bos = true;
   g.add_space_prefix = false;
-  if (!chat_template_path.empty() && std::filesystem::exists(chat_template_path)) {
+  std::error_code ec;
+  if (!chat_template_path.empty() && std::filesystem::exists(chat_template_path, ec)) {
     const MappedFile f(chat_template_path);
     g.chat_template.assign(reinterpret_cast<const char*>(f.bytes().data()), f.size());
   }

@@ -126,15 +126,16 @@ class Safetensors {
   // `path`: a .safetensors file, or a folder with model.safetensors or the index.
   explicit Safetensors(const std::string& path) {
     namespace fs = std::filesystem;
-    if (!fs::is_directory(path)) {
+    std::error_code ec;  // non-throwing checks: an unreadable path reads as absent, and the open names it
+    if (!fs::is_directory(path, ec)) {
       AddFile(path);
       return;
     }
     const fs::path dir(path);
-    if (fs::exists(dir / kIndexName)) {
+    if (fs::exists(dir / kIndexName, ec)) {
       LoadIndex((dir / kIndexName).string());
     } else {
-      Require(fs::exists(dir / "model.safetensors"), path, "folder has neither model.safetensors nor " + std::string(kIndexName));
+      Require(fs::exists(dir / "model.safetensors", ec), path, "folder has neither model.safetensors nor " + std::string(kIndexName));
       AddFile((dir / "model.safetensors").string());
     }
   }

@@ -134,6 +134,8 @@ struct DecodeQ6_K {
   }
 };
 
+inline constexpr size_t kPrefetchBytes = 4096;
+
 // One row times kTok tokens: y[t * y_stride] for t < kTok.
 template <class Dec, size_t kTok>
 G4_VNNI HWY_NOINLINE void FusedRowDot(const std::byte* row, const Int8Activations& a, size_t t0, float* y,
@@ -148,6 +150,9 @@ G4_VNNI HWY_NOINLINE void FusedRowDot(const std::byte* row, const Int8Activation
   for (size_t sb = 0; sb < n_super; ++sb) {
     __m256i u[Dec::kBlocks];
     __m256 s[Dec::kBlocks], m;
+    // Ask for the bytes kPrefetchBytes ahead (the next rows): one stream per thread keeps too few misses in
+    // flight to fill the memory pipe.
+    _mm_prefetch(reinterpret_cast<const char*>(row + sb * Dec::kBytes + kPrefetchBytes), _MM_HINT_T0);
     Dec::Decode(row + sb * Dec::kBytes, u, s, &m);
     if constexpr (Dec::kHasMin) {
 #pragma GCC unroll 16

@@ -28,6 +28,11 @@
 #include "g4/text/load_tokenizer.hpp"
 #include "g4/text/tokenizer.hpp"
 
+// Where tests/data is when G4_TEST_DATA is unset (the fuzz build passes the source tree's).
+#ifndef G4_FUZZ_DEFAULT_DATA
+#define G4_FUZZ_DEFAULT_DATA "tests/data"
+#endif
+
 namespace g4::fuzz {
 
 using Bytes = std::span<const uint8_t>;
@@ -137,17 +142,23 @@ inline void TokenizerJson(Bytes in) {
 }
 
 // Arbitrary bytes through the demo tokenizer: with and without special tokens, and back. Without special
-// tokens the text is all the tokens say, so decoding must give it back byte for byte.
+// tokens the text is all the tokens say, so decoding must give it back byte for byte, except that a "▁" of the
+// input comes back as the space it stands for (as with Hugging Face's Gemma tokenizer).
 inline void TokenizerEncode(Bytes in) {
   const Tokenizer& tok = DemoTokenizer();
   const std::string_view text(reinterpret_cast<const char*>(in.data()), in.size());
   tok.Decode(tok.Encode(text, {.add_bos = true, .parse_special = true}));
   const std::vector<int32_t> plain = tok.Encode(text, {.add_bos = false, .parse_special = false});
-  if (tok.Decode(plain) != text) std::abort();
+  std::string expected(text);
+  for (size_t at; (at = expected.find("\u2581")) != std::string::npos;) expected.replace(at, 3, " ");
+  if (tok.Decode(plain) != expected) std::abort();
   // The same bytes as token ids, some of them out of range (a clean g4::Error).
-  std::vector<int32_t> ids(in.size() / 4);
-  std::memcpy(ids.data(), in.data(), ids.size() * 4);
-  for (int32_t& id : ids) id = static_cast<int32_t>(static_cast<uint32_t>(id) % (tok.size() + 8));
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i + 4 <= in.size(); i += 4) {
+    uint32_t v;
+    std::memcpy(&v, in.data() + i, 4);
+    ids.push_back(static_cast<int32_t>(v % static_cast<uint32_t>(tok.size() + 8)));
+  }
   tok.Decode(ids, (in.empty() ? 0 : in[0]) & 1);
 }
 

@@ -1,3 +1,0 @@
-// The benchmarks' one translation unit that expands the kernels' implementation.
-#define G4_IMPLEMENTATION
-#include "g4/impl.hpp"

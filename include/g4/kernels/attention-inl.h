@@ -23,22 +23,12 @@
 
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
+#include "g4/kernels/dot-inl.h"
 #include "g4/kernels/ops.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace g4::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-HWY_INLINE float DotF32(const float* a, const float* b, size_t n) {
-  const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
-  auto acc = hn::Zero(d);
-  size_t i = 0;
-  for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc);
-  float s = hn::GetLane(hn::SumOfLanes(d, acc));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
 
 // y = y * scale + p * v over n values.
 HWY_INLINE void ScaleAddScaled(float* y, float scale, float p, const float* v, size_t n) {

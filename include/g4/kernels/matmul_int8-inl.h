@@ -33,6 +33,7 @@
 #include "g4/core/tensor.hpp"
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
+#include "g4/kernels/dot-inl.h"
 
 #if HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
@@ -227,18 +228,6 @@ inline void UnpackRow(Type type, const std::byte* row, size_t n_in, const Int8Ro
 
 inline constexpr size_t kInt8Rows = 4;
 
-// sum_g offset[g] * sums[g] over n values (the offsets' share of one output).
-HWY_INLINE float OffsetDot(const float* offset, const float* sums, size_t n) {
-  const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
-  auto acc = hn::Zero(d);
-  size_t i = 0;
-  for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(d, offset + i), hn::LoadU(d, sums + i), acc);
-  float s = hn::GetLane(hn::SumOfLanes(d, acc));
-  for (; i < n; ++i) s += offset[i] * sums[i];
-  return s;
-}
-
 #if HWY_TARGET == HWY_AVX3_DL
 // Highway 1.0.3's AVX3_DL target string lacks avx512vnni (its CPU check requires it): enable it here.
 __attribute__((target("avx512vnni"))) HWY_INLINE __m512i DotBytes(__m512i u, __m512i q) {
@@ -305,7 +294,7 @@ __attribute__((target("avx512vnni"))) HWY_NOINLINE void Int8Tile(const Int8RowVi
     for (size_t t = 0; t < kTok; ++t) sums[r][t] = _mm512_reduce_add_ps(acc[r][t]);
   for (size_t r = 0; r < n_rows; ++r)
     for (size_t t = 0; t < kTok; ++t)
-      y[t * y_stride + r] = sums[r][t] - OffsetDot(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
+      y[t * y_stride + r] = sums[r][t] - DotF32(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
 }
 
 #else
@@ -330,7 +319,7 @@ HWY_INLINE void Int8Tile(const Int8RowView* rows, size_t n_rows, const Int8Activ
                                      hn::PromoteTo(d32, hn::LoadU(di8, q + i))));
         acc += static_cast<float>(hn::GetLane(hn::SumOfLanes(d32, sum))) * rows[r].lane_scale[4 * g] * dx[4 * g];
       }
-      y[t * y_stride + r] = acc - OffsetDot(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
+      y[t * y_stride + r] = acc - DotF32(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
     }
   }
 }

@@ -238,6 +238,36 @@ TEST_CASE("an F16 KV cache: half the bytes, logits within F16 rounding of the F3
   CHECK_THROWS_WITH_AS(model.NewSequence(64, 8, Type::Q8_0), doctest::Contains("supported: F32, F16"), Error);
 }
 
+TEST_CASE("num_kv_shared_layers: the last layers attend to the KV of the last earlier layer of their kind") {
+  ThreadPool pool(1);
+  testing::RandomModel rm = testing::MakeRandomModel("SSFSSF", 5, true, 30);
+  const auto tokens = RandomTokens(12, rm.cfg.vocab_size, 2);
+  auto logits = [&](const Gemma4Config& cfg, const TextWeights& w) {
+    Gemma4 model(cfg, w, pool);
+    Sequence s = model.NewSequence(16);
+    ForwardOutput out;
+    out.all_logits = true;
+    model.Forward(s, {tokens}, out);
+    return out.logits;
+  };
+  Gemma4Config shared = rm.cfg;
+  shared.num_kv_shared_layers = 2;  // layers 4 (S) and 5 (F) read layers 3 (S) and 2 (F)
+  const auto base = logits(rm.cfg, rm.weights), with_sharing = logits(shared, rm.weights);
+  CHECK(RelErr(with_sharing, base) > 1e-3);
+  // The shared layers' own K/V projections are never read: swapping them in changes nothing.
+  TextWeights swapped = rm.weights;
+  std::swap(swapped.layers[4].k_proj, swapped.layers[0].k_proj);
+  std::swap(swapped.layers[4].v_proj, swapped.layers[0].v_proj);
+  std::swap(swapped.layers[5].k_proj, swapped.layers[1].k_proj);
+  swapped.layers[0] = rm.weights.layers[0];
+  swapped.layers[1] = rm.weights.layers[1];
+  CHECK(RelErr(logits(shared, swapped), with_sharing) == 0.0);
+  KVCache cache(shared, 16, 4);
+  CHECK(!cache.owns(4));
+  CHECK(&cache.layer(4) == &cache.layer(3));
+  CHECK(&cache.layer(5) == &cache.layer(2));
+}
+
 TEST_CASE("limits: context, token ids, positions") {
   ThreadPool pool(1);
   testing::RandomModel rm = testing::MakeRandomModel("SF", 4, true, 1);

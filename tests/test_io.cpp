@@ -854,7 +854,8 @@ TEST_CASE("quantize: a safetensors checkpoint's tokenizer.json travels into the 
   CHECK(back->eot == -1);  // the demo's stop list is eos only
   // The reference ids in demo_reference.json come from Hugging Face tokenizers on tokenizer.json.
   const Tokenizer from_gguf = TokenizerFromGguf(*back, out);
-  for (const auto& c : ReadJson(demo + "/demo_reference.json")["tokenizer_cases"]) {
+  const nlohmann::json reference = ReadJson(demo + "/demo_reference.json");
+  for (const auto& c : reference["tokenizer_cases"]) {
     CAPTURE(c["text"].get<std::string>());
     CHECK(from_gguf.Encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<int32_t>>());
   }

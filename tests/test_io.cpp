@@ -346,9 +346,19 @@ TEST_CASE("checkpoint: llama.cpp's own ordered-drafter GGUF drops the centroid h
 
 namespace {
 
+// This process's scratch folder, removed when the suite exits (the exported models are tens of MB).
+struct TempRoot {
+  fs::path path = fs::temp_directory_path() / ("g4_test_io_" + std::to_string(::getpid()));
+  ~TempRoot() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+const TempRoot kTempRoot;
+
 // A fresh folder for the files one test writes.
 std::string TempDir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("g4_test_io_" + std::to_string(::getpid())) / name;
+  const fs::path d = kTempRoot.path / name;
   fs::remove_all(d);
   fs::create_directories(d);
   return d.string();

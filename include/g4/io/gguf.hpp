@@ -181,7 +181,7 @@ class GgufFile {
   // Any integer type, range-checked into [lo, hi].
   int64_t GetInt(const std::string& key, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const {
     const GgufValue& v = Get(key);
-    int64_t i;
+    int64_t i = 0;
     Require(GgufIsInteger(v.type) && GgufValue::ToInt(v.type, v.raw.data(), &i), Where(key),
             std::string("expected an integer, found ") + GgufTypeName(v.type));
     Require(i >= lo && i <= hi, Where(key), "value " + std::to_string(i) + " outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
@@ -192,7 +192,7 @@ class GgufFile {
   uint64_t GetU64(const std::string& key) const { return static_cast<uint64_t>(GetInt(key, 0)); }
   double GetF64(const std::string& key) const {
     const GgufValue& v = Get(key);
-    double d;
+    double d = 0;
     Require((v.type == GgufType::F32 || v.type == GgufType::F64) && GgufValue::ToDouble(v.type, v.raw.data(), &d), Where(key),
             std::string("expected a float, found ") + GgufTypeName(v.type));
     return d;

@@ -195,15 +195,9 @@ void CheckText(const Checkpoint& ck, const Golden& g, double tol, double min_top
 
 // HWC patch rows (as the reference's pixel_values) in the order the checkpoint's vision weights expect.
 std::vector<float> PatchRowsFor(const VisionEmbedder& embedder, std::span<const float> hwc, size_t n) {
-  if (embedder.order() == PatchOrder::kHWC) return {hwc.begin(), hwc.begin() + static_cast<std::ptrdiff_t>(n * kPatchValues)};
-  constexpr int P = kPatchPixels;
-  std::vector<float> chw(n * kPatchValues);
-  for (size_t t = 0; t < n; ++t)
-    for (int r = 0; r < P; ++r)
-      for (int c = 0; c < P; ++c)
-        for (int ch = 0; ch < 3; ++ch)
-          chw[t * kPatchValues + static_cast<size_t>(ch * P * P + r * P + c)] = hwc[t * kPatchValues + static_cast<size_t>((r * P + c) * 3 + ch)];
-  return chw;
+  std::vector<float> rows(hwc.begin(), hwc.begin() + static_cast<std::ptrdiff_t>(n * kPatchValues));
+  if (embedder.order() == PatchOrder::kCHW) HwcToChwRows(rows);
+  return rows;
 }
 
 void CheckMultimodal(const Checkpoint& ck, const nlohmann::json& info, const Golden& g, double tol, ThreadPool& pool, Report& r) {

@@ -20,6 +20,7 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/gguf_tokenizer.hpp"
 #include "g4/io/gguf_writer.hpp"
+#include "g4/media/image_patches.hpp"
 #include "g4/io/tensor_names.hpp"
 
 namespace g4 {
@@ -131,14 +132,8 @@ inline std::vector<std::byte> FloatBytes(const std::vector<float>& v) {
 }
 
 // HF's HWC patch vector index -> llama.cpp's CHW index (patch side p): row*3p + col*3 + c -> c*p*p + row*p + col.
-inline std::function<void(std::vector<float>&)> HwcToChw(int p, size_t patch) {
-  return [p, patch](std::vector<float>& v) {
-    std::vector<float> row(patch);
-    for (size_t base = 0; base + patch <= v.size(); base += patch) {
-      for (size_t i = 0; i < patch; ++i) row[(i % 3) * p * p + (i / (3 * p)) * p + (i / 3) % p] = v[base + i];
-      std::copy(row.begin(), row.end(), v.begin() + static_cast<std::ptrdiff_t>(base));
-    }
-  };
+inline std::function<void(std::vector<float>&)> HwcToChw(int p) {
+  return [p](std::vector<float>& v) { HwcToChwRows(v, p); };
 }
 
 // [posemb, 2, dim] -> [2, posemb, dim].
@@ -291,13 +286,12 @@ inline void ExportMmprojGguf(const Checkpoint& ck, const std::string& out_path, 
     w.Set("clip.vision.image_mean", GgufValue::Array(GgufType::F32, std::vector<float>{0, 0, 0}));
     w.Set("clip.vision.image_std", GgufValue::Array(GgufType::F32, std::vector<float>{1, 1, 1}));
     const VisionWeights& vw = *ck.vision();
-    const size_t patch = static_cast<size_t>(v.patch_dim());
     for (const VisionTensorName& n : kVisionTensorNames) {
       const TensorView& src = vw.*n.member;
       std::function<void(std::vector<float>&)> permute;
       const bool chw_tensor = n.member == &VisionWeights::patch_ln1_w || n.member == &VisionWeights::patch_ln1_b ||
                               n.member == &VisionWeights::patch_dense_w;
-      if (chw_tensor && !vw.chw_patch_order) permute = HwcToChw(v.patch_px, patch);
+      if (chw_tensor && !vw.chw_patch_order) permute = HwcToChw(v.patch_px);
       if (n.member == &VisionWeights::pos_embedding && !vw.pos_table_planar) permute = PosTableToPlanar(v.posemb_size, v.mm_embed_dim);
       // llama.cpp keeps patch_embd in F32 (its im2col path); so do we.
       const TensorKind kind = n.member == &VisionWeights::patch_dense_w ? TensorKind::kVector : n.kind;

@@ -3,8 +3,10 @@
 // raster order, each with its (x, y) position in 48-pixel units. Padding rows are not produced: they carry
 // no information and the embedders drop them anyway.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,18 @@ inline constexpr int kDefaultImageBudget = 280;
 // CHW is llama.cpp's mmproj GGUF's, whose converter permutes patch_dense and patch_ln1 for ggml's im2col
 // (index c*2304 + row*48 + col).
 enum class PatchOrder { kHWC, kCHW };
+
+// Rewrites rows of HWC patch vectors ([n, 3 p p], index row*3p + col*3 + c) in place into CHW order
+// (index c*p*p + row*p + col): how llama.cpp's converter permutes patch_dense columns, and how the golden HWC
+// pixel rows are fed to an mmproj's embedder.
+inline void HwcToChwRows(std::span<float> rows, int p = kPatchPixels) {
+  const size_t patch = static_cast<size_t>(3 * p * p);
+  std::vector<float> row(patch);
+  for (size_t base = 0; base + patch <= rows.size(); base += patch) {
+    for (size_t i = 0; i < patch; ++i) row[(i % 3) * p * p + (i / (3 * p)) * p + (i / 3) % p] = rows[base + i];
+    std::copy(row.begin(), row.end(), rows.begin() + static_cast<std::ptrdiff_t>(base));
+  }
+}
 
 struct ImagePatches {
   int grid_width = 0, grid_height = 0;  // in patches; size() = grid_width * grid_height <= budget

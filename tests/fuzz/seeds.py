@@ -148,6 +148,15 @@ def main(out):
     for p in glob.glob(os.path.join(os.path.dirname(os.__file__), "test", "imghdrdata", "python.*")):
         if os.path.splitext(p)[1] in (".jpg", ".gif", ".bmp", ".ppm", ".pgm", ".pbm", ".tga", ".png"):
             put(out, "image", os.path.basename(p), read(p))
+            if p.endswith("python.jpg"):
+                # The same JPEG with an EXIF orientation (6: rotate 90) in both TIFF byte orders: seeds exif.hpp.
+                jpg = read(p)
+                for order, name in ((b"MM", "exif-be.jpg"), (b"II", "exif-le.jpg")):
+                    e = ">" if order == b"MM" else "<"
+                    tiff = order + struct.pack(e + "HI", 42, 8) + struct.pack(e + "H", 1) + \
+                        struct.pack(e + "HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(e + "I", 0)
+                    app1 = b"Exif\0\0" + tiff
+                    put(out, "image", name, jpg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpg[2:])
 
     # Chat records: byte 0 = options; then NUL-separated messages, each a role/kind byte and 0x01-separated text.
     chats = [b"\x05\x00user text\x00\x03answer <|channel>thought\nhmm<channel|>done",

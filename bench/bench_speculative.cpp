@@ -2,10 +2,12 @@
 //  Cost model (default): on the 12B shape with synthetic weights (acceptance is meaningless with random weights),
 //    the time to verify k+1 tokens over one decode step, one draft step over one decode step, and the tokens/s
 //    those imply at per-draft acceptance rates 0.5, 0.7 and 0.9 (best k for each) against plain decoding.
-//  Acceptance (--acceptance DEMO_DIR): the demo model with its trained drafter on the reference prompts of
-//    demo_reference.json: a drafting round at every generated position, mean drafts accepted for k = 1..8, beside
-//    the table transformers measured (demo/drafter/README.md, 40 held-out prompts).
+//  Acceptance (--acceptance DEMO_DIR [--prompts FILE]): the demo model with its trained drafter on 40 docstring
+//    prompts (bench/data/docstring_prompts.json, written by bench/docstring_prompts.py), with transformers'
+//    protocol: mean drafts accepted for k = 1..8 beside the table it measured (demo/drafter/README.md).
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/json.hpp"
 #include "g4/model/drafter.hpp"
+#include "g4/text/model_tokenizer.hpp"
 #include "g4/bench/synthetic_model.hpp"
 
 using namespace g4;
@@ -79,54 +82,72 @@ int CostModel(Type type, size_t threads, int layers, size_t context) {
   return 0;
 }
 
-int Acceptance(const std::string& demo) {
+// The protocol of demo/drafter/README.md: 24-token prompts (<bos> + 23 text tokens), 96-token greedy
+// continuations of the target (not stopped at <eos>), a drafting round at each of the first 88 generated
+// positions (40 prompts x 88 = the 3520 rounds of drafter_report.json). The drafter is deterministic and its
+// position fixed within a round, so the k-draft round is the first k drafts of the 8-draft one.
+// Rounds of one prompt are correlated (a repetitive continuation is accepted again and again), so the
+// sampling error printed is the standard error over prompts.
+int Acceptance(const std::string& demo, const std::string& prompts_file) {
+  constexpr size_t kPromptTokens = 24, kContinuation = 96, kMaxK = 8, kRounds = kContinuation - kMaxK;
   ThreadPool pool(1);
   const Checkpoint tck(demo), dck(demo + "/drafter");
   const Gemma4 target(tck.config(), tck.text(), pool);
   const Drafter drafter(dck.config(), dck.text(), *dck.assistant(), target);
-  const nlohmann::json ref = ReadJsonFile(demo + "/demo_reference.json");
+  const Tokenizer tokenizer = LoadModelTokenizer(tck);
+  const nlohmann::json prompts = ReadJsonFile(prompts_file).at("prompts");
   const double table[] = {0, 0.356, 0.525, 0.622, 0.689, 0.736, 0.768, 0.797, 0.819};  // drafter/README.md
-  std::vector<double> accepted(9, 0);
-  std::vector<size_t> rounds(9, 0);
-  for (const auto& sample : ref.at("samples")) {
-    std::vector<int32_t> all = sample.at("prompt_ids").get<std::vector<int32_t>>();
-    const size_t prompt_len = all.size();
-    for (int32_t t : sample.at("greedy_ids").get<std::vector<int32_t>>()) all.push_back(t);
-    Sequence seq = target.NewSequence(all.size() + 1, 16);
+  std::vector<std::vector<double>> per_prompt(kMaxK + 1);  // [k][prompt]: mean accepted drafts
+  for (const auto& prompt : prompts) {
+    std::vector<int32_t> all = tokenizer.Encode(prompt.at("text").get<std::string>(), {.add_bos = true, .parse_special = false});
+    Require(all.size() >= kPromptTokens, prompts_file, "a prompt shorter than 24 tokens");
+    all.resize(kPromptTokens);
+    Sequence seq = target.NewSequence(kPromptTokens + kContinuation, 16);
     ForwardOutput out;
-    target.Forward(seq, {std::span(all).first(prompt_len)}, out);
+    target.Forward(seq, {all}, out);
+    // Generated token i sits at position p = 24 + i; with the cache holding positions < p, its round drafts
+    // from all[p] and the state after p - 1; the drafts are compared once the continuation is known.
+    std::vector<std::vector<int32_t>> drafts(kRounds);
     std::vector<float> logits, h_next;
-    for (size_t p = prompt_len; p < all.size(); ++p) {
-      // A round at p: the newest token all[p] (not yet in the cache), the state after position p - 1.
-      for (size_t k = 1; k <= 8 && p + k < all.size(); ++k) {
+    for (size_t i = 0; i < kContinuation; ++i) {
+      all.push_back(Gemma4::Argmax(out.logits));
+      if (i < kRounds) {
         std::vector<float> h = out.final_hidden;
-        int32_t tok = all[p];
-        size_t m = 0;
-        for (size_t j = 0; j < k; ++j) {
+        int32_t tok = all.back();
+        for (size_t j = 0; j < kMaxK; ++j) {
           drafter.Step(seq, tok, h, seq.pos, seq.pos, logits, h_next);
-          tok = Gemma4::Argmax(logits);
+          drafts[i].push_back(tok = Gemma4::Argmax(logits));
           h.swap(h_next);
-          if (m == j && tok == all[p + 1 + j]) ++m;
         }
-        accepted[k] += static_cast<double>(m);
-        rounds[k]++;
       }
-      const int32_t one[] = {all[p]};
-      target.Forward(seq, {one}, out);
+      if (i + 1 < kContinuation) target.Forward(seq, {std::span(all).last(1)}, out);
     }
+    std::vector<double> sum(kMaxK + 1, 0);
+    for (size_t i = 0; i < kRounds; ++i) {
+      size_t m = 0;  // drafts agreeing with the continuation, in a row
+      while (m < kMaxK && drafts[i][m] == all[kPromptTokens + i + 1 + m]) ++m;
+      for (size_t k = 1; k <= kMaxK; ++k) sum[k] += static_cast<double>(std::min(m, k));
+    }
+    for (size_t k = 1; k <= kMaxK; ++k) per_prompt[k].push_back(sum[k] / kRounds);
   }
-  std::printf("demo drafter, %zu reference prompts, a round at every generated position\n", ref.at("samples").size());
-  std::printf("k   mean accepted   transformers (40 held-out prompts)\n");
-  for (int k = 1; k <= 8; ++k)
-    std::printf("%d   %.3f (%zu rounds)   %.3f\n", k, accepted[static_cast<size_t>(k)] / static_cast<double>(rounds[static_cast<size_t>(k)]),
-                rounds[static_cast<size_t>(k)], table[k]);
+  const size_t n = prompts.size();
+  std::printf("demo drafter: %zu docstring prompts of %zu tokens (%s), %zu-token greedy continuations, %zu rounds\n",
+              n, kPromptTokens, prompts_file.c_str(), kContinuation, n * kRounds);
+  std::printf("k   mean accepted drafts (+- standard error over prompts)   transformers (40 held-out prompts)\n");
+  for (size_t k = 1; k <= kMaxK; ++k) {
+    double mean = 0, var = 0;
+    for (double v : per_prompt[k]) mean += v / static_cast<double>(n);
+    for (double v : per_prompt[k]) var += (v - mean) * (v - mean) / static_cast<double>(n - 1);
+    std::printf("%zu   %.3f +- %.3f                                        %.3f (%+.1f SE)\n", k, mean,
+                std::sqrt(var / static_cast<double>(n)), table[k], (table[k] - mean) / std::sqrt(var / static_cast<double>(n)));
+  }
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string type = "Q4_0", demo;
+  std::string type = "Q4_0", demo, prompts = "bench/data/docstring_prompts.json";
   size_t threads = 2, context = 1024;
   int layers = 0;
   for (int i = 1; i < argc; ++i) {
@@ -137,12 +158,13 @@ int main(int argc, char** argv) try {
     else if (a == "--layers" && has_value) layers = std::stoi(argv[++i]);
     else if (a == "--context" && has_value) context = std::stoul(argv[++i]);
     else if (a == "--acceptance" && has_value) demo = argv[++i];
+    else if (a == "--prompts" && has_value) prompts = argv[++i];
     else {
-      std::printf("usage: bench_speculative [--type Q4_0] [--threads 2] [--layers N] [--context 1024] | --acceptance DEMO_DIR\n");
+      std::printf("usage: bench_speculative [--type Q4_0] [--threads 2] [--layers N] [--context 1024] | --acceptance DEMO_DIR [--prompts FILE]\n");
       return a == "--help" ? 0 : 2;
     }
   }
-  if (!demo.empty()) return Acceptance(demo);
+  if (!demo.empty()) return Acceptance(demo, prompts);
   const auto t = TypeFromName(type);
   Require(t && GetTypeInfo(*t).is_float_weight, "--type", "unknown weight type " + type);
   return CostModel(*t, threads, layers, context);

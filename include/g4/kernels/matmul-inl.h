@@ -153,10 +153,10 @@ void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y
   }
 }
 
-// Quantized weights on AVX3_DL: up to kFusedMaxTokens tokens decode the weights in registers (memory-bound
-// decode); from kAmxMinTokens, AMX tiles where the CPU has them; otherwise rows are unpacked once into L2
-// scratch and reused by every token (compute-bound prefill).
-inline constexpr size_t kFusedMaxTokens = 8, kAmxMinTokens = 16;
+// Quantized weights on AVX3_DL: fewer than kAmxMinTokens tokens decode the weights in registers, 16 rows at a
+// time (memory-bound decode and MTP verification); from kAmxMinTokens, AMX tiles where the CPU has them;
+// otherwise rows are unpacked once into L2 scratch and reused by every token (compute-bound prefill).
+inline constexpr size_t kAmxMinTokens = 16;
 
 // Entry point (dispatched): shapes were validated by the caller.
 void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
@@ -167,8 +167,11 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   thread_local Int8Activations acts_storage;
   Int8Activations& acts = acts_storage;
   if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), acts, pool);
+  size_t unit = kTileRows;  // rows are split between threads in multiples of this
 #if HWY_TARGET == HWY_AVX3_DL
-  if (!is_float && n_tok >= kAmxMinTokens && AmxUsable()) {
+  const bool fused = !is_float && n_tok < kAmxMinTokens;
+  if (fused) unit = kGroupRows;
+  if (!is_float && !fused && AmxUsable()) {
     thread_local AmxActivations packed_storage;
     AmxActivations& packed = packed_storage;
     PackAmxActivations(acts, n_tok, w.type == Type::Q6_K ? 16 : 32, LevelOffset(w.type), packed, pool);
@@ -178,18 +181,18 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
     return;
   }
 #endif
-  // Split rows in tiles; below ~64k multiply-adds per thread the fork costs more than it saves.
-  const size_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
-  const size_t grain = 1 + (1 << 16) / (kTileRows * n_in * n_tok);
-  pool.ParallelFor(n_tiles, grain, [&](size_t tb, size_t te, size_t /*worker*/) {
-    const size_t r_begin = tb * kTileRows, r_end = std::min(n_out, te * kTileRows);
+  // Below ~64k multiply-adds per thread the fork costs more than it saves.
+  const size_t n_units = (n_out + unit - 1) / unit;
+  const size_t grain = 1 + (1 << 16) / (unit * n_in * n_tok);
+  pool.ParallelFor(n_units, grain, [&](size_t ub, size_t ue, size_t /*worker*/) {
+    const size_t r_begin = ub * unit, r_end = std::min(n_out, ue * unit);
     switch (w.type) {
       case Type::F32: MatMulFloatRows<F32Row>(w, x, n_tok, y, r_begin, r_end); break;
       case Type::BF16: MatMulFloatRows<BF16Row>(w, x, n_tok, y, r_begin, r_end); break;
       case Type::F16: MatMulFloatRows<F16Row>(w, x, n_tok, y, r_begin, r_end); break;
       default:
 #if HWY_TARGET == HWY_AVX3_DL
-        if (n_tok <= kFusedMaxTokens) {
+        if (fused) {
           MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
           break;
         }

@@ -64,17 +64,17 @@ struct Int8Activations {
   std::vector<float> group_sum;    // [n_tok, n_in / 16]: dx * (sum of the 16 quants of group g)
   std::vector<float> block_scales; // [n_tok, n_in / 32]: dx
   std::vector<float> block_sums;   // [n_tok, n_in / 32]: dx * (sum of the 32 quants)
-  std::vector<int32_t> lane_biases;  // [n_tok, n_in / 4]: -offset * (sum of the 4 quants of lane l)
+  std::vector<int32_t> group_biases;  // [n_tok, n_in / 16]: -offset * (sum of the 16 quants of group g)
   const int8_t* q_row(size_t t) const { return q.data() + t * n_in; }
   const float* scales(size_t t) const { return lane_scale.data() + t * (n_in / 4); }
   const float* sums(size_t t) const { return group_sum.data() + t * (n_in / 16); }
   const float* block_scale(size_t t) const { return block_scales.data() + t * (n_in / 32); }
   const float* block_sum(size_t t) const { return block_sums.data() + t * (n_in / 32); }
-  const int32_t* lane_bias(size_t t) const { return lane_biases.data() + t * (n_in / 4); }
+  const int32_t* group_bias(size_t t) const { return group_biases.data() + t * (n_in / 16); }
 };
 
 // x: [n_tok, n_in], n_in a multiple of 32. dx = amax / 127, q = round-half-even(x / dx). `offset`: the level
-// offset of the weight type (LevelOffset), folded into lane_biases.
+// offset of the weight type (LevelOffset), folded into group_biases.
 inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int offset, Int8Activations& a,
                                 ThreadPool& pool) {
   a.n_in = n_in;
@@ -83,7 +83,7 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
   a.group_sum.resize(n_tok * n_in / 16);
   a.block_scales.resize(n_tok * n_in / 32);
   a.block_sums.resize(n_tok * n_in / 32);
-  a.lane_biases.resize(n_tok * n_in / 4);
+  a.group_biases.resize(n_tok * n_in / 16);
   const hn::CappedTag<float, 32> df;
   const hn::Rebind<int32_t, decltype(df)> di;
   const size_t N = hn::Lanes(df);
@@ -109,11 +109,13 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
         int total = 0;
         for (int l = 0; l < 8; ++l) {
           a.lane_scale[lane0 + l] = dx;
-          a.lane_biases[lane0 + l] = -offset * lane_sums[l];
           total += lane_sums[l];
         }
-        a.group_sum[group0] = dx * static_cast<float>(lane_sums[0] + lane_sums[1] + lane_sums[2] + lane_sums[3]);
-        a.group_sum[group0 + 1] = dx * static_cast<float>(lane_sums[4] + lane_sums[5] + lane_sums[6] + lane_sums[7]);
+        for (int h = 0; h < 2; ++h) {
+          const int sum16 = lane_sums[4 * h] + lane_sums[4 * h + 1] + lane_sums[4 * h + 2] + lane_sums[4 * h + 3];
+          a.group_sum[group0 + h] = dx * static_cast<float>(sum16);
+          a.group_biases[group0 + h] = -offset * sum16;
+        }
         a.block_scales[block] = dx;
         a.block_sums[block] = dx * static_cast<float>(total);
       }

@@ -1,9 +1,15 @@
-// AVX3_DL only: the decode-time (1..4 tokens) integer matmul, fused. Decode streams every weight once and is
-// bound by memory bandwidth, so nothing may be written back: each block of 32 weights is expanded to 32
-// unsigned levels u in a register and meets the activations in one 256-bit vpdpbusd, whose accumulator
-// starts at -offset * (sum of the 4 activation quants of the lane) (precomputed per token), so each lane ends
-// holding the exact sum of (u - offset) * qx. The per-lane f32 scale is d_w * dx; Q4_K's mins add
-// -m * (dx * sum of the block's quants) per block, 8 blocks per vector. Toggle-guarded: g4/impl.hpp includes it once per target.
+// AVX3_DL only: the integer matmul for few tokens (decode, MTP verification: 1..15), fused. Decode streams
+// every weight once and is bound by memory bandwidth, so nothing is written back to memory and the work per
+// weight byte must stay under what the memory delivers.
+//
+// 16 weight rows are processed together, one row per int32 lane: the rows' bytes are transposed in registers
+// (Transpose16x4: 16 x 16 bytes -> 4 vectors, dword g of row j in lane j), unpacked to unsigned levels u, and
+// each token meets them through vpdpbusd with its 4 activation quants broadcast from memory. So a block of 32
+// weights x 16 rows costs 8 vpdpbusd + 1 convert + 2 scale ops per token, no horizontal sums, and its unpacking
+// (~40 ops) is shared by up to 8 tokens; 16 rows' outputs are one vector store. The accumulators start at
+// -offset * (sum of the activation quants of each group of 16) (Int8Activations::group_bias), so each lane
+// ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
+// -m * (dx * sum of the block's quants) per block. Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
 #undef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
@@ -11,13 +17,13 @@
 #define G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
 #endif
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 #include <hwy/highway.h>
 
-#include "g4/core/dequantize.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
@@ -30,170 +36,262 @@ namespace g4::HWY_NAMESPACE {
 
 #define G4_VNNI __attribute__((target("avx512vnni")))
 
-inline __m256 BroadcastHalf(const std::byte* p) {
-  uint16_t bits;
-  std::memcpy(&bits, p, sizeof bits);
-  return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(bits)));
+inline constexpr size_t kGroupRows = 16;  // one int32 lane of a 512-bit vector per weight row
+inline constexpr size_t kPassTokens = 8;  // tokens sharing one unpacking (their accumulators stay in registers)
+
+// 16 weight rows (a group's last rows repeat the tensor's last row when it has fewer; their lanes are not
+// stored). `offset` holds each row's byte offset from `base`, for the gathers of per-row scales.
+struct RowGroup {
+  const std::byte* row[kGroupRows];
+  const std::byte* base;
+  __m512i offset;
+};
+
+inline RowGroup MakeRowGroup(const TensorView& w, size_t r0, size_t n_rows) {
+  RowGroup g;
+  g.base = w.row(static_cast<int64_t>(r0));
+  alignas(64) int32_t off[kGroupRows];
+  for (size_t j = 0; j < kGroupRows; ++j) {
+    const size_t r = std::min(j, n_rows - 1);
+    g.row[j] = g.base + r * w.row_bytes();
+    off[j] = static_cast<int32_t>(r * w.row_bytes());  // < 16 rows of at most a few MB: fits int32
+  }
+  g.offset = _mm512_load_si512(off);
+  return g;
 }
 
-// Levels of 32 values whose low nibbles are 16 bytes at p, high nibbles the next 16 values (Q4_0).
-inline __m256i NibblesOf16(const std::byte* p) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+// v[k] lane j = dword k of the 16 bytes at row[j] + off.
+HWY_INLINE void Transpose16x4(const RowGroup& g, size_t off, __m512i v[4]) {
+  __m512i z[4];  // z[a], 128-bit lane l: row 4a + l
+#pragma GCC unroll 4
+  for (int a = 0; a < 4; ++a) {
+    z[a] = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.row[4 * a] + off)));
+    z[a] = _mm512_inserti32x4(z[a], _mm_loadu_si128(reinterpret_cast<const __m128i*>(g.row[4 * a + 1] + off)), 1);
+    z[a] = _mm512_inserti32x4(z[a], _mm_loadu_si128(reinterpret_cast<const __m128i*>(g.row[4 * a + 2] + off)), 2);
+    z[a] = _mm512_inserti32x4(z[a], _mm_loadu_si128(reinterpret_cast<const __m128i*>(g.row[4 * a + 3] + off)), 3);
+  }
+  // Rows 0-7 (from z0, z1) and 8-15 (z2, z3): dwords 0 and 1 in the low and high halves, then 2 and 3.
+  const __m512i i01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+  const __m512i i23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+  const __m512i a01 = _mm512_permutex2var_epi32(z[0], i01, z[1]), a23 = _mm512_permutex2var_epi32(z[0], i23, z[1]);
+  const __m512i b01 = _mm512_permutex2var_epi32(z[2], i01, z[3]), b23 = _mm512_permutex2var_epi32(z[2], i23, z[3]);
+  v[0] = _mm512_shuffle_i64x2(a01, b01, _MM_SHUFFLE(1, 0, 1, 0));
+  v[1] = _mm512_shuffle_i64x2(a01, b01, _MM_SHUFFLE(3, 2, 3, 2));
+  v[2] = _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(1, 0, 1, 0));
+  v[3] = _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
-// Block decoders: for super-block sb of a row, the levels u, per-lane weight scales and (Q4_K) mins of each
-// of its kBlocks blocks of 32. kOffset: u - kOffset is the signed level.
+// The f16 in the low (kHigh: high) half of the dword at each row's byte `off`, as f32.
+template <bool kHigh = false>
+HWY_INLINE __m512 GatherHalf(const RowGroup& g, size_t off) {
+  __m512i d = _mm512_i32gather_epi32(g.offset, g.base + off, 1);
+  if constexpr (kHigh) d = _mm512_srli_epi32(d, 16);
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d));
+}
+
+HWY_INLINE __m512i Bytes(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+
+// A super-block of the 16 rows, unpacked: block k's levels u[k][g] hold values 4g..4g+3 of each row,
+// scale[k][0] their scale (kScalePer16: scale[k][h] that of values 16h..16h+15), min[k] (Q4_K) dmin * m.
+template <size_t kBlocks>
+struct GroupLevels {
+  __m512i u[kBlocks][8];
+  __m512 scale[kBlocks][2];
+  __m512 min[kBlocks];
+};
+
+// Decoders: Decode(group, byte offset of the super-block within each row, out).
 struct DecodeQ8_0 {
   static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockQ8_0);
-  static constexpr int kOffset = 128;
-  static constexpr bool kHasMin = false;
-  static void Decode(const std::byte* blk, __m256i* u, __m256* s, __m256*) {
-    u[0] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockQ8_0, qs))),
-                            _mm256_set1_epi8(static_cast<char>(0x80)));
-    s[0] = BroadcastHalf(blk);
+  static constexpr bool kHasMin = false, kScalePer16 = false;
+  static HWY_INLINE void Decode(const RowGroup& g, size_t off, GroupLevels<kBlocks>& out) {
+    Transpose16x4(g, off + offsetof(BlockQ8_0, qs), out.u[0]);
+    Transpose16x4(g, off + offsetof(BlockQ8_0, qs) + 16, out.u[0] + 4);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) out.u[0][k] = _mm512_xor_si512(out.u[0][k], Bytes(0x80));  // q + 128
+    out.scale[0][0] = GatherHalf(g, off + offsetof(BlockQ8_0, d));
   }
 };
 
 struct DecodeQ4_0 {
   static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockQ4_0);
-  static constexpr int kOffset = 8;
-  static constexpr bool kHasMin = false;
-  static void Decode(const std::byte* blk, __m256i* u, __m256* s, __m256*) {
-    u[0] = NibblesOf16(blk + offsetof(BlockQ4_0, qs));
-    s[0] = BroadcastHalf(blk);
+  static constexpr bool kHasMin = false, kScalePer16 = false;
+  static HWY_INLINE void Decode(const RowGroup& g, size_t off, GroupLevels<kBlocks>& out) {
+    __m512i v[4];
+    Transpose16x4(g, off + offsetof(BlockQ4_0, qs), v);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {  // low nibbles: values 0..15, high nibbles: 16..31
+      out.u[0][k] = _mm512_and_si512(v[k], Bytes(0x0F));
+      out.u[0][4 + k] = _mm512_and_si512(_mm512_srli_epi32(v[k], 4), Bytes(0x0F));
+    }
+    out.scale[0][0] = GatherHalf(g, off + offsetof(BlockQ4_0, d));
   }
 };
 
 struct DecodeQ4_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ4_K);
-  static constexpr int kOffset = 0;
-  static constexpr bool kHasMin = true;
-  // m: the 8 mins as one vector (dmin * m_j), applied per super-block.
-  static void Decode(const std::byte* blk, __m256i* u, __m256* s, __m256* m) {
-    const float d = HalfAt(blk + offsetof(BlockQ4_K, d)), dmin = HalfAt(blk + offsetof(BlockQ4_K, dmin));
-    // The 12 bytes of 6-bit (scale, min) pairs to 8 scale bytes then 8 min bytes (ggml's kmask unpacking;
-    // the same values as Q4KScaleMin).
-    uint32_t t[4];
-    std::memcpy(t, blk + offsetof(BlockQ4_K, scales), 12);
-    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
-    t[3] = ((t[2] >> 4) & kmask2) | (((t[1] >> 6) & kmask3) << 4);
-    const uint32_t mins_lo = t[1] & kmask1;
-    t[1] = (t[2] & kmask2) | (((t[0] >> 6) & kmask3) << 4);
-    t[2] = mins_lo;
-    t[0] &= kmask1;
-    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
-    const __m256 sc = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)), _mm256_set1_ps(d));
-    *m = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8))), _mm256_set1_ps(dmin));
-    const __m256i lo4 = _mm256_set1_epi8(0x0F);
-    for (int pair = 0; pair < 4; ++pair) {  // 32 bytes: low nibbles are block 2p, high nibbles block 2p + 1
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockQ4_K, qs) + 32 * pair));
-      u[2 * pair] = _mm256_and_si256(q, lo4);
-      u[2 * pair + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
-    }
+  static constexpr bool kHasMin = true, kScalePer16 = false;
+  static HWY_INLINE void Decode(const RowGroup& g, size_t off, GroupLevels<kBlocks>& out) {
+    static_assert(offsetof(BlockQ4_K, dmin) == 2 && offsetof(BlockQ4_K, scales) == 4 &&
+                  offsetof(BlockQ4_K, qs) == 16);
+    // The 16-byte header of every row: d | dmin, then the 12 bytes of 6-bit (scale, min) pairs, unpacked to
+    // 8 scale bytes (sc0, sc1) and 8 min bytes (m0, m1) with ggml's kmask steps, 16 rows at once.
+    __m512i h[4];
+    Transpose16x4(g, off, h);
+    const __m512i kmask1 = _mm512_set1_epi32(0x3f3f3f3f), kmask2 = _mm512_set1_epi32(0x0f0f0f0f),
+                  kmask3 = _mm512_set1_epi32(0x03030303);
+    const __m512i sc0 = _mm512_and_si512(h[1], kmask1);
+    const __m512i sc1 = _mm512_or_si512(_mm512_and_si512(h[3], kmask2),
+                                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h[1], 6), kmask3), 4));
+    const __m512i m0 = _mm512_and_si512(h[2], kmask1);
+    const __m512i m1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(h[3], 4), kmask2),
+                                       _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h[2], 6), kmask3), 4));
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h[0]));
+    const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h[0], 16)));
+    auto byte = [](__m512i v, int i) {
+      return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF)));
+    };
 #pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) s[j] = _mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(j));
+    for (int k = 0; k < 8; ++k) {
+      out.scale[k][0] = _mm512_mul_ps(byte(k < 4 ? sc0 : sc1, k % 4), d);
+      out.min[k] = _mm512_mul_ps(byte(k < 4 ? m0 : m1, k % 4), dmin);
+    }
+#pragma GCC unroll 4
+    for (int pair = 0; pair < 4; ++pair) {  // 32 bytes: low nibbles are block 2p, high nibbles block 2p + 1
+      __m512i v[8];
+      Transpose16x4(g, off + offsetof(BlockQ4_K, qs) + 32 * pair, v);
+      Transpose16x4(g, off + offsetof(BlockQ4_K, qs) + 32 * pair + 16, v + 4);
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {
+        out.u[2 * pair][k] = _mm512_and_si512(v[k], Bytes(0x0F));
+        out.u[2 * pair + 1][k] = _mm512_and_si512(_mm512_srli_epi32(v[k], 4), Bytes(0x0F));
+      }
+    }
   }
 };
 
 struct DecodeQ6_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ6_K);
-  static constexpr int kOffset = 32;
-  static constexpr bool kHasMin = false;
-  static void Decode(const std::byte* blk, __m256i* u, __m256* s, __m256*) {
-    const float d = HalfAt(blk + offsetof(BlockQ6_K, d));
-    int8_t sc[16];
-    std::memcpy(sc, blk + offsetof(BlockQ6_K, scales), sizeof sc);
-    const __m256i lo4 = _mm256_set1_epi8(0x0F), lo2 = _mm256_set1_epi8(0x03);
-    for (int half = 0; half < 2; ++half) {  // blocks 4h..4h+3 from 64 bytes of low bits and 32 of high bits
-      const std::byte* ql = blk + offsetof(BlockQ6_K, ql) + 64 * half;
-      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-      const __m256i h =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockQ6_K, qh) + 32 * half));
-      auto high = [&](int shift) {  // bits (shift, shift + 1) of qh moved to bits 4, 5
-        const __m256i bits = _mm256_and_si256(_mm256_srli_epi16(h, shift), lo2);
-        return _mm256_slli_epi16(bits, 4);
-      };
-      u[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), high(0));
-      u[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(l1, lo4), high(2));
-      u[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4), high(4));
-      u[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4), high(6));
+  static constexpr bool kHasMin = false, kScalePer16 = true;
+  static HWY_INLINE void Decode(const RowGroup& g, size_t off, GroupLevels<kBlocks>& out) {
+    static_assert(offsetof(BlockQ6_K, d) == 208);
+    // d is the last field: gathered as the high half of the dword before it, so no lane reads past the block.
+    const __m512 d = GatherHalf<true>(g, off + offsetof(BlockQ6_K, d) - 2);
+    __m512i sc[4];  // 16 signed scales, one per 16 values
+    Transpose16x4(g, off + offsetof(BlockQ6_K, scales), sc);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      const __m512i s = _mm512_srai_epi32(_mm512_slli_epi32(sc[i / 4], 24 - 8 * (i % 4)), 24);
+      out.scale[i / 2][i % 2] = _mm512_mul_ps(_mm512_cvtepi32_ps(s), d);
     }
-    // Two sub-blocks of 16 per block: lanes 0-3 take scale 2b, lanes 4-7 scale 2b + 1.
-    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc));
-    const __m256 dv = _mm256_set1_ps(d);
-    const __m256 lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)), dv);
-    const __m256 hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))), dv);
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-      const __m256i idx = _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1);
-      s[k] = _mm256_permutevar8x32_ps(lo, idx);
-      s[4 + k] = _mm256_permutevar8x32_ps(hi, idx);
+    for (int half = 0; half < 2; ++half) {  // blocks 4h..4h+3 from 64 bytes of low bits and 32 of high bits
+      __m512i lo[8], hi[8], top[8];
+      const size_t ql = off + offsetof(BlockQ6_K, ql) + 64 * half, qh = off + offsetof(BlockQ6_K, qh) + 32 * half;
+      Transpose16x4(g, ql, lo);
+      Transpose16x4(g, ql + 16, lo + 4);
+      Transpose16x4(g, ql + 32, hi);
+      Transpose16x4(g, ql + 48, hi + 4);
+      Transpose16x4(g, qh, top);
+      Transpose16x4(g, qh + 16, top + 4);
+      const __m512i lo4 = Bytes(0x0F), bits45 = Bytes(0x30);
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) {  // value 4 + 5 bits: 2 bits of qh, moved to bits 4 and 5
+        const __m512i t = top[k];
+        auto join = [&](__m512i low4, __m512i high2) {
+          return _mm512_or_si512(_mm512_and_si512(low4, lo4), _mm512_and_si512(high2, bits45));
+        };
+        out.u[4 * half + 0][k] = join(lo[k], _mm512_slli_epi32(t, 4));
+        out.u[4 * half + 1][k] = join(hi[k], _mm512_slli_epi32(t, 2));
+        out.u[4 * half + 2][k] = join(_mm512_srli_epi32(lo[k], 4), t);
+        out.u[4 * half + 3][k] = join(_mm512_srli_epi32(hi[k], 4), _mm512_srli_epi32(t, 2));
+      }
     }
   }
 };
 
-inline constexpr size_t kPrefetchBytes = 4096;
+// Bytes [next, next + next_bytes) (the next group's rows) are prefetched into L2 across the call: 16 rows read
+// side by side are 16 short streams, which the hardware prefetcher follows too late.
+struct Prefetch {
+  const std::byte* next = nullptr;
+  size_t next_bytes = 0;
+};
 
-// One row times kTok tokens: y[t * y_stride] for t < kTok.
+// 16 rows times kTok tokens from t0: y[t * y_stride + j] for the rows j set in `store`.
 template <class Dec, size_t kTok>
-G4_VNNI HWY_NOINLINE void FusedRowDot(const std::byte* row, const Int8Activations& a, size_t t0, float* y,
-                                      size_t y_stride) {
-  __m256 acc[kTok], min_acc[kTok];
-  #pragma GCC unroll 16
-  for (size_t t = 0; t < kTok; ++t) {
-    acc[t] = _mm256_setzero_ps();
-    min_acc[t] = _mm256_setzero_ps();
-  }
+G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& a, size_t t0, float* y,
+                                      size_t y_stride, __mmask16 store, Prefetch pf) {
+  __m512 acc[kTok];
+#pragma GCC unroll 16
+  for (size_t t = 0; t < kTok; ++t) acc[t] = _mm512_setzero_ps();
+  GroupLevels<Dec::kBlocks> lv;
   const size_t n_super = a.n_in / (32 * Dec::kBlocks);
   for (size_t sb = 0; sb < n_super; ++sb) {
-    __m256i u[Dec::kBlocks];
-    __m256 s[Dec::kBlocks], m;
-    // Ask for the bytes kPrefetchBytes ahead (the next rows): one stream per thread keeps too few misses in
-    // flight to fill the memory pipe.
-    _mm_prefetch(reinterpret_cast<const char*>(row + sb * Dec::kBytes + kPrefetchBytes), _MM_HINT_T0);
-    Dec::Decode(row + sb * Dec::kBytes, u, s, &m);
-    if constexpr (Dec::kHasMin) {
-#pragma GCC unroll 16
-      for (size_t t = 0; t < kTok; ++t)
-        min_acc[t] = _mm256_fmadd_ps(m, _mm256_loadu_ps(a.block_sum(t0 + t) + sb * 8), min_acc[t]);
-    }
-    #pragma GCC unroll 16
+    for (size_t line = pf.next_bytes * sb / n_super / 64; line < pf.next_bytes * (sb + 1) / n_super / 64; ++line)
+      _mm_prefetch(reinterpret_cast<const char*>(pf.next + 64 * line), _MM_HINT_T1);
+    Dec::Decode(g, sb * Dec::kBytes, lv);
     for (size_t k = 0; k < Dec::kBlocks; ++k) {
       const size_t b = sb * Dec::kBlocks + k;  // block of 32 within the row
-      #pragma GCC unroll 16
+      __m512i u[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) u[i] = lv.u[k][i];
+#pragma GCC unroll 16
       for (size_t t = 0; t < kTok; ++t) {
-        const __m256i init = Dec::kOffset == 0 ? _mm256_setzero_si256()
-                                               : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                                     a.lane_bias(t0 + t) + 8 * b));
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q_row(t0 + t) + 32 * b));
-        const __m256 sum = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(init, u[k], q));
-        acc[t] = _mm256_fmadd_ps(sum, _mm256_mul_ps(s[k], _mm256_set1_ps(a.block_scale(t0 + t)[b])), acc[t]);
+        const int8_t* q = a.q_row(t0 + t) + 32 * b;
+        const int32_t* bias = a.group_bias(t0 + t) + 2 * b;
+        // Two chains of 4 (values 0..15 and 16..31): shorter dependencies, and Q6_K's scale per 16 values.
+        __m512i lo = _mm512_set1_epi32(bias[0]), hi = _mm512_set1_epi32(bias[1]);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) {
+          int32_t q_lo, q_hi;
+          std::memcpy(&q_lo, q + 4 * i, 4);
+          std::memcpy(&q_hi, q + 16 + 4 * i, 4);
+          lo = _mm512_dpbusd_epi32(lo, u[i], _mm512_set1_epi32(q_lo));
+          hi = _mm512_dpbusd_epi32(hi, u[4 + i], _mm512_set1_epi32(q_hi));
+        }
+        const __m512 dx = _mm512_set1_ps(a.block_scale(t0 + t)[b]);
+        if constexpr (Dec::kScalePer16) {
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(lv.scale[k][0], dx), acc[t]);
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(lv.scale[k][1], dx), acc[t]);
+        } else {
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi)), _mm512_mul_ps(lv.scale[k][0], dx),
+                                   acc[t]);
+        }
+        if constexpr (Dec::kHasMin)
+          acc[t] = _mm512_fnmadd_ps(lv.min[k], _mm512_set1_ps(a.block_sum(t0 + t)[b]), acc[t]);
       }
     }
   }
-  #pragma GCC unroll 16
-  for (size_t t = 0; t < kTok; ++t) {
-    const __m256 v = _mm256_sub_ps(acc[t], min_acc[t]);
-    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    y[t * y_stride] = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
-  }
+#pragma GCC unroll 16
+  for (size_t t = 0; t < kTok; ++t) _mm512_mask_storeu_ps(y + t * y_stride, store, acc[t]);
 }
 
+// Rows [r_begin, r_end) (r_begin a multiple of 16 or the tensor's start) times all tokens; y: [n_tok, n_out].
+// Tokens beyond kPassTokens take further passes over the same 16 rows, which are still in L1/L2 then.
 template <class Dec>
 void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_out = static_cast<size_t>(w.rows());
-  for (size_t r = r_begin; r < r_end; ++r) {
-    const std::byte* row = w.row(static_cast<int64_t>(r));
-    for (size_t t0 = 0; t0 < n_tok; t0 += 4) {
-      float* yt = y + t0 * n_out + r;
-      switch (std::min<size_t>(4, n_tok - t0)) {
-        case 1: FusedRowDot<Dec, 1>(row, a, t0, yt, n_out); break;
-        case 2: FusedRowDot<Dec, 2>(row, a, t0, yt, n_out); break;
-        case 3: FusedRowDot<Dec, 3>(row, a, t0, yt, n_out); break;
-        default: FusedRowDot<Dec, 4>(row, a, t0, yt, n_out); break;
+  const size_t passes = (n_tok + kPassTokens - 1) / kPassTokens;
+  for (size_t r0 = r_begin; r0 < r_end; r0 += kGroupRows) {
+    const size_t n_rows = std::min(kGroupRows, r_end - r0);
+    const RowGroup g = MakeRowGroup(w, r0, n_rows);
+    const __mmask16 store = static_cast<__mmask16>((1u << n_rows) - 1);
+    Prefetch pf;  // the next group, during the first pass
+    if (r0 + kGroupRows < r_end) {
+      pf.next = g.base + kGroupRows * w.row_bytes();
+      pf.next_bytes = std::min(kGroupRows, r_end - r0 - kGroupRows) * w.row_bytes();
+    }
+    for (size_t p = 0; p < passes; ++p, pf = Prefetch{}) {  // passes of equal size: 9 tokens are 5 + 4, not 8 + 1
+      const size_t t0 = n_tok * p / passes, nt = n_tok * (p + 1) / passes - t0;
+      float* yt = y + t0 * n_out + r0;
+      switch (nt) {
+        case 1: RowGroupDot<Dec, 1>(g, a, t0, yt, n_out, store, pf); break;
+        case 2: RowGroupDot<Dec, 2>(g, a, t0, yt, n_out, store, pf); break;
+        case 3: RowGroupDot<Dec, 3>(g, a, t0, yt, n_out, store, pf); break;
+        case 4: RowGroupDot<Dec, 4>(g, a, t0, yt, n_out, store, pf); break;
+        case 5: RowGroupDot<Dec, 5>(g, a, t0, yt, n_out, store, pf); break;
+        case 6: RowGroupDot<Dec, 6>(g, a, t0, yt, n_out, store, pf); break;
+        case 7: RowGroupDot<Dec, 7>(g, a, t0, yt, n_out, store, pf); break;
+        default: RowGroupDot<Dec, 8>(g, a, t0, yt, n_out, store, pf); break;
       }
     }
   }

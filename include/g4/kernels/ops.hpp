@@ -6,6 +6,7 @@
 // ([n_out, n_in], used in place from the file). Every function validates its shapes and throws g4::Error
 // naming the tensor or argument on a mismatch.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -76,5 +77,12 @@ std::vector<std::string> AvailableTargets();
 void ForceTarget(const std::string& name);
 // The target the next kernel call will use.
 std::string CurrentTarget();
+
+// AMX tiles are used where the CPU has them and the kernel grants them (default). AllowAmx(false) makes the
+// quantized matmuls take their AVX-512 VNNI paths instead, as on CPUs without AMX (tests, benchmarks).
+namespace detail {
+inline std::atomic<bool> amx_allowed{true};
+}
+inline void AllowAmx(bool allowed) { detail::amx_allowed.store(allowed, std::memory_order_relaxed); }
 
 }  // namespace g4

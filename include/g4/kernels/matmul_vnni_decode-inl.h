@@ -225,9 +225,12 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& 
   for (size_t t = 0; t < kTok; ++t) acc[t] = _mm512_setzero_ps();
   GroupLevels<Dec::kBlocks> lv;
   const size_t n_super = a.n_in / (32 * Dec::kBlocks);
+  const size_t pf_step = (pf.next_bytes + n_super - 1) / n_super;  // bytes to prefetch per super-block
+  const std::byte* pf_end = pf.next + pf.next_bytes;
+  const std::byte* pf_at = pf.next;
   for (size_t sb = 0; sb < n_super; ++sb) {
-    for (size_t line = pf.next_bytes * sb / n_super / 64; line < pf.next_bytes * (sb + 1) / n_super / 64; ++line)
-      _mm_prefetch(reinterpret_cast<const char*>(pf.next + 64 * line), _MM_HINT_T1);
+    for (const std::byte* until = std::min(pf_end, pf_at + pf_step); pf_at < until; pf_at += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(pf_at), _MM_HINT_T1);
     Dec::Decode(g, sb * Dec::kBytes, lv);
     for (size_t k = 0; k < Dec::kBlocks; ++k) {
       const size_t b = sb * Dec::kBlocks + k;  // block of 32 within the row

@@ -54,19 +54,33 @@ int CostModel(Type type, size_t threads, int layers, size_t context) {
     out.all_logits = n > 1;
     target.Forward(seq, {toks}, out);
   };
-  run(1);  // warm-up: pages the weights in
-  const double decode = MeanSeconds(3, [&] { run(1); });
-  std::printf("decode step           %8.1f ms\n", decode * 1e3);
-  std::vector<double> verify(10);
-  for (int k = 1; k <= 8; ++k) {
-    verify[static_cast<size_t>(k)] = MeanSeconds(2, [&] { run(static_cast<size_t>(k) + 1); });
-    std::printf("verify k=%d (%d tokens) %8.1f ms = %.2fx a decode step\n", k, k + 1, verify[static_cast<size_t>(k)] * 1e3,
-                verify[static_cast<size_t>(k)] / decode);
-  }
   std::vector<float> h(static_cast<size_t>(tcfg.hidden_size), 0.1f), logits, h_next;
-  seq.pos = static_cast<int64_t>(context);
-  drafter.Step(seq, 2, h, seq.pos, seq.pos, logits, h_next);
-  const double draft = MeanSeconds(5, [&] { drafter.Step(seq, 2, h, seq.pos, seq.pos, logits, h_next); });
+  auto draft_step = [&] {
+    seq.pos = static_cast<int64_t>(context);
+    drafter.Step(seq, 2, h, seq.pos, seq.pos, logits, h_next);
+  };
+  run(1);  // warm-up: pages the weights in
+  draft_step();
+  // Rounds of (decode, verify k = 1..8, draft), medians over the rounds: the host's memory bandwidth drifts
+  // over seconds, and interleaving exposes every measurement to the same drift.
+  constexpr int kRounds = 5;
+  std::vector<std::vector<double>> samples(10);  // [0]: decode, [k]: verify k, [9]: draft
+  for (int r = 0; r < kRounds; ++r) {
+    samples[0].push_back(MeanSeconds(1, [&] { run(1); }));
+    for (size_t k = 1; k <= 8; ++k) samples[k].push_back(MeanSeconds(1, [&] { run(k + 1); }));
+    samples[9].push_back(MeanSeconds(4, draft_step));
+  }
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  const double decode = median(samples[0]), draft = median(samples[9]);
+  std::printf("decode step           %8.1f ms   (medians of %d interleaved rounds)\n", decode * 1e3, kRounds);
+  std::vector<double> verify(10);
+  for (size_t k = 1; k <= 8; ++k) {
+    verify[k] = median(samples[k]);
+    std::printf("verify k=%zu (%zu tokens) %8.1f ms = %.2fx a decode step\n", k, k + 1, verify[k] * 1e3, verify[k] / decode);
+  }
   std::printf("draft step            %8.1f ms = %.1f%% of a decode step\n", draft * 1e3, 100 * draft / decode);
   for (double a : {0.5, 0.7, 0.9}) {
     double best = 0;

@@ -31,14 +31,16 @@ HWY_BEFORE_NAMESPACE();
 namespace g4::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// y = y * scale + p * v over n values.
-HWY_INLINE void ScaleAddScaled(float* y, float scale, float p, const float* v, size_t n) {
-  const hn::ScalableTag<float> d;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// y = y * scale over n values.
+HWY_INLINE void Scale(float* y, float scale, size_t n) {
+  const DF d;
   const size_t N = hn::Lanes(d);
   size_t i = 0;
-  for (; i + N <= n; i += N)
-    hn::StoreU(hn::MulAdd(hn::Set(d, p), hn::LoadU(d, v + i), hn::Mul(hn::LoadU(d, y + i), hn::Set(d, scale))), d, y + i);
-  for (; i < n; ++i) y[i] = y[i] * scale + p * v[i];
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, y + i), hn::Set(d, scale)), d, y + i);
+  for (; i < n; ++i) y[i] *= scale;
 }
 
 // Row `pos` of a K or V plane of one KV head, as f32: F32 rows in place, F16 rows converted into `buf`.
@@ -46,8 +48,8 @@ HWY_INLINE const float* KVRow(const AttentionArgs& a, const void* plane, size_t 
   const size_t at = (kv_head * a.capacity + static_cast<size_t>(pos) % a.capacity) * a.head_dim;
   if (a.kv_type == Type::F32) return static_cast<const float*>(plane) + at;
   const hwy::float16_t* src = static_cast<const hwy::float16_t*>(plane) + at;
-  const hn::ScalableTag<float> df;
-  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
   const size_t N = hn::Lanes(df);
   size_t i = 0;
   for (; i + N <= a.head_dim; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, src + i)), df, buf + i);
@@ -61,19 +63,74 @@ HWY_INLINE const float* KVRow(const AttentionArgs& a, const void* plane, size_t 
 
 constexpr size_t kMaxGroup = 8;     // query heads of one KV head taken together
 constexpr size_t kMaxQueries = 64;  // (token, head) queries sharing one pass over the keys
+constexpr size_t kKeyChunk = 64;    // keys per online-softmax step
+constexpr size_t kQueryTile = 4;    // queries sharing each load of a key or value vector
+
+// s[i] = q[i] . k for kQ queries: each load of k feeds kQ multiply-adds.
+template <size_t kQ>
+HWY_INLINE void DotQueries(const float* const* q, const float* k, size_t hd, float* s) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF acc[kQ];
+  for (size_t i = 0; i < kQ; ++i) acc[i] = hn::Zero(d);
+  size_t c = 0;
+  for (; c + N <= hd; c += N) {
+    const VF kv = hn::LoadU(d, k + c);
+    for (size_t i = 0; i < kQ; ++i) acc[i] = hn::MulAdd(hn::LoadU(d, q[i] + c), kv, acc[i]);
+  }
+  for (size_t i = 0; i < kQ; ++i) {
+    s[i] = hn::GetLane(hn::SumOfLanes(d, acc[i]));
+    for (size_t r = c; r < hd; ++r) s[i] += q[i][r] * k[r];
+  }
+}
+
+// out[i][c0 .. c0 + kCols N) += sum_j p[i][j] v[j][...] for kQ queries: kQ x kCols accumulators stay in
+// registers across the chunk's keys, and each load of a value vector feeds kQ multiply-adds.
+template <size_t kQ, size_t kCols>
+HWY_INLINE void AccumulateValues(float* const* out, const float (*const* p)[kKeyChunk], const float* const* v,
+                                 size_t n, size_t c0) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF acc[kQ][kCols];
+  for (size_t i = 0; i < kQ; ++i)
+    for (size_t c = 0; c < kCols; ++c) acc[i][c] = hn::LoadU(d, out[i] + c0 + c * N);
+  for (size_t j = 0; j < n; ++j) {
+    VF vv[kCols];
+    for (size_t c = 0; c < kCols; ++c) vv[c] = hn::LoadU(d, v[j] + c0 + c * N);
+    for (size_t i = 0; i < kQ; ++i) {
+      const VF pij = hn::Set(d, (*p[i])[j]);
+      for (size_t c = 0; c < kCols; ++c) acc[i][c] = hn::MulAdd(pij, vv[c], acc[i][c]);
+    }
+  }
+  for (size_t i = 0; i < kQ; ++i)
+    for (size_t c = 0; c < kCols; ++c) hn::StoreU(acc[i][c], d, out[i] + c0 + c * N);
+}
+
+// All head_dim columns of kQ queries: blocks of 4 vectors, then single vectors, then scalar columns.
+template <size_t kQ>
+HWY_INLINE void AccumulateValueRows(float* const* out, const float (*const* p)[kKeyChunk], const float* const* v,
+                                    size_t n, size_t hd) {
+  const size_t N = hn::Lanes(DF());
+  size_t c0 = 0;
+  for (; c0 + 4 * N <= hd; c0 += 4 * N) AccumulateValues<kQ, 4>(out, p, v, n, c0);
+  for (; c0 + N <= hd; c0 += N) AccumulateValues<kQ, 1>(out, p, v, n, c0);
+  for (; c0 < hd; ++c0)
+    for (size_t i = 0; i < kQ; ++i)
+      for (size_t j = 0; j < n; ++j) out[i][c0] += (*p[i])[j] * v[j][c0];
+}
 
 // Tokens [t0, t0 + nt) x query heads [h0, h0 + gs), all on KV head kv_head, in one pass over the union of
 // their key ranges (each query skips the keys outside its own range): out = softmax(scale * q.K) V.
 // Verifying k drafts (k + 1 tokens) or a prefill chunk thus reads the cache once, not once per token.
+// kbuf, vbuf: kKeyChunk x head_dim floats each, for F16 caches converted a chunk at a time.
 HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, size_t kv_head, size_t h0, size_t gs,
                                  float* kbuf, float* vbuf) {
-  constexpr int64_t kKeyChunk = 64;
   constexpr float kNone = -std::numeric_limits<float>::infinity();
   const size_t hd = a.head_dim, nq = nt * gs;
   const float* q[kMaxQueries];
   float* out[kMaxQueries];
   int64_t begin[kMaxQueries], end[kMaxQueries];
-  float scores[kMaxQueries][kKeyChunk], m[kMaxQueries], l[kMaxQueries], correction[kMaxQueries];
+  float scores[kMaxQueries][kKeyChunk], m[kMaxQueries], l[kMaxQueries];
   int64_t all_begin = std::numeric_limits<int64_t>::max(), all_end = std::numeric_limits<int64_t>::min();
   for (size_t i = 0; i < nq; ++i) {
     const size_t t = t0 + i / gs, h = h0 + i % gs;
@@ -86,33 +143,57 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
     end[i] = a.key_end[t];
     if (begin[i] < end[i]) all_begin = std::min(all_begin, begin[i]), all_end = std::max(all_end, end[i]);
   }
-  for (int64_t p0 = all_begin; p0 < all_end; p0 += kKeyChunk) {
-    const int64_t n = std::min(kKeyChunk, all_end - p0);
-    for (int64_t j = 0; j < n; ++j) {
-      const float* k = KVRow(a, a.k, kv_head, p0 + j, kbuf);
-      for (size_t i = 0; i < nq; ++i)
-        scores[i][j] = p0 + j >= begin[i] && p0 + j < end[i] ? DotF32(q[i], k, hd) * a.scale : kNone;
+  const float* k[kKeyChunk];
+  const float* v[kKeyChunk];
+  for (int64_t p0 = all_begin; p0 < all_end; p0 += static_cast<int64_t>(kKeyChunk)) {
+    const size_t n = static_cast<size_t>(std::min(static_cast<int64_t>(kKeyChunk), all_end - p0));
+    const bool convert = a.kv_type != Type::F32;
+    for (size_t j = 0; j < n; ++j) {
+      k[j] = KVRow(a, a.k, kv_head, p0 + static_cast<int64_t>(j), convert ? kbuf + j * hd : nullptr);
+      v[j] = KVRow(a, a.v, kv_head, p0 + static_cast<int64_t>(j), convert ? vbuf + j * hd : nullptr);
     }
-    for (size_t i = 0; i < nq; ++i) {
-      const float m_new = std::max(m[i], *std::max_element(scores[i], scores[i] + n));
-      // Nothing accumulated while m is -inf; a chunk without keys for this query leaves m, so correction is 1.
-      correction[i] = m_new == kNone ? 1.0f : std::exp(m[i] - m_new);
-      l[i] *= correction[i];
-      m[i] = m_new;
-    }
-    for (int64_t j = 0; j < n; ++j) {
-      const float* v = KVRow(a, a.v, kv_head, p0 + j, vbuf);
-      for (size_t i = 0; i < nq; ++i) {
-        if (scores[i][j] == kNone) continue;
-        const float p = std::exp(scores[i][j] - m[i]);
-        l[i] += p;
-        ScaleAddScaled(out[i], correction[i], p, v, hd);
-        correction[i] = 1.0f;
+    // Scores, kQueryTile queries per load of a key.
+    for (size_t j = 0; j < n; ++j) {
+      float s[kQueryTile];
+      size_t i = 0;
+      for (; i + kQueryTile <= nq; i += kQueryTile) {
+        DotQueries<kQueryTile>(q + i, k[j], hd, s);
+        for (size_t r = 0; r < kQueryTile; ++r) scores[i + r][j] = s[r];
+      }
+      for (; i < nq; ++i) {
+        DotQueries<1>(q + i, k[j], hd, s);
+        scores[i][j] = s[0];
       }
     }
+    // Masks, then the online-softmax step: the running output is rescaled once per chunk.
+    for (size_t i = 0; i < nq; ++i) {
+      float chunk_max = kNone;
+      for (size_t j = 0; j < n; ++j) {
+        const int64_t pos = p0 + static_cast<int64_t>(j);
+        scores[i][j] = pos >= begin[i] && pos < end[i] ? scores[i][j] * a.scale : kNone;
+        chunk_max = std::max(chunk_max, scores[i][j]);
+      }
+      const float m_new = std::max(m[i], chunk_max);
+      // Nothing accumulated while m is -inf; a chunk without keys for this query leaves m, so no rescale.
+      if (m_new != kNone && m_new != m[i]) {
+        const float correction = std::exp(m[i] - m_new);  // 0 on the first keys (m = -inf)
+        l[i] *= correction;
+        if (l[i] > 0.0f) Scale(out[i], correction, hd);
+        m[i] = m_new;
+      }
+      for (size_t j = 0; j < n; ++j) {  // probabilities in place; masked keys weigh 0
+        scores[i][j] = scores[i][j] == kNone ? 0.0f : std::exp(scores[i][j] - m[i]);
+        l[i] += scores[i][j];
+      }
+    }
+    const float(*p[kMaxQueries])[kKeyChunk];
+    for (size_t i = 0; i < nq; ++i) p[i] = &scores[i];
+    size_t i = 0;
+    for (; i + kQueryTile <= nq; i += kQueryTile) AccumulateValueRows<kQueryTile>(out + i, p + i, v, n, hd);
+    for (; i < nq; ++i) AccumulateValueRows<1>(out + i, p + i, v, n, hd);
   }
   for (size_t i = 0; i < nq; ++i)
-    if (l[i] > 0.0f) ScaleAddScaled(out[i], 1.0f / l[i], 0.0f, out[i], hd);
+    if (l[i] > 0.0f) Scale(out[i], 1.0f / l[i], hd);
 }
 
 void AttentionHeads(const AttentionArgs& a, ThreadPool& pool) {
@@ -121,16 +202,17 @@ void AttentionHeads(const AttentionArgs& a, ThreadPool& pool) {
   const size_t per_sub = (group + n_sub - 1) / n_sub;
   const size_t tok_block = kMaxQueries / per_sub;             // tokens per pass over the keys
   const size_t n_blocks = (a.n_tok + tok_block - 1) / tok_block;
-  // Per-worker rows for F16 conversion.
-  std::vector<float> scratch(pool.size() * 2 * a.head_dim);
+  // Per-worker chunks of K and V rows for F16 conversion.
+  const size_t chunk_floats = a.kv_type == Type::F32 ? 0 : kKeyChunk * a.head_dim;
+  std::vector<float> scratch(pool.size() * 2 * chunk_floats);
   pool.Run(n_blocks * a.n_kv_heads * n_sub, [&](size_t task, size_t worker) {
     const size_t block = task / (a.n_kv_heads * n_sub), rest = task % (a.n_kv_heads * n_sub);
     const size_t kv_head = rest / n_sub, sub = rest % n_sub;
     const size_t h0 = kv_head * group + sub * per_sub;
     const size_t gs = std::min(per_sub, group - sub * per_sub);
     const size_t t0 = block * tok_block, nt = std::min(tok_block, a.n_tok - t0);
-    float* buf = scratch.data() + worker * 2 * a.head_dim;
-    AttendQueryBlock(a, t0, nt, kv_head, h0, gs, buf, buf + a.head_dim);
+    float* buf = scratch.data() + worker * 2 * chunk_floats;
+    AttendQueryBlock(a, t0, nt, kv_head, h0, gs, buf, buf + chunk_floats);
   });
 }
 

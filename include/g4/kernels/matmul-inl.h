@@ -160,10 +160,9 @@ void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y
   }
 }
 
-// Quantized weights on AVX3_DL: fewer than kAmxMinTokens tokens decode the weights in registers, 16 rows at a
-// time (memory-bound decode and MTP verification); from kAmxMinTokens, AMX tiles where the CPU has them;
-// otherwise rows are unpacked once into L2 scratch and reused by every token (compute-bound prefill).
-inline constexpr size_t kAmxMinTokens = 16;
+// Quantized weights on AVX3_DL: up to kFusedMaxTokens tokens decode the weights in registers, 16 rows at a
+// time (memory-bound decode and MTP verification); more, AMX tiles where the CPU has them; otherwise rows are
+// unpacked once into L2 scratch and reused by every token (compute-bound prefill).
 
 // Entry point (dispatched): shapes were validated by the caller.
 void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
@@ -176,7 +175,7 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), acts, pool);
   size_t unit = kTileRows;  // rows are split between threads in multiples of this
 #if HWY_TARGET == HWY_AVX3_DL
-  const bool fused = !is_float && n_tok < kAmxMinTokens;
+  const bool fused = !is_float && n_tok <= kFusedMaxTokens;
   if (fused) unit = kGroupRows;
   if (!is_float && !fused && AmxUsable()) {
     thread_local AmxActivations packed_storage;

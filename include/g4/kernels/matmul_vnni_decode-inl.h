@@ -6,7 +6,7 @@
 // (Transpose16x4: 16 x 16 bytes -> 4 vectors, dword g of row j in lane j), unpacked to unsigned levels u, and
 // each token meets them through vpdpbusd with its 4 activation quants broadcast from memory. So a block of 32
 // weights x 16 rows costs 8 vpdpbusd + 1 convert + 2 scale ops per token, no horizontal sums, and its unpacking
-// (~40 ops) is shared by up to 8 tokens; 16 rows' outputs are one vector store. The accumulators start at
+// (~40 ops) is shared by up to 15 tokens; 16 rows' outputs are one vector store. The accumulators start at
 // -offset * (sum of the activation quants of each group of 16) (Int8Activations::group_bias), so each lane
 // ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
 // -m * (dx * sum of the block's quants) per block. Toggle-guarded: g4/impl.hpp includes it once per target.
@@ -18,6 +18,8 @@
 #endif
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -37,7 +39,8 @@ namespace g4::HWY_NAMESPACE {
 #define G4_VNNI __attribute__((target("avx512vnni")))
 
 inline constexpr size_t kGroupRows = 16;  // one int32 lane of a 512-bit vector per weight row
-inline constexpr size_t kPassTokens = 8;  // tokens sharing one unpacking (their accumulators stay in registers)
+// Tokens sharing one unpacking: their 15 accumulators + a block's 8 level vectors still fit the 32 registers.
+inline constexpr size_t kFusedMaxTokens = 15;
 
 // 16 weight rows (a group's last rows repeat the tensor's last row when it has fewer; their lanes are not
 // stored). `offset` holds each row's byte offset from `base`, for the gathers of per-row scales.
@@ -268,35 +271,27 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& 
   for (size_t t = 0; t < kTok; ++t) _mm512_mask_storeu_ps(y + t * y_stride, store, acc[t]);
 }
 
-// Rows [r_begin, r_end) (r_begin a multiple of 16 or the tensor's start) times all tokens; y: [n_tok, n_out].
-// Tokens beyond kPassTokens take further passes over the same 16 rows, which are still in L1/L2 then.
+template <class Dec, size_t... kTok>
+constexpr auto RowGroupDots(std::index_sequence<kTok...>) {
+  return std::array{&RowGroupDot<Dec, kTok + 1>...};
+}
+
+// Rows [r_begin, r_end) (r_begin a multiple of 16 or the tensor's start) times all n_tok <= kFusedMaxTokens
+// tokens in one pass; y: [n_tok, n_out].
 template <class Dec>
 void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
+  static constexpr auto kDot = RowGroupDots<Dec>(std::make_index_sequence<kFusedMaxTokens>());
+  const auto dot = kDot[n_tok - 1];
   const size_t n_out = static_cast<size_t>(w.rows());
-  const size_t passes = (n_tok + kPassTokens - 1) / kPassTokens;
   for (size_t r0 = r_begin; r0 < r_end; r0 += kGroupRows) {
     const size_t n_rows = std::min(kGroupRows, r_end - r0);
     const RowGroup g = MakeRowGroup(w, r0, n_rows);
-    const __mmask16 store = static_cast<__mmask16>((1u << n_rows) - 1);
-    Prefetch pf;  // the next group, during the first pass
+    Prefetch pf;  // the next group
     if (r0 + kGroupRows < r_end) {
       pf.next = g.base + kGroupRows * w.row_bytes();
       pf.next_bytes = std::min(kGroupRows, r_end - r0 - kGroupRows) * w.row_bytes();
     }
-    for (size_t p = 0; p < passes; ++p, pf = Prefetch{}) {  // passes of equal size: 9 tokens are 5 + 4, not 8 + 1
-      const size_t t0 = n_tok * p / passes, nt = n_tok * (p + 1) / passes - t0;
-      float* yt = y + t0 * n_out + r0;
-      switch (nt) {
-        case 1: RowGroupDot<Dec, 1>(g, a, t0, yt, n_out, store, pf); break;
-        case 2: RowGroupDot<Dec, 2>(g, a, t0, yt, n_out, store, pf); break;
-        case 3: RowGroupDot<Dec, 3>(g, a, t0, yt, n_out, store, pf); break;
-        case 4: RowGroupDot<Dec, 4>(g, a, t0, yt, n_out, store, pf); break;
-        case 5: RowGroupDot<Dec, 5>(g, a, t0, yt, n_out, store, pf); break;
-        case 6: RowGroupDot<Dec, 6>(g, a, t0, yt, n_out, store, pf); break;
-        case 7: RowGroupDot<Dec, 7>(g, a, t0, yt, n_out, store, pf); break;
-        default: RowGroupDot<Dec, 8>(g, a, t0, yt, n_out, store, pf); break;
-      }
-    }
+    dot(g, a, 0, y + r0, n_out, static_cast<__mmask16>((1u << n_rows) - 1), pf);
   }
 }
 

@@ -9,7 +9,11 @@
 // (~40 ops) is shared by up to 15 tokens; 16 rows' outputs are one vector store. The accumulators start at
 // -offset * (sum of the activation quants of each group of 16) (Int8Activations::group_bias), so each lane
 // ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
-// -m * (dx * sum of the block's quants) per block. Toggle-guarded: g4/impl.hpp includes it once per target.
+// -m * (dx * sum of the block's quants) per block.
+// Cost of reading 16 rows side by side in place: on the 2-core VM such reads peak near 20-24 GB/s against
+// 30-32 GB/s for one sequential stream per thread (bench_kernels' `pat` column), even with the next group
+// prefetched into L2; Q4_0 and Q8_0 decode reach that peak. Only a load-time repacking of the weights into
+// row-interleaved groups would lift it. Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
 #undef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_

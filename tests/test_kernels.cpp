@@ -348,7 +348,7 @@ TEST_CASE("rope neox: every target, partial rotation, large positions") {
 }
 
 TEST_CASE("attention: every target, GQA, ring slots, empty and long ranges, 1..3 threads") {
-  for (size_t head_dim : {1, 5, 64}) {
+  for (size_t head_dim : {1, 5, 64, 100}) {  // 100: blocks of 4 vectors, single vectors and scalar columns
     const size_t n_heads = 4, n_kv = 2, n_tok = 5, capacity = 96;
     // Queries at positions 200..204; a sliding window of 80 keys over a ring of 96 slots (positions wrap),
     // one query with a 0-key range, one whose range starts at 0 in the same cache (full attention, short).

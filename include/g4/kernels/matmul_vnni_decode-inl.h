@@ -223,10 +223,10 @@ struct Prefetch {
   size_t next_bytes = 0;
 };
 
-// 16 rows times kTok tokens from t0: y[t * y_stride + j] for the rows j set in `store`.
+// 16 rows times the kTok tokens of `a`: y[t * y_stride + j] for the rows j set in `store`.
 template <class Dec, size_t kTok>
-G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& a, size_t t0, float* y,
-                                      size_t y_stride, __mmask16 store, Prefetch pf) {
+G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& a, float* y, size_t y_stride,
+                                      __mmask16 store, Prefetch pf) {
   __m512 acc[kTok];
 #pragma GCC unroll 16
   for (size_t t = 0; t < kTok; ++t) acc[t] = _mm512_setzero_ps();
@@ -246,8 +246,8 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& 
       for (int i = 0; i < 8; ++i) u[i] = lv.u[k][i];
 #pragma GCC unroll 16
       for (size_t t = 0; t < kTok; ++t) {
-        const int8_t* q = a.q_row(t0 + t) + 32 * b;
-        const int32_t* bias = a.group_bias(t0 + t) + 2 * b;
+        const int8_t* q = a.q_row(t) + 32 * b;
+        const int32_t* bias = a.group_bias(t) + 2 * b;
         // Two chains of 4 (values 0..15 and 16..31): shorter dependencies, and Q6_K's scale per 16 values.
         __m512i lo = _mm512_set1_epi32(bias[0]), hi = _mm512_set1_epi32(bias[1]);
 #pragma GCC unroll 4
@@ -258,7 +258,7 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& 
           lo = _mm512_dpbusd_epi32(lo, u[i], _mm512_set1_epi32(q_lo));
           hi = _mm512_dpbusd_epi32(hi, u[4 + i], _mm512_set1_epi32(q_hi));
         }
-        const __m512 dx = _mm512_set1_ps(a.block_scale(t0 + t)[b]);
+        const __m512 dx = _mm512_set1_ps(a.block_scale(t)[b]);
         if constexpr (Dec::kScalePer16) {
           acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(lv.scale[k][0], dx), acc[t]);
           acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(lv.scale[k][1], dx), acc[t]);
@@ -267,7 +267,7 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& 
                                    acc[t]);
         }
         if constexpr (Dec::kHasMin)
-          acc[t] = _mm512_fnmadd_ps(lv.min[k], _mm512_set1_ps(a.block_sum(t0 + t)[b]), acc[t]);
+          acc[t] = _mm512_fnmadd_ps(lv.min[k], _mm512_set1_ps(a.block_sum(t)[b]), acc[t]);
       }
     }
   }
@@ -295,7 +295,7 @@ void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, floa
       pf.next = g.base + kGroupRows * w.row_bytes();
       pf.next_bytes = std::min(kGroupRows, r_end - r0 - kGroupRows) * w.row_bytes();
     }
-    dot(g, a, 0, y + r0, n_out, static_cast<__mmask16>((1u << n_rows) - 1), pf);
+    dot(g, a, y + r0, n_out, static_cast<__mmask16>((1u << n_rows) - 1), pf);
   }
 }
 

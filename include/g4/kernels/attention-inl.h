@@ -160,10 +160,7 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
         DotQueries<kQueryTile>(q + i, k[j], hd, s);
         for (size_t r = 0; r < kQueryTile; ++r) scores[i + r][j] = s[r];
       }
-      for (; i < nq; ++i) {
-        DotQueries<1>(q + i, k[j], hd, s);
-        scores[i][j] = s[0];
-      }
+      for (; i < nq; ++i) scores[i][j] = DotF32(q[i], k[j], hd);
     }
     // Masks, then the online-softmax step: the running output is rescaled once per chunk.
     for (size_t i = 0; i < nq; ++i) {

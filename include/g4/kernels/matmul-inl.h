@@ -160,11 +160,10 @@ void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y
   }
 }
 
-// Quantized weights on AVX3_DL: up to kFusedMaxTokens tokens decode the weights in registers, 16 rows at a
-// time (memory-bound decode and MTP verification); more, AMX tiles where the CPU has them; otherwise rows are
-// unpacked once into L2 scratch and reused by every token (compute-bound prefill).
-
-// Entry point (dispatched): shapes were validated by the caller.
+// Entry point (dispatched): shapes were validated by the caller. Quantized weights on AVX3_DL: up to
+// kFusedMaxTokens tokens decode the weights in registers, 16 rows at a time (memory-bound decode and MTP
+// verification); more, AMX tiles where the CPU has them; otherwise rows are unpacked once into L2 scratch and
+// reused by every token (compute-bound prefill).
 void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
   const bool is_float = w.type == Type::F32 || w.type == Type::BF16 || w.type == Type::F16;

@@ -45,6 +45,7 @@ namespace g4::HWY_NAMESPACE {
 inline constexpr size_t kGroupRows = 16;  // one int32 lane of a 512-bit vector per weight row
 // Tokens sharing one unpacking: their 15 accumulators + a block's 8 level vectors still fit the 32 registers.
 inline constexpr size_t kFusedMaxTokens = 15;
+inline constexpr size_t kChunk = 4;  // tokens whose vpdpbusd chains are interleaved (8 accumulators)
 
 // 16 weight rows (a group's last rows repeat the tensor's last row when it has fewer; their lanes are not
 // stored). `offset` holds each row's byte offset from `base`, for the gathers of per-row scales.
@@ -244,30 +245,47 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& 
       __m512i u[8];
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) u[i] = lv.u[k][i];
+      // Tokens in chunks of kChunk, each chunk's vpdpbusd interleaved across its tokens: one token's 4-deep
+      // chains alone stall on vpdpbusd's latency (5 cycles), 2 kChunk chains keep both vector ports busy
+      // (measured: 5 tokens 31 -> 25 ns, 15 tokens 73 -> 50 ns per 32 x 16 block on this VM's cores).
 #pragma GCC unroll 16
-      for (size_t t = 0; t < kTok; ++t) {
-        const int8_t* q = a.q_row(t) + 32 * b;
-        const int32_t* bias = a.group_bias(t) + 2 * b;
-        // Two chains of 4 (values 0..15 and 16..31): shorter dependencies, and Q6_K's scale per 16 values.
-        __m512i lo = _mm512_set1_epi32(bias[0]), hi = _mm512_set1_epi32(bias[1]);
+      for (size_t t0 = 0; t0 < kTok; t0 += kChunk) {
+        constexpr size_t kN = kChunk;
+        __m512i lo[kN], hi[kN];  // two chains per token (values 0..15 and 16..31): Q6_K's scale per 16 values
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; ++i) {
-          int32_t q_lo, q_hi;
-          std::memcpy(&q_lo, q + 4 * i, 4);
-          std::memcpy(&q_hi, q + 16 + 4 * i, 4);
-          lo = _mm512_dpbusd_epi32(lo, u[i], _mm512_set1_epi32(q_lo));
-          hi = _mm512_dpbusd_epi32(hi, u[4 + i], _mm512_set1_epi32(q_hi));
+        for (size_t c = 0; c < kN; ++c)
+          if (t0 + c < kTok) {
+            const int32_t* bias = a.group_bias(t0 + c) + 2 * b;
+            lo[c] = _mm512_set1_epi32(bias[0]);
+            hi[c] = _mm512_set1_epi32(bias[1]);
+          }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+          for (size_t c = 0; c < kN; ++c)
+            if (t0 + c < kTok) {
+              const int8_t* q = a.q_row(t0 + c) + 32 * b;
+              int32_t q_lo, q_hi;
+              std::memcpy(&q_lo, q + 4 * i, 4);
+              std::memcpy(&q_hi, q + 16 + 4 * i, 4);
+              lo[c] = _mm512_dpbusd_epi32(lo[c], u[i], _mm512_set1_epi32(q_lo));
+              hi[c] = _mm512_dpbusd_epi32(hi[c], u[4 + i], _mm512_set1_epi32(q_hi));
+            }
+#pragma GCC unroll 4
+        for (size_t c = 0; c < kN; ++c) {
+          if (t0 + c >= kTok) continue;
+          const size_t t = t0 + c;
+          const __m512 dx = _mm512_set1_ps(a.block_scale(t)[b]);
+          if constexpr (Dec::kScalePer16) {
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[c]), _mm512_mul_ps(lv.scale[k][0], dx), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[c]), _mm512_mul_ps(lv.scale[k][1], dx), acc[t]);
+          } else {
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[c], hi[c])),
+                                     _mm512_mul_ps(lv.scale[k][0], dx), acc[t]);
+          }
+          if constexpr (Dec::kHasMin)
+            acc[t] = _mm512_fnmadd_ps(lv.min[k], _mm512_set1_ps(a.block_sum(t)[b]), acc[t]);
         }
-        const __m512 dx = _mm512_set1_ps(a.block_scale(t)[b]);
-        if constexpr (Dec::kScalePer16) {
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(lv.scale[k][0], dx), acc[t]);
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(lv.scale[k][1], dx), acc[t]);
-        } else {
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi)), _mm512_mul_ps(lv.scale[k][0], dx),
-                                   acc[t]);
-        }
-        if constexpr (Dec::kHasMin)
-          acc[t] = _mm512_fnmadd_ps(lv.min[k], _mm512_set1_ps(a.block_sum(t)[b]), acc[t]);
       }
     }
   }

@@ -36,13 +36,26 @@ void GeluTanhGateValues(const float* gate, const float* up, size_t n, float* out
   for (; i < n; ++i) hn::StoreU(GeluTanhTimes(d1, hn::LoadU(d1, gate + i), hn::LoadU(d1, up + i)), d1, out + i);
 }
 
-void SoftmaxValues(float* x, size_t n) {
+// max of x[0..n), n >= 1.
+HWY_INLINE float MaxOfValues(const float* x, size_t n) {
   const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   float m = x[0];
-  for (size_t i = 0; i < n; ++i) m = std::max(m, x[i]);
-  // exp(x - m) in place, summed in f32 lanes.
+  size_t i = 0;
+  if (n >= N) {
+    auto vmax = hn::LoadU(d, x);
+    for (i = N; i + N <= n; i += N) vmax = hn::Max(vmax, hn::LoadU(d, x + i));
+    m = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+// x[i] = exp(x[i] - m) in place over n values; returns their sum (accumulated in f32 lanes).
+HWY_INLINE float ExpShiftedSum(float* x, size_t n, float m) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;  // tail, one lane at a time through the same Exp
+  const size_t N = hn::Lanes(d);
   auto vsum = hn::Zero(d);
   size_t i = 0;
   for (; i + N <= n; i += N) {
@@ -56,8 +69,15 @@ void SoftmaxValues(float* x, size_t n) {
     sum += hn::GetLane(e);
     hn::StoreU(e, d1, x + i);
   }
-  const float inv = 1.0f / sum;
-  for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), hn::Set(d, inv)), d, x + i);
+  return sum;
+}
+
+void SoftmaxValues(float* x, size_t n) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const float inv = 1.0f / ExpShiftedSum(x, n, MaxOfValues(x, n));
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), hn::Set(d, inv)), d, x + i);
   for (; i < n; ++i) x[i] *= inv;
 }
 

@@ -24,7 +24,7 @@
 
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
-#include "g4/kernels/dot-inl.h"
+#include "g4/kernels/activations-inl.h"
 #include "g4/kernels/ops.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -66,22 +66,38 @@ constexpr size_t kMaxQueries = 64;  // (token, head) queries sharing one pass ov
 constexpr size_t kKeyChunk = 64;    // keys per online-softmax step
 constexpr size_t kQueryTile = 4;    // queries sharing each load of a key or value vector
 
-// s[i] = q[i] . k for kQ queries: each load of k feeds kQ multiply-adds.
-template <size_t kQ>
-HWY_INLINE void DotQueries(const float* const* q, const float* k, size_t hd, float* s) {
+// s[i][j0 + j] = q[i] . k[j] for kQ queries x kK keys: kQ kK independent accumulators (one chain of
+// multiply-adds would wait on each one's latency: 4 cycles), each load of a key feeds kQ multiply-adds and
+// each load of a query kK.
+template <size_t kQ, size_t kK>
+HWY_INLINE void DotTile(const float* const* q, const float* const* k, size_t hd, float (*s)[kKeyChunk], size_t j0) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  VF acc[kQ];
-  for (size_t i = 0; i < kQ; ++i) acc[i] = hn::Zero(d);
+  VF acc[kQ][kK];
+  for (size_t i = 0; i < kQ; ++i)
+    for (size_t j = 0; j < kK; ++j) acc[i][j] = hn::Zero(d);
   size_t c = 0;
   for (; c + N <= hd; c += N) {
-    const VF kv = hn::LoadU(d, k + c);
-    for (size_t i = 0; i < kQ; ++i) acc[i] = hn::MulAdd(hn::LoadU(d, q[i] + c), kv, acc[i]);
+    VF kv[kK];
+    for (size_t j = 0; j < kK; ++j) kv[j] = hn::LoadU(d, k[j] + c);
+    for (size_t i = 0; i < kQ; ++i) {
+      const VF qv = hn::LoadU(d, q[i] + c);
+      for (size_t j = 0; j < kK; ++j) acc[i][j] = hn::MulAdd(qv, kv[j], acc[i][j]);
+    }
   }
-  for (size_t i = 0; i < kQ; ++i) {
-    s[i] = hn::GetLane(hn::SumOfLanes(d, acc[i]));
-    for (size_t r = c; r < hd; ++r) s[i] += q[i][r] * k[r];
-  }
+  for (size_t i = 0; i < kQ; ++i)
+    for (size_t j = 0; j < kK; ++j) {
+      float sum = hn::GetLane(hn::SumOfLanes(d, acc[i][j]));
+      for (size_t r = c; r < hd; ++r) sum += q[i][r] * k[j][r];
+      s[i][j0 + j] = sum;
+    }
+}
+
+// Scores of kQ queries against n_keys keys (a multiple of kK).
+template <size_t kQ, size_t kK>
+HWY_INLINE void ScoreQueries(const float* const* q, const float* const* k, size_t n_keys, size_t hd,
+                             float (*s)[kKeyChunk]) {
+  for (size_t j = 0; j < n_keys; j += kK) DotTile<kQ, kK>(q, k + j, hd, s, j);
 }
 
 // out[i][c0 .. c0 + kCols N) += sum_j p[i][j] v[j][...] for kQ queries: kQ x kCols accumulators stay in
@@ -107,12 +123,14 @@ HWY_INLINE void AccumulateValues(float* const* out, const float (*const* p)[kKey
 }
 
 // All head_dim columns of kQ queries: blocks of 4 vectors, then single vectors, then scalar columns.
+// One query alone gets 8 column vectors, so that it too has 8 independent accumulator chains.
 template <size_t kQ>
 HWY_INLINE void AccumulateValueRows(float* const* out, const float (*const* p)[kKeyChunk], const float* const* v,
                                     size_t n, size_t hd) {
+  constexpr size_t kBlock = kQ == 1 ? 8 : 4;
   const size_t N = hn::Lanes(DF());
   size_t c0 = 0;
-  for (; c0 + 4 * N <= hd; c0 += 4 * N) AccumulateValues<kQ, 4>(out, p, v, n, c0);
+  for (; c0 + kBlock * N <= hd; c0 += kBlock * N) AccumulateValues<kQ, kBlock>(out, p, v, n, c0);
   for (; c0 + N <= hd; c0 += N) AccumulateValues<kQ, 1>(out, p, v, n, c0);
   for (; c0 < hd; ++c0)
     for (size_t i = 0; i < kQ; ++i)
@@ -152,42 +170,47 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
       k[j] = KVRow(a, a.k, kv_head, p0 + static_cast<int64_t>(j), convert ? kbuf + j * hd : nullptr);
       v[j] = KVRow(a, a.v, kv_head, p0 + static_cast<int64_t>(j), convert ? vbuf + j * hd : nullptr);
     }
-    // Scores, kQueryTile queries per load of a key.
-    for (size_t j = 0; j < n; ++j) {
-      float s[kQueryTile];
-      size_t i = 0;
-      for (; i + kQueryTile <= nq; i += kQueryTile) {
-        DotQueries<kQueryTile>(q + i, k[j], hd, s);
-        for (size_t r = 0; r < kQueryTile; ++r) scores[i + r][j] = s[r];
-      }
-      for (; i < nq; ++i) scores[i][j] = DotF32(q[i], k[j], hd);
+    // Scores in tiles of 4 queries x 2 keys, the 1-3 queries left in tiles of 4 keys; the keys are padded to a
+    // multiple of 4 with the chunk's last (those scores are computed and never read).
+    const size_t n4 = (n + 3) / 4 * 4;
+    for (size_t j = n; j < n4; ++j) k[j] = k[n - 1];
+    size_t i = 0;
+    for (; i + kQueryTile <= nq; i += kQueryTile) ScoreQueries<kQueryTile, 2>(q + i, k, n4, hd, scores + i);
+    switch (nq - i) {
+      case 3: ScoreQueries<3, 4>(q + i, k, n4, hd, scores + i); break;
+      case 2: ScoreQueries<2, 4>(q + i, k, n4, hd, scores + i); break;
+      case 1: ScoreQueries<1, 4>(q + i, k, n4, hd, scores + i); break;
+      default: break;
     }
-    // Masks, then the online-softmax step: the running output is rescaled once per chunk.
+    // The online-softmax step: a query's keys in this chunk are one range [jb, je), the others weigh 0; the
+    // running output is rescaled once per chunk.
     for (size_t i = 0; i < nq; ++i) {
-      float chunk_max = kNone;
-      for (size_t j = 0; j < n; ++j) {
-        const int64_t pos = p0 + static_cast<int64_t>(j);
-        scores[i][j] = pos >= begin[i] && pos < end[i] ? scores[i][j] * a.scale : kNone;
-        chunk_max = std::max(chunk_max, scores[i][j]);
+      float* s = scores[i];
+      const size_t jb = static_cast<size_t>(std::clamp<int64_t>(begin[i] - p0, 0, static_cast<int64_t>(n)));
+      const size_t je = static_cast<size_t>(std::clamp<int64_t>(end[i] - p0, static_cast<int64_t>(jb), static_cast<int64_t>(n)));
+      if (jb < je) {
+        Scale(s + jb, a.scale, je - jb);
+        const float m_new = std::max(m[i], MaxOfValues(s + jb, je - jb));
+        if (m_new != m[i]) {
+          const float correction = std::exp(m[i] - m_new);  // 0 on the first keys (m = -inf)
+          l[i] *= correction;
+          if (l[i] > 0.0f) Scale(out[i], correction, hd);
+          m[i] = m_new;
+        }
+        l[i] += ExpShiftedSum(s + jb, je - jb, m[i]);
       }
-      const float m_new = std::max(m[i], chunk_max);
-      // Nothing accumulated while m is -inf; a chunk without keys for this query leaves m, so no rescale.
-      if (m_new != kNone && m_new != m[i]) {
-        const float correction = std::exp(m[i] - m_new);  // 0 on the first keys (m = -inf)
-        l[i] *= correction;
-        if (l[i] > 0.0f) Scale(out[i], correction, hd);
-        m[i] = m_new;
-      }
-      for (size_t j = 0; j < n; ++j) {  // probabilities in place; masked keys weigh 0
-        scores[i][j] = scores[i][j] == kNone ? 0.0f : std::exp(scores[i][j] - m[i]);
-        l[i] += scores[i][j];
-      }
+      std::fill(s, s + jb, 0.0f);
+      std::fill(s + je, s + n, 0.0f);
     }
     const float(*p[kMaxQueries])[kKeyChunk];
     for (size_t i = 0; i < nq; ++i) p[i] = &scores[i];
-    size_t i = 0;
-    for (; i + kQueryTile <= nq; i += kQueryTile) AccumulateValueRows<kQueryTile>(out + i, p + i, v, n, hd);
-    for (; i < nq; ++i) AccumulateValueRows<1>(out + i, p + i, v, n, hd);
+    for (i = 0; i + kQueryTile <= nq; i += kQueryTile) AccumulateValueRows<kQueryTile>(out + i, p + i, v, n, hd);
+    switch (nq - i) {
+      case 3: AccumulateValueRows<3>(out + i, p + i, v, n, hd); break;
+      case 2: AccumulateValueRows<2>(out + i, p + i, v, n, hd); break;
+      case 1: AccumulateValueRows<1>(out + i, p + i, v, n, hd); break;
+      default: break;
+    }
   }
   for (size_t i = 0; i < nq; ++i)
     if (l[i] > 0.0f) Scale(out[i], 1.0f / l[i], hd);

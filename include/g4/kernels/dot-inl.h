@@ -1,4 +1,4 @@
-// Per-target f32 dot product, shared by the attention and the integer matmul kernels. Toggle-guarded:
+// Per-target f32 dot product (the integer matmul panels' offset corrections). Toggle-guarded:
 // included once per target through g4/impl.hpp's foreach_target.
 #if defined(G4_KERNELS_DOT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_DOT_INL_H_

@@ -82,15 +82,16 @@ class Drafter {
       const size_t hd = static_cast<size_t>(lc.head_dim);
       LayerKV& kv = target_seq.cache.layer(source_layer_[static_cast<size_t>(L)]);
       RMSNorm(x.data(), lv.attn_norm.data(), cfg_.rms_eps, 1, H, xn.data());
-      std::vector<float> q(NH * hd), a(NH * hd);
-      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), 1, &position, q.data(), pool);
+      float* q = LayerScratch::Sized(target_seq.scratch.q, NH * hd);
+      float* a = LayerScratch::Sized(target_seq.scratch.attn, NH * hd);
+      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), 1, &position, q, pool);
       // HF's inclusive bidirectional window |q - k| <= W keeps the last W + 1 entries (spec 4.2).
       const int64_t key_end = n_entries;
       const int64_t key_begin = lc.kind == AttentionKind::kFull ? 0 : std::max<int64_t>(0, n_entries - (W + 1));
       Require(lc.kind == AttentionKind::kFull || static_cast<size_t>(key_end - key_begin) <= kv.capacity, "drafter",
               "the target's sliding cache ring is smaller than the drafter's window");
-      AttendCache(q.data(), 1, NH, kv, &key_begin, &key_end, a.data(), pool);
-      FinishLayer(cfg_, lw, lv, a.data(), 1, x.data(), pool);
+      AttendCache(q, 1, NH, kv, &key_begin, &key_end, a, pool);
+      FinishLayer(cfg_, lw, lv, a, 1, x.data(), target_seq.scratch, pool);
     }
     RMSNorm(x.data(), final_norm_.data(), cfg_.rms_eps, 1, H, xn.data());
     h_next.resize(HT);

@@ -21,10 +21,12 @@
 
 namespace g4 {
 
-// One sequence being decoded: its cache and the number of positions already in it.
+// One sequence being decoded: its cache, the number of positions already in it, and the layers' activation
+// buffers (reused by every forward pass over it, and by drafting from it).
 struct Sequence {
   KVCache cache;
   int64_t pos = 0;
+  LayerScratch scratch;
   Sequence(const Gemma4Config& cfg, size_t context, size_t max_chunk = 512, Type kv_type = Type::F32)
       : cache(cfg, context, max_chunk, kv_type) {}
 };
@@ -163,13 +165,13 @@ class Gemma4 {
       LayerKV& kv = seq.cache.layer(L);
 
       RMSNorm(x.data(), lv.attn_norm.data(), cfg_.rms_eps, n, H, xn.data());
-      std::vector<float> q(n * NH * hd);  // [n, NH, hd]
-      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), n, pos.data(), q.data(), pool_);
-      if (seq.cache.owns(L)) AppendKeysValues(lc, lw, lv, xn.data(), n, pos.data(), kv);
+      float* q = LayerScratch::Sized(seq.scratch.q, n * NH * hd);     // [n, NH, hd]
+      float* a = LayerScratch::Sized(seq.scratch.attn, n * NH * hd);  // [n, NH, hd]
+      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), n, pos.data(), q, pool_);
+      if (seq.cache.owns(L)) AppendKeysValues(lc, lw, lv, xn.data(), n, pos.data(), kv, seq.scratch);
       KeyRanges(lc, in, begin, n, pos0, key_begin.data(), key_end.data());
-      std::vector<float> a(n * NH * hd);  // [n, NH, hd]
-      AttendCache(q.data(), n, NH, kv, key_begin.data(), key_end.data(), a.data(), pool_);
-      FinishLayer(cfg_, lw, lv, a.data(), n, x.data(), pool_);
+      AttendCache(q, n, NH, kv, key_begin.data(), key_end.data(), a, pool_);
+      FinishLayer(cfg_, lw, lv, a, n, x.data(), seq.scratch, pool_);
     }
     seq.pos += static_cast<int64_t>(n);
 
@@ -191,17 +193,18 @@ class Gemma4 {
 
   // K = RoPE(k_norm(x Wk^T)); V = rms(x Wv^T), or rms of the raw K projection on k_eq_v layers; both into the cache.
   void AppendKeysValues(const LayerConfig& lc, const LayerWeights& lw, const LayerVectors& lv, const float* xn, size_t n,
-                        const int64_t* pos, LayerKV& kv) const {
+                        const int64_t* pos, LayerKV& kv, LayerScratch& s) const {
     const size_t hd = static_cast<size_t>(lc.head_dim), nkv = static_cast<size_t>(lc.n_kv_heads);
-    std::vector<float> k(n * nkv * hd), v(n * nkv * hd);  // [n, nkv, hd]
-    MatMul(lw.k_proj, xn, n, k.data(), pool_);
-    if (lc.k_eq_v) v = k;  // before k_norm and RoPE (spec 8.3)
-    else MatMul(lw.v_proj, xn, n, v.data(), pool_);
-    RMSNorm(k.data(), lv.k_norm.data(), cfg_.rms_eps, n * nkv, hd, k.data());
-    RMSNorm(v.data(), nullptr, cfg_.rms_eps, n * nkv, hd, v.data());
+    float* k = LayerScratch::Sized(s.k, n * nkv * hd);  // [n, nkv, hd]
+    float* v = LayerScratch::Sized(s.v, n * nkv * hd);  // [n, nkv, hd]
+    MatMul(lw.k_proj, xn, n, k, pool_);
+    if (lc.k_eq_v) std::copy_n(k, n * nkv * hd, v);  // before k_norm and RoPE (spec 8.3)
+    else MatMul(lw.v_proj, xn, n, v, pool_);
+    RMSNorm(k, lv.k_norm.data(), cfg_.rms_eps, n * nkv, hd, k);
+    RMSNorm(v, nullptr, cfg_.rms_eps, n * nkv, hd, v);
     for (size_t i = 0; i < n; ++i) {
-      RopeNeox(k.data() + i * nkv * hd, nkv, hd, lv.inv_freq.data(), pos[i]);
-      for (size_t h = 0; h < nkv; ++h) kv.Store(h, pos[i], k.data() + (i * nkv + h) * hd, v.data() + (i * nkv + h) * hd);
+      RopeNeox(k + i * nkv * hd, nkv, hd, lv.inv_freq.data(), pos[i]);
+      for (size_t h = 0; h < nkv; ++h) kv.Store(h, pos[i], k + (i * nkv + h) * hd, v + (i * nkv + h) * hd);
     }
   }
 

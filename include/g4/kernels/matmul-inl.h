@@ -179,7 +179,7 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   if (!is_float && !fused && AmxUsable()) {
     thread_local AmxActivations packed_storage;
     AmxActivations& packed = packed_storage;
-    PackAmxActivations(acts, n_tok, w.type == Type::Q6_K ? 16 : 32, LevelOffset(w.type), packed, pool);
+    PackAmxActivations(acts, n_tok, w.type == Type::Q6_K ? 16 : 32, packed, pool);
     pool.ParallelFor((n_out + kAmxTile - 1) / kAmxTile, 1, [&](size_t tb, size_t te, size_t /*worker*/) {
       MatMulAmxRows(w, packed, n_in, n_tok, y, tb * kAmxTile, std::min(n_out, te * kAmxTile));
     });

@@ -1,14 +1,13 @@
 // AVX3_DL + AMX-INT8 (Sapphire Rapids and later), chosen at run time: the prefill (>= 16 tokens) integer
-// matmul on tiles. The unpacked rows of matmul_int8-inl.h (unsigned levels u) are tile A, 16 rows x one
-// scale block of K bytes (32; 16 for Q6_K, whose scales change every 16 values); 16 tokens of int8
-// activations, repacked once per call into AMX's 4-byte-interleaved layout, are tile B; one tdpbusd gives
-// the exact 16 x 16 block of sums of u * qx. The accumulator starts at -offset * (sum of the block's quants)
-// of each token (a 64-byte row loaded with stride 0), so the tile holds sum (u - offset) * qx. Each block's
-// tile is then scaled in f32 into 16 row accumulators of 16 tokens: acc[r] += sums[r] * (s_r * dx), and
-// Q4_K subtracts m_r * (dx * sum of quants). One AMX block of 8192 multiply-adds costs ~4 f32 ops per row,
-// against 128 for VNNI. The process asks the kernel for the AMX state once (arch_prctl), each worker loads
-// the tile configuration before its tiles and releases it after. Toggle-guarded: g4/impl.hpp includes it
-// once per target.
+// matmul on tiles. The unpacked rows of matmul_int8-inl.h, turned into signed levels u - offset, are tile A,
+// 16 rows x one scale block of K bytes (32; 16 for Q6_K, whose scales change every 16 values); 16 tokens of
+// int8 activations, repacked once per call into AMX's 4-byte-interleaved layout, are tile B; from a zeroed
+// tile, one tdpbssd gives the exact 16 x 16 block of sums of (u - offset) * qx (signed x signed, so no bias
+// term: loading a bias row into C with stride 0 cost more than the multiply-adds). Each block's tile is then
+// scaled in f32 into 16 row accumulators of 16 tokens: acc[r] += sums[r] * (s_r * dx), and Q4_K subtracts
+// m_r * (dx * sum of quants). One AMX block of 8192 multiply-adds costs ~4 f32 ops per row, against 128 for
+// VNNI. The process asks the kernel for the AMX state once (arch_prctl), each worker loads the tile
+// configuration before its tiles and releases it after. Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_AMX_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_AMX_INL_H_
 #undef G4_KERNELS_MATMUL_AMX_INL_H_
@@ -65,20 +64,18 @@ inline constexpr size_t kAmxTile = 16;  // rows of A and C, tokens of B and C
 struct AmxActivations {
   size_t step = 32, n_steps = 0, n_tiles = 0;
   std::vector<int8_t> b;        // [n_tiles, n_steps, step / 4, 64]: b[kk][4n + j] = q[token n][4kk + j]
-  std::vector<int32_t> bias;    // [n_tiles, n_steps, 16]: -offset * (sum of the step's quants) per token
   std::vector<float> dx;        // [n_tiles, n_steps, 16]: the activation scale per token
   std::vector<float> sum;       // [n_tiles, n_steps, 16]: dx * (sum of the step's quants) (Q4_K's mins)
   size_t at(size_t tile, size_t s) const { return tile * n_steps + s; }
 };
 
-inline void PackAmxActivations(const Int8Activations& a, size_t n_tok, size_t step, int offset, AmxActivations& p,
+inline void PackAmxActivations(const Int8Activations& a, size_t n_tok, size_t step, AmxActivations& p,
                                ThreadPool& pool) {
   const size_t n_in = a.n_in;
   p.step = step;
   p.n_steps = n_in / step;
   p.n_tiles = (n_tok + kAmxTile - 1) / kAmxTile;
   p.b.assign(p.n_tiles * n_in * kAmxTile, 0);
-  p.bias.assign(p.n_tiles * p.n_steps * kAmxTile, 0);
   p.dx.assign(p.n_tiles * p.n_steps * kAmxTile, 0.0f);
   p.sum.assign(p.n_tiles * p.n_steps * kAmxTile, 0.0f);
   pool.ParallelFor(p.n_tiles, 1, [&](size_t tile_begin, size_t tile_end, size_t) {
@@ -96,7 +93,6 @@ inline void PackAmxActivations(const Int8Activations& a, size_t n_tok, size_t st
               total += v;
             }
           const float dx = a.block_scale(t)[s * step / 32];
-          p.bias[p.at(tile, s) * kAmxTile + n] = -offset * total;
           p.dx[p.at(tile, s) * kAmxTile + n] = dx;
           p.sum[p.at(tile, s) * kAmxTile + n] = dx * static_cast<float>(total);
         }
@@ -132,16 +128,16 @@ G4_AMX HWY_INLINE void AmxBlockSums(const Int8RowView* rows, const AmxActivation
                                     size_t n_in, int32_t (&c)[kAmxTile][kAmxTile]) {
   const size_t at = p.at(tile, s);
   if constexpr (kSet == 0) {
-    _tile_loadd(0, p.bias.data() + at * kAmxTile, 0);  // every row of C starts as the token biases
+    _tile_zero(0);
     _tile_loadd(1, rows[0].u + s * p.step, static_cast<long>(n_in));
     _tile_loadd(2, p.b.data() + at * p.step * kAmxTile, 64);
-    _tile_dpbusd(0, 1, 2);
+    _tile_dpbssd(0, 1, 2);
     _tile_stored(0, &c[0][0], 64);
   } else {
-    _tile_loadd(3, p.bias.data() + at * kAmxTile, 0);
+    _tile_zero(3);
     _tile_loadd(4, rows[0].u + s * p.step, static_cast<long>(n_in));
     _tile_loadd(5, p.b.data() + at * p.step * kAmxTile, 64);
-    _tile_dpbusd(3, 4, 5);
+    _tile_dpbssd(3, 4, 5);
     _tile_stored(3, &c[0][0], 64);
   }
   asm volatile("" : "+m"(c));  // the tile store wrote c behind the compiler's back (and only c)
@@ -204,15 +200,21 @@ G4_AMX inline void MatMulAmxRows(const TensorView& w, const AmxActivations& p, s
   thread_local std::vector<float> f_buf;    // [block, row_floats]
   u_buf.resize(block * n_in);
   f_buf.resize(block * row_floats);
+  const int offset = LevelOffset(w.type);
   const AmxTileConfig config = MakeTileConfig(p.step);
   _tile_loadconfig(&config);
   for (size_t rb = r_begin; rb < r_end; rb += block) {
     const size_t n_rows = std::min(block, r_end - rb);
     const size_t padded = (n_rows + kAmxTile - 1) / kAmxTile * kAmxTile;
     Int8RowView views[kAmxTile];
-    for (size_t k = 0; k < padded; ++k)  // rows past the end repeat the last one (not stored)
+    for (size_t k = 0; k < padded; ++k) {  // rows past the end repeat the last one (not stored)
+      uint8_t* u = u_buf.data() + k * n_in;
       UnpackRow(w.type, w.row(static_cast<int64_t>(rb + std::min(k, n_rows - 1))), n_in,
-                {u_buf.data() + k * n_in, f_buf.data() + k * row_floats, f_buf.data() + k * row_floats + n_in / 4});
+                {u, f_buf.data() + k * row_floats, f_buf.data() + k * row_floats + n_in / 4});
+      // Signed levels for tdpbssd: u - offset, all within int8 (Q8_0: -128..127, Q4_0 -8..7, Q6_K -32..31).
+      if (offset != 0)
+        for (size_t i = 0; i < n_in; ++i) u[i] = static_cast<uint8_t>(u[i] - offset);
+    }
     for (size_t tile = 0; tile < p.n_tiles; ++tile) {
       const size_t n_valid = std::min(kAmxTile, n_tok - tile * kAmxTile);
       for (size_t r0 = 0; r0 < n_rows; r0 += kAmxTile) {

@@ -122,20 +122,28 @@ inline AmxTileConfig MakeTileConfig(size_t step) {
   return c;
 }
 
+// 16 rows unpacked by MatMulAmxRows: signed levels [16, n_in]; the scale s_r of every scale block and, for
+// Q4_K, its min m_r, [16, n_steps] each (compact: the unpacked rows' per-lane scales repeat each one 8 times).
+struct AmxRows {
+  const uint8_t* u;
+  const float* scale;
+  const float* min;
+};
+
 // The exact 16 x 16 sums of scale block s into c, through tile set kSet.
 template <int kSet>
-G4_AMX HWY_INLINE void AmxBlockSums(const Int8RowView* rows, const AmxActivations& p, size_t tile, size_t s,
+G4_AMX HWY_INLINE void AmxBlockSums(const AmxRows& rows, const AmxActivations& p, size_t tile, size_t s,
                                     size_t n_in, int32_t (&c)[kAmxTile][kAmxTile]) {
   const size_t at = p.at(tile, s);
   if constexpr (kSet == 0) {
     _tile_zero(0);
-    _tile_loadd(1, rows[0].u + s * p.step, static_cast<long>(n_in));
+    _tile_loadd(1, rows.u + s * p.step, static_cast<long>(n_in));
     _tile_loadd(2, p.b.data() + at * p.step * kAmxTile, 64);
     _tile_dpbssd(0, 1, 2);
     _tile_stored(0, &c[0][0], 64);
   } else {
     _tile_zero(3);
-    _tile_loadd(4, rows[0].u + s * p.step, static_cast<long>(n_in));
+    _tile_loadd(4, rows.u + s * p.step, static_cast<long>(n_in));
     _tile_loadd(5, p.b.data() + at * p.step * kAmxTile, 64);
     _tile_dpbssd(3, 4, 5);
     _tile_stored(3, &c[0][0], 64);
@@ -145,25 +153,23 @@ G4_AMX HWY_INLINE void AmxBlockSums(const Int8RowView* rows, const AmxActivation
 
 // acc[r] += c[r] * (s_r * dx) (- m_r * dx * sum of quants, Q4_K) for scale block s.
 template <bool kHasMin>
-G4_AMX HWY_INLINE void AmxScaleBlock(const Int8RowView* rows, const AmxActivations& p, size_t tile, size_t s,
+G4_AMX HWY_INLINE void AmxScaleBlock(const AmxRows& rows, const AmxActivations& p, size_t tile, size_t s,
                                      const int32_t (&c)[kAmxTile][kAmxTile], __m512 (&acc)[kAmxTile]) {
   const size_t at = p.at(tile, s);
   const __m512 dx = _mm512_loadu_ps(p.dx.data() + at * kAmxTile);
   const __m512 sum = _mm512_loadu_ps(p.sum.data() + at * kAmxTile);
 #pragma GCC unroll 16
   for (size_t r = 0; r < kAmxTile; ++r) {
-    const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(rows[r].lane_scale[s * p.step / 4]), dx);
+    const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(rows.scale[r * p.n_steps + s]), dx);
     acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[r])), scale, acc[r]);
-    // Q4_K: the min of the row's sub-block times dx * (sum of the quants); group_offset holds it per 16.
-    if constexpr (kHasMin)
-      acc[r] = _mm512_fnmadd_ps(_mm512_set1_ps(rows[r].group_offset[s * p.step / 16]), sum, acc[r]);
+    // Q4_K: the min of the row's sub-block times dx * (sum of the quants).
+    if constexpr (kHasMin) acc[r] = _mm512_fnmadd_ps(_mm512_set1_ps(rows.min[r * p.n_steps + s]), sum, acc[r]);
   }
 }
 
-// 16 unpacked rows (rows[0] .. rows[15], n_in apart) x one 16-token tile: y[n * y_stride + r] for r < n_rows,
-// n < n_valid.
+// 16 unpacked rows x one 16-token tile: y[n * y_stride + r] for r < n_rows, n < n_valid.
 template <bool kHasMin>
-G4_AMX HWY_NOINLINE void AmxTile16x16(const Int8RowView* rows, size_t n_rows, const AmxActivations& p, size_t tile,
+G4_AMX HWY_NOINLINE void AmxTile16x16(const AmxRows& rows, size_t n_rows, const AmxActivations& p, size_t tile,
                                       size_t n_in, float* y, size_t y_stride, size_t n_valid) {
   alignas(64) int32_t c0[kAmxTile][kAmxTile], c1[kAmxTile][kAmxTile];
   __m512 acc[kAmxTile];
@@ -194,39 +200,44 @@ inline constexpr size_t kAmxBlockBytes = 1 << 20;  // unpacked rows kept hot whi
 G4_AMX inline void MatMulAmxRows(const TensorView& w, const AmxActivations& p, size_t n_in, size_t n_tok, float* y,
                                  size_t r_begin, size_t r_end) {
   const size_t n_out = static_cast<size_t>(w.rows());
-  const size_t row_floats = n_in / 4 + n_in / 16;
-  const size_t block = std::max(kAmxTile, kAmxBlockBytes / (n_in + 4 * row_floats) / kAmxTile * kAmxTile);
-  thread_local std::vector<uint8_t> u_buf;  // [block, n_in]
-  thread_local std::vector<float> f_buf;    // [block, row_floats]
+  const size_t row_floats = n_in / 4 + n_in / 16, n_steps = p.n_steps;
+  const size_t block = std::max(kAmxTile, kAmxBlockBytes / (n_in + 8 * n_steps) / kAmxTile * kAmxTile);
+  thread_local std::vector<uint8_t> u_buf;   // [block, n_in]
+  thread_local std::vector<float> s_buf;     // [block, n_steps]
+  thread_local std::vector<float> m_buf;     // [block, n_steps]
+  thread_local std::vector<float> row_buf;   // [row_floats]: one row's per-lane scales and per-16 offsets
   u_buf.resize(block * n_in);
-  f_buf.resize(block * row_floats);
+  s_buf.resize(block * n_steps);
+  m_buf.resize(block * n_steps);
+  row_buf.resize(row_floats);
   const int offset = LevelOffset(w.type);
   const AmxTileConfig config = MakeTileConfig(p.step);
   _tile_loadconfig(&config);
   for (size_t rb = r_begin; rb < r_end; rb += block) {
     const size_t n_rows = std::min(block, r_end - rb);
     const size_t padded = (n_rows + kAmxTile - 1) / kAmxTile * kAmxTile;
-    Int8RowView views[kAmxTile];
     for (size_t k = 0; k < padded; ++k) {  // rows past the end repeat the last one (not stored)
       uint8_t* u = u_buf.data() + k * n_in;
-      UnpackRow(w.type, w.row(static_cast<int64_t>(rb + std::min(k, n_rows - 1))), n_in,
-                {u, f_buf.data() + k * row_floats, f_buf.data() + k * row_floats + n_in / 4});
+      const Int8RowView row{u, row_buf.data(), row_buf.data() + n_in / 4};
+      UnpackRow(w.type, w.row(static_cast<int64_t>(rb + std::min(k, n_rows - 1))), n_in, row);
       // Signed levels for tdpbssd: u - offset, all within int8 (Q8_0: -128..127, Q4_0 -8..7, Q6_K -32..31).
       if (offset != 0)
         for (size_t i = 0; i < n_in; ++i) u[i] = static_cast<uint8_t>(u[i] - offset);
+      for (size_t s = 0; s < n_steps; ++s) {
+        s_buf[k * n_steps + s] = row.lane_scale[s * p.step / 4];
+        m_buf[k * n_steps + s] = row.group_offset[s * p.step / 16];
+      }
     }
     for (size_t tile = 0; tile < p.n_tiles; ++tile) {
       const size_t n_valid = std::min(kAmxTile, n_tok - tile * kAmxTile);
       for (size_t r0 = 0; r0 < n_rows; r0 += kAmxTile) {
-        for (size_t k = 0; k < kAmxTile; ++k)
-          views[k] = {u_buf.data() + (r0 + k) * n_in, f_buf.data() + (r0 + k) * row_floats,
-                      f_buf.data() + (r0 + k) * row_floats + n_in / 4};
+        const AmxRows rows{u_buf.data() + r0 * n_in, s_buf.data() + r0 * n_steps, m_buf.data() + r0 * n_steps};
         float* yt = y + tile * kAmxTile * n_out + rb + r0;
         const size_t nr = std::min(kAmxTile, n_rows - r0);
         if (w.type == Type::Q4_K)
-          AmxTile16x16<true>(views, nr, p, tile, n_in, yt, n_out, n_valid);
+          AmxTile16x16<true>(rows, nr, p, tile, n_in, yt, n_out, n_valid);
         else
-          AmxTile16x16<false>(views, nr, p, tile, n_in, yt, n_out, n_valid);
+          AmxTile16x16<false>(rows, nr, p, tile, n_in, yt, n_out, n_valid);
       }
     }
   }

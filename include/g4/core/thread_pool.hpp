@@ -5,7 +5,9 @@
 // issues hundreds of short parallel sections per token and a futex wake costs ~5-20 us each; they do sleep soon
 // after, because spinning on a loaded machine starves the very thread being waited for.
 #pragma once
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -23,9 +25,12 @@ namespace g4 {
 class ThreadPool {
  public:
   static constexpr size_t kMaxThreads = 1024;
-  // Spin iterations before sleeping (~50 us): covers the gap between back-to-back kernels of one token without
-  // burning a core that another process (a parallel build, another test) needs.
-  static constexpr int kSpins = 1000;
+  // How long to spin before sleeping, adapted per waiting thread: doubled (up to kSpinMax) when the wait ends
+  // while spinning, halved (down to kSpinMin) when it runs out. Alone on its cores, decode keeps the long spin
+  // that bridges the gaps between one token's parallel sections (11 us, 1000 pauses, let ~490 sleeps and wakes
+  // per 12B decode step through: 3-5% of its time); sharing them with another busy process (parallel tests, a
+  // build), the spin shrinks at once instead of taking the core from the very thread being waited for.
+  static constexpr std::chrono::nanoseconds kSpinMin{10'000}, kSpinMax{200'000};
 
   // n_threads counts the caller; 0 means one per hardware thread.
   explicit ThreadPool(size_t n_threads = 0) {
@@ -69,7 +74,7 @@ class ThreadPool {
     cv_.notify_all();
     RunShare(0);
     // Wait for the others: spin briefly, then sleep until the last one signals.
-    for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; ++i) Pause();
+    SpinWhile(caller_spin_, [&] { return pending_.load(std::memory_order_acquire) != 0; });
     if (pending_.load(std::memory_order_acquire) != 0) {
       std::unique_lock<std::mutex> lock(mu_);
       done_cv_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
@@ -103,9 +108,10 @@ class ThreadPool {
 
   void WorkerLoop(size_t worker) {
     uint64_t seen = 0;
+    std::chrono::nanoseconds spin = kSpinMax;
     for (;;) {
       // Spin a little on the generation counter before sleeping.
-      for (int i = 0; i < kSpins && gen_relaxed() == seen; ++i) Pause();
+      SpinWhile(spin, [&] { return gen_relaxed() == seen; });
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return generation_ != seen; });
@@ -119,10 +125,22 @@ class ThreadPool {
       }
     }
   }
-  static void Pause() {
+  // Spins while busy() holds, for at most `spin`, and adapts `spin` to how that went.
+  template <typename Busy>
+  static void SpinWhile(std::chrono::nanoseconds& spin, Busy&& busy) {
+    const auto until = std::chrono::steady_clock::now() + spin;
+    while (busy()) {
+      for (int i = 0; i < 16; ++i) {  // the clock is read once per 16 pauses (~170 ns)
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
+      }
+      if (std::chrono::steady_clock::now() >= until) {
+        spin = std::max(spin / 2, kSpinMin);
+        return;
+      }
+    }
+    spin = std::min(spin * 2, kSpinMax);
   }
   uint64_t gen_relaxed() const { return generation_.load(std::memory_order_relaxed); }
 
@@ -137,6 +155,7 @@ class ThreadPool {
   size_t n_tasks_ = 0;
   std::atomic<size_t> pending_{0};
   std::exception_ptr error_;
+  std::chrono::nanoseconds caller_spin_ = kSpinMax;  // the spin of whichever thread calls Run (one at a time)
 };
 
 }  // namespace g4

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <hwy/highway.h>
@@ -137,6 +138,20 @@ HWY_INLINE void AccumulateValueRows(float* const* out, const float (*const* p)[k
       for (size_t j = 0; j < n; ++j) out[i][c0] += (*p[i])[j] * v[j][c0];
 }
 
+// f(std::integral_constant<size_t, kQ>, i) for the queries [i, i + kQ) of nq: tiles of kQueryTile, then one
+// tile of the 1..3 left.
+template <class F>
+HWY_INLINE void ForQueryTiles(size_t nq, F&& f) {
+  size_t i = 0;
+  for (; i + kQueryTile <= nq; i += kQueryTile) f(std::integral_constant<size_t, kQueryTile>(), i);
+  switch (nq - i) {
+    case 3: f(std::integral_constant<size_t, 3>(), i); break;
+    case 2: f(std::integral_constant<size_t, 2>(), i); break;
+    case 1: f(std::integral_constant<size_t, 1>(), i); break;
+    default: break;
+  }
+}
+
 // Tokens [t0, t0 + nt) x query heads [h0, h0 + gs), all on KV head kv_head, in one pass over the union of
 // their key ranges (each query skips the keys outside its own range): out = softmax(scale * q.K) V.
 // Verifying k drafts (k + 1 tokens) or a prefill chunk thus reads the cache once, not once per token.
@@ -174,14 +189,10 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
     // multiple of 4 with the chunk's last (those scores are computed and never read).
     const size_t n4 = (n + 3) / 4 * 4;
     for (size_t j = n; j < n4; ++j) k[j] = k[n - 1];
-    size_t i = 0;
-    for (; i + kQueryTile <= nq; i += kQueryTile) ScoreQueries<kQueryTile, 2>(q + i, k, n4, hd, scores + i);
-    switch (nq - i) {
-      case 3: ScoreQueries<3, 4>(q + i, k, n4, hd, scores + i); break;
-      case 2: ScoreQueries<2, 4>(q + i, k, n4, hd, scores + i); break;
-      case 1: ScoreQueries<1, 4>(q + i, k, n4, hd, scores + i); break;
-      default: break;
-    }
+    ForQueryTiles(nq, [&](auto tile_queries, size_t i) {
+      constexpr size_t kQ = decltype(tile_queries)::value;
+      ScoreQueries<kQ, kQ == kQueryTile ? 2 : 4>(q + i, k, n4, hd, scores + i);
+    });
     // The online-softmax step: a query's keys in this chunk are one range [jb, je), the others weigh 0; the
     // running output is rescaled once per chunk.
     for (size_t i = 0; i < nq; ++i) {
@@ -204,13 +215,9 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
     }
     const float(*p[kMaxQueries])[kKeyChunk];
     for (size_t i = 0; i < nq; ++i) p[i] = &scores[i];
-    for (i = 0; i + kQueryTile <= nq; i += kQueryTile) AccumulateValueRows<kQueryTile>(out + i, p + i, v, n, hd);
-    switch (nq - i) {
-      case 3: AccumulateValueRows<3>(out + i, p + i, v, n, hd); break;
-      case 2: AccumulateValueRows<2>(out + i, p + i, v, n, hd); break;
-      case 1: AccumulateValueRows<1>(out + i, p + i, v, n, hd); break;
-      default: break;
-    }
+    ForQueryTiles(nq, [&](auto tile_queries, size_t i) {
+      AccumulateValueRows<decltype(tile_queries)::value>(out + i, p + i, v, n, hd);
+    });
   }
   for (size_t i = 0; i < nq; ++i)
     if (l[i] > 0.0f) Scale(out[i], 1.0f / l[i], hd);

@@ -348,8 +348,12 @@ TEST_CASE("rope neox: every target, partial rotation, large positions") {
 }
 
 TEST_CASE("attention: every target, GQA, ring slots, empty and long ranges, 1..3 threads") {
+  // (heads, KV heads, tokens): the queries sharing a KV head (tokens x group) come in tiles of 4 and leave 2, 3
+  // or 1; with 3 tokens the keys' union is 82 long, so the last chunk (18 keys) is padded to a multiple of 4.
+  const size_t shapes[][3] = {{4, 2, 5}, {3, 1, 5}, {1, 1, 5}, {4, 2, 3}};
+  for (const auto& shape : shapes)
   for (size_t head_dim : {1, 5, 64, 100}) {  // 100: blocks of 4 vectors, single vectors and scalar columns
-    const size_t n_heads = 4, n_kv = 2, n_tok = 5, capacity = 96;
+    const size_t n_heads = shape[0], n_kv = shape[1], n_tok = shape[2], capacity = 96;
     // Queries at positions 200..204; a sliding window of 80 keys over a ring of 96 slots (positions wrap),
     // one query with a 0-key range, one whose range starts at 0 in the same cache (full attention, short).
     const std::vector<int64_t> begin = {121, 122, 123, 124, 0};
@@ -375,7 +379,8 @@ TEST_CASE("attention: every target, GQA, ring slots, empty and long ranges, 1..3
     for (size_t threads : {1, 3}) {
       ThreadPool pool(threads);
       ForEachTarget([&](const std::string&) {
-        INFO("head_dim " << head_dim << " threads " << threads);
+        INFO("heads " << n_heads << "/" << n_kv << " tokens " << n_tok << " head_dim " << head_dim << " threads "
+                      << threads);
         std::vector<float> got(want.size(), std::nanf(""));
         AttentionArgs b = a;
         b.out = got.data();

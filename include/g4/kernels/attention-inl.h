@@ -67,11 +67,12 @@ constexpr size_t kMaxQueries = 64;  // (token, head) queries sharing one pass ov
 constexpr size_t kKeyChunk = 64;    // keys per online-softmax step
 constexpr size_t kQueryTile = 4;    // queries sharing each load of a key or value vector
 
-// s[i][j0 + j] = q[i] . k[j] for kQ queries x kK keys: kQ kK independent accumulators (one chain of
+// s[i][j0 + j] = scale q[i] . k[j] for kQ queries x kK keys: kQ kK independent accumulators (one chain of
 // multiply-adds would wait on each one's latency: 4 cycles), each load of a key feeds kQ multiply-adds and
 // each load of a query kK.
 template <size_t kQ, size_t kK>
-HWY_INLINE void DotTile(const float* const* q, const float* const* k, size_t hd, float (*s)[kKeyChunk], size_t j0) {
+HWY_INLINE void DotTile(const float* const* q, const float* const* k, size_t hd, float scale, float (*s)[kKeyChunk],
+                        size_t j0) {
   const DF d;
   const size_t N = hn::Lanes(d);
   VF acc[kQ][kK];
@@ -90,15 +91,15 @@ HWY_INLINE void DotTile(const float* const* q, const float* const* k, size_t hd,
     for (size_t j = 0; j < kK; ++j) {
       float sum = hn::GetLane(hn::SumOfLanes(d, acc[i][j]));
       for (size_t r = c; r < hd; ++r) sum += q[i][r] * k[j][r];
-      s[i][j0 + j] = sum;
+      s[i][j0 + j] = sum * scale;
     }
 }
 
-// Scores of kQ queries against n_keys keys (a multiple of kK).
+// Scaled scores of kQ queries against n_keys keys (a multiple of kK).
 template <size_t kQ, size_t kK>
-HWY_INLINE void ScoreQueries(const float* const* q, const float* const* k, size_t n_keys, size_t hd,
+HWY_INLINE void ScoreQueries(const float* const* q, const float* const* k, size_t n_keys, size_t hd, float scale,
                              float (*s)[kKeyChunk]) {
-  for (size_t j = 0; j < n_keys; j += kK) DotTile<kQ, kK>(q, k + j, hd, s, j);
+  for (size_t j = 0; j < n_keys; j += kK) DotTile<kQ, kK>(q, k + j, hd, scale, s, j);
 }
 
 // out[i][c0 .. c0 + kCols N) += sum_j p[i][j] v[j][...] for kQ queries: kQ x kCols accumulators stay in
@@ -191,7 +192,7 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
     for (size_t j = n; j < n4; ++j) k[j] = k[n - 1];
     ForQueryTiles(nq, [&](auto tile_queries, size_t i) {
       constexpr size_t kQ = decltype(tile_queries)::value;
-      ScoreQueries<kQ, kQ == kQueryTile ? 2 : 4>(q + i, k, n4, hd, scores + i);
+      ScoreQueries<kQ, kQ == kQueryTile ? 2 : 4>(q + i, k, n4, hd, a.scale, scores + i);
     });
     // The online-softmax step: a query's keys in this chunk are one range [jb, je), the others weigh 0; the
     // running output is rescaled once per chunk.
@@ -200,7 +201,6 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
       const size_t jb = static_cast<size_t>(std::clamp<int64_t>(begin[i] - p0, 0, static_cast<int64_t>(n)));
       const size_t je = static_cast<size_t>(std::clamp<int64_t>(end[i] - p0, static_cast<int64_t>(jb), static_cast<int64_t>(n)));
       if (jb < je) {
-        Scale(s + jb, a.scale, je - jb);
         const float m_new = std::max(m[i], MaxOfValues(s + jb, je - jb));
         if (m_new != m[i]) {
           const float correction = std::exp(m[i] - m_new);  // 0 on the first keys (m = -inf)

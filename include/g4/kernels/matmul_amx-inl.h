@@ -130,21 +130,23 @@ struct AmxRows {
   const float* min;
 };
 
-// The exact 16 x 16 sums of scale block s into c, through tile set kSet.
+// The exact 16 x 16 sums of scale block s into c, through tile set kSet. (GCC's tile intrinsics are macros
+// that paste the tile number into the instruction, so each set is spelled out.)
 template <int kSet>
 G4_AMX HWY_INLINE void AmxBlockSums(const AmxRows& rows, const AmxActivations& p, size_t tile, size_t s,
                                     size_t n_in, int32_t (&c)[kAmxTile][kAmxTile]) {
-  const size_t at = p.at(tile, s);
+  const uint8_t* a = rows.u + s * p.step;
+  const int8_t* b = p.b.data() + p.at(tile, s) * p.step * kAmxTile;
   if constexpr (kSet == 0) {
     _tile_zero(0);
-    _tile_loadd(1, rows.u + s * p.step, static_cast<long>(n_in));
-    _tile_loadd(2, p.b.data() + at * p.step * kAmxTile, 64);
+    _tile_loadd(1, a, static_cast<long>(n_in));
+    _tile_loadd(2, b, 64);
     _tile_dpbssd(0, 1, 2);
     _tile_stored(0, &c[0][0], 64);
   } else {
     _tile_zero(3);
-    _tile_loadd(4, rows.u + s * p.step, static_cast<long>(n_in));
-    _tile_loadd(5, p.b.data() + at * p.step * kAmxTile, 64);
+    _tile_loadd(4, a, static_cast<long>(n_in));
+    _tile_loadd(5, b, 64);
     _tile_dpbssd(3, 4, 5);
     _tile_stored(3, &c[0][0], 64);
   }
@@ -204,13 +206,14 @@ G4_AMX inline void MatMulAmxRows(const TensorView& w, const AmxActivations& p, s
   const size_t block = std::max(kAmxTile, kAmxBlockBytes / (n_in + 8 * n_steps) / kAmxTile * kAmxTile);
   thread_local std::vector<uint8_t> u_buf;   // [block, n_in]
   thread_local std::vector<float> s_buf;     // [block, n_steps]
-  thread_local std::vector<float> m_buf;     // [block, n_steps]
+  thread_local std::vector<float> m_buf;     // [block, n_steps], Q4_K only
   thread_local std::vector<float> row_buf;   // [row_floats]: one row's per-lane scales and per-16 offsets
   u_buf.resize(block * n_in);
   s_buf.resize(block * n_steps);
   m_buf.resize(block * n_steps);
   row_buf.resize(row_floats);
   const int offset = LevelOffset(w.type);
+  const bool has_min = w.type == Type::Q4_K;
   const AmxTileConfig config = MakeTileConfig(p.step);
   _tile_loadconfig(&config);
   for (size_t rb = r_begin; rb < r_end; rb += block) {
@@ -223,10 +226,9 @@ G4_AMX inline void MatMulAmxRows(const TensorView& w, const AmxActivations& p, s
       // Signed levels for tdpbssd: u - offset, all within int8 (Q8_0: -128..127, Q4_0 -8..7, Q6_K -32..31).
       if (offset != 0)
         for (size_t i = 0; i < n_in; ++i) u[i] = static_cast<uint8_t>(u[i] - offset);
-      for (size_t s = 0; s < n_steps; ++s) {
-        s_buf[k * n_steps + s] = row.lane_scale[s * p.step / 4];
-        m_buf[k * n_steps + s] = row.group_offset[s * p.step / 16];
-      }
+      for (size_t s = 0; s < n_steps; ++s) s_buf[k * n_steps + s] = row.lane_scale[s * p.step / 4];
+      if (has_min)
+        for (size_t s = 0; s < n_steps; ++s) m_buf[k * n_steps + s] = row.group_offset[s * p.step / 16];
     }
     for (size_t tile = 0; tile < p.n_tiles; ++tile) {
       const size_t n_valid = std::min(kAmxTile, n_tok - tile * kAmxTile);
@@ -234,7 +236,7 @@ G4_AMX inline void MatMulAmxRows(const TensorView& w, const AmxActivations& p, s
         const AmxRows rows{u_buf.data() + r0 * n_in, s_buf.data() + r0 * n_steps, m_buf.data() + r0 * n_steps};
         float* yt = y + tile * kAmxTile * n_out + rb + r0;
         const size_t nr = std::min(kAmxTile, n_rows - r0);
-        if (w.type == Type::Q4_K)
+        if (has_min)
           AmxTile16x16<true>(rows, nr, p, tile, n_in, yt, n_out, n_valid);
         else
           AmxTile16x16<false>(rows, nr, p, tile, n_in, yt, n_out, n_valid);

@@ -112,36 +112,32 @@ HWY_INLINE __m512i Bytes(int v) { return _mm512_set1_epi8(static_cast<char>(v));
 //     levels; parts run over [0, kBlocks / kPartBlocks);
 //   Scale(h, k, half): block k's f32 scale (kScalePer16: that of its values 16 half..16 half + 15);
 //   Min(h, k) (kHasMin): dmin * m of block k.
-struct DecodeQ8_0 {
-  static constexpr size_t kBlocks = 1, kPartBlocks = 1, kBytes = sizeof(BlockQ8_0);
+// Q8_0 and Q4_0: super-blocks of one block, whose f16 scale d every row holds at the same offset.
+template <class BlockT>
+struct OneScaleBlock {
+  static constexpr size_t kBlocks = 1, kPartBlocks = 1, kBytes = sizeof(BlockT);
   static constexpr bool kHasMin = false, kScalePer16 = false;
   struct Header {
     __m512 d;
   };
   static HWY_INLINE Header ReadHeader(const RowGroup& g, size_t off) {
-    return {GatherHalf(g, off + offsetof(BlockQ8_0, d))};
+    return {GatherHalf(g, off + offsetof(BlockT, d))};
   }
   static constexpr size_t Block(size_t part, size_t /*i*/) { return part; }
+  static HWY_INLINE __m512 Scale(const Header& h, size_t /*k*/, int /*half*/) { return h.d; }
+  static HWY_INLINE __m512 Min(const Header&, size_t) { return _mm512_setzero_ps(); }
+};
+
+struct DecodeQ8_0 : OneScaleBlock<BlockQ8_0> {
   static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
     Transpose16x4(g, off + offsetof(BlockQ8_0, qs), u[0]);
     Transpose16x4(g, off + offsetof(BlockQ8_0, qs) + 16, u[0] + 4);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) u[0][k] = _mm512_xor_si512(u[0][k], Bytes(0x80));  // q + 128
   }
-  static HWY_INLINE __m512 Scale(const Header& h, size_t /*k*/, int /*half*/) { return h.d; }
-  static HWY_INLINE __m512 Min(const Header&, size_t) { return _mm512_setzero_ps(); }
 };
 
-struct DecodeQ4_0 {
-  static constexpr size_t kBlocks = 1, kPartBlocks = 1, kBytes = sizeof(BlockQ4_0);
-  static constexpr bool kHasMin = false, kScalePer16 = false;
-  struct Header {
-    __m512 d;
-  };
-  static HWY_INLINE Header ReadHeader(const RowGroup& g, size_t off) {
-    return {GatherHalf(g, off + offsetof(BlockQ4_0, d))};
-  }
-  static constexpr size_t Block(size_t part, size_t /*i*/) { return part; }
+struct DecodeQ4_0 : OneScaleBlock<BlockQ4_0> {
   static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
     __m512i v[4];
     Transpose16x4(g, off + offsetof(BlockQ4_0, qs), v);
@@ -151,8 +147,6 @@ struct DecodeQ4_0 {
       u[0][4 + k] = _mm512_and_si512(_mm512_srli_epi32(v[k], 4), Bytes(0x0F));
     }
   }
-  static HWY_INLINE __m512 Scale(const Header& h, size_t /*k*/, int /*half*/) { return h.d; }
-  static HWY_INLINE __m512 Min(const Header&, size_t) { return _mm512_setzero_ps(); }
 };
 
 // The f32 value of byte i of every lane of v.

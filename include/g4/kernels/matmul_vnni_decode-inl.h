@@ -112,6 +112,7 @@ HWY_INLINE __m512i Bytes(int v) { return _mm512_set1_epi8(static_cast<char>(v));
 //     levels; parts run over [0, kBlocks / kPartBlocks);
 //   Scale(h, k, half): block k's f32 scale (kScalePer16: that of its values 16 half..16 half + 15);
 //   Min(h, k) (kHasMin): dmin * m of block k.
+
 // Q8_0 and Q4_0: super-blocks of one block, whose f16 scale d every row holds at the same offset.
 template <class BlockT>
 struct OneScaleBlock {

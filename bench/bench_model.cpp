@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   for (const Baseline& b : kLlamaCpp) {
     if (type_name != b.type || r.layers != 48 || o.threads != 2) continue;  // like for like only
     if (b.prefill > 0 && r.prefill_tps > 0) std::printf("vs llama.cpp b10587 prefill %.2f tokens/s: %.2fx\n", b.prefill, r.prefill_tps / b.prefill);
-    if (b.decode > 0 && !r.decode_tps.empty()) std::printf("vs llama.cpp b10587 decode %.2f tokens/s: %.2fx\n", b.decode, r.decode_tps.front().second / b.decode);
+    if (b.decode > 0 && !r.decode.empty()) std::printf("vs llama.cpp b10587 decode %.2f tokens/s: %.2fx\n", b.decode, r.decode.front().tps / b.decode);
   }
   if (!json_path.empty()) {
     std::ofstream j(json_path);
@@ -66,9 +66,10 @@ int main(int argc, char** argv) {
       << ", \"read_bandwidth_gbs\": " << r.read_bandwidth / 1e9 << ", \"decode_bytes\": " << r.decode_bytes
       << ", \"decode_bound_tps\": " << r.decode_bound << ", \"prefill_tokens\": " << o.prefill << ", \"prefill_tps\": " << r.prefill_tps
       << ", \"decode\": [";
-    for (size_t i = 0; i < r.decode_tps.size(); ++i)
-      j << (i ? ", " : "") << "{\"context\": " << r.decode_tps[i].first << ", \"tps\": " << r.decode_tps[i].second
-        << ", \"fraction_of_bound\": " << r.decode_tps[i].second / r.decode_bound << "}";
+    for (size_t i = 0; i < r.decode.size(); ++i)
+      j << (i ? ", " : "") << "{\"context\": " << r.decode[i].context << ", \"tps\": " << r.decode[i].tps
+        << ", \"bytes_per_step\": " << r.decode[i].bytes
+        << ", \"fraction_of_bound\": " << r.decode[i].tps * static_cast<double>(r.decode[i].bytes) / r.read_bandwidth << "}";
     j << "], \"kv_gib_32k\": " << r.kv_gib_32k << ", \"kv_gib_256k\": " << r.kv_gib_256k << ", \"peak_rss_gib\": " << r.peak_rss_gib << "}\n";
   }
   return 0;

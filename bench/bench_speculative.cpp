@@ -45,6 +45,7 @@ int CostModel(Type type, size_t threads, int layers, size_t context) {
   Gemma4 target(tcfg, target_w.weights(), pool);
   Drafter drafter(dcfg, drafter_w.weights(), drafter_w.assistant(), target);
   Sequence seq = target.NewSequence(context + 16, 16);
+  bench::FillKVCache(seq.cache);
   std::printf("Gemma 4 12B shape (%d layers) + its drafter, %s weights, %zu threads, at context %zu\n", tcfg.n_layers,
               std::string(TypeName(type)).c_str(), threads, context);
   ForwardOutput out;

@@ -1,7 +1,7 @@
 // The end-to-end model benchmark behind bench/bench_model and `g4 bench`: the Gemma 4 12B shape (or its first N
 // layers) with synthetic weights of one type, built in memory; prefill tokens/s, decode tokens/s at several
-// context lengths, peak resident memory, KV-cache bytes, and the decode bound (weight bytes per token over the
-// measured read bandwidth).
+// context lengths, peak resident memory, KV-cache bytes, and the decode bound at each context (the weight bytes
+// plus the keys and values attention reads per token, over the measured read bandwidth).
 #pragma once
 #include <sys/resource.h>
 
@@ -29,12 +29,30 @@ struct ModelBenchOptions {
 struct ModelBenchResult {
   int layers = 0;
   double read_bandwidth = 0;  // bytes/s
-  uint64_t decode_bytes = 0;
-  double decode_bound = 0;    // tokens/s
+  uint64_t decode_bytes = 0;  // weights streamed per decode step
+  double decode_bound = 0;    // tokens/s at context 0
   double prefill_tps = 0;
-  std::vector<std::pair<size_t, double>> decode_tps;  // (context, tokens/s)
+  struct Decode {
+    size_t context;
+    double tps;
+    uint64_t bytes;  // streamed per step: weights + the keys and values read at this context
+  };
+  std::vector<Decode> decode;
   double kv_gib_32k = 0, kv_gib_256k = 0, peak_rss_gib = 0;
 };
+
+// Bytes of keys and values one decode step reads at `context` with an F32 cache: every owned layer's KV heads
+// over the positions it attends to (sliding layers at most the window).
+inline uint64_t KVBytesRead(const Gemma4Config& cfg, size_t context) {
+  uint64_t bytes = 0;
+  for (int i = 0; i < cfg.n_layers - cfg.num_kv_shared_layers; ++i) {
+    const LayerConfig& l = cfg.layers[static_cast<size_t>(i)];
+    const uint64_t keys = l.kind == AttentionKind::kFull ? context + 1
+                                                         : std::min<uint64_t>(context + 1, static_cast<uint64_t>(cfg.sliding_window));
+    bytes += keys * static_cast<uint64_t>(l.n_kv_heads) * static_cast<uint64_t>(l.head_dim) * 2 * sizeof(float);
+  }
+  return bytes;
+}
 
 inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
   using Clock = std::chrono::steady_clock;
@@ -70,8 +88,9 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
     std::fprintf(log, "prefill %5zu tokens: %8.2f tokens/s\n", o.prefill, r.prefill_tps);
   }
   for (size_t ctx : o.contexts) {
-    // The cache is sized for the context and filled up to it (zeros cost the same to attend over as keys).
+    // The cache is sized for the context and filled up to it.
     Sequence seq = model.NewSequence(ctx + o.steps + 1, 512);
+    FillKVCache(seq.cache);
     seq.pos = static_cast<int64_t>(ctx);
     ForwardOutput out;
     const int32_t first[] = {2};
@@ -82,8 +101,10 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
       model.Forward(seq, {tok}, out);
     }
     const double tps = static_cast<double>(o.steps) / seconds(t0);
-    r.decode_tps.emplace_back(ctx, tps);
-    std::fprintf(log, "decode at context %6zu: %6.3f tokens/s = %5.1f%% of the bandwidth bound\n", ctx, tps, 100.0 * tps / r.decode_bound);
+    const uint64_t bytes = r.decode_bytes + KVBytesRead(cfg, ctx);
+    r.decode.push_back({ctx, tps, bytes});
+    std::fprintf(log, "decode at context %6zu: %6.3f tokens/s = %5.1f%% of the bandwidth bound (%.2f GB per step)\n", ctx,
+                 tps, 100.0 * tps * static_cast<double>(bytes) / r.read_bandwidth, static_cast<double>(bytes) / 1e9);
   }
   const Gemma4Config full = Gemma4Config::Gemma4_12B();
   r.kv_gib_32k = static_cast<double>(KVCache(full, 32768, 512).bytes()) / (1u << 30);

@@ -11,9 +11,23 @@
 #include "g4/core/quantize.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/model/config.hpp"
+#include "g4/model/kv_cache.hpp"
 #include "g4/model/weights.hpp"
 
 namespace g4::bench {
+
+// Writes every slot of the cache buffers (a small positive value, 0x3C bytes: 0.0115 in F32, 1.06 in F16), so
+// that decoding at some context reads its keys and values from memory as with a real cache. Untouched, the
+// buffers are the kernel's shared zero page, which stays in the CPU caches: attention over them costs its
+// arithmetic but none of the memory traffic (at 32K tokens, F32, 1.7 GB per decode step of the 12B).
+inline void FillKVCache(KVCache& cache) {
+  for (int i = 0; i < cache.n_layers(); ++i) {
+    if (!cache.owns(i)) continue;
+    LayerKV& l = cache.layer(i);
+    std::memset(l.k.data(), 0x3C, l.k.size());
+    std::memset(l.v.data(), 0x3C, l.v.size());
+  }
+}
 
 class SyntheticModel {
  public:

@@ -91,6 +91,7 @@ class KVCache {
   LayerKV& layer(int i) { return layers_[static_cast<size_t>(layers_[static_cast<size_t>(i)].source_layer)]; }
   const LayerKV& layer(int i) const { return layers_[static_cast<size_t>(layers_[static_cast<size_t>(i)].source_layer)]; }
   bool owns(int i) const { return layers_[static_cast<size_t>(i)].source_layer == i; }
+  int n_layers() const { return static_cast<int>(layers_.size()); }
   size_t context() const { return context_; }
   size_t max_chunk() const { return max_chunk_; }
 

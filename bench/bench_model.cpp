@@ -26,6 +26,7 @@ void Usage() {
   --contexts LIST   decode context lengths (default 0,4096,32768)
   --steps N         decode steps per context (default 3)
   --layers N        run only the first N layers (default all 48) for a quick look
+  --cache-type T    KV cache: f32 (default) or f16
   --json FILE       also write the results as JSON
 )");
 }
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
     else if (a == "--prefill") o.prefill = std::stoul(v);
     else if (a == "--steps") o.steps = std::stoul(v);
     else if (a == "--layers") o.layers = std::stoi(v);
+    else if (a == "--cache-type") o.kv_type = KVCacheTypeFromName(v, "--cache-type");
     else if (a == "--json") json_path = v;
     else if (a == "--contexts") {
       o.contexts.clear();

@@ -24,6 +24,11 @@ mm=(-m "$gguf/multimodal-bf16.gguf" --mmproj "$gguf/multimodal-mmproj-bf16.gguf"
 expect "raw greedy continuation" 0 "Returns the  documents are broken ASY." "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0
 expect "drafted continuation is the same" 0 "Returns the  documents are broken ASY." \
   "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --draft "$demo/drafter"
+# An F16 KV cache (half the memory) keeps the reference continuation, also with the drafter reading it.
+expect "f16 cache continuation" 0 "Returns the  documents are broken ASY." \
+  "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --cache-type f16
+expect "f16 cache, drafted" 0 "Returns the  documents are broken ASY." \
+  "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --cache-type F16 --draft "$demo/drafter"
 expect "draft statistics" 0 "drafts accepted per round" "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --draft "$demo/drafter"
 expect "speed line" 0 "tokens/s" "$g4" run -m "$demo" --raw -p "Returns the" -n 4 --temp 0.7 --seed 3
 expect "chat, two turns" 0 "generation" bash -c "printf 'Returns the\nAnd then\n' | \"$g4\" run -m \"$demo\" -i -n 6 --temp 0"
@@ -47,6 +52,7 @@ echo "not an image" > "$tmp/bad.png"
 expect "undecodable image" 1 "bad.png" "$g4" run "${mm[@]}" -p x --image "$tmp/bad.png"
 expect "missing audio file" 1 "none.wav" "$g4" run "${mm[@]}" -p x --audio "$tmp/none.wav"
 expect "bad image budget" 1 "not one of 70, 140, 280, 560, 1120" "$g4" run "${mm[@]}" -p x --image "$media/sample.png" --image-budget 100
+expect "bad cache type" 1 "--cache-type: 'q8_0' is not a cache type (supported: f32, f16)" "$g4" run -m "$demo" -p hi --cache-type q8_0
 expect "zero threads" 1 "--threads: 0 is outside" "$g4" run -m "$demo" -p hi -t 0
 expect "10000 threads" 1 "--threads: 10000 is outside" "$g4" run -m "$demo" -p hi -t 10000
 expect "not a drafter" 1 "not an MTP drafter" "$g4" run -m "$demo" -p hi --draft "$demo"

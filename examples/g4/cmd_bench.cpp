@@ -23,10 +23,11 @@ Benchmarks the Gemma 4 12B shape with synthetic weights built in memory (no mode
   --prefill N       prompt tokens for the prefill figure (default 128; 0 skips)
   --contexts LIST   decode context lengths (default 0,4096)
   --steps N         decode steps per context (default 3)
+  --cache-type T    KV cache: f32 (default) or f16
 )";
 
 int RunBench(std::vector<std::string> argv) {
-  const g4cli::Args args(argv, {"--type", "--threads", "--layers", "--prefill", "--contexts", "--steps"}, {"--help"},
+  const g4cli::Args args(argv, {"--type", "--threads", "--layers", "--prefill", "--contexts", "--steps", "--cache-type"}, {"--help"},
                          {{"-t", "--threads"}, {"-h", "--help"}});
   if (args.has("--help")) {
     std::printf("%s", kHelp);
@@ -41,6 +42,7 @@ int RunBench(std::vector<std::string> argv) {
   o.layers = static_cast<int>(args.get_int("--layers", 8, 1, 48));
   o.prefill = static_cast<size_t>(args.get_int("--prefill", 128, 0, 1 << 16));
   o.steps = static_cast<size_t>(args.get_int("--steps", 3, 1, 1000));
+  o.kv_type = g4::KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
   o.contexts.clear();
   std::stringstream ss(args.get("--contexts", "0,4096"));
   for (std::string c; std::getline(ss, c, ',');) {

@@ -54,6 +54,8 @@ input:
 generation:
   -n, --n-predict N       tokens to generate (default 256)
   -c, --ctx-size N        context length in tokens (default 4096)
+  --cache-type T          KV cache: f32 (default; matches transformers to ~1e-5) or f16 (half the memory
+                          and cache reads; logits move by ~2e-4)
   -t, --threads N         threads (default: all)
   --temp T                temperature (default 1.0; 0 = greedy)
   --top-k K               (default 64)    --top-p P   (default 0.95)    --min-p P  (default 0)
@@ -145,7 +147,7 @@ int RunRun(std::vector<std::string> argv) {
       argv,
       {"--model", "--prompt", "--file", "--system", "--image", "--image-budget", "--audio", "--mmproj", "--tokenizer",
        "--n-predict", "--ctx-size", "--threads", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-       "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k"},
+       "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type"},
       {"--help", "--interactive", "--raw", "--audio-split", "--draft-adaptive", "--draft-compare", "--no-warmup"},
       {{"-m", "--model"}, {"-p", "--prompt"}, {"-f", "--file"}, {"-i", "--interactive"}, {"-n", "--n-predict"},
        {"-c", "--ctx-size"}, {"-t", "--threads"}, {"-h", "--help"}});
@@ -163,6 +165,7 @@ int RunRun(std::vector<std::string> argv) {
           "nothing to do: give -p PROMPT, -f FILE or -i");
   const size_t n_predict = static_cast<size_t>(args.get_int("--n-predict", 256, 1, 1 << 24));
   const size_t context = static_cast<size_t>(args.get_int("--ctx-size", 4096, 16, 1 << 24));
+  const Type kv_type = KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
 
   ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 1, ThreadPool::kMaxThreads)));
   const Checkpoint ck(args.get("--model"), args.get("--mmproj"));
@@ -174,7 +177,7 @@ int RunRun(std::vector<std::string> argv) {
     for (int32_t id : ChatStopIds(tok))
       if (std::find(cfg.tokens.stop_ids.begin(), cfg.tokens.stop_ids.end(), id) == cfg.tokens.stop_ids.end()) cfg.tokens.stop_ids.push_back(id);
   Gemma4 model(cfg, ck.text(), pool);
-  Sequence seq = model.NewSequence(context);
+  Sequence seq = model.NewSequence(context, 512, kv_type);
 
   std::unique_ptr<Checkpoint> draft_ck;
   std::unique_ptr<Drafter> drafter;

@@ -24,6 +24,7 @@ struct ModelBenchOptions {
   std::vector<size_t> contexts{0, 4096, 32768};
   size_t steps = 3;      // decode steps per context
   int layers = 0;        // 0: all 48
+  Type kv_type = Type::F32;  // F32 or F16
 };
 
 struct ModelBenchResult {
@@ -41,15 +42,15 @@ struct ModelBenchResult {
   double kv_gib_32k = 0, kv_gib_256k = 0, peak_rss_gib = 0;
 };
 
-// Bytes of keys and values one decode step reads at `context` with an F32 cache: every owned layer's KV heads
-// over the positions it attends to (sliding layers at most the window).
-inline uint64_t KVBytesRead(const Gemma4Config& cfg, size_t context) {
+// Bytes of keys and values one decode step reads at `context` from a cache of kv_type: every owned layer's KV
+// heads over the positions it attends to (sliding layers at most the window).
+inline uint64_t KVBytesRead(const Gemma4Config& cfg, size_t context, Type kv_type) {
   uint64_t bytes = 0;
   for (int i = 0; i < cfg.n_layers - cfg.num_kv_shared_layers; ++i) {
     const LayerConfig& l = cfg.layers[static_cast<size_t>(i)];
     const uint64_t keys = l.kind == AttentionKind::kFull ? context + 1
                                                          : std::min<uint64_t>(context + 1, static_cast<uint64_t>(cfg.sliding_window));
-    bytes += keys * static_cast<uint64_t>(l.n_kv_heads) * static_cast<uint64_t>(l.head_dim) * 2 * sizeof(float);
+    bytes += keys * static_cast<uint64_t>(l.n_kv_heads) * static_cast<uint64_t>(l.head_dim) * 2 * GetTypeInfo(kv_type).block_bytes;
   }
   return bytes;
 }
@@ -89,7 +90,7 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
   }
   for (size_t ctx : o.contexts) {
     // The cache is sized for the context and filled up to it.
-    Sequence seq = model.NewSequence(ctx + o.steps + 1, 512);
+    Sequence seq = model.NewSequence(ctx + o.steps + 1, 512, o.kv_type);
     FillKVCache(seq.cache);
     seq.pos = static_cast<int64_t>(ctx);
     ForwardOutput out;
@@ -101,18 +102,19 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
       model.Forward(seq, {tok}, out);
     }
     const double tps = static_cast<double>(o.steps) / seconds(t0);
-    const uint64_t bytes = r.decode_bytes + KVBytesRead(cfg, ctx);
+    const uint64_t bytes = r.decode_bytes + KVBytesRead(cfg, ctx, o.kv_type);
     r.decode.push_back({ctx, tps, bytes});
     std::fprintf(log, "decode at context %6zu: %6.3f tokens/s = %5.1f%% of the bandwidth bound (%.2f GB per step)\n", ctx,
                  tps, 100.0 * tps * static_cast<double>(bytes) / r.read_bandwidth, static_cast<double>(bytes) / 1e9);
   }
   const Gemma4Config full = Gemma4Config::Gemma4_12B();
-  r.kv_gib_32k = static_cast<double>(KVCache(full, 32768, 512).bytes()) / (1u << 30);
-  r.kv_gib_256k = static_cast<double>(KVCache(full, 262144, 512).bytes()) / (1u << 30);
+  r.kv_gib_32k = static_cast<double>(KVCache(full, 32768, 512, o.kv_type).bytes()) / (1u << 30);
+  r.kv_gib_256k = static_cast<double>(KVCache(full, 262144, 512, o.kv_type).bytes()) / (1u << 30);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   r.peak_rss_gib = static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB
-  std::fprintf(log, "KV cache (f32): %.2f GiB at 32K tokens, %.2f GiB at 256K; peak resident memory %.2f GiB\n", r.kv_gib_32k,
+  std::fprintf(log, "KV cache (%s): %.2f GiB at 32K tokens, %.2f GiB at 256K; peak resident memory %.2f GiB\n",
+               std::string(TypeName(o.kv_type)).c_str(), r.kv_gib_32k,
                r.kv_gib_256k, r.peak_rss_gib);
   return r;
 }

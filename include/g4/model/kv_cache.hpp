@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "g4/core/aligned_buffer.hpp"
@@ -20,6 +21,16 @@
 #include "g4/model/config.hpp"
 
 namespace g4 {
+
+// The cache type a user names ("f32" or "f16", any case, as in llama.cpp's --cache-type-k); `where` names the
+// option in the error.
+inline Type KVCacheTypeFromName(std::string_view name, std::string_view where) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (lower == "f32") return Type::F32;
+  if (lower == "f16") return Type::F16;
+  Fail(where, "'" + std::string(name) + "' is not a cache type (supported: f32, f16)");
+}
 
 struct LayerKV {
   int source_layer = -1;  // the layer whose cache this layer reads (itself unless KV is shared)

@@ -33,7 +33,7 @@ void Usage() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   bench::ModelBenchOptions o;
   std::string type_name = "Q4_0", json_path;
   for (int i = 1; i < argc; ++i) {
@@ -75,4 +75,7 @@ int main(int argc, char** argv) {
     j << "], \"kv_gib_32k\": " << r.kv_gib_32k << ", \"kv_gib_256k\": " << r.kv_gib_256k << ", \"peak_rss_gib\": " << r.peak_rss_gib << "}\n";
   }
   return 0;
+} catch (const std::exception& e) {  // g4::Error, and std::stoul's on a malformed number
+  std::fprintf(stderr, "error: %s\n", e.what());
+  return 2;
 }

@@ -9,8 +9,10 @@
 // 40 x 2 x 2048 floats x (1024 + chunk - 1) slots. F16 halves both. Buffers are lazily committed
 // (AlignedBuffer mmaps), so resident memory follows use.
 #pragma once
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,14 +24,17 @@
 
 namespace g4 {
 
+// The types a KV cache stores: F32 (matches the reference to ~1e-5) or F16 (half the memory, ~1e-3 rounding).
+inline bool IsKVCacheType(Type t) { return t == Type::F32 || t == Type::F16; }
+
 // The cache type a user names ("f32" or "f16", any case, as in llama.cpp's --cache-type-k); `where` names the
 // option in the error.
 inline Type KVCacheTypeFromName(std::string_view name, std::string_view where) {
-  std::string lower(name);
-  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  if (lower == "f32") return Type::F32;
-  if (lower == "f16") return Type::F16;
-  Fail(where, "'" + std::string(name) + "' is not a cache type (supported: f32, f16)");
+  std::string upper(name);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::optional<Type> type = TypeFromName(upper);
+  Require(type && IsKVCacheType(*type), where, "'" + std::string(name) + "' is not a cache type (supported: f32, f16)");
+  return *type;
 }
 
 struct LayerKV {
@@ -70,7 +75,7 @@ class KVCache {
   // type: F32 (default: matches the reference to 1e-5) or F16 (half the memory, ~1e-3 relative rounding).
   KVCache(const Gemma4Config& cfg, size_t context, size_t max_chunk, Type type = Type::F32)
       : context_(context), max_chunk_(max_chunk) {
-    Require(type == Type::F32 || type == Type::F16, "cache type", std::string(TypeName(type)) + " (supported: F32, F16)");
+    Require(IsKVCacheType(type), "cache type", std::string(TypeName(type)) + " (supported: F32, F16)");
     Require(context > 0, "context", "must be positive");
     Require(context <= static_cast<size_t>(cfg.max_position), "context",
             std::to_string(context) + " tokens requested; the model supports at most " + std::to_string(cfg.max_position));

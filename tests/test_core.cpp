@@ -3,11 +3,15 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <vector>
 
+#include "g4/core/aligned_buffer.hpp"
 #include "g4/core/checked.hpp"
+#include "g4/core/mapped_file.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
@@ -113,4 +117,32 @@ TEST_CASE("thread pool: every task runs once, partitioning is deterministic, err
                          doctest::Contains("seven"), Error);
   }
   CHECK_THROWS_AS(ThreadPool(10000), Error);
+}
+
+TEST_CASE("huge-page mappings: 2 MiB-aligned, zeroed and writable buffers; a file's exact bytes") {
+  const size_t bytes = 5 * g4::kHugePageBytes + 3;
+  g4::AlignedBuffer buf(bytes);
+  CHECK(reinterpret_cast<uintptr_t>(buf.data()) % g4::kHugePageBytes == 0);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < bytes; ++i) nonzero += buf.data()[i] != std::byte{0};
+  CHECK(nonzero == 0);
+  buf.data()[bytes - 1] = std::byte{7};  // the last byte is inside the mapping
+  CHECK(buf.data()[bytes - 1] == std::byte{7});
+  g4::AlignedBuffer small(100);  // below the mmap threshold: the heap, 64-byte aligned
+  CHECK(reinterpret_cast<uintptr_t>(small.data()) % g4::AlignedBuffer::kAlign == 0);
+
+  const std::string path = "test_core_mapped_file.bin";
+  std::vector<unsigned char> content(3 * g4::kHugePageBytes + 5);
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<unsigned char>(i * 2654435761u >> 24);
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f);
+  REQUIRE(std::fwrite(content.data(), 1, content.size(), f) == content.size());
+  std::fclose(f);
+  {
+    const g4::MappedFile m(path);
+    REQUIRE(m.size() == content.size());
+    CHECK(reinterpret_cast<uintptr_t>(m.bytes().data()) % g4::kHugePageBytes == 0);
+    CHECK(std::memcmp(m.bytes().data(), content.data(), content.size()) == 0);
+  }
+  std::remove(path.c_str());
 }

@@ -10,6 +10,8 @@
 #include <new>
 #include <utility>
 
+#include "g4/core/huge_page_map.hpp"
+
 namespace g4 {
 
 class AlignedBuffer {
@@ -22,7 +24,7 @@ class AlignedBuffer {
     if (bytes == 0) return;
     capacity_ = (bytes + kAlign - 1) / kAlign * kAlign;
     if (capacity_ >= kMmapThreshold) {
-      void* p = ::mmap(nullptr, capacity_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      void* p = MapHugeAligned(capacity_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
       if (p == MAP_FAILED) throw std::bad_alloc();
       data_ = static_cast<std::byte*>(p);
       mapped_ = true;

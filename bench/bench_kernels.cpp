@@ -1,7 +1,6 @@
 // Matmul benchmark on the Gemma 4 12B shapes: for each weight type and token count, time, GB/s of weights
 // streamed and GFLOP/s; beside them the machine's read bandwidth (read_bandwidth.hpp's probe), and Eigen and xsimd f32
-// baselines on the same shapes and threads; for block-quantized types also what the fused kernels' access pattern
-// reaches without arithmetic (pat: MeasureRowGroupBandwidth). Prints a table; --json FILE writes the same rows.
+// baselines on the same shapes and threads. Prints a table; --json FILE writes the same rows.
 //
 //   bench_kernels [--shapes full|small] [--filter NAME] [--types F32,BF16,...] [--n 1,4,8,512]
 //                 [--threads N] [--max-gb G] [--json FILE]
@@ -190,8 +189,7 @@ void EigenMatMul(const float* w, int64_t n_out, int64_t n_in, const float* x, si
 struct Row {
   std::string shape, impl, type;
   size_t n;
-  // bw: the streaming probe taken just before; pattern: the fused kernels' access pattern (quantized types)
-  double ms, gbps, bw, pattern, gflops, cpu_ms, cpu_gflops;
+  double ms, gbps, bw, gflops, cpu_ms, cpu_gflops;  // bw: the streaming probe taken just before
 };
 
 }  // namespace
@@ -202,21 +200,19 @@ int main(int argc, char** argv) {
     g4::ThreadPool pool(opt.threads);
     // The machine's bandwidth drifts (other tenants of the host), so it is probed again right before each
     // weight type of each shape, and %bw is against that neighbouring probe.
-    double bandwidth = g4::bench::MeasureReadBandwidth(pool) / 1e9, pattern = 0;
+    double bandwidth = g4::bench::MeasureReadBandwidth(pool) / 1e9;
     std::printf("target %s, %zu threads, read bandwidth %.1f GB/s at the start (re-probed per row group: bw)\n",
                 g4::CurrentTarget().c_str(), opt.threads, bandwidth);
-    std::printf("%-16s %-6s %-5s %4s %10s %7s %5s %5s %5s %5s %9s %10s %9s\n", "shape", "impl", "type", "n", "ms", "GB/s",
-                "bw", "%bw", "pat", "%pat", "GFLOP/s", "cpu_ms", "cpuGFLOP");
+    std::printf("%-16s %-6s %-5s %4s %10s %7s %5s %5s %9s %10s %9s\n", "shape", "impl", "type", "n", "ms", "GB/s", "bw",
+                "%bw", "GFLOP/s", "cpu_ms", "cpuGFLOP");
     std::vector<Row> rows;
     auto report = [&](const ShapeCase& s, const std::string& impl, const std::string& type, size_t n, Timing t,
                       double bytes) {
       const double flop = 2.0 * static_cast<double>(s.n_out) * static_cast<double>(s.n_in) * static_cast<double>(n);
-      const Row r{s.name, impl, type, n, t.wall * 1e3, bytes / t.wall / 1e9, bandwidth, pattern, flop / t.wall / 1e9,
+      const Row r{s.name, impl, type, n, t.wall * 1e3, bytes / t.wall / 1e9, bandwidth, flop / t.wall / 1e9,
                   t.cpu * 1e3, flop / t.cpu / 1e9};
-      char pat[32] = "    -     -";
-      if (r.pattern > 0) std::snprintf(pat, sizeof pat, "%5.1f %4.0f%%", r.pattern, 100 * r.gbps / r.pattern);
-      std::printf("%-16s %-6s %-5s %4zu %10.3f %7.1f %5.1f %4.0f%% %s %9.1f %10.3f %9.1f\n", r.shape.c_str(),
-                  r.impl.c_str(), r.type.c_str(), n, r.ms, r.gbps, r.bw, 100 * r.gbps / r.bw, pat, r.gflops, r.cpu_ms,
+      std::printf("%-16s %-6s %-5s %4zu %10.3f %7.1f %5.1f %4.0f%% %9.1f %10.3f %9.1f\n", r.shape.c_str(),
+                  r.impl.c_str(), r.type.c_str(), n, r.ms, r.gbps, r.bw, 100 * r.gbps / r.bw, r.gflops, r.cpu_ms,
                   r.cpu_gflops);
       std::fflush(stdout);
       rows.push_back(r);
@@ -240,10 +236,6 @@ int main(int argc, char** argv) {
         }
         const std::vector<g4::Tensor> w = MakeWeights(type, s, copies);
         bandwidth = g4::bench::MeasureReadBandwidth(pool, size_t{512} << 20, 3) / 1e9;
-        const g4::TypeInfo& info = g4::GetTypeInfo(type);
-        pattern = info.block_elems > 1 ? g4::bench::MeasureRowGroupBandwidth(pool, w[0].view().row_bytes(),
-                                                                             info.block_bytes, size_t{512} << 20) / 1e9
-                                       : 0.0;
         for (size_t n : opt.ns) {
           size_t c = 0;
           const Timing t = TimeIt([&] { g4::MatMul(w[c++ % copies].view(), x.data(), n, y.data(), pool); }, opt.threads);
@@ -280,7 +272,6 @@ int main(int argc, char** argv) {
         f << "    {\"shape\": \"" << r.shape << "\", \"impl\": \"" << r.impl << "\", \"type\": \"" << r.type
           << "\", \"n\": " << r.n << ", \"ms\": " << r.ms << ", \"gbps\": " << r.gbps
           << ", \"read_bandwidth_gbps\": " << r.bw << ", \"pct_bandwidth\": " << 100 * r.gbps / r.bw
-          << ", \"row_group_pattern_gbps\": " << r.pattern
           << ", \"gflops\": " << r.gflops
           << ", \"cpu_ms\": " << r.cpu_ms << ", \"cpu_gflops\": " << r.cpu_gflops << "}"
           << (i + 1 < rows.size() ? ",\n" : "\n");

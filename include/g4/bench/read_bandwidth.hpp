@@ -1,10 +1,7 @@
 // The machine's measured memory read bandwidth, best of several passes over a buffer far larger than the caches.
-// Decode is bound by this number: a decode step must stream every weight once.
-//   MeasureReadBandwidth: every thread sums its share of the buffer in order (one stream per thread).
-//   MeasureRowGroupBandwidth: the access pattern of the fused quantized kernels (matmul_vnni_decode-inl.h):
-//     groups of 16 rows read side by side, a load per 16 bytes of each row, the next group prefetched into L2;
-//     no arithmetic. What this reaches is the most those kernels can stream with weights used in place (on the
-//     2-core VM, 97% of MeasureReadBandwidth: the access pattern itself costs little).
+// Decode is bound by this number: a decode step must stream every weight once. Every thread sums its share of
+// the buffer in order (one stream per thread). The buffer is an AlignedBuffer, so it gets huge pages where the
+// weights do (huge_page_map.hpp).
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -60,38 +57,6 @@ inline double MeasureReadBandwidth(ThreadPool& pool, size_t bytes = size_t{1} <<
     }
     for (; i < e; ++i) s0 += p[i];
     return s0 + s1 + s2 + s3;
-  });
-}
-
-// row_bytes: bytes per weight row; step (>= 16): bytes of a row read per step (the super-block, 18 for Q4_0).
-inline double MeasureRowGroupBandwidth(ThreadPool& pool, size_t row_bytes, size_t step,
-                                       size_t bytes = size_t{1} << 30, int passes = 3) {
-  constexpr size_t kRows = 16;
-  const size_t group_bytes = kRows * row_bytes, n_groups = bytes / group_bytes;
-  const AlignedBuffer buf = detail::CommittedBuffer(n_groups * group_bytes);
-  const std::byte* base = buf.as<std::byte>();
-  return detail::BestPassRate(pool, n_groups * group_bytes, n_groups, passes, [&](size_t b, size_t e) {
-    uint64_t sum = 0;
-    const size_t n_steps = row_bytes / step, pf_step = (group_bytes + n_steps - 1) / n_steps;
-    for (size_t g = b; g < e; ++g) {
-      const std::byte* rows = base + g * group_bytes;
-      const std::byte* next = rows + group_bytes;  // spread over this group's steps, as the kernels do
-      const std::byte* pf_at = next;
-      for (size_t s = 0; s < n_steps; ++s) {
-        if (g + 1 < e)
-          for (const std::byte* until = next + (s + 1) * pf_step; pf_at < until; pf_at += 64)
-            __builtin_prefetch(pf_at, 0, 2);
-        for (size_t j = 0; j < kRows; ++j)
-          for (size_t o = 0; o + 16 <= step; o += 16) {  // the step's 16-byte pieces of each row
-            // One 8-byte load per piece touches the same cache lines in the same order. Loading all 16 bytes
-            // (two loads and an xor) made this loop the bottleneck: it read 20-24 GB/s where the probe read 29.
-            uint64_t v;
-            std::memcpy(&v, rows + j * row_bytes + s * step + o, sizeof v);
-            sum += v;
-          }
-      }
-    }
-    return sum;
   });
 }
 

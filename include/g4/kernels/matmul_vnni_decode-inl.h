@@ -254,28 +254,30 @@ struct DecodeQ6_K {
   static HWY_INLINE __m512 Min(const Header&, size_t) { return _mm512_setzero_ps(); }
 };
 
-// Bytes [next, next + next_bytes) (the next group's rows) are prefetched into L2 across the call: 16 rows read
-// side by side are 16 short streams, which the hardware prefetcher follows too late.
-struct Prefetch {
-  const std::byte* next = nullptr;
-  size_t next_bytes = 0;
-};
-
 // 16 rows times the kTok tokens of `a`: y[t * y_stride + j] for the rows j set in `store`.
+// `next` is the group that follows (g itself for the last one). While g's super-block sb is computed, the same
+// super-block of next's 16 rows is prefetched into L2: the prefetches run in the order the next group will be
+// read, one group (~3 us) ahead. Prefetching the next group's bytes in address order instead (row after row)
+// left its last rows' first blocks arriving just as they were needed; consumption order streams 15-25% more
+// bytes per second at 1 to 5 tokens (Q4_0 22.5 -> 26.1 GB/s, Q8_0 24.3 -> 29.3, Q4_K 20.5 -> 23.9, Q6_K 18.9 ->
+// 23.5 at one token, 2 threads, huge pages). Redundant prefetches (16 per super-block where Q4_0 starts ~4.5 new
+// lines) cost only load-port slots, which the kernel leaves idle.
 template <class Dec, size_t kTok>
-G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const Int8Activations& a, float* y, size_t y_stride,
-                                      __mmask16 store, Prefetch pf) {
+G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, const Int8Activations& a, float* y,
+                                      size_t y_stride, __mmask16 store) {
   __m512 acc[kTok];
 #pragma GCC unroll 16
   for (size_t t = 0; t < kTok; ++t) acc[t] = _mm512_setzero_ps();
   const size_t n_super = a.n_in / (32 * Dec::kBlocks);
-  const size_t pf_step = (pf.next_bytes + n_super - 1) / n_super;  // bytes to prefetch per super-block
-  const std::byte* pf_end = pf.next + pf.next_bytes;
-  const std::byte* pf_at = pf.next;
   for (size_t sb = 0; sb < n_super; ++sb) {
-    for (const std::byte* until = std::min(pf_end, pf_at + pf_step); pf_at < until; pf_at += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(pf_at), _MM_HINT_T1);
     const size_t off = sb * Dec::kBytes;
+    // Every line holding part of [off, off + kBytes) of each row: a line holding no super-block start is
+    // reached by a step of 64 inside a super-block longer than a line.
+#pragma GCC unroll 16
+    for (size_t j = 0; j < kGroupRows; ++j)
+#pragma GCC unroll 4
+      for (size_t o = 0; o < Dec::kBytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(next.row[j] + off + o), _MM_HINT_T1);
     const typename Dec::Header h = Dec::ReadHeader(g, off);
 #pragma GCC unroll 4
     for (size_t part = 0; part < Dec::kBlocks / Dec::kPartBlocks; ++part) {
@@ -348,12 +350,9 @@ void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, floa
   for (size_t r0 = r_begin; r0 < r_end; r0 += kGroupRows) {
     const size_t n_rows = std::min(kGroupRows, r_end - r0);
     const RowGroup g = MakeRowGroup(w, r0, n_rows);
-    Prefetch pf;  // the next group
-    if (r0 + kGroupRows < r_end) {
-      pf.next = g.base + kGroupRows * w.row_bytes();
-      pf.next_bytes = std::min(kGroupRows, r_end - r0 - kGroupRows) * w.row_bytes();
-    }
-    dot(g, a, y + r0, n_out, static_cast<__mmask16>((1u << n_rows) - 1), pf);
+    const size_t r_next = r0 + kGroupRows;
+    const RowGroup next = r_next < r_end ? MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next)) : g;
+    dot(g, next, a, y + r0, n_out, static_cast<__mmask16>((1u << n_rows) - 1));
   }
 }
 

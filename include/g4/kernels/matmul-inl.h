@@ -76,13 +76,16 @@ struct F16Row {
 // ---- the register tile -----------------------------------------------------------------------------------
 
 inline constexpr size_t kTileRows = 4, kTileTokens = 4;
-inline constexpr size_t kPrefetchAhead = 2048;  // bytes ahead in each row, for 16-bit weights (see DotTile)
 
 // y[t * y_stride + r] = dot(row r, x[t]) for r < n_rows (rows[] always holds kTileRows valid pointers; the
 // extra ones repeat a real row and are not stored), t < kTok. x: [kTok, n_in].
+// next[]: the rows of the tile that follows (rows itself for the last one). Column i of each next row is
+// prefetched into L2 as column i of rows is read: one tile ahead, in the order the next tile will read them.
+// That gives BF16 decode 27.7 -> 29.8 and F16 28.5 -> 29.8 GB/s (2 threads, huge pages; a fixed 2 KB ahead in
+// each row before); F32 rows stream as fast either way.
 template <class Row, size_t kTok>
-HWY_INLINE void DotTile(const std::byte* const* rows, size_t n_rows, const float* x, size_t n_in, float* y,
-                        size_t y_stride) {
+HWY_INLINE void DotTile(const std::byte* const* rows, const std::byte* const* next, size_t n_rows, const float* x,
+                        size_t n_in, float* y, size_t y_stride) {
   const DF d;
   const size_t N = hn::Lanes(d);
   VF acc[kTileRows][kTok];
@@ -97,9 +100,7 @@ HWY_INLINE void DotTile(const std::byte* const* rows, size_t n_rows, const float
     for (size_t t = 0; t < kTok; ++t) xv[t] = hn::LoadU(d, x + t * n_in + i);
     #pragma GCC unroll 16
     for (size_t r = 0; r < kTileRows; ++r) {
-      // 16-bit rows take twice the instructions per byte of f32 ones, so fewer bytes are in flight; prefetching
-      // ahead gives BF16/F16 decode 8-10% (f32 rows gain nothing: the hardware prefetcher keeps up).
-      if constexpr (Row::kBytes < sizeof(float)) __builtin_prefetch(rows[r] + i * Row::kBytes + kPrefetchAhead);
+      __builtin_prefetch(next[r] + i * Row::kBytes, 0, 2);
       const VF wv = Row::Load(d, rows[r], i);
       #pragma GCC unroll 16
       for (size_t t = 0; t < kTok; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
@@ -128,16 +129,22 @@ HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t 
     const size_t nt = std::min(kTileTokens, n_tok - t0);
     const float* xt = x + t0 * n_in;
     float* yt = y + t0 * y_stride;
-    for (size_t r0 = 0; r0 < n_rows; r0 += kTileRows) {
+    // rows[kTileRows] of the tile at r0, kTileRows valid pointers (the extra ones repeat its last row).
+    auto tile_rows = [&](size_t r0, const std::byte** rows) {
       const size_t nr = std::min(kTileRows, n_rows - r0);
-      const std::byte* rows[kTileRows];
       #pragma GCC unroll 16
       for (size_t k = 0; k < kTileRows; ++k) rows[k] = base + (r0 + std::min(k, nr - 1)) * row_stride;
+    };
+    for (size_t r0 = 0; r0 < n_rows; r0 += kTileRows) {
+      const size_t nr = std::min(kTileRows, n_rows - r0);
+      const std::byte *rows[kTileRows], *next[kTileRows];
+      tile_rows(r0, rows);
+      tile_rows(r0 + kTileRows < n_rows ? r0 + kTileRows : r0, next);
       switch (nt) {
-        case 1: DotTile<Row, 1>(rows, nr, xt, n_in, yt + r0, y_stride); break;
-        case 2: DotTile<Row, 2>(rows, nr, xt, n_in, yt + r0, y_stride); break;
-        case 3: DotTile<Row, 3>(rows, nr, xt, n_in, yt + r0, y_stride); break;
-        default: DotTile<Row, 4>(rows, nr, xt, n_in, yt + r0, y_stride); break;
+        case 1: DotTile<Row, 1>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
+        case 2: DotTile<Row, 2>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
+        case 3: DotTile<Row, 3>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
+        default: DotTile<Row, 4>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
       }
     }
   }

@@ -396,6 +396,53 @@ TEST_CASE("attention: every target, GQA, ring slots, empty and long ranges, 1..3
   }
 }
 
+TEST_CASE("attention: long ranges split between threads (split-K) merge to the reference") {
+  // One pass per KV head leaves threads idle when tokens x KV heads are fewer than the threads (decoding on the
+  // 12B's full layers: 16 heads on 1 KV head); the keys are then split and the partial softmax states merged.
+  // Ranges: long ones (split into 2..5 segments), one inside a single segment (the others see none of its keys)
+  // and one empty; (heads, KV heads): all on one KV head, and grouped.
+  const size_t capacity = 1100, head_dim = 64;
+  const std::vector<int64_t> begin = {0, 3, 600, 50, 0}, end = {1000, 1001, 700, 50, 1002};
+  for (const auto& [n_heads, n_kv] : {std::pair<size_t, size_t>{16, 1}, {4, 2}})
+  for (size_t n_tok : {1, 5}) {
+    const std::vector<float> q = RandomFloats(n_tok * n_heads * head_dim, -1.0f, 1.0f, 41),
+                             k = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 42),
+                             v = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 43);
+    AttentionArgs a;
+    a.q = q.data();
+    a.n_tok = n_tok;
+    a.n_heads = n_heads;
+    a.n_kv_heads = n_kv;
+    a.head_dim = head_dim;
+    a.k = k.data();
+    a.v = v.data();
+    a.capacity = capacity;
+    a.key_begin = begin.data();
+    a.key_end = end.data();
+    a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    std::vector<float> want(n_tok * n_heads * head_dim);
+    a.out = want.data();
+    ref::Attention(a);
+    for (size_t threads : {2, 3, 5}) {
+      ThreadPool pool(threads);
+      ForEachTarget([&](const std::string&) {
+        INFO("heads " << n_heads << "/" << n_kv << " tokens " << n_tok << " threads " << threads);
+        std::vector<float> got(want.size(), std::nanf(""));
+        AttentionArgs b = a;
+        b.out = got.data();
+        Attention(b, pool);
+        // As in the test above, for ranges of <= 1002 keys; the merge adds one exp and a sum over <= 5 splits.
+        const double score_err = static_cast<double>(head_dim * head_dim + 2) * kEps * a.scale;
+        const double bound = 3 * score_err + (1002 + 16 + 8) * kEps;
+        for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= bound);
+        if (n_tok == 5) {  // the empty range gives zeros, as without splitting
+          for (size_t i = 3 * n_heads * head_dim; i < 4 * n_heads * head_dim; ++i) REQUIRE(got[i] == 0.0f);
+        }
+      });
+    }
+  }
+}
+
 TEST_CASE("attention: bad shapes and ranges throw") {
   ThreadPool pool(1);
   std::vector<float> buf(64);

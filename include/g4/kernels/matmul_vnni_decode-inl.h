@@ -10,14 +10,14 @@
 // -offset * (sum of the activation quants of each group of 16) (Int8Activations::group_bias), so each lane
 // ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
 // -m * (dx * sum of the block's quants) per block.
-// What bounds it: reading 16 rows side by side in place, the next group prefetched into L2, streams ~97% of
-// the machine's sequential read bandwidth when nothing else is done (bench_kernels' `pat` column); the kernel
-// reaches 70-85% of it. The rest is compute that the prefetches do not fully hide: one core, L2-resident,
-// Q4_0 takes 12 ns per 32 x 16 block for one token (26-28 for 5), against ~19 ns for the memory to deliver
-// the block's 288 bytes at 2 threads. Of the 12, the transposes, nibble masks and scale gather are ~60% (the
+// What bounds it: with the next group prefetched in the order it will be read (RowGroupDot) and huge pages,
+// one token streams 75-83% of the machine's sequential read bandwidth for Q4_0 / Q8_0 and 64-67% for Q4_K /
+// Q6_K (bench_kernels, 2 threads). The rest is compute the prefetches do not fully hide: one core, L2-resident,
+// Q4_0 takes 12 ns per 32 x 16 block for one token (26-28 for 5), against ~17 ns for the memory to deliver the
+// block's 288 bytes at 2 threads. Of the 12, the transposes, nibble masks and scale gather are ~60% (the
 // gather alone 2.5 ns); a prototype reading 16-row groups repacked at load time (levels pre-transposed) took
-// 9 ns and streamed 82% against 70% in place, but gained only 6-10% at 5 tokens, where the vpdpbusd work per
-// token dominates. Toggle-guarded: g4/impl.hpp includes it once per target.
+// 9 ns and streamed 82% against 70% in place (4 KiB pages), but gained only 6-10% at 5 tokens, where the
+// vpdpbusd work per token dominates. Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
 #undef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "g4/core/dequantize.hpp"
@@ -347,53 +349,67 @@ TEST_CASE("rope neox: every target, partial rotation, large positions") {
   CHECK_THROWS_AS(RopeNeox(nullptr, 1, 3, nullptr, 0), Error);
 }
 
+namespace {
+
+// Attention over random q, K, V in [-1, 1] against the double-precision reference, on every target, with each
+// thread count. A score (f32 dot of head_dim products <= 1) errs by <= head_dim^2 eps * scale; a score error e
+// moves each probability by <= ~2e relatively, so the output (a convex mix of values in [-1, 1]) by <= ~2e; the
+// weighted sum of <= max_keys values, exp, the chunk rescales and a merge of split passes add <= (max_keys + 24)
+// eps.
+void CheckAttention(size_t n_heads, size_t n_kv, size_t n_tok, size_t head_dim, size_t capacity,
+                    const std::vector<int64_t>& begin, const std::vector<int64_t>& end,
+                    std::initializer_list<size_t> thread_counts) {
+  const std::vector<float> q = RandomFloats(n_tok * n_heads * head_dim, -1.0f, 1.0f, 31),
+                           k = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 32),
+                           v = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 33);
+  AttentionArgs a;
+  a.q = q.data();
+  a.n_tok = n_tok;
+  a.n_heads = n_heads;
+  a.n_kv_heads = n_kv;
+  a.head_dim = head_dim;
+  a.k = k.data();
+  a.v = v.data();
+  a.capacity = capacity;
+  a.key_begin = begin.data();
+  a.key_end = end.data();
+  a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  std::vector<float> want(n_tok * n_heads * head_dim);
+  a.out = want.data();
+  ref::Attention(a);
+  int64_t max_keys = 0;
+  for (size_t t = 0; t < n_tok; ++t) max_keys = std::max(max_keys, end[t] - begin[t]);
+  const double score_err = static_cast<double>(head_dim * head_dim + 2) * kEps * a.scale;
+  const double bound = 3 * score_err + static_cast<double>(max_keys + 24) * kEps;
+  for (size_t threads : thread_counts) {
+    ThreadPool pool(threads);
+    ForEachTarget([&](const std::string&) {
+      INFO("heads " << n_heads << "/" << n_kv << " tokens " << n_tok << " head_dim " << head_dim << " threads "
+                    << threads);
+      std::vector<float> got(want.size(), std::nanf(""));
+      AttentionArgs b = a;
+      b.out = got.data();
+      Attention(b, pool);
+      for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= bound);
+      for (size_t t = 0; t < n_tok; ++t)  // an empty range gives zeros
+        if (begin[t] == end[t])
+          for (size_t i = t * n_heads * head_dim; i < (t + 1) * n_heads * head_dim; ++i) REQUIRE(got[i] == 0.0f);
+    });
+  }
+}
+
+}  // namespace
+
 TEST_CASE("attention: every target, GQA, ring slots, empty and long ranges, 1..3 threads") {
   // (heads, KV heads, tokens): the queries sharing a KV head (tokens x group) come in tiles of 4 and leave 2, 3
   // or 1; with 3 tokens the keys' union is 82 long, so the last chunk (18 keys) is padded to a multiple of 4.
+  // Queries at positions 200..204; a sliding window of 80 keys over a ring of 96 slots (positions wrap), one
+  // query with a 0-key range, one whose range starts at 0 in the same cache (full attention, short).
   const size_t shapes[][3] = {{4, 2, 5}, {3, 1, 5}, {1, 1, 5}, {4, 2, 3}};
   for (const auto& shape : shapes)
-  for (size_t head_dim : {1, 5, 64, 100}) {  // 100: blocks of 4 vectors, single vectors and scalar columns
-    const size_t n_heads = shape[0], n_kv = shape[1], n_tok = shape[2], capacity = 96;
-    // Queries at positions 200..204; a sliding window of 80 keys over a ring of 96 slots (positions wrap),
-    // one query with a 0-key range, one whose range starts at 0 in the same cache (full attention, short).
-    const std::vector<int64_t> begin = {121, 122, 123, 124, 0};
-    const std::vector<int64_t> end = {201, 202, 203, 124, 70};
-    const std::vector<float> q = RandomFloats(n_tok * n_heads * head_dim, -1.0f, 1.0f, 31),
-                             k = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 32),
-                             v = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 33);
-    AttentionArgs a;
-    a.q = q.data();
-    a.n_tok = n_tok;
-    a.n_heads = n_heads;
-    a.n_kv_heads = n_kv;
-    a.head_dim = head_dim;
-    a.k = k.data();
-    a.v = v.data();
-    a.capacity = capacity;
-    a.key_begin = begin.data();
-    a.key_end = end.data();
-    a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-    std::vector<float> want(n_tok * n_heads * head_dim);
-    a.out = want.data();
-    ref::Attention(a);
-    for (size_t threads : {1, 3}) {
-      ThreadPool pool(threads);
-      ForEachTarget([&](const std::string&) {
-        INFO("heads " << n_heads << "/" << n_kv << " tokens " << n_tok << " head_dim " << head_dim << " threads "
-                      << threads);
-        std::vector<float> got(want.size(), std::nanf(""));
-        AttentionArgs b = a;
-        b.out = got.data();
-        Attention(b, pool);
-        // A score (f32 dot of head_dim products <= 1) errs by <= head_dim^2 eps * scale; a score error e moves
-        // each probability by <= ~2e relatively, so the output (a convex mix of values in [-1, 1]) by <= ~2e;
-        // the weighted sum of <= 80 values, exp and the chunk rescales add <= (80 + 16) eps.
-        const double score_err = static_cast<double>(head_dim * head_dim + 2) * kEps * a.scale;
-        const double bound = 3 * score_err + (80 + 16) * kEps;
-        for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= bound);
-      });
-    }
-  }
+    for (size_t head_dim : {1, 5, 64, 100})  // 100: blocks of 4 vectors, single vectors and scalar columns
+      CheckAttention(shape[0], shape[1], shape[2], head_dim, 96, {121, 122, 123, 124, 0}, {201, 202, 203, 124, 70},
+                     {1, 3});
 }
 
 TEST_CASE("attention: long ranges split between threads (split-K) merge to the reference") {
@@ -401,46 +417,9 @@ TEST_CASE("attention: long ranges split between threads (split-K) merge to the r
   // 12B's full layers: 16 heads on 1 KV head); the keys are then split and the partial softmax states merged.
   // Ranges: long ones (split into 2..5 segments), one inside a single segment (the others see none of its keys)
   // and one empty; (heads, KV heads): all on one KV head, and grouped.
-  const size_t capacity = 1100, head_dim = 64;
-  const std::vector<int64_t> begin = {0, 3, 600, 50, 0}, end = {1000, 1001, 700, 50, 1002};
   for (const auto& [n_heads, n_kv] : {std::pair<size_t, size_t>{16, 1}, {4, 2}})
-  for (size_t n_tok : {1, 5}) {
-    const std::vector<float> q = RandomFloats(n_tok * n_heads * head_dim, -1.0f, 1.0f, 41),
-                             k = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 42),
-                             v = RandomFloats(n_kv * capacity * head_dim, -1.0f, 1.0f, 43);
-    AttentionArgs a;
-    a.q = q.data();
-    a.n_tok = n_tok;
-    a.n_heads = n_heads;
-    a.n_kv_heads = n_kv;
-    a.head_dim = head_dim;
-    a.k = k.data();
-    a.v = v.data();
-    a.capacity = capacity;
-    a.key_begin = begin.data();
-    a.key_end = end.data();
-    a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-    std::vector<float> want(n_tok * n_heads * head_dim);
-    a.out = want.data();
-    ref::Attention(a);
-    for (size_t threads : {2, 3, 5}) {
-      ThreadPool pool(threads);
-      ForEachTarget([&](const std::string&) {
-        INFO("heads " << n_heads << "/" << n_kv << " tokens " << n_tok << " threads " << threads);
-        std::vector<float> got(want.size(), std::nanf(""));
-        AttentionArgs b = a;
-        b.out = got.data();
-        Attention(b, pool);
-        // As in the test above, for ranges of <= 1002 keys; the merge adds one exp and a sum over <= 5 splits.
-        const double score_err = static_cast<double>(head_dim * head_dim + 2) * kEps * a.scale;
-        const double bound = 3 * score_err + (1002 + 16 + 8) * kEps;
-        for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::abs(got[i] - want[i]) <= bound);
-        if (n_tok == 5) {  // the empty range gives zeros, as without splitting
-          for (size_t i = 3 * n_heads * head_dim; i < 4 * n_heads * head_dim; ++i) REQUIRE(got[i] == 0.0f);
-        }
-      });
-    }
-  }
+    for (size_t n_tok : {1, 5})
+      CheckAttention(n_heads, n_kv, n_tok, 64, 1100, {0, 3, 600, 50, 0}, {1000, 1001, 700, 50, 1002}, {2, 3, 5});
 }
 
 TEST_CASE("attention: bad shapes and ranges throw") {

@@ -71,7 +71,7 @@ int main(int argc, char** argv) try {
     for (size_t i = 0; i < r.decode.size(); ++i)
       j << (i ? ", " : "") << "{\"context\": " << r.decode[i].context << ", \"tps\": " << r.decode[i].tps
         << ", \"bytes_per_step\": " << r.decode[i].bytes
-        << ", \"fraction_of_bound\": " << r.decode[i].tps * static_cast<double>(r.decode[i].bytes) / r.read_bandwidth << "}";
+        << ", \"fraction_of_bound\": " << r.FractionOfBound(r.decode[i]) << "}";
     j << "], \"kv_gib_32k\": " << r.kv_gib_32k << ", \"kv_gib_256k\": " << r.kv_gib_256k << ", \"peak_rss_gib\": " << r.peak_rss_gib << "}\n";
   }
   return 0;

@@ -1,12 +1,16 @@
-// Core: 16-bit float conversions, checked size arithmetic, tensor byte counts, the thread pool.
+// Core: 16-bit float conversions, checked size arithmetic, tensor byte counts, the thread pool, huge-page
+// mappings.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "g4/core/aligned_buffer.hpp"
@@ -131,7 +135,8 @@ TEST_CASE("huge-page mappings: 2 MiB-aligned, zeroed and writable buffers; a fil
   g4::AlignedBuffer small(100);  // below the mmap threshold: the heap, 64-byte aligned
   CHECK(reinterpret_cast<uintptr_t>(small.data()) % g4::AlignedBuffer::kAlign == 0);
 
-  const std::string path = "test_core_mapped_file.bin";
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("g4_test_core_" + std::to_string(::getpid()) + ".bin")).string();
   std::vector<unsigned char> content(3 * g4::kHugePageBytes + 5);
   for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<unsigned char>(i * 2654435761u >> 24);
   std::FILE* f = std::fopen(path.c_str(), "wb");

@@ -39,6 +39,8 @@ struct ModelBenchResult {
     uint64_t bytes;  // streamed per step: weights + the keys and values read at this context
   };
   std::vector<Decode> decode;
+  // A decode measurement's share of its bound: the bytes it streamed per second over the read bandwidth.
+  double FractionOfBound(const Decode& d) const { return d.tps * static_cast<double>(d.bytes) / read_bandwidth; }
   double kv_gib_32k = 0, kv_gib_256k = 0, peak_rss_gib = 0;
 };
 
@@ -105,7 +107,7 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
     const uint64_t bytes = r.decode_bytes + KVBytesRead(cfg, ctx, o.kv_type);
     r.decode.push_back({ctx, tps, bytes});
     std::fprintf(log, "decode at context %6zu: %6.3f tokens/s = %5.1f%% of the bandwidth bound (%.2f GB per step)\n", ctx,
-                 tps, 100.0 * tps * static_cast<double>(bytes) / r.read_bandwidth, static_cast<double>(bytes) / 1e9);
+                 tps, 100.0 * r.FractionOfBound(r.decode.back()), static_cast<double>(bytes) / 1e9);
   }
   const Gemma4Config full = Gemma4Config::Gemma4_12B();
   r.kv_gib_32k = static_cast<double>(KVCache(full, 32768, 512, o.kv_type).bytes()) / (1u << 30);

@@ -7,6 +7,7 @@
 // memory fragmented, a file already cached in small pages) the mapping works exactly as before.
 #pragma once
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -30,7 +31,8 @@ inline void* MapHugeAligned(size_t bytes, int prot, int flags, int fd) {
   }
   const uintptr_t end = start + bytes, reserve_end = lo + bytes + kHugePageBytes;
   if (start > lo) ::munmap(reserve, start - lo);
-  const uintptr_t end_page = (end + 4095) & ~uintptr_t{4095};
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));  // the mapping ends on a page boundary
+  const uintptr_t end_page = (end + page - 1) & ~(page - 1);
   if (reserve_end > end_page) ::munmap(reinterpret_cast<void*>(end_page), reserve_end - end_page);
   ::madvise(p, bytes, MADV_HUGEPAGE);  // a request: failure (THP compiled out) leaves 4 KiB pages
   return p;

@@ -125,20 +125,20 @@ HWY_INLINE void DotTile(const std::byte* const* rows, const std::byte* const* ne
 template <class Row>
 HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t n_rows, const float* x,
                                size_t n_tok, size_t n_in, float* y, size_t y_stride) {
+  // rows[kTileRows] of the tile at r0, kTileRows valid pointers (the extra ones repeat its last row).
+  auto tile_rows = [&](size_t r0, const std::byte** rows) {
+    const size_t nr = std::min(kTileRows, n_rows - r0);
+    #pragma GCC unroll 16
+    for (size_t k = 0; k < kTileRows; ++k) rows[k] = base + (r0 + std::min(k, nr - 1)) * row_stride;
+  };
   for (size_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
     const size_t nt = std::min(kTileTokens, n_tok - t0);
     const float* xt = x + t0 * n_in;
     float* yt = y + t0 * y_stride;
-    // rows[kTileRows] of the tile at r0, kTileRows valid pointers (the extra ones repeat its last row).
-    auto tile_rows = [&](size_t r0, const std::byte** rows) {
-      const size_t nr = std::min(kTileRows, n_rows - r0);
-      #pragma GCC unroll 16
-      for (size_t k = 0; k < kTileRows; ++k) rows[k] = base + (r0 + std::min(k, nr - 1)) * row_stride;
-    };
+    const std::byte *rows[kTileRows], *next[kTileRows];
+    tile_rows(0, rows);
     for (size_t r0 = 0; r0 < n_rows; r0 += kTileRows) {
       const size_t nr = std::min(kTileRows, n_rows - r0);
-      const std::byte *rows[kTileRows], *next[kTileRows];
-      tile_rows(r0, rows);
       tile_rows(r0 + kTileRows < n_rows ? r0 + kTileRows : r0, next);
       switch (nt) {
         case 1: DotTile<Row, 1>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
@@ -146,6 +146,7 @@ HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t 
         case 3: DotTile<Row, 3>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
         default: DotTile<Row, 4>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
       }
+      std::copy(next, next + kTileRows, rows);  // the next tile's rows, computed once
     }
   }
 }

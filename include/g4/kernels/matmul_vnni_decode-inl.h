@@ -347,12 +347,13 @@ void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, floa
   static constexpr auto kDot = RowGroupDots<Dec>(std::make_index_sequence<kFusedMaxTokens>());
   const auto dot = kDot[n_tok - 1];
   const size_t n_out = static_cast<size_t>(w.rows());
+  if (r_begin >= r_end) return;
+  RowGroup g = MakeRowGroup(w, r_begin, std::min(kGroupRows, r_end - r_begin));
   for (size_t r0 = r_begin; r0 < r_end; r0 += kGroupRows) {
-    const size_t n_rows = std::min(kGroupRows, r_end - r0);
-    const RowGroup g = MakeRowGroup(w, r0, n_rows);
-    const size_t r_next = r0 + kGroupRows;
+    const size_t n_rows = std::min(kGroupRows, r_end - r0), r_next = r0 + kGroupRows;
     const RowGroup next = r_next < r_end ? MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next)) : g;
     dot(g, next, a, y + r0, n_out, static_cast<__mmask16>((1u << n_rows) - 1));
+    g = next;
   }
 }
 

@@ -11,8 +11,8 @@
 // ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
 // -m * (dx * sum of the block's quants) per block.
 // What bounds it: with the next group prefetched in the order it will be read (RowGroupDot) and huge pages,
-// one token streams 75-83% of the machine's sequential read bandwidth for Q4_0 / Q8_0 and 64-67% for Q4_K /
-// Q6_K (bench_kernels, 2 threads). The rest is compute the prefetches do not fully hide: one core, L2-resident,
+// and a K-quant super-block's prefetches spread over its blocks, one token streams 75-83% of the machine's
+// sequential read bandwidth for Q4_0 / Q8_0 and 73-77% for Q4_K / Q6_K (bench_kernels, 2 threads). The rest is compute the prefetches do not fully hide: one core, L2-resident,
 // Q4_0 takes 12 ns per 32 x 16 block for one token (26-28 for 5), against ~17 ns for the memory to deliver the
 // block's 288 bytes at 2 threads. Of the 12, the transposes, nibble masks and scale gather are ~60% (the
 // gather alone 2.5 ns); a prototype reading 16-row groups repacked at load time (levels pre-transposed) took
@@ -271,13 +271,6 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, c
   const size_t n_super = a.n_in / (32 * Dec::kBlocks);
   for (size_t sb = 0; sb < n_super; ++sb) {
     const size_t off = sb * Dec::kBytes;
-    // Every line holding part of [off, off + kBytes) of each row: a line holding no super-block start is
-    // reached by a step of 64 inside a super-block longer than a line.
-#pragma GCC unroll 16
-    for (size_t j = 0; j < kGroupRows; ++j)
-#pragma GCC unroll 4
-      for (size_t o = 0; o < Dec::kBytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(next.row[j] + off + o), _MM_HINT_T1);
     const typename Dec::Header h = Dec::ReadHeader(g, off);
 #pragma GCC unroll 4
     for (size_t part = 0; part < Dec::kBlocks / Dec::kPartBlocks; ++part) {
@@ -287,6 +280,18 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, c
       for (size_t blk = 0; blk < Dec::kPartBlocks; ++blk) {
         const size_t k = Dec::Block(part, blk);
         const size_t b = sb * Dec::kBlocks + k;  // block of 32 within the row
+        // Lines off + 64 l of the next group's 16 rows cover every line holding part of [off, off + kBytes)
+        // (steps of 64 miss none). Line l is prefetched with block l * kBlocks / kLines, spreading a K-quant
+        // super-block's 48 or 64 prefetches over its 8 blocks: issued all at once, they stalled the loads of
+        // the current group (one token, 2 threads: Q4_K 23.4 -> 26.0 GB/s, Q6_K 23.1 -> 24.6; 5 tokens Q4_K
+        // 17.3 -> 18.6, Q6_K 18.4 -> 20.8).
+        constexpr size_t kLines = (Dec::kBytes + 63) / 64;
+#pragma GCC unroll 4
+        for (size_t line = 0; line < kLines; ++line)
+          if (line * Dec::kBlocks / kLines == k)
+#pragma GCC unroll 16
+            for (size_t j = 0; j < kGroupRows; ++j)
+              _mm_prefetch(reinterpret_cast<const char*>(next.row[j] + off + 64 * line), _MM_HINT_T1);
         const __m512i* u = levels[blk];
         const __m512 scale0 = Dec::Scale(h, k, 0), scale1 = Dec::Scale(h, k, 1);
         const __m512 min = Dec::Min(h, k);

@@ -11,8 +11,9 @@
 // ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
 // -m * (dx * sum of the block's quants) per block.
 // What bounds it: with the next group prefetched in the order it will be read (RowGroupDot) and huge pages,
-// and a K-quant super-block's prefetches spread over its blocks, one token streams 75-83% of the machine's
-// sequential read bandwidth for Q4_0 / Q8_0 and 73-77% for Q4_K / Q6_K (bench_kernels, 2 threads). The rest is compute the prefetches do not fully hide: one core, L2-resident,
+// and a K-quant super-block's prefetches spread over its blocks, one token streams 71-83% of the machine's
+// sequential read bandwidth for Q4_0 / Q8_0 and 68-77% for Q4_K / Q6_K (bench_kernels, 2 threads, means over
+// the 12B shapes). The rest is compute the prefetches do not fully hide: one core, L2-resident,
 // Q4_0 takes 12 ns per 32 x 16 block for one token (26-28 for 5), against ~17 ns for the memory to deliver the
 // block's 288 bytes at 2 threads. Of the 12, the transposes, nibble masks and scale gather are ~60% (the
 // gather alone 2.5 ns); a prototype reading 16-row groups repacked at load time (levels pre-transposed) took

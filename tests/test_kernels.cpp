@@ -259,6 +259,10 @@ TEST_CASE("matmul: invalid weights throw a g4::Error naming the tensor") {
   CHECK_THROWS_WITH_AS(MatMul(small, x.data(), 1, y.data(), pool), doctest::Contains("small"), Error);
   TensorView ints{"ints", Type::I32, {2, 4}, bytes.data(), bytes.size()};
   CHECK_THROWS_AS(MatMul(ints, x.data(), 1, y.data(), pool), Error);
+  TensorView ok{"ok", Type::F32, {2, 4}, bytes.data(), bytes.size()};
+  CHECK_THROWS_WITH_AS(MatMul(ok, nullptr, 1, y.data(), pool), doctest::Contains("matmul ok input"), Error);
+  CHECK_THROWS_WITH_AS(MatMul(ok, x.data(), 1, nullptr, pool), doctest::Contains("matmul ok output"), Error);
+  MatMul(ok, nullptr, 0, nullptr, pool);  // no tokens: no data needed
 }
 
 TEST_CASE("rmsnorm and layernorm: every target, with and without weight, in place") {

@@ -51,8 +51,9 @@ HWY_EXPORT(AttentionHeads);
 
 namespace detail {
 
-inline void RequireData(const void* p, size_t n, std::string_view where) {
-  Require(p != nullptr || n == 0, where, "null pointer for " + std::to_string(n) + " values");
+template <typename Where>  // a name, or a callable building one (WhereText)
+void RequireData(const void* p, size_t n, const Where& where) {
+  if (p == nullptr && n > 0) Fail(WhereText(where), "null pointer for " + std::to_string(n) + " values");
 }
 
 // The mask of targets ForceTarget installed (0: none, the CPU's full set applies).
@@ -69,8 +70,8 @@ inline void ApplyTargetMask(int64_t mask) {
 }  // namespace detail
 
 void MatMul(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
-  // Messages are built only on failure: a decode step makes ~340 calls, and building them eagerly (name,
-  // shape, numbers) cost ~1 us of allocations per call, a few percent of a small matmul.
+  // Messages are built only on failure: building them eagerly (name, shape, numbers) cost ~450 ns of
+  // allocations per call (a [16 x 256] F32 matmul: 600 -> 155 ns per call).
   const auto where = [&] { return "matmul " + (w.name.empty() ? std::string("weight") : w.name); };
   const auto info = FindTypeInfo(w.type);
   if (!info || !info->is_float_weight)
@@ -81,14 +82,12 @@ void MatMul(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadP
   if (n_in % info->block_elems != 0)
     Fail(where(), "n_in " + std::to_string(n_in) + " is not a multiple of the " + std::string(info->name) +
                       " block size " + std::to_string(info->block_elems));
-  uint64_t need;
-  if (__builtin_mul_overflow(static_cast<uint64_t>(w.rows()), w.row_bytes(), &need))
-    need = CheckedMul(static_cast<uint64_t>(w.rows()), w.row_bytes(), where());  // throws, naming the sizes
+  const uint64_t need = CheckedMul(static_cast<uint64_t>(w.rows()), w.row_bytes(), where);
   if (w.data == nullptr || w.nbytes < need)
     Fail(where(), "weight data holds " + std::to_string(w.nbytes) + " bytes, shape " + w.shape.str() + " needs " +
                       std::to_string(need));
-  if (x == nullptr && n_tok > 0) detail::RequireData(x, n_tok, where() + " input");
-  if (y == nullptr && n_tok > 0) detail::RequireData(y, n_tok, where() + " output");
+  detail::RequireData(x, n_tok, [&] { return where() + " input"; });
+  detail::RequireData(y, n_tok, [&] { return where() + " output"; });
   if (n_tok == 0) return;
   HWY_DYNAMIC_DISPATCH(MatMulWeights)(w, x, n_tok, y, pool);
 }

@@ -16,9 +16,10 @@ inline uint64_t CheckedAdd(uint64_t a, uint64_t b, std::string_view where) {
   return r;
 }
 
-inline uint64_t CheckedMul(uint64_t a, uint64_t b, std::string_view where) {
+template <typename Where>  // a name, or a callable building one (WhereText)
+uint64_t CheckedMul(uint64_t a, uint64_t b, const Where& where) {
   uint64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) Fail(where, "size overflow (" + std::to_string(a) + " * " + std::to_string(b) + ")");
+  if (__builtin_mul_overflow(a, b, &r)) Fail(WhereText(where), "size overflow (" + std::to_string(a) + " * " + std::to_string(b) + ")");
   return r;
 }
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace g4 {
 
@@ -18,6 +19,17 @@ class Error : public std::runtime_error {
 };
 
 [[noreturn]] inline void Fail(std::string_view where, const std::string& what) { throw Error(std::string(where), what); }
+
+// `where` as text: a name, or a callable that builds one, which hot paths pass so that the string (a tensor's
+// name and the like) is built only when a check fails.
+template <typename Where>
+std::string WhereText(const Where& where) {
+  if constexpr (std::is_invocable_v<const Where&>) {
+    return where();
+  } else {
+    return std::string(where);
+  }
+}
 
 // Checks a condition that depends on input data (never on our own invariants).
 inline void Require(bool ok, std::string_view where, const std::string& what) {

@@ -216,6 +216,27 @@ TEST_CASE("matmul: block-quantized weights, every target, 1..33 tokens, with and
   AllowAmx(true);
 }
 
+// The fused few-token kernels read each group's per-row scales with a gather or with scalar loads, chosen by
+// CPU vendor (ScaleLoads::kAuto); both ways must give the same results on every machine.
+TEST_CASE("matmul: fused kernels with gathered and with scalar scale loads") {
+  ThreadPool pool(2);
+  const auto targets = AvailableTargets();
+  if (std::find(targets.begin(), targets.end(), "AVX3_DL") == targets.end()) {
+    MESSAGE("this CPU has no AVX3_DL target: the fused kernels do not run here");
+    return;
+  }
+  ForceTarget("AVX3_DL");
+  for (ScaleLoads how : {ScaleLoads::kGather, ScaleLoads::kScalar}) {
+    INFO("scale loads " << (how == ScaleLoads::kGather ? "gather" : "scalar"));
+    SetScaleLoads(how);
+    for (Type type : {Type::Q8_0, Type::Q4_0, Type::Q6_K})
+      for (int64_t n_out : {5, 67})
+        for (size_t n_tok : {1, 4, 5, 15}) CheckMatMul(type, n_out, 3 * static_cast<int64_t>(GetTypeInfo(type).block_elems), n_tok, pool);
+  }
+  SetScaleLoads(ScaleLoads::kAuto);
+  ForceTarget("");
+}
+
 TEST_CASE("matmul: f32 GEMM agrees with Eigen, single and multi-threaded") {
   const int64_t n_out = 130, n_in = 257;
   const size_t n_tok = 33;

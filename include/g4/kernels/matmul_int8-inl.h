@@ -84,9 +84,15 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
   a.block_scales.resize(n_tok * n_in / 32);
   a.block_sums.resize(n_tok * n_in / 32);
   a.group_biases.resize(n_tok * n_in / 16);
-  const hn::CappedTag<float, 32> df;
+  const hn::CappedTag<float, 16> df;  // at most one group of 16 per vector
   const hn::Rebind<int32_t, decltype(df)> di;
   const size_t N = hn::Lanes(df);
+  // The arrays through local pointers: the int8 stores may alias anything, so pointers read through `a` would
+  // be reloaded after each of them.
+  int8_t* const q = a.q.data();
+  float *const lane_scale = a.lane_scale.data(), *const group_sum = a.group_sum.data();
+  float *const block_scales = a.block_scales.data(), *const block_sums = a.block_sums.data();
+  int32_t* const group_biases = a.group_biases.data();
   pool.ParallelFor(n_tok, 16, [&](size_t t_begin, size_t t_end, size_t) {
     for (size_t t = t_begin; t < t_end; ++t) {
       for (size_t b = 0; b < n_in / 32; ++b) {
@@ -96,28 +102,23 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
         const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
         const float dx = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         // |x * inv| <= 127 (+ rounding), so the nearest integers fit int8 and DemoteTo never saturates.
-        int8_t* qb = a.q.data() + t * n_in + b * 32;
-        alignas(64) int32_t v[32];
+        // The sums of each 16 quants come from the vectors themselves (SumOfLanes): storing the 32 int32 and
+        // adding them in scalar code took ~0.7 ns per value (22% of a [256 x 3840] Q4_0 matmul at 5 tokens).
+        int8_t* qb = q + t * n_in + b * 32;
+        int32_t sum16[2] = {0, 0};
         for (size_t j = 0; j < 32; j += N) {
           const auto vi = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), hn::Set(df, inv)));
-          hn::Store(vi, di, v + j);
           hn::StoreU(hn::DemoteTo(hn::Rebind<int8_t, decltype(di)>(), vi), hn::Rebind<int8_t, decltype(di)>(), qb + j);
+          sum16[j / 16] += hn::GetLane(hn::SumOfLanes(di, vi));  // N <= 16 lanes never straddle two groups
         }
-        int lane_sums[8];
-        for (int l = 0; l < 8; ++l) lane_sums[l] = v[4 * l] + v[4 * l + 1] + v[4 * l + 2] + v[4 * l + 3];
         const size_t lane0 = t * (n_in / 4) + b * 8, group0 = t * (n_in / 16) + b * 2, block = t * (n_in / 32) + b;
-        int total = 0;
-        for (int l = 0; l < 8; ++l) {
-          a.lane_scale[lane0 + l] = dx;
-          total += lane_sums[l];
-        }
+        std::fill_n(lane_scale + lane0, 8, dx);
         for (int h = 0; h < 2; ++h) {
-          const int sum16 = lane_sums[4 * h] + lane_sums[4 * h + 1] + lane_sums[4 * h + 2] + lane_sums[4 * h + 3];
-          a.group_sum[group0 + h] = dx * static_cast<float>(sum16);
-          a.group_biases[group0 + h] = -offset * sum16;
+          group_sum[group0 + h] = dx * static_cast<float>(sum16[h]);
+          group_biases[group0 + h] = -offset * sum16[h];
         }
-        a.block_scales[block] = dx;
-        a.block_sums[block] = dx * static_cast<float>(total);
+        block_scales[block] = dx;
+        block_sums[block] = dx * static_cast<float>(sum16[0] + sum16[1]);
       }
     }
   });

@@ -18,7 +18,10 @@
 // block's 288 bytes at 2 threads. Of the 12, the transposes, nibble masks and scale gather are ~60% (the
 // gather alone 2.5 ns); a prototype reading 16-row groups repacked at load time (levels pre-transposed) took
 // 9 ns and streamed 82% against 70% in place (4 KiB pages), but gained only 6-10% at 5 tokens, where the
-// vpdpbusd work per token dominates. Toggle-guarded: g4/impl.hpp includes it once per target.
+// vpdpbusd work per token dominates. On AMD Zen 4 the picture differs: vpgatherdd is microcode, so the scales
+// come from scalar loads (ScaleLoads), and every 512-bit vpdpbusd, permute or FMA takes both halves of the
+// vector pipes for a cycle (measured: ~0.275 ns each, and they do not overlap), so five tokens cost 28 ns per
+// block against 12.6 for one even from L2. Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
 #undef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_

@@ -197,12 +197,12 @@ TEST_CASE("matmul: float weights, every target, odd sizes, 1..33 tokens") {
 }
 
 // On AVX3_DL, 1..15 tokens take the fused 16-row kernels (9, 12 and 15 in two passes; 67 rows end in a group of
-// 3), 33 AMX tiles where the CPU has them (two full 16-token tiles and one of a single token); other targets
-// take the unpacked-panel kernels throughout.
+// 3), 33 AMX tiles where the CPU has them (two full 16-token tiles and one of a single token) and otherwise the
+// fused kernels in token chunks of 15, 15 and 3; other targets take the unpacked-panel kernels throughout.
 TEST_CASE("matmul: block-quantized weights, every target, 1..33 tokens, with and without AMX") {
   ThreadPool pool(2);
   for (bool amx : {true, false}) {
-    INFO("AMX allowed: " << amx);  // without: 33 tokens take AVX3_DL's unpacked-panel kernels, as on Ice Lake
+    INFO("AMX allowed: " << amx);  // without: 33 tokens take AVX3_DL's fused kernels in chunks, as on Ice Lake
     AllowAmx(amx);
     ForEachTarget([&](const std::string&) {
       for (Type type : {Type::Q8_0, Type::Q4_0, Type::Q4_K, Type::Q6_K}) {

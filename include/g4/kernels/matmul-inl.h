@@ -182,9 +182,10 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), acts, pool);
   size_t unit = kTileRows;  // rows are split between threads in multiples of this
 #if HWY_TARGET == HWY_AVX3_DL
-  const bool fused = !is_float && n_tok <= kFusedMaxTokens;
+  const bool amx = !is_float && n_tok > kFusedMaxTokens && AmxUsable();
+  const bool fused = !is_float && !amx;
   if (fused) unit = kGroupRows;
-  if (!is_float && !fused && AmxUsable()) {
+  if (amx) {
     thread_local AmxActivations packed_storage;
     AmxActivations& packed = packed_storage;
     PackAmxActivations(acts, n_tok, w.type == Type::Q6_K ? 16 : 32, packed, pool);

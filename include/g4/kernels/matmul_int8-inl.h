@@ -8,8 +8,8 @@
 // k = dmin * m; Q6_K: k = 32 s). With x ~ dx * qx:
 //   sum_i w_i x_i = sum_lanes s dx (sum of 4 u * qx) - sum_groups k * (dx * sum of 16 qx)
 // so the offsets cost one f32 dot over n_in / 16 values per output, and the levels stay unsigned, which is
-// the operand order of VNNI's vpdpbusd (AVX3_DL, one instruction per 64 multiply-adds). Other targets form
-// the same lane sums with widening Highway ops.
+// the operand order of VNNI's vpdpbusd. The lane sums here use widening Highway ops; AVX3_DL takes the fused
+// kernels of matmul_vnni_decode-inl.h for any number of tokens instead (or AMX from 16 tokens).
 //
 // Error: the activation rounding adds at most sum_i |w_i| dx_i / 2 to the f32 error of the sums above.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
@@ -34,10 +34,6 @@
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
 #include "g4/kernels/dot-inl.h"
-
-#if HWY_TARGET == HWY_AVX3_DL
-#include <immintrin.h>
-#endif
 
 HWY_BEFORE_NAMESPACE();
 namespace g4::HWY_NAMESPACE {
@@ -231,76 +227,6 @@ inline void UnpackRow(Type type, const std::byte* row, size_t n_in, const Int8Ro
 
 inline constexpr size_t kInt8Rows = 4;
 
-#if HWY_TARGET == HWY_AVX3_DL
-// Highway 1.0.3's AVX3_DL target string lacks avx512vnni (its CPU check requires it): enable it here.
-__attribute__((target("avx512vnni"))) HWY_INLINE __m512i DotBytes(__m512i u, __m512i q) {
-  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, q);
-}
-
-// 64 values per step: one vpdpbusd per (row, token), then f32 lane scales.
-template <size_t kTok>
-__attribute__((target("avx512vnni"))) HWY_INLINE void Int8LaneSums(const Int8RowView* rows,
-                                                                    const Int8Activations& a, size_t t0,
-                                                                    __m512 (&acc)[kInt8Rows][kTok]) {
-  #pragma GCC unroll 16
-  for (size_t r = 0; r < kInt8Rows; ++r)
-    #pragma GCC unroll 16
-    for (size_t t = 0; t < kTok; ++t) acc[r][t] = _mm512_setzero_ps();
-  const size_t n_in = a.n_in;
-  size_t i = 0;
-  for (; i + 64 <= n_in; i += 64) {
-    __m512i q[kTok];
-    #pragma GCC unroll 16
-    for (size_t t = 0; t < kTok; ++t) q[t] = _mm512_loadu_si512(a.q_row(t0 + t) + i);
-    #pragma GCC unroll 16
-    for (size_t r = 0; r < kInt8Rows; ++r) {
-      const __m512i u = _mm512_loadu_si512(rows[r].u + i);
-      const __m512 s = _mm512_loadu_ps(rows[r].lane_scale + i / 4);
-      #pragma GCC unroll 16
-      for (size_t t = 0; t < kTok; ++t) {
-        const __m512 sum = _mm512_cvtepi32_ps(DotBytes(u, q[t]));
-        const __m512 scale = _mm512_mul_ps(s, _mm512_loadu_ps(a.scales(t0 + t) + i / 4));
-        acc[r][t] = _mm512_fmadd_ps(sum, scale, acc[r][t]);
-      }
-    }
-  }
-  if (i < n_in) {  // one block of 32 left: the low half of the vectors
-    const __mmask64 m = 0xFFFFFFFFull;
-    __m512i q[kTok];
-    #pragma GCC unroll 16
-    for (size_t t = 0; t < kTok; ++t) q[t] = _mm512_maskz_loadu_epi8(m, a.q_row(t0 + t) + i);
-    #pragma GCC unroll 16
-    for (size_t r = 0; r < kInt8Rows; ++r) {
-      const __m512i u = _mm512_maskz_loadu_epi8(m, rows[r].u + i);
-      const __m512 s = _mm512_maskz_loadu_ps(0xFF, rows[r].lane_scale + i / 4);
-      #pragma GCC unroll 16
-      for (size_t t = 0; t < kTok; ++t) {
-        const __m512 sum = _mm512_cvtepi32_ps(DotBytes(u, q[t]));
-        const __m512 scale = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(0xFF, a.scales(t0 + t) + i / 4));
-        acc[r][t] = _mm512_fmadd_ps(sum, scale, acc[r][t]);
-      }
-    }
-  }
-}
-
-// Not inlined into its (non-VNNI) caller: a function may only inline callees of its own target.
-template <size_t kTok>
-__attribute__((target("avx512vnni"))) HWY_NOINLINE void Int8Tile(const Int8RowView* rows, size_t n_rows,
-                                                                  const Int8Activations& a, size_t t0, float* y,
-                                                                  size_t y_stride) {
-  __m512 acc[kInt8Rows][kTok];
-  Int8LaneSums<kTok>(rows, a, t0, acc);
-  float sums[kInt8Rows][kTok];  // constant indices only, so acc stays in registers
-#pragma GCC unroll 16
-  for (size_t r = 0; r < kInt8Rows; ++r)
-#pragma GCC unroll 16
-    for (size_t t = 0; t < kTok; ++t) sums[r][t] = _mm512_reduce_add_ps(acc[r][t]);
-  for (size_t r = 0; r < n_rows; ++r)
-    for (size_t t = 0; t < kTok; ++t)
-      y[t * y_stride + r] = sums[r][t] - DotF32(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
-}
-
-#else
 // Portable lane sums: per group of 16 values, u8 and i8 widened to i32, multiplied and summed.
 template <size_t kTok>
 HWY_INLINE void Int8Tile(const Int8RowView* rows, size_t n_rows, const Int8Activations& a, size_t t0, float* y,
@@ -326,7 +252,6 @@ HWY_INLINE void Int8Tile(const Int8RowView* rows, size_t n_rows, const Int8Activ
     }
   }
 }
-#endif
 
 // ---- driver ---------------------------------------------------------------------------------------------
 

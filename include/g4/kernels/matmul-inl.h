@@ -182,10 +182,9 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), acts, pool);
   size_t unit = kTileRows;  // rows are split between threads in multiples of this
 #if HWY_TARGET == HWY_AVX3_DL
-  const bool amx = !is_float && n_tok > kFusedMaxTokens && AmxUsable();
-  const bool fused = !is_float && !amx;
-  if (fused) unit = kGroupRows;
-  if (amx) {
+  // Quantized weights: AMX tiles from 16 tokens where the CPU has them, else the fused 16-row kernels.
+  if (!is_float) unit = kGroupRows;
+  if (!is_float && n_tok > kFusedMaxTokens && AmxUsable()) {
     thread_local AmxActivations packed_storage;
     AmxActivations& packed = packed_storage;
     PackAmxActivations(acts, n_tok, w.type == Type::Q6_K ? 16 : 32, packed, pool);
@@ -206,12 +205,10 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
       case Type::F16: MatMulFloatRows<F16Row>(w, x, n_tok, y, r_begin, r_end); break;
       default:
 #if HWY_TARGET == HWY_AVX3_DL
-        if (fused) {
-          MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
-          break;
-        }
-#endif
+        MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
+#else
         MatMulInt8Rows(w, acts, n_tok, y, r_begin, r_end);
+#endif
         break;
     }
   });

@@ -51,18 +51,16 @@ inline int LevelOffset(Type type) {
   }
 }
 
-// Two views of the same int8 activations: per lane (the unpacked-panel kernels, 64 values a step) and per
-// block of 32 (the fused decode kernels of matmul_vnni_decode-inl.h).
+// The int8 activations, with per-group sums for the unpacked-panel kernels' offsets and per-block scales, sums
+// and biases for all kernels (the fused ones of matmul_vnni_decode-inl.h fold the biases into their lanes).
 struct Int8Activations {
   size_t n_in = 0;
   std::vector<int8_t> q;           // [n_tok, n_in]
-  std::vector<float> lane_scale;   // [n_tok, n_in / 4]: dx of the block holding values 4l .. 4l+3
   std::vector<float> group_sum;    // [n_tok, n_in / 16]: dx * (sum of the 16 quants of group g)
   std::vector<float> block_scales; // [n_tok, n_in / 32]: dx
   std::vector<float> block_sums;   // [n_tok, n_in / 32]: dx * (sum of the 32 quants)
   std::vector<int32_t> group_biases;  // [n_tok, n_in / 16]: -offset * (sum of the 16 quants of group g)
   const int8_t* q_row(size_t t) const { return q.data() + t * n_in; }
-  const float* scales(size_t t) const { return lane_scale.data() + t * (n_in / 4); }
   const float* sums(size_t t) const { return group_sum.data() + t * (n_in / 16); }
   const float* block_scale(size_t t) const { return block_scales.data() + t * (n_in / 32); }
   const float* block_sum(size_t t) const { return block_sums.data() + t * (n_in / 32); }
@@ -75,7 +73,6 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
                                 ThreadPool& pool) {
   a.n_in = n_in;
   a.q.resize(n_tok * n_in);
-  a.lane_scale.resize(n_tok * n_in / 4);
   a.group_sum.resize(n_tok * n_in / 16);
   a.block_scales.resize(n_tok * n_in / 32);
   a.block_sums.resize(n_tok * n_in / 32);
@@ -86,7 +83,7 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
   // The arrays through local pointers: the int8 stores may alias anything, so pointers read through `a` would
   // be reloaded after each of them.
   int8_t* const q = a.q.data();
-  float *const lane_scale = a.lane_scale.data(), *const group_sum = a.group_sum.data();
+  float* const group_sum = a.group_sum.data();
   float *const block_scales = a.block_scales.data(), *const block_sums = a.block_sums.data();
   int32_t* const group_biases = a.group_biases.data();
   pool.ParallelFor(n_tok, 16, [&](size_t t_begin, size_t t_end, size_t) {
@@ -107,8 +104,7 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
           hn::StoreU(hn::DemoteTo(hn::Rebind<int8_t, decltype(di)>(), vi), hn::Rebind<int8_t, decltype(di)>(), qb + j);
           sum16[j / 16] += hn::GetLane(hn::SumOfLanes(di, vi));  // N <= 16 lanes never straddle two groups
         }
-        const size_t lane0 = t * (n_in / 4) + b * 8, group0 = t * (n_in / 16) + b * 2, block = t * (n_in / 32) + b;
-        std::fill_n(lane_scale + lane0, 8, dx);
+        const size_t group0 = t * (n_in / 16) + b * 2, block = t * (n_in / 32) + b;
         for (int h = 0; h < 2; ++h) {
           group_sum[group0 + h] = dx * static_cast<float>(sum16[h]);
           group_biases[group0 + h] = -offset * sum16[h];
@@ -239,14 +235,14 @@ HWY_INLINE void Int8Tile(const Int8RowView* rows, size_t n_rows, const Int8Activ
     #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) {
       const int8_t* q = a.q_row(t0 + t);
-      const float* dx = a.scales(t0 + t);
+      const float* dx = a.block_scale(t0 + t);  // one per block of 32: groups 2j and 2j + 1
       float acc = 0.0f;
       for (size_t g = 0; g < a.n_in / 16; ++g) {
         auto sum = hn::Zero(d32);
         for (size_t i = 16 * g; i < 16 * g + 16; i += N)
           sum = hn::Add(sum, hn::Mul(hn::PromoteTo(d32, hn::LoadU(du8, rows[r].u + i)),
                                      hn::PromoteTo(d32, hn::LoadU(di8, q + i))));
-        acc += static_cast<float>(hn::GetLane(hn::SumOfLanes(d32, sum))) * rows[r].lane_scale[4 * g] * dx[4 * g];
+        acc += static_cast<float>(hn::GetLane(hn::SumOfLanes(d32, sum))) * rows[r].lane_scale[4 * g] * dx[g / 2];
       }
       y[t * y_stride + r] = acc - DotF32(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
     }

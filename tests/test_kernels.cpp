@@ -197,9 +197,10 @@ TEST_CASE("matmul: float weights, every target, odd sizes, 1..33 tokens") {
 }
 
 // On AVX3_DL, 1..15 tokens take the fused 16-row kernels (9, 12 and 15 in two passes; 67 rows end in a group of
-// 3), 33 AMX tiles where the CPU has them (two full 16-token tiles and one of a single token) and otherwise the
-// fused kernels in token chunks of 15, 15 and 3; other targets take the unpacked-panel kernels throughout.
-TEST_CASE("matmul: block-quantized weights, every target, 1..33 tokens, with and without AMX") {
+// 3); more take AMX tiles where the CPU has them (33: two full 16-token tiles and one of a single token) and
+// otherwise the fused prefill kernel, in passes of 64 tokens and chunks of 4 (19, 33 and 70 = 64 + 6 end in
+// chunks of 3, 1 and 2); other targets take the unpacked-panel kernels throughout.
+TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and without AMX") {
   ThreadPool pool(2);
   for (bool amx : {true, false}) {
     INFO("AMX allowed: " << amx);  // without: 33 tokens take AVX3_DL's fused kernels in chunks, as on Ice Lake
@@ -209,7 +210,7 @@ TEST_CASE("matmul: block-quantized weights, every target, 1..33 tokens, with and
         const int64_t block = static_cast<int64_t>(GetTypeInfo(type).block_elems);
         for (int64_t n_in : {block, 3 * block})
           for (int64_t n_out : {1, 5, 67})
-            for (size_t n_tok : {1, 3, 8, 9, 12, 15, 33}) CheckMatMul(type, n_out, n_in, n_tok, pool);
+            for (size_t n_tok : {1, 3, 8, 9, 12, 15, 19, 33, 70}) CheckMatMul(type, n_out, n_in, n_tok, pool);
       }
     });
   }

@@ -51,6 +51,9 @@ HWY_BEFORE_NAMESPACE();
 namespace g4::HWY_NAMESPACE {
 
 #define G4_VNNI __attribute__((target("avx512vnni")))
+// For the lambdas given to ForEachBlock: GCC left the prefill kernel's body out of line (a call per block, the
+// levels passed through the stack: 50% slower).
+#define G4_VNNI_INLINE __attribute__((target("avx512vnni"), always_inline))
 
 inline constexpr size_t kGroupRows = 16;  // one int32 lane of a 512-bit vector per weight row
 // Tokens sharing one unpacking: their 15 accumulators + a block's 8 level vectors still fit the 32 registers.
@@ -284,7 +287,47 @@ struct DecodeQ6_K {
   static HWY_INLINE __m512 Min(const Header&, size_t) { return _mm512_setzero_ps(); }
 };
 
-// 16 rows times the kTok tokens of `a`: y[t * y_stride + j] for the rows j set in `store`.
+// Block k's scales for the 16 rows (scale1: Q6_K's second half; min: Q4_K's dmin * m).
+struct BlockScales {
+  __m512 scale0, scale1, min;
+};
+
+// acc[c] += block b (levels u, 16 rows) times token tok + c, for c < n <= kN. The kN tokens' vpdpbusd are
+// interleaved: one token's 4-deep chains alone stall on vpdpbusd's latency (5 cycles), 2 kChunk chains keep
+// both vector ports busy (measured: 5 tokens 31 -> 25 ns, 15 tokens 73 -> 50 ns per 32 x 16 block).
+template <class Dec, size_t kN>
+G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, const Int8Activations& a, size_t tok,
+                                        size_t n, size_t b, __m512* acc) {
+  __m512i lo[kN], hi[kN];  // two chains per token (values 0..15 and 16..31): Q6_K's scale per 16 values
+#pragma GCC unroll 4
+  for (size_t c = 0; c < kN && c < n; ++c) {
+    const int32_t* bias = a.group_bias(tok + c) + 2 * b;
+    lo[c] = _mm512_set1_epi32(bias[0]);
+    hi[c] = _mm512_set1_epi32(bias[1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+    for (size_t c = 0; c < kN && c < n; ++c) {
+      const int8_t* q = a.q_row(tok + c) + 32 * b;
+      lo[c] = DotBroadcast(lo[c], u[i], q + 4 * i);
+      hi[c] = DotBroadcast(hi[c], u[4 + i], q + 16 + 4 * i);
+    }
+#pragma GCC unroll 4
+  for (size_t c = 0; c < kN && c < n; ++c) {
+    const __m512 dx = _mm512_set1_ps(a.block_scale(tok + c)[b]);
+    if constexpr (Dec::kScalePer16) {
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[c]), _mm512_mul_ps(s.scale0, dx), acc[c]);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[c]), _mm512_mul_ps(s.scale1, dx), acc[c]);
+    } else {
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[c], hi[c])), _mm512_mul_ps(s.scale0, dx),
+                               acc[c]);
+    }
+    if constexpr (Dec::kHasMin) acc[c] = _mm512_fnmadd_ps(s.min, _mm512_set1_ps(a.block_sum(tok + c)[b]), acc[c]);
+  }
+}
+
+// body(u, scales, b) for every block b of g's 16 rows, in order, each block's levels u unpacked once.
 // `next` is the group that follows (g itself for the last one). While g's super-block sb is computed, the same
 // super-block of next's 16 rows is prefetched into L2: the prefetches run in the order the next group will be
 // read, one group (~3 us) ahead. Prefetching the next group's bytes in address order instead (row after row)
@@ -292,13 +335,9 @@ struct DecodeQ6_K {
 // bytes per second at 1 to 5 tokens (Q4_0 22.5 -> 26.1 GB/s, Q8_0 24.3 -> 29.3, Q4_K 20.5 -> 23.9, Q6_K 18.9 ->
 // 23.5 at one token, 2 threads, huge pages). Redundant prefetches (16 per super-block where Q4_0 starts ~4.5 new
 // lines) cost only load-port slots, which the kernel leaves idle.
-template <class Dec, size_t kTok>
-G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, const Int8Activations& a,
-                                      size_t tok0, float* y, size_t y_stride, __mmask16 store) {
-  __m512 acc[kTok];
-#pragma GCC unroll 16
-  for (size_t t = 0; t < kTok; ++t) acc[t] = _mm512_setzero_ps();
-  const size_t n_super = a.n_in / (32 * Dec::kBlocks);
+template <class Dec, class Body>
+G4_VNNI HWY_INLINE void ForEachBlock(const RowGroup& g, const RowGroup& next, size_t n_in, const Body& body) {
+  const size_t n_super = n_in / (32 * Dec::kBlocks);
   for (size_t sb = 0; sb < n_super; ++sb) {
     const size_t off = sb * Dec::kBytes;
     const typename Dec::Header h = Dec::ReadHeader(g, off);
@@ -309,7 +348,6 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, c
 #pragma GCC unroll 8
       for (size_t blk = 0; blk < Dec::kPartBlocks; ++blk) {
         const size_t k = Dec::Block(part, blk);
-        const size_t b = sb * Dec::kBlocks + k;  // block of 32 within the row
         // Lines off + 64 l of the next group's 16 rows cover every line holding part of [off, off + kBytes)
         // (steps of 64 miss none). Line l is prefetched with block l * kBlocks / kLines, spreading a K-quant
         // super-block's 48 or 64 prefetches over its 8 blocks: issued all at once, they stalled the loads of
@@ -322,47 +360,26 @@ G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, c
 #pragma GCC unroll 16
             for (size_t j = 0; j < kGroupRows; ++j)
               _mm_prefetch(reinterpret_cast<const char*>(next.row[j] + off + 64 * line), _MM_HINT_T1);
-        const __m512i* u = levels[blk];
-        const __m512 scale0 = Dec::Scale(h, k, 0), scale1 = Dec::Scale(h, k, 1);
-        const __m512 min = Dec::Min(h, k);
-        // Tokens in chunks of kChunk, each chunk's vpdpbusd interleaved across its tokens: one token's 4-deep
-        // chains alone stall on vpdpbusd's latency (5 cycles), 2 kChunk chains keep both vector ports busy
-        // (measured: 5 tokens 31 -> 25 ns, 15 tokens 73 -> 50 ns per 32 x 16 block on this VM's cores).
-#pragma GCC unroll 16
-        for (size_t t0 = 0; t0 < kTok; t0 += kChunk) {
-          constexpr size_t kN = kTok < kChunk ? kTok : kChunk;  // no registers for tokens that are not there
-          __m512i lo[kN], hi[kN];  // two chains per token (values 0..15 and 16..31): Q6_K's scale per 16 values
-#pragma GCC unroll 4
-          for (size_t c = 0; c < kN && t0 + c < kTok; ++c) {
-            const int32_t* bias = a.group_bias(tok0 + t0 + c) + 2 * b;
-            lo[c] = _mm512_set1_epi32(bias[0]);
-            hi[c] = _mm512_set1_epi32(bias[1]);
-          }
-#pragma GCC unroll 4
-          for (int i = 0; i < 4; ++i)
-#pragma GCC unroll 4
-            for (size_t c = 0; c < kN && t0 + c < kTok; ++c) {
-              const int8_t* q = a.q_row(tok0 + t0 + c) + 32 * b;
-              lo[c] = DotBroadcast(lo[c], u[i], q + 4 * i);
-              hi[c] = DotBroadcast(hi[c], u[4 + i], q + 16 + 4 * i);
-            }
-#pragma GCC unroll 4
-          for (size_t c = 0; c < kN && t0 + c < kTok; ++c) {
-            const size_t t = t0 + c;
-            const __m512 dx = _mm512_set1_ps(a.block_scale(tok0 + t)[b]);
-            if constexpr (Dec::kScalePer16) {
-              acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[c]), _mm512_mul_ps(scale0, dx), acc[t]);
-              acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[c]), _mm512_mul_ps(scale1, dx), acc[t]);
-            } else {
-              acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[c], hi[c])),
-                                       _mm512_mul_ps(scale0, dx), acc[t]);
-            }
-            if constexpr (Dec::kHasMin) acc[t] = _mm512_fnmadd_ps(min, _mm512_set1_ps(a.block_sum(tok0 + t)[b]), acc[t]);
-          }
-        }
+        body(levels[blk], BlockScales{Dec::Scale(h, k, 0), Dec::Scale(h, k, 1), Dec::Min(h, k)},
+             sb * Dec::kBlocks + k);
       }
     }
   }
+}
+
+// 16 rows times the kTok tokens of `a` from tok0, accumulated in registers: y[t * y_stride + j] for the rows j
+// set in `store`.
+template <class Dec, size_t kTok>
+G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, const Int8Activations& a,
+                                      size_t tok0, float* y, size_t y_stride, __mmask16 store) {
+  __m512 acc[kTok];
+#pragma GCC unroll 16
+  for (size_t t = 0; t < kTok; ++t) acc[t] = _mm512_setzero_ps();
+  ForEachBlock<Dec>(g, next, a.n_in, [&](const __m512i* u, const BlockScales& s, size_t b) G4_VNNI_INLINE {
+    constexpr size_t kN = std::min(kTok, kChunk);  // no registers for tokens that are not there
+#pragma GCC unroll 16
+    for (size_t t0 = 0; t0 < kTok; t0 += kChunk) AccumulateBlock<Dec, kN>(u, s, a, tok0 + t0, kTok - t0, b, acc + t0);
+  });
 #pragma GCC unroll 16
   for (size_t t = 0; t < kTok; ++t) _mm512_mask_storeu_ps(y + t * y_stride, store, acc[t]);
 }
@@ -372,25 +389,59 @@ constexpr auto RowGroupDots(std::index_sequence<kTok...>) {
   return std::array{&RowGroupDot<Dec, kTok + 1>...};
 }
 
+// The same for n_tok <= kPrefillTokens tokens (prefill without AMX), accumulated in memory (L1): each block's
+// unpacking (~40 vector ops) is then shared by all of them instead of 15, and the accumulators' load and store
+// take load/store ports, which the vpdpbusd leave idle (Zen 4, a [15360 x 3840] Q4_0 at 512 tokens, 2
+// threads: 3.7 -> 3.2 ns per token and 32 x 16 block).
+inline constexpr size_t kPrefillTokens = 64;  // their activations (240 KB for the 12B's 3840) stay in L2
+
+template <class Dec>
+G4_VNNI HWY_NOINLINE void RowGroupDotPrefill(const RowGroup& g, const RowGroup& next, const Int8Activations& a,
+                                             size_t tok0, size_t n_tok, float* y, size_t y_stride,
+                                             __mmask16 store) {
+  __m512 acc[kPrefillTokens];
+  for (size_t t = 0; t < n_tok; ++t) acc[t] = _mm512_setzero_ps();
+  ForEachBlock<Dec>(g, next, a.n_in, [&](const __m512i* u, const BlockScales& s, size_t b) G4_VNNI_INLINE {
+    size_t t = 0;
+    for (; t + kChunk <= n_tok; t += kChunk) AccumulateBlock<Dec, kChunk>(u, s, a, tok0 + t, kChunk, b, acc + t);
+    static_assert(kChunk == 4);
+    switch (n_tok - t) {
+      case 3: AccumulateBlock<Dec, 3>(u, s, a, tok0 + t, 3, b, acc + t); break;
+      case 2: AccumulateBlock<Dec, 2>(u, s, a, tok0 + t, 2, b, acc + t); break;
+      case 1: AccumulateBlock<Dec, 1>(u, s, a, tok0 + t, 1, b, acc + t); break;
+      default: break;
+    }
+  });
+  for (size_t t = 0; t < n_tok; ++t) _mm512_mask_storeu_ps(y + t * y_stride, store, acc[t]);
+}
+
 // Rows [r_begin, r_end) (r_begin a multiple of 16 or the tensor's start) times all n_tok tokens; y: [n_tok,
-// n_out]. More than kFusedMaxTokens tokens (prefill where there is no AMX) pass over each row group in chunks of
-// up to 15 while its ~34 KB stay in L1/L2, the next group prefetched during the first chunk: per token and
-// block that costs 8 vpdpbusd and 3-4 f32 ops, where the unpacked-panel kernel spent 3 f32 ops per vpdpbusd
-// (a 512-token prefill of the 12B at Q4_0 on 2 Zen 4 cores: 8.66 -> 22.3 tokens/s).
+// n_out]. Up to kFusedMaxTokens tokens (decode, MTP verification) in registers, one pass over the rows; more
+// (prefill where there is no AMX) in passes of kPrefillTokens, each streaming the rows again: for the 12B's
+// [15360 x 3840] Q4_0 that is 33 MB per 64 tokens, ~2.5 GB/s at 2 threads. Per token and block this costs 8
+// vpdpbusd and 3-4 f32 ops, where the unpacked-panel kernel spent 3 f32 ops per vpdpbusd (a 512-token prefill
+// of the 12B at Q4_0 on 2 Zen 4 cores: 8.66 -> 22.3 tokens/s with chunks of 15 tokens in registers).
 template <class Dec>
 void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   static constexpr auto kDot = RowGroupDots<Dec>(std::make_index_sequence<kFusedMaxTokens>());
   const size_t n_out = static_cast<size_t>(w.rows());
+  const size_t pass = n_tok <= kFusedMaxTokens ? n_tok : kPrefillTokens;
   if (r_begin >= r_end) return;
-  RowGroup g = MakeRowGroup(w, r_begin, std::min(kGroupRows, r_end - r_begin));
-  for (size_t r0 = r_begin; r0 < r_end; r0 += kGroupRows) {
-    const size_t n_rows = std::min(kGroupRows, r_end - r0), r_next = r0 + kGroupRows;
-    const RowGroup next = r_next < r_end ? MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next)) : g;
-    for (size_t t0 = 0; t0 < n_tok; t0 += kFusedMaxTokens) {
-      const size_t nt = std::min(kFusedMaxTokens, n_tok - t0);
-      kDot[nt - 1](g, t0 == 0 ? next : g, a, t0, y + t0 * n_out + r0, n_out, static_cast<__mmask16>((1u << n_rows) - 1));
+  for (size_t t0 = 0; t0 < n_tok; t0 += pass) {
+    const size_t nt = std::min(pass, n_tok - t0);
+    RowGroup g = MakeRowGroup(w, r_begin, std::min(kGroupRows, r_end - r_begin));
+    for (size_t r0 = r_begin; r0 < r_end; r0 += kGroupRows) {
+      const size_t n_rows = std::min(kGroupRows, r_end - r0), r_next = r0 + kGroupRows;
+      const RowGroup next = r_next < r_end ? MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next)) : g;
+      const auto store = static_cast<__mmask16>((1u << n_rows) - 1);
+      float* const yg = y + t0 * n_out + r0;
+      if (n_tok <= kFusedMaxTokens) {
+        kDot[nt - 1](g, next, a, t0, yg, n_out, store);
+      } else {
+        RowGroupDotPrefill<Dec>(g, next, a, t0, nt, yg, n_out, store);
+      }
+      g = next;
     }
-    g = next;
   }
 }
 
@@ -425,6 +476,7 @@ inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_
 }
 
 #undef G4_VNNI
+#undef G4_VNNI_INLINE
 
 }  // namespace g4::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();

@@ -170,8 +170,9 @@ void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y
 
 // Entry point (dispatched): shapes were validated by the caller. Quantized weights on AVX3_DL: up to
 // kFusedMaxTokens tokens decode the weights in registers, 16 rows at a time (memory-bound decode and MTP
-// verification); more, AMX tiles where the CPU has them; otherwise rows are unpacked once into L2 scratch and
-// reused by every token (compute-bound prefill).
+// verification); more, AMX tiles where the CPU has them, else the same 16-row kernels in passes of
+// kPrefillTokens with the accumulators in L1 (compute-bound prefill). Other targets unpack rows once into L2
+// scratch and reuse them for every token.
 void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
   const bool is_float = w.type == Type::F32 || w.type == Type::BF16 || w.type == Type::F16;

@@ -1,12 +1,12 @@
-// AVX3_DL only: the integer matmul for few tokens (decode, MTP verification: 1..15), fused. Decode streams
-// every weight once and is bound by memory bandwidth, so nothing is written back to memory and the work per
-// weight byte must stay under what the memory delivers.
+// AVX3_DL only: the integer matmul, fused, for few tokens (decode, MTP verification: 1..15) and, where there is
+// no AMX, for prefill. Decode streams every weight once and is bound by memory bandwidth, so nothing is written
+// back to memory and the work per weight byte must stay under what the memory delivers.
 //
 // 16 weight rows are processed together, one row per int32 lane: the rows' bytes are transposed in registers
 // (Transpose16x4: 16 x 16 bytes -> 4 vectors, dword g of row j in lane j), unpacked to unsigned levels u, and
 // each token meets them through vpdpbusd with its 4 activation quants broadcast from memory. So a block of 32
 // weights x 16 rows costs 8 vpdpbusd + 1 convert + 2 scale ops per token, no horizontal sums, and its unpacking
-// (~40 ops) is shared by up to 15 tokens; 16 rows' outputs are one vector store. The accumulators start at
+// (~40 ops) is shared by up to 15 tokens (64 in prefill); 16 rows' outputs are one vector store. The accumulators start at
 // -offset * (sum of the activation quants of each group of 16) (Int8Activations::group_bias), so each lane
 // ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
 // -m * (dx * sum of the block's quants) per block.
@@ -391,8 +391,9 @@ constexpr auto RowGroupDots(std::index_sequence<kTok...>) {
 
 // The same for n_tok <= kPrefillTokens tokens (prefill without AMX), accumulated in memory (L1): each block's
 // unpacking (~40 vector ops) is then shared by all of them instead of 15, and the accumulators' load and store
-// take load/store ports, which the vpdpbusd leave idle (Zen 4, a [15360 x 3840] Q4_0 at 512 tokens, 2
-// threads: 3.7 -> 3.2 ns per token and 32 x 16 block).
+// take load/store ports, which the vpdpbusd leave idle (Zen 4, one core, a [15360 x 3840] Q4_0 at 128 tokens:
+// 3.9 -> 3.05 ns per token and 32 x 16 block; passes of 32 tokens measured slower, also for [3840 x 15360]).
+// The rest is the vector pipes: 8 vpdpbusd and 3 f32 ops per token and block, each a cycle for 512 bits.
 inline constexpr size_t kPrefillTokens = 64;  // their activations (240 KB for the 12B's 3840) stay in L2
 
 template <class Dec>

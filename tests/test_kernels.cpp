@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "g4/core/dequantize.hpp"
+#include "g4/core/row_groups.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/kernels/ops.hpp"
 #include "g4/kernels/reference.hpp"
@@ -148,13 +149,21 @@ double MatMulBound(Type type, const std::byte* w_bytes, const std::vector<float>
   return (static_cast<double>(n_in) + 2) * kEps * magnitude + rounding + 1e-30;
 }
 
-void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPool& pool) {
-  INFO("type " << TypeName(type) << " n_out " << n_out << " n_in " << n_in << " n_tok " << n_tok);
+// row_groups: the product goes through a RowGroupWeights copy (read by AVX3_DL's fused kernels, ignored by the
+// other paths), the reference through the original.
+void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPool& pool, bool row_groups = false) {
+  INFO("type " << TypeName(type) << " n_out " << n_out << " n_in " << n_in << " n_tok " << n_tok << " row groups "
+               << row_groups);
   const Tensor w = RandomWeights(type, n_out, n_in, static_cast<uint32_t>(n_out * 131 + n_in * 7 + n_tok));
   const std::vector<float> x = RandomFloats(n_tok * static_cast<size_t>(n_in), -1.0f, 1.0f, 99);
   std::vector<float> want(n_tok * static_cast<size_t>(n_out)), got(want.size(), std::nanf(""));
   ref::MatMul(w.view(), x.data(), n_tok, want.data());
-  MatMul(w.view(), x.data(), n_tok, got.data(), pool);
+  if (row_groups) {
+    const RowGroupWeights grouped(w.view());
+    MatMul(grouped.view(), x.data(), n_tok, got.data(), pool);
+  } else {
+    MatMul(w.view(), x.data(), n_tok, got.data(), pool);
+  }
   std::vector<float> row(static_cast<size_t>(n_in));
   size_t bad = 0;
   for (int64_t o = 0; o < n_out; ++o) {
@@ -199,7 +208,8 @@ TEST_CASE("matmul: float weights, every target, odd sizes, 1..33 tokens") {
 // On AVX3_DL, 1..15 tokens take the fused 16-row kernels (9, 12 and 15 in two passes; 67 rows end in a group of
 // 3); more take AMX tiles where the CPU has them (33: two full 16-token tiles and one of a single token) and
 // otherwise the fused prefill kernel, in passes of 64 tokens and chunks of 4 (19, 33 and 70 = 64 + 6 end in
-// chunks of 3, 1 and 2); other targets take the unpacked-panel kernels throughout.
+// chunks of 3, 1 and 2); other targets take the unpacked-panel kernels throughout. Q4_0 and Q8_0 also run from
+// a row-group copy (core/row_groups.hpp; 67 rows: a last group of 3 rows padded to 16).
 TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and without AMX") {
   ThreadPool pool(2);
   for (bool amx : {true, false}) {
@@ -210,7 +220,9 @@ TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and
         const int64_t block = static_cast<int64_t>(GetTypeInfo(type).block_elems);
         for (int64_t n_in : {block, 3 * block})
           for (int64_t n_out : {1, 5, 67})
-            for (size_t n_tok : {1, 3, 8, 9, 12, 15, 19, 33, 70}) CheckMatMul(type, n_out, n_in, n_tok, pool);
+            for (size_t n_tok : {1, 3, 8, 9, 12, 15, 19, 33, 70})
+              for (bool groups : {false, true})
+                if (!groups || HasRowGroupLayout(type)) CheckMatMul(type, n_out, n_in, n_tok, pool, groups);
       }
     });
   }
@@ -285,6 +297,8 @@ TEST_CASE("matmul: invalid weights throw a g4::Error naming the tensor") {
   CHECK_THROWS_WITH_AS(MatMul(ok, nullptr, 1, y.data(), pool), doctest::Contains("matmul ok input"), Error);
   CHECK_THROWS_WITH_AS(MatMul(ok, x.data(), 1, nullptr, pool), doctest::Contains("matmul ok output"), Error);
   MatMul(ok, nullptr, 0, nullptr, pool);  // no tokens: no data needed
+  TensorView k_quant{"blk.0.attn_q", Type::Q4_K, {2, 256}, bytes.data(), bytes.size()};
+  CHECK_THROWS_WITH_AS(RowGroupWeights{k_quant}, doctest::Contains("blk.0.attn_q"), Error);  // no row-group layout
 }
 
 TEST_CASE("rmsnorm and layernorm: every target, with and without weight, in place") {

@@ -21,7 +21,12 @@
 // vpdpbusd work per token dominates. On AMD Zen 4 the picture differs: vpgatherdd is microcode, so the scales
 // come from scalar loads (ScaleLoads), and every 512-bit vpdpbusd, permute or FMA takes both halves of the
 // vector pipes for a cycle (measured: ~0.275 ns each, and they do not overlap), so five tokens cost 28 ns per
-// block against 12.6 for one even from L2. Toggle-guarded: g4/impl.hpp includes it once per target.
+// block against 12.6 for one even from L2. There the repacked layout pays: a standalone prototype of this
+// Q4_0 kernel reading groups stored as [block][16 f16 scales | 4 x 64 bytes of pre-transposed levels] (same
+// 288 bytes, one contiguous stream, identical outputs) took 5.9 / 14.5 / 22.6 ns per block at 1 / 5 / 8 tokens
+// against 12.1 / 27.1 / 34.9 in place (one core, L2-resident): five tokens would then cost less than the
+// memory's ~17 ns. Using it takes an owned copy of each matrix made at load time (and the mmapped original's
+// pages dropped, or resident memory doubles). Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
 #undef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
@@ -31,6 +36,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <utility>
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +72,7 @@ struct RowGroup {
   const std::byte* row[kGroupRows];
   const std::byte* base;
   __m512i offset;
+  const std::byte* grouped;  // the group in TensorView::row_groups, or null
 };
 
 inline RowGroup MakeRowGroup(const TensorView& w, size_t r0, size_t n_rows) {
@@ -78,6 +85,7 @@ inline RowGroup MakeRowGroup(const TensorView& w, size_t r0, size_t n_rows) {
     off[j] = static_cast<int32_t>(r * w.row_bytes());  // < 16 rows of at most a few MB: fits int32
   }
   g.offset = _mm512_load_si512(off);
+  g.grouped = w.row_groups ? w.row_groups + r0 * w.row_bytes() : nullptr;  // r0 is a multiple of 16 there
   return g;
 }
 
@@ -145,7 +153,7 @@ HWY_INLINE __m512i Bytes(int v) { return _mm512_set1_epi8(static_cast<char>(v));
 template <class BlockT, bool kGather>
 struct OneScaleBlock {
   static constexpr size_t kBlocks = 1, kPartBlocks = 1, kBytes = sizeof(BlockT);
-  static constexpr bool kHasMin = false, kScalePer16 = false;
+  static constexpr bool kHasMin = false, kScalePer16 = false, kGrouped = false;
   struct Header {
     __m512 d;
   };
@@ -182,6 +190,37 @@ struct DecodeQ4_0 : OneScaleBlock<BlockQ4_0, kGather> {
   }
 };
 
+// Q8_0 and Q4_0 in the row-group layout (core/row_groups.hpp): block b of the group at grouped + 16 * off, off
+// = b * kBytes, as the 16 scales and then the quants already transposed.
+template <class BlockT>
+struct DecodeGrouped {
+  static constexpr size_t kBlocks = 1, kPartBlocks = 1, kBytes = sizeof(BlockT);
+  static constexpr bool kHasMin = false, kScalePer16 = false, kGrouped = true;
+  struct Header {
+    __m512 d;
+  };
+  static HWY_INLINE Header ReadHeader(const RowGroup& g, size_t off) {
+    return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.grouped + kGroupRows * off)))};
+  }
+  static constexpr size_t Block(size_t part, size_t /*i*/) { return part; }
+  static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
+    const std::byte* quants = g.grouped + kGroupRows * off + kGroupRows * sizeof(f16);
+    auto load = [&](int k) { return _mm512_loadu_si512(quants + 64 * k); };
+    if constexpr (std::is_same_v<BlockT, BlockQ8_0>) {
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) u[0][k] = _mm512_xor_si512(load(k), Bytes(0x80));  // q + 128
+    } else {
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {  // low nibbles: values 0..15, high nibbles: 16..31
+        u[0][k] = _mm512_and_si512(load(k), Bytes(0x0F));
+        u[0][4 + k] = _mm512_and_si512(_mm512_srli_epi32(load(k), 4), Bytes(0x0F));
+      }
+    }
+  }
+  static HWY_INLINE __m512 Scale(const Header& h, size_t /*k*/, int /*half*/) { return h.d; }
+  static HWY_INLINE __m512 Min(const Header&, size_t) { return _mm512_setzero_ps(); }
+};
+
 // The f32 value of byte i of every lane of v.
 HWY_INLINE __m512 ByteToFloat(__m512i v, size_t i) {
   return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF)));
@@ -189,7 +228,7 @@ HWY_INLINE __m512 ByteToFloat(__m512i v, size_t i) {
 
 struct DecodeQ4_K {
   static constexpr size_t kBlocks = 8, kPartBlocks = 2, kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kHasMin = true, kScalePer16 = false;
+  static constexpr bool kHasMin = true, kScalePer16 = false, kGrouped = false;
   // 8 scale bytes (sc0, sc1) and 8 min bytes (m0, m1) per row, unpacked from the 12 bytes of 6-bit pairs.
   struct Header {
     __m512i sc0, sc1, m0, m1;
@@ -238,7 +277,7 @@ struct DecodeQ4_K {
 template <bool kGather>
 struct DecodeQ6_K {
   static constexpr size_t kBlocks = 8, kPartBlocks = 8, kBytes = sizeof(BlockQ6_K);
-  static constexpr bool kHasMin = false, kScalePer16 = true;
+  static constexpr bool kHasMin = false, kScalePer16 = true, kGrouped = false;
   struct Header {
     __m512i sc[4];  // 16 signed scale bytes per row, one per 16 values
     __m512 d;
@@ -353,13 +392,19 @@ G4_VNNI HWY_INLINE void ForEachBlock(const RowGroup& g, const RowGroup& next, si
         // super-block's 48 or 64 prefetches over its 8 blocks: issued all at once, they stalled the loads of
         // the current group (one token, 2 threads: Q4_K 23.4 -> 26.0 GB/s, Q6_K 23.1 -> 24.6; 5 tokens Q4_K
         // 17.3 -> 18.6, Q6_K 18.4 -> 20.8).
-        constexpr size_t kLines = (Dec::kBytes + 63) / 64;
-#pragma GCC unroll 4
-        for (size_t line = 0; line < kLines; ++line)
-          if (line * Dec::kBlocks / kLines == k)
+        if constexpr (Dec::kGrouped) {  // the same block of the next group: 16 x kBytes contiguous bytes
 #pragma GCC unroll 16
-            for (size_t j = 0; j < kGroupRows; ++j)
-              _mm_prefetch(reinterpret_cast<const char*>(next.row[j] + off + 64 * line), _MM_HINT_T1);
+          for (size_t line = 0; line < (kGroupRows * Dec::kBytes + 63) / 64; ++line)
+            _mm_prefetch(reinterpret_cast<const char*>(next.grouped + kGroupRows * off + 64 * line), _MM_HINT_T1);
+        } else {
+          constexpr size_t kLines = (Dec::kBytes + 63) / 64;
+#pragma GCC unroll 4
+          for (size_t line = 0; line < kLines; ++line)
+            if (line * Dec::kBlocks / kLines == k)
+#pragma GCC unroll 16
+              for (size_t j = 0; j < kGroupRows; ++j)
+                _mm_prefetch(reinterpret_cast<const char*>(next.row[j] + off + 64 * line), _MM_HINT_T1);
+        }
         body(levels[blk], BlockScales{Dec::Scale(h, k, 0), Dec::Scale(h, k, 1), Dec::Min(h, k)},
              sb * Dec::kBlocks + k);
       }
@@ -450,8 +495,14 @@ template <bool kGather>
 void MatMulFusedRowsWith(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
                          size_t r_end) {
   switch (w.type) {
-    case Type::Q8_0: FusedRows<DecodeQ8_0<kGather>>(w, a, n_tok, y, r_begin, r_end); break;
-    case Type::Q4_0: FusedRows<DecodeQ4_0<kGather>>(w, a, n_tok, y, r_begin, r_end); break;
+    case Type::Q8_0:
+      if (w.row_groups) return FusedRows<DecodeGrouped<BlockQ8_0>>(w, a, n_tok, y, r_begin, r_end);
+      FusedRows<DecodeQ8_0<kGather>>(w, a, n_tok, y, r_begin, r_end);
+      break;
+    case Type::Q4_0:
+      if (w.row_groups) return FusedRows<DecodeGrouped<BlockQ4_0>>(w, a, n_tok, y, r_begin, r_end);
+      FusedRows<DecodeQ4_0<kGather>>(w, a, n_tok, y, r_begin, r_end);
+      break;
     case Type::Q4_K: FusedRows<DecodeQ4_K>(w, a, n_tok, y, r_begin, r_end); break;
     default: FusedRows<DecodeQ6_K<kGather>>(w, a, n_tok, y, r_begin, r_end); break;
   }

@@ -77,6 +77,9 @@ std::vector<std::string> AvailableTargets();
 void ForceTarget(const std::string& name);
 // The target the next kernel call will use.
 std::string CurrentTarget();
+// Whether that target's quantized matmuls read TensorView::row_groups (AVX3_DL's fused kernels): models pack
+// their Q4_0 / Q8_0 matrices at load time where they do (core/row_groups.hpp).
+inline bool KernelsReadRowGroups() { return CurrentTarget() == "AVX3_DL"; }
 
 // AMX tiles are used where the CPU has them and the kernel grants them (default). AllowAmx(false) makes the
 // quantized matmuls take their AVX-512 VNNI paths instead, as on CPUs without AMX (tests, benchmarks).

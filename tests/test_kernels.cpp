@@ -159,7 +159,7 @@ void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPoo
   std::vector<float> want(n_tok * static_cast<size_t>(n_out)), got(want.size(), std::nanf(""));
   ref::MatMul(w.view(), x.data(), n_tok, want.data());
   if (row_groups) {
-    const RowGroupWeights grouped(w.view());
+    const RowGroupWeights grouped(w.view(), pool);
     MatMul(grouped.view(), x.data(), n_tok, got.data(), pool);
   } else {
     MatMul(w.view(), x.data(), n_tok, got.data(), pool);
@@ -298,7 +298,8 @@ TEST_CASE("matmul: invalid weights throw a g4::Error naming the tensor") {
   CHECK_THROWS_WITH_AS(MatMul(ok, x.data(), 1, nullptr, pool), doctest::Contains("matmul ok output"), Error);
   MatMul(ok, nullptr, 0, nullptr, pool);  // no tokens: no data needed
   TensorView k_quant{"blk.0.attn_q", Type::Q4_K, {2, 256}, bytes.data(), bytes.size()};
-  CHECK_THROWS_WITH_AS(RowGroupWeights{k_quant}, doctest::Contains("blk.0.attn_q"), Error);  // no row-group layout
+  // No row-group layout for K-quants.
+  CHECK_THROWS_WITH_AS(RowGroupWeights(k_quant, pool), doctest::Contains("blk.0.attn_q"), Error);
 }
 
 TEST_CASE("rmsnorm and layernorm: every target, with and without weight, in place") {

@@ -146,7 +146,7 @@ class Gemma4 {
   void UseRowGroups() {
     auto pack = [&](TensorView& v) {
       if (v.data == nullptr || !HasRowGroupLayout(v.type) || v.shape.rank != 2) return;
-      row_groups_.emplace_back(v);
+      row_groups_.emplace_back(v, pool_);
       v = row_groups_.back().view();  // the buffer stays put when the vector grows
     };
     pack(w_.embed);

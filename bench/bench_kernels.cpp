@@ -1,6 +1,7 @@
 // Matmul benchmark on the Gemma 4 12B shapes: for each weight type and token count, time, GB/s of weights
 // streamed and GFLOP/s; beside them the machine's read bandwidth (read_bandwidth.hpp's probe), and Eigen and xsimd f32
-// baselines on the same shapes and threads. Prints a table; --json FILE writes the same rows.
+// baselines on the same shapes and threads. Q4_0 and Q8_0 also run from row-group copies (impl g4-rg) where the
+// kernels read them, as the model does there. Prints a table; --json FILE writes the same rows.
 //
 //   bench_kernels [--shapes full|small] [--filter NAME] [--types F32,BF16,...] [--n 1,4,8,512]
 //                 [--threads N] [--max-gb G] [--json FILE]
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "g4/core/quantize.hpp"
+#include "g4/core/row_groups.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/kernels/ops.hpp"
 #include "g4/bench/read_bandwidth.hpp"
@@ -240,6 +242,17 @@ int main(int argc, char** argv) {
           size_t c = 0;
           const Timing t = TimeIt([&] { g4::MatMul(w[c++ % copies].view(), x.data(), n, y.data(), pool); }, opt.threads);
           report(s, "g4", std::string(g4::TypeName(type)), n, t, bytes);
+        }
+        if (g4::HasRowGroupLayout(type) && g4::KernelsReadRowGroups()) {  // the layout Gemma4 runs on here
+          std::vector<g4::RowGroupWeights> grouped;
+          for (const g4::Tensor& t : w) grouped.emplace_back(t.view(), pool);
+          bandwidth = g4::bench::MeasureReadBandwidth(pool, size_t{512} << 20, 3) / 1e9;
+          for (size_t n : opt.ns) {
+            size_t c = 0;
+            const Timing t = TimeIt([&] { g4::MatMul(grouped[c++ % copies].view(), x.data(), n, y.data(), pool); },
+                                    opt.threads);
+            report(s, "g4-rg", std::string(g4::TypeName(type)), n, t, bytes);
+          }
         }
         if (type == g4::Type::F32) {
           for (size_t n : opt.ns) {

@@ -149,16 +149,21 @@ HWY_INLINE __m512i Bytes(int v) { return _mm512_set1_epi8(static_cast<char>(v));
 //   Scale(h, k, half): block k's f32 scale (kScalePer16: that of its values 16 half..16 half + 15);
 //   Min(h, k) (kHasMin): dmin * m of block k.
 
-// Q8_0 and Q4_0: super-blocks of one block, whose f16 scale d every row holds at the same offset.
-template <class BlockT, bool kGather>
+// Q8_0 and Q4_0: super-blocks of one block, whose f16 scale d every row holds at the same offset, or which the
+// row-group layout (kGroupedLayout, core/row_groups.hpp) stores as 16 scales at grouped + 16 * off.
+template <class BlockT, bool kGather, bool kGroupedLayout = false>
 struct OneScaleBlock {
   static constexpr size_t kBlocks = 1, kPartBlocks = 1, kBytes = sizeof(BlockT);
-  static constexpr bool kHasMin = false, kScalePer16 = false, kGrouped = false;
+  static constexpr bool kHasMin = false, kScalePer16 = false, kGrouped = kGroupedLayout;
   struct Header {
     __m512 d;
   };
   static HWY_INLINE Header ReadHeader(const RowGroup& g, size_t off) {
-    return {LoadHalves<kGather>(g, off + offsetof(BlockT, d))};
+    if constexpr (kGroupedLayout) {
+      return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.grouped + kGroupRows * off)))};
+    } else {
+      return {LoadHalves<kGather>(g, off + offsetof(BlockT, d))};
+    }
   }
   static constexpr size_t Block(size_t part, size_t /*i*/) { return part; }
   static HWY_INLINE __m512 Scale(const Header& h, size_t /*k*/, int /*half*/) { return h.d; }
@@ -190,19 +195,10 @@ struct DecodeQ4_0 : OneScaleBlock<BlockQ4_0, kGather> {
   }
 };
 
-// Q8_0 and Q4_0 in the row-group layout (core/row_groups.hpp): block b of the group at grouped + 16 * off, off
-// = b * kBytes, as the 16 scales and then the quants already transposed.
+// Q8_0 and Q4_0 in the row-group layout: block b's quants, already transposed, follow its 16 scales.
 template <class BlockT>
-struct DecodeGrouped {
-  static constexpr size_t kBlocks = 1, kPartBlocks = 1, kBytes = sizeof(BlockT);
-  static constexpr bool kHasMin = false, kScalePer16 = false, kGrouped = true;
-  struct Header {
-    __m512 d;
-  };
-  static HWY_INLINE Header ReadHeader(const RowGroup& g, size_t off) {
-    return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.grouped + kGroupRows * off)))};
-  }
-  static constexpr size_t Block(size_t part, size_t /*i*/) { return part; }
+struct DecodeGrouped : OneScaleBlock<BlockT, false, true> {
+  using OneScaleBlock<BlockT, false, true>::kPartBlocks;
   static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
     const std::byte* quants = g.grouped + kGroupRows * off + kGroupRows * sizeof(f16);
     auto load = [&](int k) { return _mm512_loadu_si512(quants + 64 * k); };
@@ -217,8 +213,6 @@ struct DecodeGrouped {
       }
     }
   }
-  static HWY_INLINE __m512 Scale(const Header& h, size_t /*k*/, int /*half*/) { return h.d; }
-  static HWY_INLINE __m512 Min(const Header&, size_t) { return _mm512_setzero_ps(); }
 };
 
 // The f32 value of byte i of every lane of v.

@@ -3,8 +3,7 @@
 // matrix's last row), block after block, each block as the 16 rows' f16 scales (32 bytes) and then the quants
 // transposed into 64-byte vectors whose dword j is dword k of row j's quants (Q4_0: k = 0..3, Q8_0: 0..7).
 // Same bytes per row as the file's layout, read as one contiguous stream with no transposes or scale gathers
-// (Zen 4, one core, L2-resident, Q4_0: 12.1 -> 5.9 ns per 32 x 16 block for one token, 27.1 -> 14.5 for
-// five). It is a copy: the kernels of other targets, AMX and row lookups keep reading TensorView::data.
+// (Zen 4, one core, L2-resident, Q4_0: 13 -> 5.9 ns per 32 x 16 block for one token, 28 -> 19.5 for five). It is a copy: the kernels of other targets, AMX and row lookups keep reading TensorView::data.
 #pragma once
 
 #include <algorithm>

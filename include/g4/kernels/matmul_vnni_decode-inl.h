@@ -21,12 +21,11 @@
 // vpdpbusd work per token dominates. On AMD Zen 4 the picture differs: vpgatherdd is microcode, so the scales
 // come from scalar loads (ScaleLoads), and every 512-bit vpdpbusd, permute or FMA takes both halves of the
 // vector pipes for a cycle (measured: ~0.275 ns each, and they do not overlap), so five tokens cost 28 ns per
-// block against 12.6 for one even from L2. There the repacked layout pays: a standalone prototype of this
-// Q4_0 kernel reading groups stored as [block][16 f16 scales | 4 x 64 bytes of pre-transposed levels] (same
-// 288 bytes, one contiguous stream, identical outputs) took 5.9 / 14.5 / 22.6 ns per block at 1 / 5 / 8 tokens
-// against 12.1 / 27.1 / 34.9 in place (one core, L2-resident): five tokens would then cost less than the
-// memory's ~17 ns. Using it takes an owned copy of each matrix made at load time (and the mmapped original's
-// pages dropped, or resident memory doubles). Toggle-guarded: g4/impl.hpp includes it once per target.
+// block against 12.6 for one even from L2. There the row-group copy (TensorView::row_groups, core/row_groups.hpp)
+// pays: Q4_0 and Q8_0 read from it (kGrouped: scales and pre-transposed levels, one contiguous stream) take
+// 5.9 / 19.5 ns per block at 1 / 5 tokens against 13 / 28 in place (Q8_0 8.4 / 19.6 against 18.5 / 34.3; one
+// core, L2-resident, activation quantization included), so five tokens cost about what the memory takes to
+// deliver the block. Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
 #undef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
@@ -36,7 +35,6 @@
 
 #include <algorithm>
 #include <array>
-#include <type_traits>
 #include <utility>
 #include <cstddef>
 #include <cstdint>
@@ -110,6 +108,18 @@ HWY_INLINE void Transpose16x4(const RowGroup& g, size_t off, __m512i v[4]) {
   v[3] = _mm512_shuffle_i64x2(a23, b23, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
+// v[k] lane j = dword k of the 16 bytes at row j + off: transposed in registers, or (kGrouped) loaded from the
+// row-group copy, which stores those 4 vectors at grouped + 16 * off (core/row_groups.hpp).
+template <bool kGrouped>
+HWY_INLINE void RowDwords(const RowGroup& g, size_t off, __m512i v[4]) {
+  if constexpr (kGrouped) {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) v[k] = _mm512_loadu_si512(g.grouped + kGroupRows * off + 64 * k);
+  } else {
+    Transpose16x4(g, off, v);
+  }
+}
+
 // The f16 in the low (kHigh: high) half of the dword at each row's byte `off`, as f32: one vpgatherdd
 // (kGather), or 16 scalar loads that GCC merges with vpinsrw (where gathers are microcode: see ScaleLoads).
 template <bool kGather, bool kHigh = false>
@@ -150,7 +160,7 @@ HWY_INLINE __m512i Bytes(int v) { return _mm512_set1_epi8(static_cast<char>(v));
 //   Min(h, k) (kHasMin): dmin * m of block k.
 
 // Q8_0 and Q4_0: super-blocks of one block, whose f16 scale d every row holds at the same offset, or which the
-// row-group layout (kGroupedLayout, core/row_groups.hpp) stores as 16 scales at grouped + 16 * off.
+// row-group copy (kGroupedLayout) stores as 16 scales: byte o of every row's block maps to grouped + 16 * o.
 template <class BlockT, bool kGather, bool kGroupedLayout = false>
 struct OneScaleBlock {
   static constexpr size_t kBlocks = 1, kPartBlocks = 1, kBytes = sizeof(BlockT);
@@ -160,7 +170,8 @@ struct OneScaleBlock {
   };
   static HWY_INLINE Header ReadHeader(const RowGroup& g, size_t off) {
     if constexpr (kGroupedLayout) {
-      return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.grouped + kGroupRows * off)))};
+      const std::byte* d = g.grouped + kGroupRows * (off + offsetof(BlockT, d));
+      return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d)))};
     } else {
       return {LoadHalves<kGather>(g, off + offsetof(BlockT, d))};
     }
@@ -170,47 +181,27 @@ struct OneScaleBlock {
   static HWY_INLINE __m512 Min(const Header&, size_t) { return _mm512_setzero_ps(); }
 };
 
-template <bool kGather>
-struct DecodeQ8_0 : OneScaleBlock<BlockQ8_0, kGather> {
-  using OneScaleBlock<BlockQ8_0, kGather>::kPartBlocks;
+template <bool kGather, bool kGrouped = false>
+struct DecodeQ8_0 : OneScaleBlock<BlockQ8_0, kGather, kGrouped> {
+  using OneScaleBlock<BlockQ8_0, kGather, kGrouped>::kPartBlocks;
   static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
-    Transpose16x4(g, off + offsetof(BlockQ8_0, qs), u[0]);
-    Transpose16x4(g, off + offsetof(BlockQ8_0, qs) + 16, u[0] + 4);
+    RowDwords<kGrouped>(g, off + offsetof(BlockQ8_0, qs), u[0]);
+    RowDwords<kGrouped>(g, off + offsetof(BlockQ8_0, qs) + 16, u[0] + 4);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) u[0][k] = _mm512_xor_si512(u[0][k], Bytes(0x80));  // q + 128
   }
 };
 
-template <bool kGather>
-struct DecodeQ4_0 : OneScaleBlock<BlockQ4_0, kGather> {
-  using OneScaleBlock<BlockQ4_0, kGather>::kPartBlocks;
+template <bool kGather, bool kGrouped = false>
+struct DecodeQ4_0 : OneScaleBlock<BlockQ4_0, kGather, kGrouped> {
+  using OneScaleBlock<BlockQ4_0, kGather, kGrouped>::kPartBlocks;
   static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
     __m512i v[4];
-    Transpose16x4(g, off + offsetof(BlockQ4_0, qs), v);
+    RowDwords<kGrouped>(g, off + offsetof(BlockQ4_0, qs), v);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {  // low nibbles: values 0..15, high nibbles: 16..31
       u[0][k] = _mm512_and_si512(v[k], Bytes(0x0F));
       u[0][4 + k] = _mm512_and_si512(_mm512_srli_epi32(v[k], 4), Bytes(0x0F));
-    }
-  }
-};
-
-// Q8_0 and Q4_0 in the row-group layout: block b's quants, already transposed, follow its 16 scales.
-template <class BlockT>
-struct DecodeGrouped : OneScaleBlock<BlockT, false, true> {
-  using OneScaleBlock<BlockT, false, true>::kPartBlocks;
-  static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
-    const std::byte* quants = g.grouped + kGroupRows * off + kGroupRows * sizeof(f16);
-    auto load = [&](int k) { return _mm512_loadu_si512(quants + 64 * k); };
-    if constexpr (std::is_same_v<BlockT, BlockQ8_0>) {
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) u[0][k] = _mm512_xor_si512(load(k), Bytes(0x80));  // q + 128
-    } else {
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) {  // low nibbles: values 0..15, high nibbles: 16..31
-        u[0][k] = _mm512_and_si512(load(k), Bytes(0x0F));
-        u[0][4 + k] = _mm512_and_si512(_mm512_srli_epi32(load(k), 4), Bytes(0x0F));
-      }
     }
   }
 };
@@ -485,18 +476,13 @@ void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, floa
   }
 }
 
-template <bool kGather>
+// kGrouped: w.row_groups is set (Q8_0 and Q4_0 only; the scales then come with the levels, so kGather is moot).
+template <bool kGather, bool kGrouped>
 void MatMulFusedRowsWith(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
                          size_t r_end) {
   switch (w.type) {
-    case Type::Q8_0:
-      if (w.row_groups) return FusedRows<DecodeGrouped<BlockQ8_0>>(w, a, n_tok, y, r_begin, r_end);
-      FusedRows<DecodeQ8_0<kGather>>(w, a, n_tok, y, r_begin, r_end);
-      break;
-    case Type::Q4_0:
-      if (w.row_groups) return FusedRows<DecodeGrouped<BlockQ4_0>>(w, a, n_tok, y, r_begin, r_end);
-      FusedRows<DecodeQ4_0<kGather>>(w, a, n_tok, y, r_begin, r_end);
-      break;
+    case Type::Q8_0: FusedRows<DecodeQ8_0<kGather, kGrouped>>(w, a, n_tok, y, r_begin, r_end); break;
+    case Type::Q4_0: FusedRows<DecodeQ4_0<kGather, kGrouped>>(w, a, n_tok, y, r_begin, r_end); break;
     case Type::Q4_K: FusedRows<DecodeQ4_K>(w, a, n_tok, y, r_begin, r_end); break;
     default: FusedRows<DecodeQ6_K<kGather>>(w, a, n_tok, y, r_begin, r_end); break;
   }
@@ -514,10 +500,12 @@ inline bool CpuIsAmd() {
 inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
                             size_t r_end) {
   const ScaleLoads how = detail::scale_loads.load(std::memory_order_relaxed);
-  if (how == ScaleLoads::kGather || (how == ScaleLoads::kAuto && !CpuIsAmd())) {
-    MatMulFusedRowsWith<true>(w, a, n_tok, y, r_begin, r_end);
+  if (w.row_groups) {
+    MatMulFusedRowsWith<false, true>(w, a, n_tok, y, r_begin, r_end);
+  } else if (how == ScaleLoads::kGather || (how == ScaleLoads::kAuto && !CpuIsAmd())) {
+    MatMulFusedRowsWith<true, false>(w, a, n_tok, y, r_begin, r_end);
   } else {
-    MatMulFusedRowsWith<false>(w, a, n_tok, y, r_begin, r_end);
+    MatMulFusedRowsWith<false, false>(w, a, n_tok, y, r_begin, r_end);
   }
 }
 

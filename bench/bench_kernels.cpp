@@ -7,7 +7,8 @@
 //                 [--threads N] [--max-gb G] [--json FILE]
 //
 // Weights are cycled through enough copies to exceed the last-level cache (480 MB here), so decode numbers are
-// DRAM numbers as in the real model. Beside wall time, each row gives the process CPU time per thread
+// DRAM numbers as in the real model. GB/s, %bw and GFLOP/s come from a row's best call, %bw against the best pass
+// of the bandwidth probe run just before the row. Beside wall time, each row gives the process CPU time per thread
 // (cpu_ms, cpuGFLOP): on a shared machine that is what the kernel costs when it has the cores to itself.
 // Speed goals are reported, never asserted.
 #include <Eigen/Core>
@@ -108,10 +109,10 @@ double CpuSeconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-// Median wall seconds of one call, and the median process CPU seconds per thread: on a machine shared with
-// other work the second is what the kernel would take alone (on a quiet machine the two agree).
+// One call's wall seconds, median and best, and its median process CPU seconds per thread: on a machine shared
+// with other work the last is what the kernel would take alone (on a quiet machine they agree).
 struct Timing {
-  double wall, cpu;
+  double wall, best, cpu;
 };
 
 // Runs f until ~0.3 s have passed (at least 3 times, after one warm-up).
@@ -131,7 +132,8 @@ Timing TimeIt(F&& f, size_t threads) {
     std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
     return v[v.size() / 2];
   };
-  return {median(wall), median(cpu)};
+  const double best = *std::min_element(wall.begin(), wall.end());
+  return {median(wall), best, median(cpu)};
 }
 
 // A weight of `type`, [n_out, n_in], in `copies` copies: a few hundred distinct quantized random rows repeated.
@@ -191,7 +193,7 @@ void EigenMatMul(const float* w, int64_t n_out, int64_t n_in, const float* x, si
 struct Row {
   std::string shape, impl, type;
   size_t n;
-  double ms, gbps, bw, gflops, cpu_ms, cpu_gflops;  // bw: the streaming probe taken just before
+  double ms, best_ms, gbps, bw, gflops, cpu_ms, cpu_gflops;  // bw: the streaming probe taken just before
 };
 
 }  // namespace
@@ -200,22 +202,26 @@ int main(int argc, char** argv) {
   try {
     const Options opt = ParseArgs(argc, argv);
     g4::ThreadPool pool(opt.threads);
-    // The machine's bandwidth drifts (other tenants of the host), so it is probed again right before each
-    // weight type of each shape, and %bw is against that neighbouring probe.
-    double bandwidth = g4::bench::MeasureReadBandwidth(pool) / 1e9;
-    std::printf("target %s, %zu threads, read bandwidth %.1f GB/s at the start (re-probed per row group: bw)\n",
-                g4::CurrentTarget().c_str(), opt.threads, bandwidth);
-    std::printf("%-16s %-6s %-5s %4s %10s %7s %5s %5s %9s %10s %9s\n", "shape", "impl", "type", "n", "ms", "GB/s", "bw",
-                "%bw", "GFLOP/s", "cpu_ms", "cpuGFLOP");
+    // The host's bandwidth drifts (other tenants), so the probe runs again right before each row, and a row's
+    // GB/s, %bw and GFLOP/s compare its best call with the probe's best pass: the same statistic on both sides.
+    // ms is the median call.
+    g4::bench::ReadBandwidthProbe probe(pool, size_t{512} << 20);
+    std::printf("target %s, %zu threads, read bandwidth %.1f GB/s at the start (re-probed per row: bw)\n",
+                g4::CurrentTarget().c_str(), opt.threads, probe.BestRate(5) / 1e9);
+    std::printf("%-16s %-6s %-5s %4s %9s %9s %7s %5s %5s %9s %9s %9s\n", "shape", "impl", "type", "n", "ms", "best_ms",
+                "GB/s", "bw", "%bw", "GFLOP/s", "cpu_ms", "cpuGFLOP");
     std::vector<Row> rows;
-    auto report = [&](const ShapeCase& s, const std::string& impl, const std::string& type, size_t n, Timing t,
-                      double bytes) {
+    // Probes, then times one call of f, and prints and keeps the row.
+    auto measure = [&](const ShapeCase& s, const std::string& impl, const std::string& type, size_t n, double bytes,
+                       auto&& f) {
+      const double bw = probe.BestRate(3) / 1e9;
+      const Timing t = TimeIt(f, opt.threads);
       const double flop = 2.0 * static_cast<double>(s.n_out) * static_cast<double>(s.n_in) * static_cast<double>(n);
-      const Row r{s.name, impl, type, n, t.wall * 1e3, bytes / t.wall / 1e9, bandwidth, flop / t.wall / 1e9,
+      const Row r{s.name, impl, type, n, t.wall * 1e3, t.best * 1e3, bytes / t.best / 1e9, bw, flop / t.best / 1e9,
                   t.cpu * 1e3, flop / t.cpu / 1e9};
-      std::printf("%-16s %-6s %-5s %4zu %10.3f %7.1f %5.1f %4.0f%% %9.1f %10.3f %9.1f\n", r.shape.c_str(),
-                  r.impl.c_str(), r.type.c_str(), n, r.ms, r.gbps, r.bw, 100 * r.gbps / r.bw, r.gflops, r.cpu_ms,
-                  r.cpu_gflops);
+      std::printf("%-16s %-6s %-5s %4zu %9.3f %9.3f %7.1f %5.1f %4.0f%% %9.1f %9.3f %9.1f\n", r.shape.c_str(),
+                  r.impl.c_str(), r.type.c_str(), n, r.ms, r.best_ms, r.gbps, r.bw, 100 * r.gbps / r.bw, r.gflops,
+                  r.cpu_ms, r.cpu_gflops);
       std::fflush(stdout);
       rows.push_back(r);
     };
@@ -237,40 +243,35 @@ int main(int argc, char** argv) {
           continue;
         }
         const std::vector<g4::Tensor> w = MakeWeights(type, s, copies);
-        bandwidth = g4::bench::MeasureReadBandwidth(pool, size_t{512} << 20, 3) / 1e9;
+        const std::string type_name(g4::TypeName(type));
         for (size_t n : opt.ns) {
           size_t c = 0;
-          const Timing t = TimeIt([&] { g4::MatMul(w[c++ % copies].view(), x.data(), n, y.data(), pool); }, opt.threads);
-          report(s, "g4", std::string(g4::TypeName(type)), n, t, bytes);
+          measure(s, "g4", type_name, n, bytes, [&] { g4::MatMul(w[c++ % copies].view(), x.data(), n, y.data(), pool); });
         }
         if (g4::HasRowGroupLayout(type) && g4::KernelsReadRowGroups()) {  // the layout Gemma4 runs on here
           std::vector<g4::RowGroupWeights> grouped;
           for (const g4::Tensor& t : w) grouped.emplace_back(t.view(), pool);
-          bandwidth = g4::bench::MeasureReadBandwidth(pool, size_t{512} << 20, 3) / 1e9;
           for (size_t n : opt.ns) {
             size_t c = 0;
-            const Timing t = TimeIt([&] { g4::MatMul(grouped[c++ % copies].view(), x.data(), n, y.data(), pool); },
-                                    opt.threads);
-            report(s, "g4-rg", std::string(g4::TypeName(type)), n, t, bytes);
+            measure(s, "g4-rg", type_name, n, bytes,
+                    [&] { g4::MatMul(grouped[c++ % copies].view(), x.data(), n, y.data(), pool); });
           }
         }
         if (type == g4::Type::F32) {
           for (size_t n : opt.ns) {
             size_t c = 0;
-            const Timing t = TimeIt([&] {
+            measure(s, "eigen", "F32", n, bytes, [&] {
               const g4::TensorView& v = w[c++ % copies].view();
               EigenMatMul(reinterpret_cast<const float*>(v.data), s.n_out, s.n_in, x.data(), n, y.data(), pool);
-            }, opt.threads);
-            report(s, "eigen", "F32", n, t, bytes);
+            });
           }
           for (size_t n : opt.ns) {
             if (n > 8) continue;  // a dot product per output: no blocking, hopeless at prefill sizes
             size_t c = 0;
-            const Timing t = TimeIt([&] {
+            measure(s, "xsimd", "F32", n, bytes, [&] {
               const g4::TensorView& v = w[c++ % copies].view();
               XsimdMatMul(reinterpret_cast<const float*>(v.data), s.n_out, s.n_in, x.data(), n, y.data(), pool);
-            }, opt.threads);
-            report(s, "xsimd", "F32", n, t, bytes);
+            });
           }
         }
       }

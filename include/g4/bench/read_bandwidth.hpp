@@ -14,39 +14,35 @@
 
 namespace g4::bench {
 
-namespace detail {
-
-// Best bytes/second over `passes` runs of read(begin, end, worker) on [0, n_items) split over the pool, for a
-// buffer of `bytes` (committed by the caller). read returns a checksum, kept so the reads are not elided.
-template <class Read>
-double BestPassRate(ThreadPool& pool, size_t bytes, size_t n_items, int passes, Read&& read) {
-  std::vector<uint64_t> sink(pool.size());
-  double best = 0;
-  for (int pass = 0; pass < passes; ++pass) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.ParallelFor(n_items, n_items / pool.size(), [&](size_t b, size_t e, size_t w) { sink[w] += read(b, e); });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, static_cast<double>(bytes) / s);
+// A committed buffer of `bytes` to probe again and again: committing 512 MB costs ~0.1 s, a pass over it ~15 ms,
+// so a benchmark can re-probe right beside each measurement while the host's bandwidth drifts.
+class ReadBandwidthProbe {
+ public:
+  ReadBandwidthProbe(ThreadPool& pool, size_t bytes) : pool_(pool), buf_(bytes), sink_(pool.size()) {
+    uint64_t* p = buf_.as<uint64_t>();
+    for (size_t i = 0; i < words(); ++i) p[i] = i;  // commit the pages
   }
-  volatile uint64_t keep = 0;
-  for (uint64_t s : sink) keep = keep + s;
-  return best;  // bytes per second
-}
 
-inline AlignedBuffer CommittedBuffer(size_t bytes) {
-  AlignedBuffer buf(bytes);
-  uint64_t* p = buf.as<uint64_t>();
-  for (size_t i = 0; i < bytes / sizeof(uint64_t); ++i) p[i] = i;  // commit the pages
-  return buf;
-}
+  // Best bytes/second over `passes` passes.
+  double BestRate(int passes) {
+    double best = 0;
+    for (int pass = 0; pass < passes; ++pass) {
+      const auto t0 = std::chrono::steady_clock::now();
+      pool_.ParallelFor(words(), words() / pool_.size(), [&](size_t b, size_t e, size_t w) { sink_[w] += Sum(b, e); });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, static_cast<double>(buf_.size()) / s);
+    }
+    volatile uint64_t keep = 0;  // the sums are kept so the reads are not elided
+    for (uint64_t s : sink_) keep = keep + s;
+    return best;
+  }
 
-}  // namespace detail
+ private:
+  size_t words() const { return buf_.size() / sizeof(uint64_t); }
 
-inline double MeasureReadBandwidth(ThreadPool& pool, size_t bytes = size_t{1} << 30, int passes = 5) {
-  const AlignedBuffer buf = detail::CommittedBuffer(bytes);
-  const uint64_t* p = buf.as<uint64_t>();
-  return detail::BestPassRate(pool, bytes, bytes / sizeof(uint64_t), passes, [&](size_t b, size_t e) {
+  uint64_t Sum(size_t b, size_t e) const {
     // Four independent accumulators keep several loads in flight; the compiler vectorises the loop.
+    const uint64_t* p = buf_.as<uint64_t>();
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     size_t i = b;
     for (; i + 4 <= e; i += 4) {
@@ -57,7 +53,15 @@ inline double MeasureReadBandwidth(ThreadPool& pool, size_t bytes = size_t{1} <<
     }
     for (; i < e; ++i) s0 += p[i];
     return s0 + s1 + s2 + s3;
-  });
+  }
+
+  ThreadPool& pool_;
+  AlignedBuffer buf_;
+  std::vector<uint64_t> sink_;
+};
+
+inline double MeasureReadBandwidth(ThreadPool& pool, size_t bytes = size_t{1} << 30, int passes = 5) {
+  return ReadBandwidthProbe(pool, bytes).BestRate(passes);
 }
 
 }  // namespace g4::bench

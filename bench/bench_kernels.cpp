@@ -1,6 +1,6 @@
 // Matmul benchmark on the Gemma 4 12B shapes: for each weight type and token count, time, GB/s of weights
 // streamed and GFLOP/s; beside them the machine's read bandwidth (read_bandwidth.hpp's probe), and Eigen and xsimd f32
-// baselines on the same shapes and threads. Q4_0 and Q8_0 also run from row-group copies (impl g4-rg) where the
+// baselines on the same shapes and threads. Quantized types also run from row-group copies (impl g4-rg) where the
 // kernels read them, as the model does there. Prints a table; --json FILE writes the same rows.
 //
 //   bench_kernels [--shapes full|small] [--filter NAME] [--types F32,BF16,...] [--n 1,4,8,512]

@@ -208,8 +208,8 @@ TEST_CASE("matmul: float weights, every target, odd sizes, 1..33 tokens") {
 // On AVX3_DL, 1..15 tokens take the fused 16-row kernels (9, 12 and 15 in two passes; 67 rows end in a group of
 // 3); more take AMX tiles where the CPU has them (33: two full 16-token tiles and one of a single token) and
 // otherwise the fused prefill kernel, in passes of 64 tokens and chunks of 4 (19, 33 and 70 = 64 + 6 end in
-// chunks of 3, 1 and 2); other targets take the unpacked-panel kernels throughout. Q4_0 and Q8_0 also run from
-// a row-group copy (core/row_groups.hpp; 67 rows: a last group of 3 rows padded to 16).
+// chunks of 3, 1 and 2); other targets take the unpacked-panel kernels throughout. Each type also runs from a
+// row-group copy (core/row_groups.hpp; 67 rows: a last group of 3 rows padded to 16).
 TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and without AMX") {
   ThreadPool pool(2);
   for (bool amx : {true, false}) {
@@ -297,9 +297,9 @@ TEST_CASE("matmul: invalid weights throw a g4::Error naming the tensor") {
   CHECK_THROWS_WITH_AS(MatMul(ok, nullptr, 1, y.data(), pool), doctest::Contains("matmul ok input"), Error);
   CHECK_THROWS_WITH_AS(MatMul(ok, x.data(), 1, nullptr, pool), doctest::Contains("matmul ok output"), Error);
   MatMul(ok, nullptr, 0, nullptr, pool);  // no tokens: no data needed
-  TensorView k_quant{"blk.0.attn_q", Type::Q4_K, {2, 256}, bytes.data(), bytes.size()};
-  // No row-group layout for K-quants.
-  CHECK_THROWS_WITH_AS(RowGroupWeights(k_quant, pool), doctest::Contains("blk.0.attn_q"), Error);
+  TensorView bf16{"blk.0.attn_q", Type::BF16, {2, 4}, bytes.data(), bytes.size()};
+  // No row-group layout for float weights.
+  CHECK_THROWS_WITH_AS(RowGroupWeights(bf16, pool), doctest::Contains("blk.0.attn_q"), Error);
 }
 
 TEST_CASE("rmsnorm and layernorm: every target, with and without weight, in place") {

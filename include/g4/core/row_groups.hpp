@@ -1,15 +1,20 @@
-// Q4_0 and Q8_0 matrices repacked in 16-row groups, the layout the fused AVX3_DL kernels read fastest
+// Quantized matrices repacked in 16-row groups, the layout the fused AVX3_DL kernels read fastest
 // (kernels/matmul_vnni_decode-inl.h): group g holds rows 16g..16g+15 (a last, shorter group repeats the
-// matrix's last row), block after block, each block as the 16 rows' f16 scales (32 bytes) and then the quants
-// transposed into 64-byte vectors whose dword j is dword k of row j's quants (Q4_0: k = 0..3, Q8_0: 0..7).
-// Same bytes per row as the file's layout, read as one contiguous stream with no transposes or scale gathers
-// (Zen 4, one core, L2-resident, Q4_0: 13 -> 5.9 ns per 32 x 16 block for one token, 28 -> 19.5 for five). It is a copy: the kernels of other targets, AMX and row lookups keep reading TensorView::data.
+// matrix's last row), block after block. Within a block, each field of the format (an f16 scale, or dwords of
+// quants and packed scales) is stored transposed: byte o of every row's block maps to 16 * o, followed by the
+// other rows' same unit (unit = the field's 2 or 4 bytes). So the kernels load with one 64-byte read what they
+// would build from 16 rows with 12 inserts, 4 vpermt2d and 4 shuffles, and a scale vector with one 32-byte read
+// instead of 16 scalar loads. Same bytes per row as the file's layout, read as one contiguous stream (Zen 4, one
+// core, L2-resident, Q4_0: 13 -> 5.9 ns per 32 x 16 block for one token, 28 -> 19.5 for five). It is a copy:
+// the kernels of other targets, AMX and row lookups keep reading TensorView::data.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "g4/core/aligned_buffer.hpp"
 #include "g4/core/error.hpp"
@@ -21,7 +26,23 @@ namespace g4 {
 
 inline constexpr size_t kRowGroupRows = 16;
 
-inline bool HasRowGroupLayout(Type type) { return type == Type::Q4_0 || type == Type::Q8_0; }
+// A run of a block's bytes transposed in units of `unit` bytes (an f16 scale: 2, anything else: 4).
+struct RowGroupField {
+  size_t offset, bytes, unit;
+};
+
+// The fields of a block of `type`, in order, covering the whole block; empty where there is no grouped layout.
+inline std::vector<RowGroupField> RowGroupFields(Type type) {
+  switch (type) {
+    case Type::Q8_0: return {{0, sizeof(f16), 2}, {offsetof(BlockQ8_0, qs), sizeof(BlockQ8_0::qs), 4}};
+    case Type::Q4_0: return {{0, sizeof(f16), 2}, {offsetof(BlockQ4_0, qs), sizeof(BlockQ4_0::qs), 4}};
+    case Type::Q4_K: return {{0, sizeof(BlockQ4_K), 4}};  // d | dmin, the packed scales and qs: all dwords
+    case Type::Q6_K: return {{0, offsetof(BlockQ6_K, d), 4}, {offsetof(BlockQ6_K, d), sizeof(f16), 2}};
+    default: return {};
+  }
+}
+
+inline bool HasRowGroupLayout(Type type) { return !RowGroupFields(type).empty(); }
 
 // A matrix's bytes in the row-group layout: whole groups of 16 rows.
 inline size_t RowGroupBytes(const TensorView& w) {
@@ -31,30 +52,27 @@ inline size_t RowGroupBytes(const TensorView& w) {
 // out: RowGroupBytes(w) bytes. Groups are packed in parallel: a 12B's Q4_0 matrices (6.7 GB) took 18 s packed
 // one 4-byte copy at a time on one thread.
 inline void PackRowGroups(const TensorView& w, std::byte* out, ThreadPool& pool) {
-  Require(HasRowGroupLayout(w.type), w.name, std::string("row groups need Q4_0 or Q8_0 weights, got ") +
-                                                 std::string(TypeName(w.type)));
+  const std::vector<RowGroupField> fields = RowGroupFields(w.type);
+  Require(!fields.empty(), w.name, std::string("row groups need Q4_0, Q8_0, Q4_K or Q6_K weights, got ") +
+                                      std::string(TypeName(w.type)));
   Require(w.shape.rank == 2 && w.rows() > 0 && w.data != nullptr, w.name, "row groups need a non-empty matrix");
-  const size_t block_bytes = w.type == Type::Q4_0 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
-  const size_t quant_dwords = (block_bytes - sizeof(f16)) / 4, row_bytes = w.row_bytes();
+  const size_t block_bytes = GetTypeInfo(w.type).block_bytes, row_bytes = w.row_bytes();
   const size_t n_blocks = row_bytes / block_bytes, rows = static_cast<size_t>(w.rows());
   pool.ParallelFor((rows + kRowGroupRows - 1) / kRowGroupRows, 1, [&](size_t g_begin, size_t g_end, size_t) {
     for (size_t g = g_begin; g < g_end; ++g) {
       const std::byte* row[kRowGroupRows];
       for (size_t j = 0; j < kRowGroupRows; ++j) row[j] = w.data + std::min(g * kRowGroupRows + j, rows - 1) * row_bytes;
       std::byte* dst = out + g * kRowGroupRows * row_bytes;
-      for (size_t b = 0; b < n_blocks; ++b, dst += kRowGroupRows * block_bytes) {
-        for (size_t j = 0; j < kRowGroupRows; ++j) {
-          const std::byte* block = row[j] + b * block_bytes;
-          std::memcpy(dst + sizeof(f16) * j, block, sizeof(f16));
-          for (size_t k = 0; k < quant_dwords; ++k)
-            std::memcpy(dst + kRowGroupRows * sizeof(f16) + 64 * k + 4 * j, block + sizeof(f16) + 4 * k, 4);
-        }
-      }
+      for (size_t b = 0; b < n_blocks; ++b, dst += kRowGroupRows * block_bytes)
+        for (size_t j = 0; j < kRowGroupRows; ++j)
+          for (const RowGroupField& f : fields)
+            for (size_t o = f.offset; o < f.offset + f.bytes; o += f.unit)
+              std::memcpy(dst + kRowGroupRows * o + f.unit * j, row[j] + b * block_bytes + o, f.unit);
     }
   });
 }
 
-// An owned row-group copy of a Q4_0 or Q8_0 matrix, and a view of the original that points the fused kernels
+// An owned row-group copy of a matrix (HasRowGroupLayout), and a view of the original that points the fused kernels
 // at it (TensorView::row_groups). The original must outlive it.
 class RowGroupWeights {
  public:

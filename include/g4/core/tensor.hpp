@@ -72,7 +72,7 @@ struct TensorView {
   Shape shape;
   const std::byte* data = nullptr;
   size_t nbytes = 0;
-  // The same Q4_0 / Q8_0 matrix repacked in 16-row groups (core/row_groups.hpp), or null. Only AVX3_DL's fused
+  // The same quantized matrix repacked in 16-row groups (core/row_groups.hpp), or null. Only AVX3_DL's fused
   // kernels read it.
   const std::byte* row_groups = nullptr;
 

@@ -25,7 +25,9 @@
 // pays: Q4_0 and Q8_0 read from it (kGrouped: scales and pre-transposed levels, one contiguous stream) take
 // 5.9 / 19.5 ns per block at 1 / 5 tokens against 13 / 28 in place (Q8_0 8.4 / 19.6 against 18.5 / 34.3; one
 // core, L2-resident, activation quantization included), so five tokens cost about what the memory takes to
-// deliver the block. Toggle-guarded: g4/impl.hpp includes it once per target.
+// deliver the block. Q4_K and Q6_K from row groups (their packed scales transposed like the levels, unpacked
+// per super-block as in place), 2 threads, [15360 x 3840] from DRAM, 5 tokens: Q4_K 432 -> 575 GFLOP/s, Q6_K
+// 308 -> 358; 8 tokens 497 -> 591 and 376 -> 434. Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
 #undef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
@@ -136,6 +138,11 @@ HWY_INLINE __m512 LoadHalves(const RowGroup& g, size_t off) {
   }
 }
 
+// The 16 rows' f16 at byte `off` of their block, as f32, from the row-group copy (16 halves at grouped + 16 * off).
+HWY_INLINE __m512 GroupedHalves(const RowGroup& g, size_t off) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.grouped + kGroupRows * off)));
+}
+
 // acc + the dot of u's unsigned bytes with the 4 signed bytes at q, repeated in every lane: vpdpbusd with an
 // embedded {1to16} broadcast of q. GCC 12 does not fold _mm512_set1_epi32(load) into that operand and emits a
 // separate vpbroadcastd per vpdpbusd (Zen 4, one core, L2-resident, Q4_0 at 5 tokens: 33.7 -> 32.3 ns per
@@ -169,12 +176,8 @@ struct OneScaleBlock {
     __m512 d;
   };
   static HWY_INLINE Header ReadHeader(const RowGroup& g, size_t off) {
-    if constexpr (kGroupedLayout) {
-      const std::byte* d = g.grouped + kGroupRows * (off + offsetof(BlockT, d));
-      return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d)))};
-    } else {
-      return {LoadHalves<kGather>(g, off + offsetof(BlockT, d))};
-    }
+    if constexpr (kGroupedLayout) return {GroupedHalves(g, off + offsetof(BlockT, d))};
+    else return {LoadHalves<kGather>(g, off + offsetof(BlockT, d))};
   }
   static constexpr size_t Block(size_t part, size_t /*i*/) { return part; }
   static HWY_INLINE __m512 Scale(const Header& h, size_t /*k*/, int /*half*/) { return h.d; }
@@ -211,9 +214,10 @@ HWY_INLINE __m512 ByteToFloat(__m512i v, size_t i) {
   return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF)));
 }
 
+template <bool kGroupedLayout = false>
 struct DecodeQ4_K {
   static constexpr size_t kBlocks = 8, kPartBlocks = 2, kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kHasMin = true, kScalePer16 = false, kGrouped = false;
+  static constexpr bool kHasMin = true, kScalePer16 = false, kGrouped = kGroupedLayout;
   // 8 scale bytes (sc0, sc1) and 8 min bytes (m0, m1) per row, unpacked from the 12 bytes of 6-bit pairs.
   struct Header {
     __m512i sc0, sc1, m0, m1;
@@ -225,7 +229,7 @@ struct DecodeQ4_K {
     // The 16-byte header of every row: d | dmin, then the 12 bytes of (scale, min) pairs, unpacked with
     // ggml's kmask steps, 16 rows at once.
     __m512i v[4];
-    Transpose16x4(g, off, v);
+    RowDwords<kGrouped>(g, off, v);
     const __m512i kmask1 = _mm512_set1_epi32(0x3f3f3f3f), kmask2 = _mm512_set1_epi32(0x0f0f0f0f),
                   kmask3 = _mm512_set1_epi32(0x03030303);
     Header h;
@@ -243,8 +247,8 @@ struct DecodeQ4_K {
   // 32 bytes of qs per part: low nibbles are block 2 part, high nibbles block 2 part + 1.
   static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t part, __m512i u[kPartBlocks][8]) {
     __m512i v[8];
-    Transpose16x4(g, off + offsetof(BlockQ4_K, qs) + 32 * part, v);
-    Transpose16x4(g, off + offsetof(BlockQ4_K, qs) + 32 * part + 16, v + 4);
+    RowDwords<kGrouped>(g, off + offsetof(BlockQ4_K, qs) + 32 * part, v);
+    RowDwords<kGrouped>(g, off + offsetof(BlockQ4_K, qs) + 32 * part + 16, v + 4);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
       u[0][k] = _mm512_and_si512(v[k], Bytes(0x0F));
@@ -259,10 +263,10 @@ struct DecodeQ4_K {
   }
 };
 
-template <bool kGather>
+template <bool kGather, bool kGroupedLayout = false>
 struct DecodeQ6_K {
   static constexpr size_t kBlocks = 8, kPartBlocks = 8, kBytes = sizeof(BlockQ6_K);
-  static constexpr bool kHasMin = false, kScalePer16 = true, kGrouped = false;
+  static constexpr bool kHasMin = false, kScalePer16 = true, kGrouped = kGroupedLayout;
   struct Header {
     __m512i sc[4];  // 16 signed scale bytes per row, one per 16 values
     __m512 d;
@@ -271,8 +275,9 @@ struct DecodeQ6_K {
     static_assert(offsetof(BlockQ6_K, d) == 208);
     Header h;
     // d is the last field: gathered as the high half of the dword before it, so no lane reads past the block.
-    h.d = LoadHalves<kGather, true>(g, off + offsetof(BlockQ6_K, d) - 2);
-    Transpose16x4(g, off + offsetof(BlockQ6_K, scales), h.sc);
+    if constexpr (kGrouped) h.d = GroupedHalves(g, off + offsetof(BlockQ6_K, d));
+    else h.d = LoadHalves<kGather, true>(g, off + offsetof(BlockQ6_K, d) - 2);
+    RowDwords<kGrouped>(g, off + offsetof(BlockQ6_K, scales), h.sc);
     return h;
   }
   // One part: the whole super-block. Each half h (blocks 4h..4h+3) is 64 bytes of low bits (ql) and 32 of
@@ -283,12 +288,12 @@ struct DecodeQ6_K {
     for (size_t half = 0; half < 2; ++half) {
       __m512i lo[8], hi[8], top[8];
       const size_t ql = off + offsetof(BlockQ6_K, ql) + 64 * half, qh = off + offsetof(BlockQ6_K, qh) + 32 * half;
-      Transpose16x4(g, ql, lo);
-      Transpose16x4(g, ql + 16, lo + 4);
-      Transpose16x4(g, ql + 32, hi);
-      Transpose16x4(g, ql + 48, hi + 4);
-      Transpose16x4(g, qh, top);
-      Transpose16x4(g, qh + 16, top + 4);
+      RowDwords<kGrouped>(g, ql, lo);
+      RowDwords<kGrouped>(g, ql + 16, lo + 4);
+      RowDwords<kGrouped>(g, ql + 32, hi);
+      RowDwords<kGrouped>(g, ql + 48, hi + 4);
+      RowDwords<kGrouped>(g, qh, top);
+      RowDwords<kGrouped>(g, qh + 16, top + 4);
       const __m512i lo4 = Bytes(0x0F), bits45 = Bytes(0x30);
       auto join = [&](__m512i low4, __m512i high2) {  // 4 low bits, and 2 high bits already moved to bits 4, 5
         return _mm512_or_si512(_mm512_and_si512(low4, lo4), _mm512_and_si512(high2, bits45));
@@ -377,18 +382,20 @@ G4_VNNI HWY_INLINE void ForEachBlock(const RowGroup& g, const RowGroup& next, si
         // super-block's 48 or 64 prefetches over its 8 blocks: issued all at once, they stalled the loads of
         // the current group (one token, 2 threads: Q4_K 23.4 -> 26.0 GB/s, Q6_K 23.1 -> 24.6; 5 tokens Q4_K
         // 17.3 -> 18.6, Q6_K 18.4 -> 20.8).
-        if constexpr (Dec::kGrouped) {  // the same block of the next group: 16 x kBytes contiguous bytes
+        // From the row-group copy, the next group's super-block is 16 x kBytes contiguous bytes.
+        // Block k's lines: those with line * kBlocks / kLines == k.
+        constexpr size_t kLines = ((Dec::kGrouped ? kGroupRows : 1) * Dec::kBytes + 63) / 64;
+        const size_t first = (k * kLines + Dec::kBlocks - 1) / Dec::kBlocks;
+        const size_t last = ((k + 1) * kLines + Dec::kBlocks - 1) / Dec::kBlocks;
 #pragma GCC unroll 16
-          for (size_t line = 0; line < (kGroupRows * Dec::kBytes + 63) / 64; ++line)
+        for (size_t line = first; line < last; ++line) {
+          if constexpr (Dec::kGrouped) {
             _mm_prefetch(reinterpret_cast<const char*>(next.grouped + kGroupRows * off + 64 * line), _MM_HINT_T1);
-        } else {
-          constexpr size_t kLines = (Dec::kBytes + 63) / 64;
-#pragma GCC unroll 4
-          for (size_t line = 0; line < kLines; ++line)
-            if (line * Dec::kBlocks / kLines == k)
+          } else {
 #pragma GCC unroll 16
-              for (size_t j = 0; j < kGroupRows; ++j)
-                _mm_prefetch(reinterpret_cast<const char*>(next.row[j] + off + 64 * line), _MM_HINT_T1);
+            for (size_t j = 0; j < kGroupRows; ++j)
+              _mm_prefetch(reinterpret_cast<const char*>(next.row[j] + off + 64 * line), _MM_HINT_T1);
+          }
         }
         body(levels[blk], BlockScales{Dec::Scale(h, k, 0), Dec::Scale(h, k, 1), Dec::Min(h, k)},
              sb * Dec::kBlocks + k);
@@ -476,15 +483,15 @@ void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, floa
   }
 }
 
-// kGrouped: w.row_groups is set (Q8_0 and Q4_0 only; the scales then come with the levels, so kGather is moot).
+// kGrouped: w.row_groups is set (the scales then come with the levels, so kGather is moot).
 template <bool kGather, bool kGrouped>
 void MatMulFusedRowsWith(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
                          size_t r_end) {
   switch (w.type) {
     case Type::Q8_0: FusedRows<DecodeQ8_0<kGather, kGrouped>>(w, a, n_tok, y, r_begin, r_end); break;
     case Type::Q4_0: FusedRows<DecodeQ4_0<kGather, kGrouped>>(w, a, n_tok, y, r_begin, r_end); break;
-    case Type::Q4_K: FusedRows<DecodeQ4_K>(w, a, n_tok, y, r_begin, r_end); break;
-    default: FusedRows<DecodeQ6_K<kGather>>(w, a, n_tok, y, r_begin, r_end); break;
+    case Type::Q4_K: FusedRows<DecodeQ4_K<kGrouped>>(w, a, n_tok, y, r_begin, r_end); break;
+    default: FusedRows<DecodeQ6_K<kGather, kGrouped>>(w, a, n_tok, y, r_begin, r_end); break;
   }
 }
 

@@ -78,7 +78,7 @@ void ForceTarget(const std::string& name);
 // The target the next kernel call will use.
 std::string CurrentTarget();
 // Whether that target's quantized matmuls read TensorView::row_groups (AVX3_DL's fused kernels): models pack
-// their Q4_0 / Q8_0 matrices at load time where they do (core/row_groups.hpp).
+// their quantized matrices at load time where they do (core/row_groups.hpp).
 inline bool KernelsReadRowGroups() { return CurrentTarget() == "AVX3_DL"; }
 
 // AMX tiles are used where the CPU has them and the kernel grants them (default). AllowAmx(false) makes the

@@ -139,7 +139,7 @@ class Gemma4 {
   }
 
  private:
-  // Q4_0 / Q8_0 matrices (and the tied head) get a row-group copy that the fused kernels stream instead of
+  // Quantized matrices (and the tied head) get a row-group copy that the fused kernels stream instead of
   // transposing 16 rows in registers (one Zen 4 core, Q4_0: 13 -> 5.9 ns per 32 x 16 block for one token,
   // 28 -> 19.5 for five). It costs their size again in memory; from a checkpoint the originals are clean
   // mmapped pages that the kernel can drop, read again only for embedding rows and AMX prefill.

@@ -51,15 +51,19 @@ class Report {
   // Compares `ours` with the reference tensor; prints and records the outcome.
   void Compare(const std::string& name, std::span<const float> ours, std::span<const float> ref, double tol) {
     double diff = 0, scale = 0;
-    bool size_ok = ours.size() == ref.size();
+    const bool size_ok = ours.size() == ref.size();
+    size_t non_finite = 0;  // std::max would skip a NaN difference, so they are counted apart
     for (size_t i = 0; size_ok && i < ref.size(); ++i) {
+      non_finite += !std::isfinite(ours[i]);
       diff = std::max(diff, std::abs(static_cast<double>(ours[i]) - ref[i]));
       scale = std::max(scale, std::abs(static_cast<double>(ref[i])));
     }
     const double rel = diff / (scale > 0 ? scale : 1.0);
-    const bool ok = size_ok && std::isfinite(rel) && rel <= tol;
+    const bool ok = size_ok && non_finite == 0 && std::isfinite(rel) && rel <= tol;
     if (!size_ok) {
       std::printf("  %-34s size %zu, reference %zu  FAIL\n", name.c_str(), ours.size(), ref.size());
+    } else if (non_finite > 0) {
+      std::printf("  %-34s %zu of %zu values not finite  FAIL\n", name.c_str(), non_finite, ours.size());
     } else {
       std::printf("  %-34s rel %.3e  (tol %.0e)  %s\n", name.c_str(), rel, tol, ok ? "ok" : "FAIL");
     }

@@ -29,6 +29,13 @@ expect "f16 cache continuation" 0 "Returns the  documents are broken ASY." \
   "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --cache-type f16
 expect "f16 cache, drafted" 0 "Returns the  documents are broken ASY." \
   "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --cache-type F16 --draft "$demo/drafter"
+# Quantized (Q4_K_M: Q4_K and Q6_K), the kernels read a row-group copy where they use one, or with --no-repack
+# the file's layout: the two must continue identically (the same sums in the same order).
+"$g4" quantize "$demo" "$tmp/q4km.gguf" --type Q4_K_M >/dev/null 2>&1
+repacked=$("$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 12 --temp 0 2>/dev/null | head -1)
+expect "Q4_K_M continuation" 0 "Returns the " echo "$repacked"
+expect "no-repack continuation is the same" 0 "$repacked" \
+  "$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 12 --temp 0 --no-repack
 expect "draft statistics" 0 "drafts accepted per round" "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --draft "$demo/drafter"
 expect "speed line" 0 "tokens/s" "$g4" run -m "$demo" --raw -p "Returns the" -n 4 --temp 0.7 --seed 3
 expect "chat, two turns" 0 "generation" bash -c "printf 'Returns the\nAnd then\n' | \"$g4\" run -m \"$demo\" -i -n 6 --temp 0"

@@ -49,13 +49,18 @@ struct ForwardOutput {
   std::vector<float> final_hidden;            // [n or 1, hidden] final-norm output at the logits' rows (drafter input)
 };
 
+// Whether the quantized matrices get a row-group copy (see UseRowGroups): where the kernels read one (default),
+// or never, for a machine short of memory (llama.cpp's --no-repack).
+enum class Repack { kWhereRead, kNone };
+
 class Gemma4 {
  public:
-  Gemma4(Gemma4Config cfg, TextWeights w, ThreadPool& pool) : cfg_(std::move(cfg)), w_(std::move(w)), pool_(pool) {
+  Gemma4(Gemma4Config cfg, TextWeights w, ThreadPool& pool, Repack repack = Repack::kWhereRead)
+      : cfg_(std::move(cfg)), w_(std::move(w)), pool_(pool) {
     cfg_.Validate("model config");
     Require(w_.layers.size() == static_cast<size_t>(cfg_.n_layers), "weights", "layer count differs from the config");
     const size_t H = static_cast<size_t>(cfg_.hidden_size);
-    if (KernelsReadRowGroups()) UseRowGroups();
+    if (repack == Repack::kWhereRead && KernelsReadRowGroups()) UseRowGroups();
     final_norm_ = SmallTensorToF32(w_.final_norm, H);
     for (int i = 0; i < cfg_.n_layers; ++i)
       vec_.emplace_back(cfg_.layers[static_cast<size_t>(i)], w_.layers[static_cast<size_t>(i)], H);

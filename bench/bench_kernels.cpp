@@ -8,7 +8,7 @@
 //
 // Weights are cycled through enough copies to exceed the last-level cache (480 MB here), so decode numbers are
 // DRAM numbers as in the real model. GB/s, %bw and GFLOP/s come from a row's best call, %bw against the best pass
-// of the bandwidth probe run just before the row. Beside wall time, each row gives the process CPU time per thread
+// of the bandwidth probe run between the row's calls. Beside wall time, each row gives the process CPU time per thread
 // (cpu_ms, cpuGFLOP): on a shared machine that is what the kernel costs when it has the cores to itself.
 // Speed goals are reported, never asserted.
 #include <Eigen/Core>
@@ -201,7 +201,7 @@ void EigenMatMul(const float* w, int64_t n_out, int64_t n_in, const float* x, si
 struct Row {
   std::string shape, impl, type;
   size_t n;
-  double ms, best_ms, gbps, bw, gflops, cpu_ms, cpu_gflops;  // bw: the streaming probe taken just before
+  double ms, best_ms, gbps, bw, gflops, cpu_ms, cpu_gflops;  // bw: the probe's best pass between the row's calls
 };
 
 }  // namespace

@@ -44,6 +44,7 @@
 
 #include <hwy/highway.h>
 
+#include "g4/core/row_groups.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
@@ -61,7 +62,7 @@ namespace g4::HWY_NAMESPACE {
 // levels passed through the stack: 50% slower).
 #define G4_VNNI_INLINE __attribute__((target("avx512vnni"), always_inline))
 
-inline constexpr size_t kGroupRows = 16;  // one int32 lane of a 512-bit vector per weight row
+inline constexpr size_t kGroupRows = kRowGroupRows;  // one int32 lane of a 512-bit vector per weight row
 // Tokens sharing one unpacking: their 15 accumulators + a block's 8 level vectors still fit the 32 registers.
 inline constexpr size_t kFusedMaxTokens = 15;
 inline constexpr size_t kChunk = 4;  // tokens whose vpdpbusd chains are interleaved (8 accumulators)

@@ -180,12 +180,19 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   // worker's own (empty) thread_local instance.
   thread_local Int8Activations acts_storage;
   Int8Activations& acts = acts_storage;
-  if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), acts, pool);
+#if HWY_TARGET == HWY_AVX3_DL
+  // Quantized weights: AMX tiles from 16 tokens where the CPU has them (its packer reads rows), else the fused
+  // 16-row kernels, which read tiles of the tokens of one pass.
+  const bool amx = !is_float && n_tok > kFusedMaxTokens && AmxUsable();
+  const size_t tile = amx ? 1 : FusedPassTokens(n_tok);
+#else
+  const size_t tile = 1;  // the portable kernel reads rows
+#endif
+  if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), tile, acts, pool);
   size_t unit = kTileRows;  // rows are split between threads in multiples of this
 #if HWY_TARGET == HWY_AVX3_DL
-  // Quantized weights: AMX tiles from 16 tokens where the CPU has them, else the fused 16-row kernels.
   if (!is_float) unit = kGroupRows;
-  if (!is_float && n_tok > kFusedMaxTokens && AmxUsable()) {
+  if (amx) {
     thread_local AmxActivations packed_storage;
     AmxActivations& packed = packed_storage;
     PackAmxActivations(acts, n_tok, w.type == Type::Q6_K ? 16 : 32, packed, pool);

@@ -51,49 +51,40 @@ inline int LevelOffset(Type type) {
   }
 }
 
-// Elements of `elem_bytes` in a token's row of `count` of them, padded to an odd number of 64-byte lines. A prefill
-// pass reads one block of each of 64 tokens in turn: rows of a power-of-two length (n_in 4096 or 8192 bytes of
-// quants, 512 bytes of block scales) would put all 64 in the same L1 set, 8 ways for 64 lines, and every read
-// would go to L2. Padded (Zen 4, 2 threads, 512 tokens, Q4_0 from row groups): [3840 x 4096] 483 -> 640-666
-// GFLOP/s, [3840 x 8192] 500 -> 635-660, [3840 x 15360] 454 -> 540-662.
-inline size_t OddLineStride(size_t count, size_t elem_bytes) {
-  size_t lines = (count * elem_bytes + 63) / 64;
-  lines += lines % 2 == 0 ? 1 : 0;
-  return lines * 64 / elem_bytes;
-}
-
 // The int8 activations, with per-group sums for the unpacked-panel kernels' offsets and per-block scales, sums
 // and biases for all kernels (the fused ones of matmul_vnni_decode-inl.h fold the biases into their lanes).
-// Each array holds n_tok rows of its stride (OddLineStride) elements.
+// Tokens are stored in tiles of `tile` tokens, each tile block-major: block b (32 values) of token t is block
+// number Block(t, b) of every array. tile = 1 is row-major, which the portable kernel and the AMX packer read.
+// The fused kernels take tiles of the tokens they process together (up to 15 in decode, 64 in a prefill pass), so
+// that a block of all of them is one contiguous run: row-major, a 64-token pass read one block from each of 64
+// rows in turn, 64 streams no prefetcher follows and, with rows of a power-of-two length, one L1 set.
 struct Int8Activations {
-  size_t n_in = 0;
-  size_t q_stride = 0, group_stride = 0, block_stride = 0;
-  std::vector<int8_t> q;              // [n_tok, n_in]
-  std::vector<float> group_sum;       // [n_tok, n_in / 16]: dx * (sum of the 16 quants of group g)
-  std::vector<float> block_scales;    // [n_tok, n_in / 32]: dx
-  std::vector<float> block_sums;      // [n_tok, n_in / 32]: dx * (sum of the 32 quants)
-  std::vector<int32_t> group_biases;  // [n_tok, n_in / 16]: -offset * (sum of the 16 quants of group g)
-  const int8_t* q_row(size_t t) const { return q.data() + t * q_stride; }
-  const float* sums(size_t t) const { return group_sum.data() + t * group_stride; }
-  const float* block_scale(size_t t) const { return block_scales.data() + t * block_stride; }
-  const float* block_sum(size_t t) const { return block_sums.data() + t * block_stride; }
-  const int32_t* group_bias(size_t t) const { return group_biases.data() + t * group_stride; }
+  size_t n_in = 0, n_blocks = 0, tile = 1;
+  std::vector<int8_t> q;              // 32 per block
+  std::vector<float> group_sum;       // 2 per block: dx * (sum of the 16 quants of each half)
+  std::vector<float> block_scales;    // 1 per block: dx
+  std::vector<float> block_sums;      // 1 per block: dx * (sum of the 32 quants)
+  std::vector<int32_t> group_biases;  // 2 per block: -offset * (sum of the 16 quants of each half)
+  size_t Block(size_t t, size_t b) const { return (t / tile * n_blocks + b) * tile + t % tile; }
+  // Row-major reads (tile 1): token t's whole row.
+  const int8_t* q_row(size_t t) const { return q.data() + 32 * Block(t, 0); }
+  const float* sums(size_t t) const { return group_sum.data() + 2 * Block(t, 0); }
+  const float* block_scale(size_t t) const { return block_scales.data() + Block(t, 0); }
 };
 
 // x: [n_tok, n_in], n_in a multiple of 32. dx = amax / 127, q = round-half-even(x / dx). `offset`: the level
-// offset of the weight type (LevelOffset), folded into group_biases.
-inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int offset, Int8Activations& a,
-                                ThreadPool& pool) {
+// offset of the weight type (LevelOffset), folded into group_biases. `tile`: see Int8Activations.
+inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int offset, size_t tile,
+                                Int8Activations& a, ThreadPool& pool) {
   a.n_in = n_in;
-  a.q_stride = OddLineStride(n_in, 1);
-  a.group_stride = OddLineStride(n_in / 16, 4);
-  a.block_stride = OddLineStride(n_in / 32, 4);
-  a.q.resize(n_tok * a.q_stride);
-  a.group_sum.resize(n_tok * a.group_stride);
-  a.block_scales.resize(n_tok * a.block_stride);
-  a.block_sums.resize(n_tok * a.block_stride);
-  a.group_biases.resize(n_tok * a.group_stride);
-  const size_t q_stride = a.q_stride, group_stride = a.group_stride, block_stride = a.block_stride;
+  a.n_blocks = n_in / 32;
+  a.tile = tile;
+  const size_t n_blocks = a.n_blocks * (n_tok + tile - 1) / tile * tile;  // the last tile's unused tokens included
+  a.q.resize(32 * n_blocks);
+  a.group_sum.resize(2 * n_blocks);
+  a.block_scales.resize(n_blocks);
+  a.block_sums.resize(n_blocks);
+  a.group_biases.resize(2 * n_blocks);
   const hn::CappedTag<float, 16> df;  // at most one group of 16 per vector
   const hn::Rebind<int32_t, decltype(df)> di;
   const size_t N = hn::Lanes(df);
@@ -114,17 +105,17 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
         // |x * inv| <= 127 (+ rounding), so the nearest integers fit int8 and DemoteTo never saturates.
         // The sums of each 16 quants come from the vectors themselves (SumOfLanes): storing the 32 int32 and
         // adding them in scalar code took ~0.7 ns per value (22% of a [256 x 3840] Q4_0 matmul at 5 tokens).
-        int8_t* qb = q + t * q_stride + b * 32;
+        const size_t block = a.Block(t, b);
+        int8_t* qb = q + 32 * block;
         int32_t sum16[2] = {0, 0};
         for (size_t j = 0; j < 32; j += N) {
           const auto vi = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + j), hn::Set(df, inv)));
           hn::StoreU(hn::DemoteTo(hn::Rebind<int8_t, decltype(di)>(), vi), hn::Rebind<int8_t, decltype(di)>(), qb + j);
           sum16[j / 16] += hn::GetLane(hn::SumOfLanes(di, vi));  // N <= 16 lanes never straddle two groups
         }
-        const size_t group0 = t * group_stride + b * 2, block = t * block_stride + b;
         for (int h = 0; h < 2; ++h) {
-          group_sum[group0 + h] = dx * static_cast<float>(sum16[h]);
-          group_biases[group0 + h] = -offset * sum16[h];
+          group_sum[2 * block + h] = dx * static_cast<float>(sum16[h]);
+          group_biases[2 * block + h] = -offset * sum16[h];
         }
         block_scales[block] = dx;
         block_sums[block] = dx * static_cast<float>(sum16[0] + sum16[1]);

@@ -7,7 +7,7 @@
 // each token meets them through vpdpbusd with its 4 activation quants broadcast from memory. So a block of 32
 // weights x 16 rows costs 8 vpdpbusd + 1 convert + 2 scale ops per token, no horizontal sums, and its unpacking
 // (~40 ops) is shared by up to 15 tokens (64 in prefill); 16 rows' outputs are one vector store. The accumulators start at
-// -offset * (sum of the activation quants of each group of 16) (Int8Activations::group_bias), so each lane
+// -offset * (sum of the activation quants of each group of 16) (Int8Activations::group_biases), so each lane
 // ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
 // -m * (dx * sum of the block's quants) per block.
 // What bounds it: with the next group prefetched in the order it will be read (RowGroupDot) and huge pages,
@@ -322,16 +322,32 @@ struct BlockScales {
   __m512 scale0, scale1, min;
 };
 
-// acc[c] += block b (levels u, 16 rows) times token tok + c, for c < n <= kN. The kN tokens' vpdpbusd are
+// The activations of one tile of Int8Activations (the tokens a kernel call processes together): block b of its
+// token c is number b * tile + c of each array.
+struct ActivationTile {
+  const int8_t* q;
+  const float *scale, *sum;
+  const int32_t* bias;
+  size_t tile;
+};
+
+inline ActivationTile TileAt(const Int8Activations& a, size_t t0) {
+  const size_t k = a.Block(t0, 0);
+  return {a.q.data() + 32 * k, a.block_scales.data() + k, a.block_sums.data() + k, a.group_biases.data() + 2 * k,
+          a.tile};
+}
+
+// acc[c] += block b (levels u, 16 rows) times the tile's token c0 + c, for c < n <= kN. The kN tokens' vpdpbusd are
 // interleaved: one token's 4-deep chains alone stall on vpdpbusd's latency (5 cycles), 2 kChunk chains keep
 // both vector ports busy (measured: 5 tokens 31 -> 25 ns, 15 tokens 73 -> 50 ns per 32 x 16 block).
 template <class Dec, size_t kN>
-G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, const Int8Activations& a, size_t tok,
+G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, const ActivationTile& a, size_t c0,
                                         size_t n, size_t b, __m512* acc) {
+  const size_t k0 = b * a.tile + c0;  // the block's number for token c0
   __m512i lo[kN], hi[kN];  // two chains per token (values 0..15 and 16..31): Q6_K's scale per 16 values
 #pragma GCC unroll 4
   for (size_t c = 0; c < kN && c < n; ++c) {
-    const int32_t* bias = a.group_bias(tok + c) + 2 * b;
+    const int32_t* bias = a.bias + 2 * (k0 + c);
     lo[c] = _mm512_set1_epi32(bias[0]);
     hi[c] = _mm512_set1_epi32(bias[1]);
   }
@@ -339,13 +355,13 @@ G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, 
   for (int i = 0; i < 4; ++i)
 #pragma GCC unroll 4
     for (size_t c = 0; c < kN && c < n; ++c) {
-      const int8_t* q = a.q_row(tok + c) + 32 * b;
+      const int8_t* q = a.q + 32 * (k0 + c);
       lo[c] = DotBroadcast(lo[c], u[i], q + 4 * i);
       hi[c] = DotBroadcast(hi[c], u[4 + i], q + 16 + 4 * i);
     }
 #pragma GCC unroll 4
   for (size_t c = 0; c < kN && c < n; ++c) {
-    const __m512 dx = _mm512_set1_ps(a.block_scale(tok + c)[b]);
+    const __m512 dx = _mm512_set1_ps(a.scale[k0 + c]);
     if constexpr (Dec::kScalePer16) {
       acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[c]), _mm512_mul_ps(s.scale0, dx), acc[c]);
       acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[c]), _mm512_mul_ps(s.scale1, dx), acc[c]);
@@ -353,7 +369,7 @@ G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, 
       acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[c], hi[c])), _mm512_mul_ps(s.scale0, dx),
                                acc[c]);
     }
-    if constexpr (Dec::kHasMin) acc[c] = _mm512_fnmadd_ps(s.min, _mm512_set1_ps(a.block_sum(tok + c)[b]), acc[c]);
+    if constexpr (Dec::kHasMin) acc[c] = _mm512_fnmadd_ps(s.min, _mm512_set1_ps(a.sum[k0 + c]), acc[c]);
   }
 }
 
@@ -408,15 +424,15 @@ G4_VNNI HWY_INLINE void ForEachBlock(const RowGroup& g, const RowGroup& next, si
 // 16 rows times the kTok tokens of `a` from tok0, accumulated in registers: y[t * y_stride + j] for the rows j
 // set in `store`.
 template <class Dec, size_t kTok>
-G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, const Int8Activations& a,
-                                      size_t tok0, float* y, size_t y_stride, __mmask16 store) {
+G4_VNNI HWY_NOINLINE void RowGroupDot(const RowGroup& g, const RowGroup& next, const ActivationTile& a, size_t n_in,
+                                      float* y, size_t y_stride, __mmask16 store) {
   __m512 acc[kTok];
 #pragma GCC unroll 16
   for (size_t t = 0; t < kTok; ++t) acc[t] = _mm512_setzero_ps();
-  ForEachBlock<Dec>(g, next, a.n_in, [&](const __m512i* u, const BlockScales& s, size_t b) G4_VNNI_INLINE {
+  ForEachBlock<Dec>(g, next, n_in, [&](const __m512i* u, const BlockScales& s, size_t b) G4_VNNI_INLINE {
     constexpr size_t kN = std::min(kTok, kChunk);  // no registers for tokens that are not there
 #pragma GCC unroll 16
-    for (size_t t0 = 0; t0 < kTok; t0 += kChunk) AccumulateBlock<Dec, kN>(u, s, a, tok0 + t0, kTok - t0, b, acc + t0);
+    for (size_t c0 = 0; c0 < kTok; c0 += kChunk) AccumulateBlock<Dec, kN>(u, s, a, c0, kTok - c0, b, acc + c0);
   });
 #pragma GCC unroll 16
   for (size_t t = 0; t < kTok; ++t) _mm512_mask_storeu_ps(y + t * y_stride, store, acc[t]);
@@ -435,24 +451,26 @@ constexpr auto RowGroupDots(std::index_sequence<kTok...>) {
 inline constexpr size_t kPrefillTokens = 64;  // their activations (240 KB for the 12B's 3840) stay in L2
 
 template <class Dec>
-G4_VNNI HWY_NOINLINE void RowGroupDotPrefill(const RowGroup& g, const RowGroup& next, const Int8Activations& a,
-                                             size_t tok0, size_t n_tok, float* y, size_t y_stride,
-                                             __mmask16 store) {
+G4_VNNI HWY_NOINLINE void RowGroupDotPrefill(const RowGroup& g, const RowGroup& next, const ActivationTile& a,
+                                             size_t n_in, size_t n_tok, float* y, size_t y_stride, __mmask16 store) {
   __m512 acc[kPrefillTokens];
   for (size_t t = 0; t < n_tok; ++t) acc[t] = _mm512_setzero_ps();
-  ForEachBlock<Dec>(g, next, a.n_in, [&](const __m512i* u, const BlockScales& s, size_t b) G4_VNNI_INLINE {
+  ForEachBlock<Dec>(g, next, n_in, [&](const __m512i* u, const BlockScales& s, size_t b) G4_VNNI_INLINE {
     size_t t = 0;
-    for (; t + kChunk <= n_tok; t += kChunk) AccumulateBlock<Dec, kChunk>(u, s, a, tok0 + t, kChunk, b, acc + t);
+    for (; t + kChunk <= n_tok; t += kChunk) AccumulateBlock<Dec, kChunk>(u, s, a, t, kChunk, b, acc + t);
     static_assert(kChunk == 4);
     switch (n_tok - t) {
-      case 3: AccumulateBlock<Dec, 3>(u, s, a, tok0 + t, 3, b, acc + t); break;
-      case 2: AccumulateBlock<Dec, 2>(u, s, a, tok0 + t, 2, b, acc + t); break;
-      case 1: AccumulateBlock<Dec, 1>(u, s, a, tok0 + t, 1, b, acc + t); break;
+      case 3: AccumulateBlock<Dec, 3>(u, s, a, t, 3, b, acc + t); break;
+      case 2: AccumulateBlock<Dec, 2>(u, s, a, t, 2, b, acc + t); break;
+      case 1: AccumulateBlock<Dec, 1>(u, s, a, t, 1, b, acc + t); break;
       default: break;
     }
   });
   for (size_t t = 0; t < n_tok; ++t) _mm512_mask_storeu_ps(y + t * y_stride, store, acc[t]);
 }
+
+// The tokens FusedRows processes in one pass over the rows: the tile its Int8Activations must have.
+inline size_t FusedPassTokens(size_t n_tok) { return n_tok <= kFusedMaxTokens ? n_tok : kPrefillTokens; }
 
 // Rows [r_begin, r_end) (r_begin a multiple of 16 or the tensor's start) times all n_tok tokens; y: [n_tok,
 // n_out]. Up to kFusedMaxTokens tokens (decode, MTP verification) in registers, one pass over the rows; more
@@ -464,7 +482,7 @@ template <class Dec>
 void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   static constexpr auto kDot = RowGroupDots<Dec>(std::make_index_sequence<kFusedMaxTokens>());
   const size_t n_out = static_cast<size_t>(w.rows());
-  const size_t pass = n_tok <= kFusedMaxTokens ? n_tok : kPrefillTokens;
+  const size_t pass = a.tile;  // FusedPassTokens(n_tok)
   if (r_begin >= r_end) return;
   for (size_t t0 = 0; t0 < n_tok; t0 += pass) {
     const size_t nt = std::min(pass, n_tok - t0);
@@ -474,10 +492,11 @@ void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, floa
       const RowGroup next = r_next < r_end ? MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next)) : g;
       const auto store = static_cast<__mmask16>((1u << n_rows) - 1);
       float* const yg = y + t0 * n_out + r0;
+      const ActivationTile tile = TileAt(a, t0);
       if (n_tok <= kFusedMaxTokens) {
-        kDot[nt - 1](g, next, a, t0, yg, n_out, store);
+        kDot[nt - 1](g, next, tile, a.n_in, yg, n_out, store);
       } else {
-        RowGroupDotPrefill<Dec>(g, next, a, t0, nt, yg, n_out, store);
+        RowGroupDotPrefill<Dec>(g, next, tile, a.n_in, nt, yg, n_out, store);
       }
       g = next;
     }

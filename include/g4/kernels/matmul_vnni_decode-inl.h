@@ -362,9 +362,10 @@ G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, 
 #pragma GCC unroll 4
   for (size_t c = 0; c < kN && c < n; ++c) {
     const __m512 dx = _mm512_set1_ps(a.scale[k0 + c]);
-    if constexpr (Dec::kScalePer16) {
-      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[c]), _mm512_mul_ps(s.scale0, dx), acc[c]);
-      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[c]), _mm512_mul_ps(s.scale1, dx), acc[c]);
+    if constexpr (Dec::kScalePer16) {  // dx applied once to both halves: 3 mul/FMA instead of 4
+      const __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[c]), s.scale0,
+                                         _mm512_mul_ps(_mm512_cvtepi32_ps(hi[c]), s.scale1));
+      acc[c] = _mm512_fmadd_ps(sum, dx, acc[c]);
     } else {
       acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo[c], hi[c])), _mm512_mul_ps(s.scale0, dx),
                                acc[c]);

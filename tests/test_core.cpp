@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -150,4 +151,51 @@ TEST_CASE("huge-page mappings: 2 MiB-aligned, zeroed and writable buffers; a fil
     CHECK(std::memcmp(m.bytes().data(), content.data(), content.size()) == 0);
   }
   std::remove(path.c_str());
+}
+
+// Resident kB of the mapping that starts at `start`, from /proc/self/smaps; -1 if there is none.
+static long MappingRssKb(const void* start) {
+  std::ifstream smaps("/proc/self/smaps");
+  char head[32];
+  std::snprintf(head, sizeof head, "%lx-", static_cast<unsigned long>(reinterpret_cast<uintptr_t>(start)));
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (line.rfind(head, 0) == 0) inside = true;
+    else if (inside && line.rfind("Rss:", 0) == 0) return std::stol(line.substr(4));
+  }
+  return -1;
+}
+
+TEST_CASE("ReleaseMappedPages drops a file mapping's resident pages, which read back unchanged, and leaves anonymous memory alone") {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("g4_test_release_" + std::to_string(::getpid()) + ".bin")).string();
+  std::vector<unsigned char> content(5 * 1024 * 1024 + 3);
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<unsigned char>(i * 2654435761u >> 24);
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f);
+  REQUIRE(std::fwrite(content.data(), 1, content.size(), f) == content.size());
+  std::fclose(f);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  {
+    const g4::MappedFile m(path);
+    const std::byte* data = m.bytes().data();
+    REQUIRE(std::memcmp(data, content.data(), content.size()) == 0);  // every page faulted in
+    const long rss_before = MappingRssKb(data);
+    CHECK(rss_before * 1024 >= static_cast<long>(content.size()) - page);
+    // All but the first and last 100 bytes: the partial pages at both ends stay.
+    const size_t released = g4::ReleaseMappedPages(data + 100, content.size() - 200);
+    CHECK(released == (content.size() - 100) / page * page - page);
+    const long rss_after = MappingRssKb(data);
+    CHECK(rss_after >= 0);
+    CHECK(rss_after * 1024 <= 2 * page);
+    CHECK(std::memcmp(data, content.data(), content.size()) == 0);  // faulted back in from the page cache
+  }
+  std::remove(path.c_str());
+
+  g4::AlignedBuffer anon(4 * 1024 * 1024);
+  for (size_t i = 0; i < anon.size(); ++i) anon.data()[i] = static_cast<std::byte>(i * 31 + 7);
+  CHECK(g4::ReleaseMappedPages(anon.data(), anon.size()) == 0);
+  size_t changed = 0;
+  for (size_t i = 0; i < anon.size(); ++i) changed += anon.data()[i] != static_cast<std::byte>(i * 31 + 7);
+  CHECK(changed == 0);
 }

@@ -30,33 +30,12 @@
 #include "g4/kernels/ops.hpp"
 
 #if HWY_TARGET == HWY_AVX3_DL
-#include <cpuid.h>
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 HWY_BEFORE_NAMESPACE();
 namespace g4::HWY_NAMESPACE {
 
 #define G4_AMX __attribute__((target("amx-tile,amx-int8,avx512vnni")))
-
-// AMX-TILE and AMX-INT8 in CPUID, and the kernel grants this process the tile data state (asked once).
-inline bool AmxGranted() {
-  static const bool usable = [] {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-    if (!((d >> 24) & 1) || !((d >> 25) & 1)) return false;
-    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtileData = 18;
-    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0;
-  }();
-  return usable;
-}
-
-// AMX-TILE and AMX-INT8 in CPUID, the kernel grants this process the tile data state, and AllowAmx has not
-// turned it off.
-inline bool AmxUsable() {
-  return detail::amx_allowed.load(std::memory_order_relaxed) && AmxGranted();
-}
 
 inline constexpr size_t kAmxTile = 16;  // rows of A and C, tokens of B and C
 

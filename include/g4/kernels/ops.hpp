@@ -13,6 +13,12 @@
 #include <string>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "g4/core/tensor.hpp"
 #include "g4/core/thread_pool.hpp"
 
@@ -87,6 +93,26 @@ namespace detail {
 inline std::atomic<bool> amx_allowed{true};
 }
 inline void AllowAmx(bool allowed) { detail::amx_allowed.store(allowed, std::memory_order_relaxed); }
+
+// AMX-TILE and AMX-INT8 in CPUID, and the kernel grants this process the tile data state (asked once).
+inline bool AmxGranted() {
+#if defined(__x86_64__)
+  static const bool granted = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    if (!((d >> 24) & 1) || !((d >> 25) & 1)) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtileData = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0;
+  }();
+  return granted;
+#else
+  return false;
+#endif
+}
+
+// Whether the AVX3_DL quantized matmuls take AMX tiles for 16 tokens or more: the CPU has them, the kernel grants
+// them, and AllowAmx has not turned them off. AMX reads the original matrices, not their row-group copies.
+inline bool AmxUsable() { return detail::amx_allowed.load(std::memory_order_relaxed) && AmxGranted(); }
 
 // How the few-token quantized matmul (AVX3_DL) reads a group's 16 per-row f16 scales: one vector gather, or 16
 // scalar loads merged in registers. kAuto takes the gather on Intel and the scalar loads on AMD, whose Zen

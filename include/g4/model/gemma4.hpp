@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "g4/core/dequantize.hpp"
+#include "g4/core/mapped_file.hpp"
 #include "g4/core/row_groups.hpp"
 #include "g4/kernels/ops.hpp"
 #include "g4/model/config.hpp"
@@ -146,12 +147,16 @@ class Gemma4 {
  private:
   // Quantized matrices (and the tied head) get a row-group copy that the fused kernels stream instead of
   // transposing 16 rows in registers (one Zen 4 core, Q4_0: 13 -> 5.9 ns per 32 x 16 block for one token,
-  // 28 -> 19.5 for five). It costs their size again in memory; from a checkpoint the originals are clean
-  // mmapped pages that the kernel can drop, read again only for embedding rows and AMX prefill.
+  // 28 -> 19.5 for five). It costs their size again in memory. Where the originals are pages of a checkpoint's
+  // mapping and no AMX prefill reads them, this process's copies of those pages are dropped once packed (they
+  // stay in the page cache, and the embedding rows read later fault back in); memory that is not a file
+  // mapping, such as weights built in memory, is kept.
   void UseRowGroups() {
+    const bool release = !AmxUsable();
     auto pack = [&](TensorView& v) {
       if (v.data == nullptr || !HasRowGroupLayout(v.type) || v.shape.rank != 2) return;
       row_groups_.emplace_back(v, pool_);
+      if (release) ReleaseMappedPages(v.data, v.nbytes);
       v = row_groups_.back().view();  // the buffer stays put when the vector grows
     };
     pack(w_.embed);

@@ -57,7 +57,9 @@ inline int LevelOffset(Type type) {
 // number Block(t, b) of every array. tile = 1 is row-major, which the portable kernel and the AMX packer read.
 // The fused kernels take tiles of the tokens they process together (up to 15 in decode, 64 in a prefill pass), so
 // that a block of all of them is one contiguous run: row-major, a 64-token pass read one block from each of 64
-// rows in turn, 64 streams no prefetcher follows and, with rows of a power-of-two length, one L1 set.
+// rows in turn, 64 streams no prefetcher follows and, with rows of a power-of-two length, one L1 set (Zen 4,
+// 2 threads, 512 tokens, row groups, [3840 x 15360] Q4_0: 442-654 GFLOP/s row-major with the rows padded to an odd
+// number of lines, 667-696 in tiles).
 struct Int8Activations {
   size_t n_in = 0, n_blocks = 0, tile = 1;
   std::vector<int8_t> q;              // 32 per block

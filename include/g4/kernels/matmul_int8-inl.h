@@ -233,29 +233,49 @@ inline void UnpackRow(Type type, const std::byte* row, size_t n_in, const Int8Ro
 
 inline constexpr size_t kInt8Rows = 4;
 
-// Portable lane sums: per group of 16 values, u8 and i8 widened to i32, multiplied and summed.
+// Portable lane sums: per group of 16 values, u8 and i8 widened to i16 and multiplied into i32 lane pairs
+// (ReorderWidenMulAccumulate: vpmaddwd on x86), then converted and scaled into f32 lanes that are summed once per
+// row and token. Widening to i32 and summing the lanes of every group took 2.8x as long at 64 tokens (AVX2 on
+// Zen 4, 2 threads, [15360 x 3840] Q4_0: 4828 -> 1706 ns per 32 x 16 block; 4 tokens 318 -> 150, 1 token 113 -> 88).
 template <size_t kTok>
 HWY_INLINE void Int8Tile(const Int8RowView* rows, size_t n_rows, const Int8Activations& a, size_t t0, float* y,
                          size_t y_stride) {
-  const hn::CappedTag<int32_t, 16> d32;
-  const hn::Rebind<uint8_t, decltype(d32)> du8;
-  const hn::Rebind<int8_t, decltype(d32)> di8;
-  const size_t N = hn::Lanes(d32);
+  const hn::CappedTag<int16_t, 16> d16;  // at most one group of 16 per vector
+  const hn::RepartitionToWide<decltype(d16)> d32;
+  const hn::Rebind<float, decltype(d32)> df;
+  const hn::Rebind<uint8_t, decltype(d16)> du8;
+  const hn::Rebind<int8_t, decltype(d16)> di8;
+  const size_t N = hn::Lanes(d16);
+  const int8_t* q[kTok];
+  const float* dx[kTok];  // one per block of 32: groups 2j and 2j + 1
+  #pragma GCC unroll 16
+  for (size_t t = 0; t < kTok; ++t) {
+    q[t] = a.q_row(t0 + t);
+    dx[t] = a.block_scale(t0 + t);
+  }
   for (size_t r = 0; r < n_rows; ++r) {
+    hn::Vec<decltype(df)> acc[kTok];
     #pragma GCC unroll 16
-    for (size_t t = 0; t < kTok; ++t) {
-      const int8_t* q = a.q_row(t0 + t);
-      const float* dx = a.block_scale(t0 + t);  // one per block of 32: groups 2j and 2j + 1
-      float acc = 0.0f;
-      for (size_t g = 0; g < a.n_in / 16; ++g) {
-        auto sum = hn::Zero(d32);
-        for (size_t i = 16 * g; i < 16 * g + 16; i += N)
-          sum = hn::Add(sum, hn::Mul(hn::PromoteTo(d32, hn::LoadU(du8, rows[r].u + i)),
-                                     hn::PromoteTo(d32, hn::LoadU(di8, q + i))));
-        acc += static_cast<float>(hn::GetLane(hn::SumOfLanes(d32, sum))) * rows[r].lane_scale[4 * g] * dx[g / 2];
+    for (size_t t = 0; t < kTok; ++t) acc[t] = hn::Zero(df);
+    for (size_t g = 0; g < a.n_in / 16; ++g) {
+      hn::Vec<decltype(d32)> sum0[kTok], sum1[kTok];
+      #pragma GCC unroll 16
+      for (size_t t = 0; t < kTok; ++t) sum0[t] = sum1[t] = hn::Zero(d32);
+      for (size_t i = 16 * g; i < 16 * g + 16; i += N) {
+        const auto u = hn::PromoteTo(d16, hn::LoadU(du8, rows[r].u + i));
+        #pragma GCC unroll 16
+        for (size_t t = 0; t < kTok; ++t)
+          sum0[t] = hn::ReorderWidenMulAccumulate(d32, u, hn::PromoteTo(d16, hn::LoadU(di8, q[t] + i)), sum0[t], sum1[t]);
       }
-      y[t * y_stride + r] = acc - DotF32(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
+      const float scale = rows[r].lane_scale[4 * g];
+      #pragma GCC unroll 16
+      for (size_t t = 0; t < kTok; ++t)
+        acc[t] = hn::MulAdd(hn::ConvertTo(df, hn::RearrangeToOddPlusEven(sum0[t], sum1[t])),
+                            hn::Set(df, scale * dx[t][g / 2]), acc[t]);
     }
+    #pragma GCC unroll 16
+    for (size_t t = 0; t < kTok; ++t)
+      y[t * y_stride + r] = hn::GetLane(hn::SumOfLanes(df, acc[t])) - DotF32(rows[r].group_offset, a.sums(t0 + t), a.n_in / 16);
   }
 }
 

@@ -60,6 +60,14 @@ inline int LevelOffset(Type type) {
 // rows in turn, 64 streams no prefetcher follows and, with rows of a power-of-two length, one L1 set (Zen 4,
 // 2 threads, 512 tokens, row groups, [3840 x 15360] Q4_0: 442-654 GFLOP/s row-major with the rows padded to an odd
 // number of lines, 667-696 in tiles).
+// One tile's arrays (what the fused kernels take): block b of the tile's token c is number b * tile + c of each.
+struct ActivationTile {
+  const int8_t* q;
+  const float *scale, *sum;
+  const int32_t* bias;
+  size_t tile;
+};
+
 struct Int8Activations {
   size_t n_in = 0, n_blocks = 0, tile = 1;
   std::vector<int8_t> q;              // 32 per block
@@ -68,6 +76,11 @@ struct Int8Activations {
   std::vector<float> block_sums;      // 1 per block: dx * (sum of the 32 quants)
   std::vector<int32_t> group_biases;  // 2 per block: -offset * (sum of the 16 quants of each half)
   size_t Block(size_t t, size_t b) const { return (t / tile * n_blocks + b) * tile + t % tile; }
+  // The tile that starts at token t0 (a multiple of tile).
+  ActivationTile TileAt(size_t t0) const {
+    const size_t k = Block(t0, 0);
+    return {q.data() + 32 * k, block_scales.data() + k, block_sums.data() + k, group_biases.data() + 2 * k, tile};
+  }
   // Row-major reads (tile 1): token t's whole row.
   const int8_t* q_row(size_t t) const { return q.data() + 32 * Block(t, 0); }
   const float* sums(size_t t) const { return group_sum.data() + 2 * Block(t, 0); }
@@ -98,6 +111,7 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
   int32_t* const group_biases = a.group_biases.data();
   pool.ParallelFor(n_tok, 16, [&](size_t t_begin, size_t t_end, size_t) {
     for (size_t t = t_begin; t < t_end; ++t) {
+      const size_t block0 = a.Block(t, 0);  // block b of token t is block0 + b * tile
       for (size_t b = 0; b < n_in / 32; ++b) {
         const float* xb = x + t * n_in + b * 32;
         auto vmax = hn::Zero(df);
@@ -107,7 +121,7 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
         // |x * inv| <= 127 (+ rounding), so the nearest integers fit int8 and DemoteTo never saturates.
         // The sums of each 16 quants come from the vectors themselves (SumOfLanes): storing the 32 int32 and
         // adding them in scalar code took ~0.7 ns per value (22% of a [256 x 3840] Q4_0 matmul at 5 tokens).
-        const size_t block = a.Block(t, b);
+        const size_t block = block0 + b * tile;
         int8_t* qb = q + 32 * block;
         int32_t sum16[2] = {0, 0};
         for (size_t j = 0; j < 32; j += N) {

@@ -322,21 +322,6 @@ struct BlockScales {
   __m512 scale0, scale1, min;
 };
 
-// The activations of one tile of Int8Activations (the tokens a kernel call processes together): block b of its
-// token c is number b * tile + c of each array.
-struct ActivationTile {
-  const int8_t* q;
-  const float *scale, *sum;
-  const int32_t* bias;
-  size_t tile;
-};
-
-inline ActivationTile TileAt(const Int8Activations& a, size_t t0) {
-  const size_t k = a.Block(t0, 0);
-  return {a.q.data() + 32 * k, a.block_scales.data() + k, a.block_sums.data() + k, a.group_biases.data() + 2 * k,
-          a.tile};
-}
-
 // acc[c] += block b (levels u, 16 rows) times the tile's token c0 + c, for c < n <= kN. The kN tokens' vpdpbusd are
 // interleaved: one token's 4-deep chains alone stall on vpdpbusd's latency (5 cycles), 2 kChunk chains keep
 // both vector ports busy (measured: 5 tokens 31 -> 25 ns, 15 tokens 73 -> 50 ns per 32 x 16 block).
@@ -483,17 +468,17 @@ template <class Dec>
 void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   static constexpr auto kDot = RowGroupDots<Dec>(std::make_index_sequence<kFusedMaxTokens>());
   const size_t n_out = static_cast<size_t>(w.rows());
-  const size_t pass = a.tile;  // FusedPassTokens(n_tok)
+  const size_t pass = a.tile;  // the caller quantized the activations in tiles of FusedPassTokens(n_tok)
   if (r_begin >= r_end) return;
   for (size_t t0 = 0; t0 < n_tok; t0 += pass) {
     const size_t nt = std::min(pass, n_tok - t0);
+    const ActivationTile tile = a.TileAt(t0);
     RowGroup g = MakeRowGroup(w, r_begin, std::min(kGroupRows, r_end - r_begin));
     for (size_t r0 = r_begin; r0 < r_end; r0 += kGroupRows) {
       const size_t n_rows = std::min(kGroupRows, r_end - r0), r_next = r0 + kGroupRows;
       const RowGroup next = r_next < r_end ? MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next)) : g;
       const auto store = static_cast<__mmask16>((1u << n_rows) - 1);
       float* const yg = y + t0 * n_out + r0;
-      const ActivationTile tile = TileAt(a, t0);
       if (n_tok <= kFusedMaxTokens) {
         kDot[nt - 1](g, next, tile, a.n_in, yg, n_out, store);
       } else {

@@ -4,8 +4,9 @@
 // kernels read them, as the model does there. Prints a table; --json FILE writes the same rows.
 //
 //   bench_kernels [--shapes full|small] [--filter NAME] [--types F32,BF16,...] [--n 1,4,8,512]
-//                 [--threads N] [--max-gb G] [--json FILE]
+//                 [--threads N] [--max-gb G] [--target NAME] [--json FILE]
 //
+// --target runs the kernels of one Highway target (as g4::ForceTarget: AVX2 on an AVX-512 machine, say).
 // Weights are cycled through enough copies to exceed the last-level cache (480 MB here), so decode numbers are
 // DRAM numbers as in the real model. GB/s, %bw and GFLOP/s come from a row's best call, %bw against the best pass
 // of the bandwidth probe run between the row's calls. Beside wall time, each row gives the process CPU time per thread
@@ -94,6 +95,8 @@ Options ParseArgs(int argc, char** argv) {
       o.threads = std::stoul(value());
     } else if (a == "--max-gb") {
       o.max_gb = std::stod(value());
+    } else if (a == "--target") {
+      g4::ForceTarget(value());
     } else if (a == "--json") {
       o.json = value();
     } else {

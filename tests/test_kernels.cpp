@@ -151,11 +151,11 @@ double MatMulBound(Type type, const std::byte* w_bytes, const std::vector<float>
 
 // row_groups: the product goes through a RowGroupWeights copy (read by AVX3_DL's fused kernels, ignored by the
 // other paths), the reference through the original.
-void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPool& pool, bool row_groups = false) {
+void CheckMatMulOf(const Tensor& w, const std::vector<float>& x, size_t n_tok, ThreadPool& pool, bool row_groups) {
+  const Type type = w.view().type;
+  const int64_t n_out = w.view().rows(), n_in = w.view().cols();
   INFO("type " << TypeName(type) << " n_out " << n_out << " n_in " << n_in << " n_tok " << n_tok << " row groups "
                << row_groups);
-  const Tensor w = RandomWeights(type, n_out, n_in, static_cast<uint32_t>(n_out * 131 + n_in * 7 + n_tok));
-  const std::vector<float> x = RandomFloats(n_tok * static_cast<size_t>(n_in), -1.0f, 1.0f, 99);
   std::vector<float> want(n_tok * static_cast<size_t>(n_out)), got(want.size(), std::nanf(""));
   ref::MatMul(w.view(), x.data(), n_tok, want.data());
   if (row_groups) {
@@ -178,6 +178,11 @@ void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPoo
     }
   }
   CHECK(bad == 0);
+}
+
+void CheckMatMul(Type type, int64_t n_out, int64_t n_in, size_t n_tok, ThreadPool& pool, bool row_groups = false) {
+  const Tensor w = RandomWeights(type, n_out, n_in, static_cast<uint32_t>(n_out * 131 + n_in * 7 + n_tok));
+  CheckMatMulOf(w, RandomFloats(n_tok * static_cast<size_t>(n_in), -1.0f, 1.0f, 99), n_tok, pool, row_groups);
 }
 
 }  // namespace
@@ -226,6 +231,38 @@ TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and
     });
   }
   AllowAmx(true);
+}
+
+// The integer kernels sum u8 x s8 products in int16 where they can (vpmaddubsw on AVX2 and AVX3): weights whose every
+// byte is 0x00, 0x7F, 0x80 or 0xFF put every level at its extreme (Q8_0 -128 and 127, Q6_K 63, the 4-bit types
+// 15), and activations of one magnitude put every quant at +-127, so any sum that can saturate does.
+TEST_CASE("matmul: extreme levels and activations, every target, with and without row groups") {
+  ThreadPool pool(2);
+  ForEachTarget([&](const std::string&) {
+    for (Type type : {Type::Q8_0, Type::Q4_0, Type::Q4_K, Type::Q6_K}) {
+      const int64_t n_in = 2 * static_cast<int64_t>(GetTypeInfo(type).block_elems), n_out = 19;
+      for (int byte : {0x00, 0x7F, 0x80, 0xFF}) {
+        INFO("every weight byte " << byte);
+        const TypeInfo info = GetTypeInfo(type);
+        const Tensor sane = RandomWeights(type, n_out, n_in, 5);  // for its f16 scales
+        Tensor w("w", type, {n_out, n_in});
+        std::memset(w.data(), byte, w.view().nbytes);
+        for (size_t b = 0; b < w.view().nbytes / info.block_bytes; ++b) {  // the f16 scales back (d, dmin)
+          const size_t at = b * info.block_bytes + (type == Type::Q6_K ? offsetof(BlockQ6_K, d) : 0);
+          std::memcpy(w.data() + at, sane.view().data + at, type == Type::Q4_K ? 4 : 2);
+        }
+        for (float sign : {1.0f, -1.0f}) {
+          std::vector<float> x(3 * static_cast<size_t>(n_in));
+          for (size_t i = 0; i < x.size(); ++i) {  // tokens: all +0.5 sign, mixed signs, all -2 sign
+            const size_t t = i / static_cast<size_t>(n_in);
+            x[i] = t == 0 ? 0.5f * sign : t == 1 ? (i % 3 == 0 ? -sign : sign) : -2.0f * sign;
+          }
+          for (size_t n_tok : {1, 3})
+            for (bool groups : {false, true}) CheckMatMulOf(w, std::vector<float>(x.begin(), x.begin() + n_tok * n_in), n_tok, pool, groups);
+        }
+      }
+    }
+  });
 }
 
 // The fused few-token kernels read each group's per-row scales with a gather or with scalar loads, chosen by

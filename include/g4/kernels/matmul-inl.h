@@ -25,6 +25,7 @@
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
 #include "g4/kernels/matmul_vnni_decode-inl.h"
+#include "g4/kernels/matmul_maddubs-inl.h"
 #include "g4/kernels/matmul_amx-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -171,8 +172,8 @@ void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y
 // Entry point (dispatched): shapes were validated by the caller. Quantized weights on AVX3_DL: up to
 // kFusedMaxTokens tokens decode the weights in registers, 16 rows at a time (memory-bound decode and MTP
 // verification); more, AMX tiles where the CPU has them, else the same 16-row kernels in passes of
-// kPrefillTokens with the accumulators in L1 (compute-bound prefill). Other targets unpack rows once into L2
-// scratch and reuse them for every token.
+// kPrefillTokens with the accumulators in L1 (compute-bound prefill). AVX3 and AVX2 run their own 16-row kernels
+// on row groups. Elsewhere rows are unpacked once into L2 scratch and reused for every token.
 void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
   const bool is_float = w.type == Type::F32 || w.type == Type::BF16 || w.type == Type::F16;
@@ -180,18 +181,19 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   // worker's own (empty) thread_local instance.
   thread_local Int8Activations acts_storage;
   Int8Activations& acts = acts_storage;
+  // Quantized weights: the fused 16-row kernels, which read tiles of the tokens of one pass: AVX3_DL's (VNNI) from
+  // the matrix or its row groups, except for AMX tiles from 16 tokens where the CPU has them (its packer reads rows);
+  // AVX3's and AVX2's (vpmaddubsw) from row groups only. Otherwise the unpacked-row kernel, which reads rows.
 #if HWY_TARGET == HWY_AVX3_DL
-  // Quantized weights: AMX tiles from 16 tokens where the CPU has them (its packer reads rows), else the fused
-  // 16-row kernels, which read tiles of the tokens of one pass.
   const bool amx = !is_float && n_tok > kFusedMaxTokens && AmxUsable();
-  const size_t tile = amx ? 1 : FusedPassTokens(n_tok);
+  const bool fused = !is_float && !amx;
+#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+  const bool fused = !is_float && w.row_groups != nullptr;
 #else
-  const size_t tile = 1;  // the portable kernel reads rows
+  const bool fused = false;
 #endif
-  if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), tile, acts, pool);
-  size_t unit = kTileRows;  // rows are split between threads in multiples of this
+  if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), fused ? FusedPassTokens(n_tok) : 1, acts, pool);
 #if HWY_TARGET == HWY_AVX3_DL
-  if (!is_float) unit = kGroupRows;
   if (amx) {
     thread_local AmxActivations packed_storage;
     AmxActivations& packed = packed_storage;
@@ -202,6 +204,7 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
     return;
   }
 #endif
+  const size_t unit = fused ? kRowGroupRows : kTileRows;  // rows are split between threads in multiples of this
   // Below ~64k multiply-adds per thread the fork costs more than it saves.
   const size_t n_units = (n_out + unit - 1) / unit;
   const size_t grain = 1 + (1 << 16) / (unit * n_in * n_tok);
@@ -212,11 +215,13 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
       case Type::BF16: MatMulFloatRows<BF16Row>(w, x, n_tok, y, r_begin, r_end); break;
       case Type::F16: MatMulFloatRows<F16Row>(w, x, n_tok, y, r_begin, r_end); break;
       default:
-#if HWY_TARGET == HWY_AVX3_DL
-        MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
-#else
-        MatMulInt8Rows(w, acts, n_tok, y, r_begin, r_end);
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+        if (fused) {
+          MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
+          break;
+        }
 #endif
+        MatMulInt8Rows(w, acts, n_tok, y, r_begin, r_end);
         break;
     }
   });

@@ -30,6 +30,7 @@
 #include <hwy/highway.h>
 
 #include "g4/core/dequantize.hpp"
+#include "g4/core/row_groups.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
@@ -138,6 +139,33 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
       }
     }
   });
+}
+
+// ---- the fused kernels' passes (matmul_vnni_decode-inl.h, matmul_maddubs-inl.h) --------------------------
+
+// Those kernels read weights in 16-row groups and meet every token of a pass with each block while it is in
+// registers. Up to kFusedMaxTokens tokens (decode, MTP verification) are one pass; more (prefill) go in passes of
+// kPrefillTokens, each streaming the rows again: for the 12B's [15360 x 3840] Q4_0 that is 33 MB per 64 tokens.
+// 15: the VNNI kernels' accumulators of 15 tokens + a block's 8 level vectors fill the 32 registers.
+inline constexpr size_t kFusedMaxTokens = 15;
+inline constexpr size_t kPrefillTokens = 64;  // their activations (240 KB for the 12B's 3840) stay in L2
+
+// The tokens of one pass: the tile the Int8Activations of a fused kernel must have.
+inline size_t FusedPassTokens(size_t n_tok) { return n_tok <= kFusedMaxTokens ? n_tok : kPrefillTokens; }
+
+// body(tile, t0, nt, r0, n_rows, r_next) for each pass (tokens [t0, t0 + nt) of a, quantized in tiles of
+// FusedPassTokens(n_tok)) and each group of 16 rows [r0, r0 + n_rows) in [r_begin, r_end) (r_begin a multiple of
+// 16 or the matrix's start); r_next is the group after it (whose bytes the kernel prefetches), r0 for the last.
+template <class Body>
+HWY_INLINE void ForEachGroupPass(const Int8Activations& a, size_t n_tok, size_t r_begin, size_t r_end,
+                                 const Body& body) {
+  for (size_t t0 = 0; t0 < n_tok; t0 += a.tile) {
+    const ActivationTile tile = a.TileAt(t0);
+    for (size_t r0 = r_begin; r0 < r_end; r0 += kRowGroupRows) {
+      const size_t r_next = r0 + kRowGroupRows < r_end ? r0 + kRowGroupRows : r0;
+      body(tile, t0, std::min(a.tile, n_tok - t0), r0, std::min(kRowGroupRows, r_end - r0), r_next);
+    }
+  }
 }
 
 // ---- weights: unpacked rows ----------------------------------------------------------------------------

@@ -63,8 +63,6 @@ namespace g4::HWY_NAMESPACE {
 #define G4_VNNI_INLINE __attribute__((target("avx512vnni"), always_inline))
 
 inline constexpr size_t kGroupRows = kRowGroupRows;  // one int32 lane of a 512-bit vector per weight row
-// Tokens sharing one unpacking: their 15 accumulators + a block's 8 level vectors still fit the 32 registers.
-inline constexpr size_t kFusedMaxTokens = 15;
 inline constexpr size_t kChunk = 4;  // tokens whose vpdpbusd chains are interleaved (8 accumulators)
 
 // 16 weight rows (a group's last rows repeat the tensor's last row when it has fewer; their lanes are not
@@ -434,7 +432,6 @@ constexpr auto RowGroupDots(std::index_sequence<kTok...>) {
 // take load/store ports, which the vpdpbusd leave idle (Zen 4, one core, a [15360 x 3840] Q4_0 at 128 tokens:
 // 3.9 -> 3.05 ns per token and 32 x 16 block; passes of 32 tokens measured slower, also for [3840 x 15360]).
 // The rest is the vector pipes: 8 vpdpbusd and 3 f32 ops per token and block, each a cycle for 512 bits.
-inline constexpr size_t kPrefillTokens = 64;  // their activations (240 KB for the 12B's 3840) stay in L2
 
 template <class Dec>
 G4_VNNI HWY_NOINLINE void RowGroupDotPrefill(const RowGroup& g, const RowGroup& next, const ActivationTile& a,
@@ -455,38 +452,27 @@ G4_VNNI HWY_NOINLINE void RowGroupDotPrefill(const RowGroup& g, const RowGroup& 
   for (size_t t = 0; t < n_tok; ++t) _mm512_mask_storeu_ps(y + t * y_stride, store, acc[t]);
 }
 
-// The tokens FusedRows processes in one pass over the rows: the tile its Int8Activations must have.
-inline size_t FusedPassTokens(size_t n_tok) { return n_tok <= kFusedMaxTokens ? n_tok : kPrefillTokens; }
-
 // Rows [r_begin, r_end) (r_begin a multiple of 16 or the tensor's start) times all n_tok tokens; y: [n_tok,
-// n_out]. Up to kFusedMaxTokens tokens (decode, MTP verification) in registers, one pass over the rows; more
-// (prefill where there is no AMX) in passes of kPrefillTokens, each streaming the rows again: for the 12B's
-// [15360 x 3840] Q4_0 that is 33 MB per 64 tokens, ~2.5 GB/s at 2 threads. Per token and block this costs 8
-// vpdpbusd and 3-4 f32 ops, where the unpacked-panel kernel spent 3 f32 ops per vpdpbusd (a 512-token prefill
-// of the 12B at Q4_0 on 2 Zen 4 cores: 8.66 -> 22.3 tokens/s with chunks of 15 tokens in registers).
+// n_out]. Up to kFusedMaxTokens tokens in registers, one pass over the rows; more in passes of kPrefillTokens
+// (ForEachGroupPass). Per token and block this costs 8 vpdpbusd and 3-4 f32 ops, where the unpacked-panel kernel
+// spent 3 f32 ops per vpdpbusd (a 512-token prefill of the 12B at Q4_0 on 2 Zen 4 cores: 8.66 -> 22.3 tokens/s
+// with chunks of 15 tokens in registers).
 template <class Dec>
 void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   static constexpr auto kDot = RowGroupDots<Dec>(std::make_index_sequence<kFusedMaxTokens>());
   const size_t n_out = static_cast<size_t>(w.rows());
-  const size_t pass = a.tile;  // the caller quantized the activations in tiles of FusedPassTokens(n_tok)
-  if (r_begin >= r_end) return;
-  for (size_t t0 = 0; t0 < n_tok; t0 += pass) {
-    const size_t nt = std::min(pass, n_tok - t0);
-    const ActivationTile tile = a.TileAt(t0);
-    RowGroup g = MakeRowGroup(w, r_begin, std::min(kGroupRows, r_end - r_begin));
-    for (size_t r0 = r_begin; r0 < r_end; r0 += kGroupRows) {
-      const size_t n_rows = std::min(kGroupRows, r_end - r0), r_next = r0 + kGroupRows;
-      const RowGroup next = r_next < r_end ? MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next)) : g;
-      const auto store = static_cast<__mmask16>((1u << n_rows) - 1);
-      float* const yg = y + t0 * n_out + r0;
-      if (n_tok <= kFusedMaxTokens) {
-        kDot[nt - 1](g, next, tile, a.n_in, yg, n_out, store);
-      } else {
-        RowGroupDotPrefill<Dec>(g, next, tile, a.n_in, nt, yg, n_out, store);
-      }
-      g = next;
+  ForEachGroupPass(a, n_tok, r_begin, r_end, [&](const ActivationTile& tile, size_t t0, size_t nt, size_t r0,
+                                                 size_t n_rows, size_t r_next) {
+    const RowGroup g = MakeRowGroup(w, r0, n_rows);
+    const RowGroup next = MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next));
+    const auto store = static_cast<__mmask16>((1u << n_rows) - 1);
+    float* const yg = y + t0 * n_out + r0;
+    if (n_tok <= kFusedMaxTokens) {
+      kDot[nt - 1](g, next, tile, a.n_in, yg, n_out, store);
+    } else {
+      RowGroupDotPrefill<Dec>(g, next, tile, a.n_in, nt, yg, n_out, store);
     }
-  }
+  });
 }
 
 // kGrouped: w.row_groups is set (the scales then come with the levels, so kGather is moot).

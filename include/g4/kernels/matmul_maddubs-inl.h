@@ -1,0 +1,318 @@
+// AVX2 and AVX3 without VNNI (AMD Zen 1-3, Intel Haswell to Raptor Lake clients, Skylake-SP and Cascade Lake
+// servers, which Highway 1.0.3 runs as AVX3): the fused integer matmul of matmul_vnni_decode-inl.h, with
+// vpmaddubsw where that has vpdpbusd. It reads the row-group copy (TensorView::row_groups, core/row_groups.hpp)
+// only: without one, matmul_int8-inl.h's unpacked-row kernel runs.
+//
+// A 16-row group is two halves of 8 rows, one int32 lane of a 256-bit vector per row; the row-group layout holds
+// a half's dword of every row in 32 contiguous bytes, its f16 scales in 16. Each block's levels are unpacked once
+// per half into registers and meet every token of the pass with its 4 activation quants broadcast from memory.
+// vpmaddubsw adds each pair of u8 x s8 products into a saturating int16, so what is summed in int16 must stay below
+// 32768 (activation quants are within +-127):
+//   Q4_0, Q4_K (levels <= 15): a whole block, 8 vpmaddubsw (<= 8 * 2 * 15 * 127 = 30480), then one vpmaddwd
+//     by ones widens the pairs to the row's int32 lane;
+//   Q6_K (levels <= 63): two at a time (<= 32004), then vpmaddwd;
+//   Q8_0 (levels up to 255 as q + 128): ggml's sign trick instead, |q| times sign(q) * x (<= 2 * 128 * 127 =
+//     32512), vpmaddwd after each; no level offset, so no bias.
+// Per token and 8-row block that is 8 vpmaddubsw + 7 adds + 1 vpmaddwd (Q4_0) against VNNI's 4 vpdpbusd per 16
+// rows... (measured: see bench_kernels and the closing notes of issue #4).
+// Toggle-guarded: g4/impl.hpp includes it once per target.
+#if defined(G4_KERNELS_MATMUL_MADDUBS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef G4_KERNELS_MATMUL_MADDUBS_INL_H_
+#undef G4_KERNELS_MATMUL_MADDUBS_INL_H_
+#else
+#define G4_KERNELS_MATMUL_MADDUBS_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <hwy/highway.h>
+
+#include "g4/core/row_groups.hpp"
+#include "g4/core/tensor.hpp"
+#include "g4/core/types.hpp"
+#include "g4/kernels/matmul_int8-inl.h"
+
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#include <immintrin.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace g4::HWY_NAMESPACE {
+
+// Half h (rows 8h..8h+7) of a 16-row group's super-block, in the row-group layout: a field's unit at byte o of
+// the block lies at 16 * o + unit * row.
+struct HalfGroup {
+  const std::byte* p;  // the group's super-block
+  size_t h;
+  // Lane j: dword k of the 16 bytes at byte `off` of row 8h + j's block.
+  HWY_INLINE __m256i Dwords(size_t off, size_t k) const {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kRowGroupRows * off + 64 * k + 32 * h));
+  }
+  // Lane j: the f16 at byte `off` of row 8h + j's block, as f32.
+  HWY_INLINE __m256 Halves(size_t off) const {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kRowGroupRows * off + 16 * h)));
+  }
+};
+
+HWY_INLINE __m256i Bytes256(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+
+// The 4 activation quants at q, in every lane.
+HWY_INLINE __m256i Broadcast4(const int8_t* q) {
+  int32_t v;
+  std::memcpy(&v, q, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Per lane: sum over i < kN of u[i] (levels <= 15) . q[4 i .. 4 i + 3], kN <= 8, exact in int32.
+template <size_t kN>
+HWY_INLINE __m256i DotSmallLevels(const __m256i* u, const int8_t* q) {
+  __m256i s = _mm256_maddubs_epi16(u[0], Broadcast4(q));
+#pragma GCC unroll 8
+  for (size_t i = 1; i < kN; ++i) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(u[i], Broadcast4(q + 4 * i)));
+  return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+}
+
+// Decoders: one half of a group and one super-block of kBlocks blocks of 32 values at byte `off` of the block.
+//   Header ReadHeader(g, off): what the blocks' scales come from;
+//   Levels Load(g, off, k): block k's levels (lane j: row j), u[i] meeting activation quants 4i..4i+3;
+//   Term(h, k, levels, q, bias): per row, the block's sum of w * q / dx (everything but the activation scale);
+//   Min(h, k) (kHasMin): dmin * m of block k, per row.
+
+struct MaddubsQ4_0 {
+  static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockQ4_0);
+  static constexpr bool kHasMin = false;
+  struct Header {
+    __m256 d;
+  };
+  struct Levels {
+    __m256i u[8];
+  };
+  static HWY_INLINE Header ReadHeader(const HalfGroup& g, size_t off) { return {g.Halves(off + offsetof(BlockQ4_0, d))}; }
+  static HWY_INLINE Levels Load(const HalfGroup& g, size_t off, size_t /*k*/) {
+    Levels l;
+#pragma GCC unroll 4
+    for (size_t k = 0; k < 4; ++k) {  // low nibbles: values 0..15, high nibbles: 16..31
+      const __m256i v = g.Dwords(off + offsetof(BlockQ4_0, qs), k);
+      l.u[k] = _mm256_and_si256(v, Bytes256(0x0F));
+      l.u[4 + k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), Bytes256(0x0F));
+    }
+    return l;
+  }
+  static HWY_INLINE __m256 Term(const Header& h, size_t, const Levels& l, const int8_t* q, const int32_t* bias) {
+    const __m256i sum = _mm256_add_epi32(DotSmallLevels<8>(l.u, q), _mm256_set1_epi32(bias[0] + bias[1]));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(sum), h.d);
+  }
+  static HWY_INLINE __m256 Min(const Header&, size_t) { return _mm256_setzero_ps(); }
+};
+
+struct MaddubsQ8_0 {
+  static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockQ8_0);
+  static constexpr bool kHasMin = false;
+  struct Header {
+    __m256 d;
+  };
+  struct Levels {
+    __m256i magnitude[8];  // |q|: -128 becomes 0x80, which vpmaddubsw reads as 128
+    HalfGroup g;           // the signed q, read again per token (an operand from L1): no registers left for them
+    size_t off;
+  };
+  static HWY_INLINE Header ReadHeader(const HalfGroup& g, size_t off) { return {g.Halves(off + offsetof(BlockQ8_0, d))}; }
+  static HWY_INLINE Levels Load(const HalfGroup& g, size_t off, size_t /*k*/) {
+    Levels l{{}, g, off + offsetof(BlockQ8_0, qs)};
+#pragma GCC unroll 8
+    for (size_t i = 0; i < 8; ++i) l.magnitude[i] = _mm256_abs_epi8(g.Dwords(l.off + 16 * (i / 4), i % 4));
+    return l;
+  }
+  static HWY_INLINE __m256 Term(const Header& h, size_t, const Levels& l, const int8_t* q, const int32_t*) {
+    __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (size_t i = 0; i < 8; ++i) {
+      const __m256i x = _mm256_sign_epi8(Broadcast4(q + 4 * i), l.g.Dwords(l.off + 16 * (i / 4), i % 4));
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(l.magnitude[i], x), _mm256_set1_epi16(1)));
+    }
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(sum), h.d);
+  }
+  static HWY_INLINE __m256 Min(const Header&, size_t) { return _mm256_setzero_ps(); }
+};
+
+// The f32 value of byte i of every lane of v (kSigned: as int8).
+template <bool kSigned = false>
+HWY_INLINE __m256 LaneByte(__m256i v, size_t i) {
+  const __m256i b = kSigned ? _mm256_srai_epi32(_mm256_slli_epi32(v, static_cast<int>(24 - 8 * i)), 24)
+                            : _mm256_and_si256(_mm256_srli_epi32(v, static_cast<int>(8 * i)), _mm256_set1_epi32(0xFF));
+  return _mm256_cvtepi32_ps(b);
+}
+
+struct MaddubsQ4_K {
+  static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ4_K);
+  static constexpr bool kHasMin = true;
+  struct Header {
+    __m256 scale[8], min[8];  // d * sc and dmin * m of each block
+  };
+  struct Levels {
+    __m256i u[8];
+  };
+  static HWY_INLINE Header ReadHeader(const HalfGroup& g, size_t off) {
+    static_assert(offsetof(BlockQ4_K, dmin) == 2 && offsetof(BlockQ4_K, scales) == 4 &&
+                  offsetof(BlockQ4_K, qs) == 16);
+    // d | dmin, then the 12 bytes of 6-bit (scale, min) pairs, unpacked with ggml's kmask steps, 8 rows at once.
+    const __m256i v0 = g.Dwords(off, 0), v1 = g.Dwords(off, 1), v2 = g.Dwords(off, 2), v3 = g.Dwords(off, 3);
+    const __m256i kmask1 = _mm256_set1_epi32(0x3f3f3f3f), kmask2 = _mm256_set1_epi32(0x0f0f0f0f),
+                  kmask3 = _mm256_set1_epi32(0x03030303);
+    const __m256i sc[2] = {
+        _mm256_and_si256(v1, kmask1),
+        _mm256_or_si256(_mm256_and_si256(v3, kmask2),
+                        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(v1, 6), kmask3), 4))};
+    const __m256i m[2] = {
+        _mm256_and_si256(v2, kmask1),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(v3, 4), kmask2),
+                        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(v2, 6), kmask3), 4))};
+    // The low (d) and high (dmin) f16 of each lane, packed: d0..d3 dmin0..dmin3 | d4..d7 dmin4..dmin7, then in order.
+    const __m256i halves = _mm256_permute4x64_epi64(
+        _mm256_packus_epi32(_mm256_and_si256(v0, _mm256_set1_epi32(0xFFFF)), _mm256_srli_epi32(v0, 16)),
+        _MM_SHUFFLE(3, 1, 2, 0));
+    const __m256 d = _mm256_cvtph_ps(_mm256_castsi256_si128(halves));
+    const __m256 dmin = _mm256_cvtph_ps(_mm256_extracti128_si256(halves, 1));
+    Header h;
+#pragma GCC unroll 8
+    for (size_t k = 0; k < 8; ++k) {
+      h.scale[k] = _mm256_mul_ps(LaneByte(sc[k / 4], k % 4), d);
+      h.min[k] = _mm256_mul_ps(LaneByte(m[k / 4], k % 4), dmin);
+    }
+    return h;
+  }
+  // Blocks 2p and 2p + 1 are the low and high nibbles of the 32 bytes of qs at 16 + 32 p.
+  static HWY_INLINE Levels Load(const HalfGroup& g, size_t off, size_t k) {
+    Levels l;
+    const size_t qs = off + offsetof(BlockQ4_K, qs) + 32 * (k / 2);
+#pragma GCC unroll 8
+    for (size_t i = 0; i < 8; ++i) {
+      const __m256i v = g.Dwords(qs + 16 * (i / 4), i % 4);
+      l.u[i] = _mm256_and_si256(k % 2 ? _mm256_srli_epi16(v, 4) : v, Bytes256(0x0F));
+    }
+    return l;
+  }
+  static HWY_INLINE __m256 Term(const Header& h, size_t k, const Levels& l, const int8_t* q, const int32_t*) {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(DotSmallLevels<8>(l.u, q)), h.scale[k]);
+  }
+  static HWY_INLINE __m256 Min(const Header& h, size_t k) { return h.min[k]; }
+};
+
+struct MaddubsQ6_K {
+  static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ6_K);
+  static constexpr bool kHasMin = false;
+  struct Header {
+    __m256 scale[16];  // d * sc, one per 16 values
+  };
+  struct Levels {
+    __m256i u[8];
+  };
+  static HWY_INLINE Header ReadHeader(const HalfGroup& g, size_t off) {
+    const __m256 d = g.Halves(off + offsetof(BlockQ6_K, d));
+    Header h;
+#pragma GCC unroll 4
+    for (size_t k = 0; k < 4; ++k) {
+      const __m256i sc = g.Dwords(off + offsetof(BlockQ6_K, scales), k);
+#pragma GCC unroll 4
+      for (size_t i = 0; i < 4; ++i) h.scale[4 * k + i] = _mm256_mul_ps(LaneByte<true>(sc, i), d);
+    }
+    return h;
+  }
+  // Block k = 4 half + j: 4 low bits from the low (j < 2) or high nibbles of ql[64 half + 32 (j % 2) + l], 2 high
+  // bits from qh[32 half + l] >> 2j.
+  static HWY_INLINE Levels Load(const HalfGroup& g, size_t off, size_t k) {
+    const size_t half = k / 4, j = k % 4;
+    const size_t ql = off + offsetof(BlockQ6_K, ql) + 64 * half + 32 * (j % 2), qh = off + offsetof(BlockQ6_K, qh) + 32 * half;
+    Levels l;
+#pragma GCC unroll 8
+    for (size_t i = 0; i < 8; ++i) {
+      const __m256i low = g.Dwords(ql + 16 * (i / 4), i % 4), high = g.Dwords(qh + 16 * (i / 4), i % 4);
+      const __m256i low4 = j < 2 ? low : _mm256_srli_epi16(low, 4);
+      const __m256i high2 = j == 0 ? _mm256_slli_epi16(high, 4)
+                            : j == 1 ? _mm256_slli_epi16(high, 2)
+                            : j == 2 ? high
+                                     : _mm256_srli_epi16(high, 2);  // bits 2j, 2j + 1 moved to 4, 5
+      l.u[i] = _mm256_or_si256(_mm256_and_si256(low4, Bytes256(0x0F)), _mm256_and_si256(high2, Bytes256(0x30)));
+    }
+    return l;
+  }
+  static HWY_INLINE __m256 Term(const Header& h, size_t k, const Levels& l, const int8_t* q, const int32_t* bias) {
+    __m256i sum[2];  // values 0..15 and 16..31, each with its scale and bias
+#pragma GCC unroll 2
+    for (size_t s = 0; s < 2; ++s)
+      sum[s] = _mm256_add_epi32(_mm256_add_epi32(DotSmallLevels<2>(l.u + 4 * s, q + 16 * s),
+                                                 DotSmallLevels<2>(l.u + 4 * s + 2, q + 16 * s + 8)),
+                                _mm256_set1_epi32(bias[s]));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[0]), h.scale[2 * k],
+                           _mm256_mul_ps(_mm256_cvtepi32_ps(sum[1]), h.scale[2 * k + 1]));
+  }
+  static HWY_INLINE __m256 Min(const Header&, size_t) { return _mm256_setzero_ps(); }
+};
+
+// One group of 16 rows times the nt tokens of a pass (nt <= kPrefillTokens); y[t * y_stride + j] for rows j <
+// n_rows. The accumulators live in L1 (their loads and stores take ports the vector ALUs leave idle). While a
+// super-block is computed, the same super-block of the next group is prefetched into L2, spread over its blocks
+// (see ForEachBlock in matmul_vnni_decode-inl.h).
+template <class Dec>
+HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next, const ActivationTile& a, size_t n_in,
+                                  size_t nt, float* y, size_t y_stride, size_t n_rows) {
+  __m256 acc[2][kPrefillTokens];
+  for (size_t h = 0; h < 2; ++h)
+    for (size_t t = 0; t < nt; ++t) acc[h][t] = _mm256_setzero_ps();
+  constexpr size_t kGroupBytes = kRowGroupRows * Dec::kBytes, kLines = (kGroupBytes + 63) / 64, kSteps = 2 * Dec::kBlocks;
+  for (size_t sb = 0; sb < n_in / (32 * Dec::kBlocks); ++sb) {
+    const size_t off = sb * Dec::kBytes;
+    for (size_t h = 0; h < 2; ++h) {
+      const HalfGroup g{group, h};
+      const typename Dec::Header header = Dec::ReadHeader(g, off);
+      for (size_t k = 0; k < Dec::kBlocks; ++k) {
+        const size_t step = h * Dec::kBlocks + k;
+        for (size_t line = (step * kLines + kSteps - 1) / kSteps; line < ((step + 1) * kLines + kSteps - 1) / kSteps; ++line)
+          _mm_prefetch(reinterpret_cast<const char*>(next + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
+        const typename Dec::Levels levels = Dec::Load(g, off, k);
+        const size_t b = sb * Dec::kBlocks + k;
+        for (size_t t = 0; t < nt; ++t) {
+          const size_t kb = b * a.tile + t;  // the block's number for token t
+          const __m256 term = Dec::Term(header, k, levels, a.q + 32 * kb, a.bias + 2 * kb);
+          acc[h][t] = _mm256_fmadd_ps(term, _mm256_set1_ps(a.scale[kb]), acc[h][t]);
+          if constexpr (Dec::kHasMin) acc[h][t] = _mm256_fnmadd_ps(Dec::Min(header, k), _mm256_set1_ps(a.sum[kb]), acc[h][t]);
+        }
+      }
+    }
+  }
+  for (size_t h = 0; h < 2 && 8 * h < n_rows; ++h) {
+    const __m256i store = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n_rows - 8 * h)),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (size_t t = 0; t < nt; ++t) _mm256_maskstore_ps(y + t * y_stride + 8 * h, store, acc[h][t]);
+  }
+}
+
+// Rows [r_begin, r_end) of w (which has row groups; r_begin a multiple of 16 or the matrix's start) times all
+// n_tok tokens of a (quantized in tiles of FusedPassTokens(n_tok)); y: [n_tok, n_out].
+template <class Dec>
+void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
+  const size_t n_out = static_cast<size_t>(w.rows());
+  ForEachGroupPass(a, n_tok, r_begin, r_end, [&](const ActivationTile& tile, size_t t0, size_t nt, size_t r0,
+                                                 size_t n_rows, size_t r_next) {
+    MaddubsGroupDot<Dec>(w.row_groups + r0 * w.row_bytes(), w.row_groups + r_next * w.row_bytes(), tile, a.n_in, nt,
+                         y + t0 * n_out + r0, n_out, n_rows);
+  });
+}
+
+inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
+                            size_t r_end) {
+  switch (w.type) {
+    case Type::Q8_0: MaddubsRows<MaddubsQ8_0>(w, a, n_tok, y, r_begin, r_end); break;
+    case Type::Q4_0: MaddubsRows<MaddubsQ4_0>(w, a, n_tok, y, r_begin, r_end); break;
+    case Type::Q4_K: MaddubsRows<MaddubsQ4_K>(w, a, n_tok, y, r_begin, r_end); break;
+    default: MaddubsRows<MaddubsQ6_K>(w, a, n_tok, y, r_begin, r_end); break;
+  }
+}
+
+}  // namespace g4::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#endif  // toggle guard

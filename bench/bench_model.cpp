@@ -27,6 +27,7 @@ void Usage() {
   --steps N         decode steps per context (default 3)
   --layers N        run only the first N layers (default all 48) for a quick look
   --cache-type T    KV cache: f32 (default) or f16
+  --target NAME     run the kernels of one Highway target (g4::ForceTarget), e.g. AVX2 on an AVX-512 machine
   --json FILE       also write the results as JSON
 )");
 }
@@ -47,6 +48,7 @@ int main(int argc, char** argv) try {
     else if (a == "--layers") o.layers = std::stoi(v);
     else if (a == "--cache-type") o.kv_type = KVCacheTypeFromName(v, "--cache-type");
     else if (a == "--json") json_path = v;
+    else if (a == "--target") ForceTarget(v);
     else if (a == "--contexts") {
       o.contexts.clear();
       std::stringstream ss(v);

@@ -77,8 +77,9 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
   const double setup_s = seconds(t0);
   r.decode_bytes = synth.decode_bytes();
   r.decode_bound = r.read_bandwidth / static_cast<double>(r.decode_bytes);
-  std::fprintf(log, "Gemma 4 12B shape, %d layers, %s weights (%.2f GB streamed per decode step), %zu threads\n", cfg.n_layers,
-               std::string(TypeName(o.type)).c_str(), static_cast<double>(r.decode_bytes) / 1e9, o.threads);
+  std::fprintf(log, "Gemma 4 12B shape, %d layers, %s weights (%.2f GB streamed per decode step), %zu threads, "
+               "target %s\n", cfg.n_layers, std::string(TypeName(o.type)).c_str(), static_cast<double>(r.decode_bytes) / 1e9,
+               o.threads, CurrentTarget().c_str());
   std::fprintf(log, "read bandwidth %.2f GB/s -> decode bound %.2f tokens/s; synthetic weights built in %.1f s, "
                "model set up in %.1f s\n", r.read_bandwidth / 1e9, r.decode_bound, build_s, setup_s);
   std::mt19937 rng(3);

@@ -213,8 +213,9 @@ TEST_CASE("matmul: float weights, every target, odd sizes, 1..33 tokens") {
 // On AVX3_DL, 1..15 tokens take the fused 16-row kernels (9, 12 and 15 in two passes; 67 rows end in a group of
 // 3); more take AMX tiles where the CPU has them (33: two full 16-token tiles and one of a single token) and
 // otherwise the fused prefill kernel, in passes of 64 tokens and chunks of 4 (19, 33 and 70 = 64 + 6 end in
-// chunks of 3, 1 and 2); other targets take the unpacked-panel kernels throughout. Each type also runs from a
-// row-group copy (core/row_groups.hpp; 67 rows: a last group of 3 rows padded to 16).
+// chunks of 3, 1 and 2). Each type also runs from a row-group copy (core/row_groups.hpp; 67 rows: a last group
+// of 3 rows padded to 16), which AVX2 and AVX3 read with their vpmaddubsw kernels (70 tokens: passes of 64 and 6),
+// as AVX3_DL does for one token; from the matrix itself, and on other targets, the unpacked-row kernel runs.
 TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and without AMX") {
   ThreadPool pool(2);
   for (bool amx : {true, false}) {

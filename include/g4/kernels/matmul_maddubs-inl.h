@@ -1,20 +1,23 @@
-// AVX2 and AVX3 without VNNI (AMD Zen 1-3, Intel Haswell to Raptor Lake clients, Skylake-SP and Cascade Lake
-// servers, which Highway 1.0.3 runs as AVX3): the fused integer matmul of matmul_vnni_decode-inl.h, with
-// vpmaddubsw where that has vpdpbusd. It reads the row-group copy (TensorView::row_groups, core/row_groups.hpp)
-// only: without one, matmul_int8-inl.h's unpacked-row kernel runs.
+// The fused integer matmul of matmul_vnni_decode-inl.h for AVX2 and AVX3 without VNNI (AMD Zen 1-3, Intel
+// Haswell to Raptor Lake clients, Skylake-SP and Cascade Lake servers, which Highway 1.0.3 runs as AVX3), with
+// vpmaddubsw where that has vpdpbusd, in 256-bit vectors. AVX3_DL also takes it for one token, where it streams
+// at least as fast as the VNNI kernel (see MatMulWeights). It reads the row-group copy (TensorView::row_groups,
+// core/row_groups.hpp) only: without one, matmul_int8-inl.h's unpacked-row kernel runs.
 //
 // A 16-row group is two halves of 8 rows, one int32 lane of a 256-bit vector per row; the row-group layout holds
 // a half's dword of every row in 32 contiguous bytes, its f16 scales in 16. Each block's levels are unpacked once
 // per half into registers and meet every token of the pass with its 4 activation quants broadcast from memory.
-// vpmaddubsw adds each pair of u8 x s8 products into a saturating int16, so what is summed in int16 must stay below
-// 32768 (activation quants are within +-127):
+// vpmaddubsw adds each pair of u8 x s8 products into a saturating int16, so what is summed in int16 must stay
+// below 32768 (activation quants are within +-127):
 //   Q4_0, Q4_K (levels <= 15): a whole block, 8 vpmaddubsw (<= 8 * 2 * 15 * 127 = 30480), then one vpmaddwd
-//     by ones widens the pairs to the row's int32 lane;
+//     by ones widens the pairs into the row's int32 lane;
 //   Q6_K (levels <= 63): two at a time (<= 32004), then vpmaddwd;
 //   Q8_0 (levels up to 255 as q + 128): ggml's sign trick instead, |q| times sign(q) * x (<= 2 * 128 * 127 =
 //     32512), vpmaddwd after each; no level offset, so no bias.
-// Per token and 8-row block that is 8 vpmaddubsw + 7 adds + 1 vpmaddwd (Q4_0) against VNNI's 4 vpdpbusd per 16
-// rows... (measured: see bench_kernels and the closing notes of issue #4).
+// What bounds it: the integer multiplies. Per token and 8-row block Q4_0 and Q4_K take 9 (8 vpmaddubsw + 1
+// vpmaddwd), Q6_K 12, Q8_0 16, and Zen 4 reached 377-410 / 327 / 241-249 GFLOP/s at 512 tokens (AVX2, 2 threads,
+// [15360 x 3840], the 262144-row head), in those ratios. One token streams 92-102% of the probe's bandwidth for
+// Q4_0, Q8_0 and Q4_K and 89-97% for Q6_K; the unpacked-row kernel streamed 4-11 GB/s.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_MADDUBS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_MADDUBS_INL_H_
@@ -37,7 +40,7 @@
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
 
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
 
 HWY_BEFORE_NAMESPACE();
@@ -308,7 +311,7 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
   });
 }
 
-inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
+inline void MatMulMaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
                             size_t r_end) {
   switch (w.type) {
     case Type::Q8_0: MaddubsRows<MaddubsQ8_0>(w, a, n_tok, y, r_begin, r_end); break;
@@ -321,5 +324,5 @@ inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_
 }  // namespace g4::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
-#endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #endif  // toggle guard

@@ -172,8 +172,9 @@ void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y
 // Entry point (dispatched): shapes were validated by the caller. Quantized weights on AVX3_DL: up to
 // kFusedMaxTokens tokens decode the weights in registers, 16 rows at a time (memory-bound decode and MTP
 // verification); more, AMX tiles where the CPU has them, else the same 16-row kernels in passes of
-// kPrefillTokens with the accumulators in L1 (compute-bound prefill). AVX3 and AVX2 run their own 16-row kernels
-// on row groups. Elsewhere rows are unpacked once into L2 scratch and reused for every token.
+// kPrefillTokens with the accumulators in L1 (compute-bound prefill). AVX3 and AVX2 run 16-row kernels on row groups:
+// the same where the CPU has VNNI (Cascade Lake: AVX3), vpmaddubsw ones otherwise. Elsewhere rows are unpacked once
+// into L2 scratch and reused for every token.
 void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, ThreadPool& pool) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
   const bool is_float = w.type == Type::F32 || w.type == Type::BF16 || w.type == Type::F16;
@@ -181,9 +182,10 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   // worker's own (empty) thread_local instance.
   thread_local Int8Activations acts_storage;
   Int8Activations& acts = acts_storage;
-  // Quantized weights: the fused 16-row kernels, which read tiles of the tokens of one pass: AVX3_DL's (VNNI) from
-  // the matrix or its row groups, except for AMX tiles from 16 tokens where the CPU has them (its packer reads rows);
-  // AVX3's and AVX2's (vpmaddubsw) from row groups only. Otherwise the unpacked-row kernel, which reads rows.
+  // Quantized weights: the fused 16-row kernels, which read tiles of the tokens of one pass: on AVX3_DL the VNNI ones
+  // from the matrix or its row groups, except for AMX tiles from 16 tokens where the CPU has them (its packer reads
+  // rows); on AVX3 and AVX2 from row groups only, the VNNI ones where the CPU has VNNI (AVX3), else vpmaddubsw.
+  // Otherwise the unpacked-row kernel, which reads rows.
 #if HWY_TARGET == HWY_AVX3_DL
   const bool amx = !is_float && n_tok > kFusedMaxTokens && AmxUsable();
   const bool fused = !is_float && !amx;
@@ -215,12 +217,12 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
       case Type::BF16: MatMulFloatRows<BF16Row>(w, x, n_tok, y, r_begin, r_end); break;
       case Type::F16: MatMulFloatRows<F16Row>(w, x, n_tok, y, r_begin, r_end); break;
       default:
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
         // One token from row groups takes the 8-row vpmaddubsw kernel below, which streams at least as fast
         // (Zen 4, 2 threads, [15360 x 3840], 5 alternations, GB/s with the host's bandwidth at ~33 / ~55 GB/s:
         // Q4_K 32.6-33.9 / 41.2-41.9 -> 32.8-34.7 / 43.5-43.7, Q6_K 30.2-32.0 / 46.6-49.3 -> 33.5-33.8 /
         // 50.6-51.5, Q8_0 32.6-34.1 / 40.2-41.0 -> 30.8-32.3 / 54.4-56.2). Not measured on Intel.
-        if (fused && (n_tok > 1 || w.row_groups == nullptr)) {
+        if (fused && VnniKernelsUsable() && (n_tok > 1 || w.row_groups == nullptr)) {
           MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
           break;
         }

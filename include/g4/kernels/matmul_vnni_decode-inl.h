@@ -1,4 +1,5 @@
-// AVX3_DL only: the integer matmul, fused, for few tokens (decode, MTP verification: 1..15) and, where there is
+// AVX3_DL, and AVX3 where the CPU has AVX-512 VNNI (Cascade Lake and Cooper Lake, which lack the rest of AVX3_DL):
+// the integer matmul, fused, for few tokens (decode, MTP verification: 1..15) and, where there is
 // no AMX, for prefill. Decode streams every weight once and is bound by memory bandwidth, so nothing is written
 // back to memory and the work per weight byte must stay under what the memory delivers.
 //
@@ -52,7 +53,7 @@
 #include "g4/kernels/matmul_int8-inl.h"
 #include "g4/kernels/ops.hpp"
 
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
 #include <cpuid.h>
 #include <immintrin.h>
 
@@ -489,6 +490,19 @@ void MatMulFusedRowsWith(const TensorView& w, const Int8Activations& a, size_t n
   }
 }
 
+// Whether these kernels can run: always on AVX3_DL; on AVX3 where CPUID has AVX512_VNNI (leaf 7, ECX bit 11).
+inline bool VnniKernelsUsable() {
+#if HWY_TARGET == HWY_AVX3_DL
+  return true;
+#else
+  static const bool vnni = [] {
+    unsigned eax, ebx, ecx, edx;
+    return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && ((ecx >> 11) & 1);
+  }();
+  return vnni;
+#endif
+}
+
 // The vendor string of cpuid leaf 0 is "AuthenticAMD".
 inline bool CpuIsAmd() {
   static const bool amd = [] {
@@ -500,6 +514,9 @@ inline bool CpuIsAmd() {
 
 inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
                             size_t r_end) {
+#if HWY_TARGET == HWY_AVX3  // reads row groups only (see MatMulWeights): nothing else is compiled for it
+  MatMulFusedRowsWith<false, true>(w, a, n_tok, y, r_begin, r_end);
+#else
   const ScaleLoads how = detail::scale_loads.load(std::memory_order_relaxed);
   if (w.row_groups) {
     MatMulFusedRowsWith<false, true>(w, a, n_tok, y, r_begin, r_end);
@@ -508,6 +525,7 @@ inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_
   } else {
     MatMulFusedRowsWith<false, false>(w, a, n_tok, y, r_begin, r_end);
   }
+#endif
 }
 
 #undef G4_VNNI
@@ -516,5 +534,5 @@ inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_
 }  // namespace g4::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
-#endif  // HWY_TARGET == HWY_AVX3_DL
+#endif  // HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
 #endif  // toggle guard

@@ -85,16 +85,22 @@ HWY_INLINE __m256i DotSmallLevels(const __m256i* u, const int8_t* q) {
 //   Term(h, k, levels, q, bias): per row, the block's sum of w * q / dx (everything but the activation scale);
 //   Min(h, k) (kHasMin): dmin * m of block k, per row.
 
-struct MaddubsQ4_0 {
-  static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockQ4_0);
+// Q4_0 and Q8_0: super-blocks of one block, with one f16 scale d per row.
+template <class BlockT>
+struct MaddubsOneScale {
+  static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockT);
   static constexpr bool kHasMin = false;
   struct Header {
     __m256 d;
   };
+  static HWY_INLINE Header ReadHeader(const HalfGroup& g, size_t off) { return {g.Halves(off + offsetof(BlockT, d))}; }
+  static HWY_INLINE __m256 Min(const Header&, size_t) { return _mm256_setzero_ps(); }
+};
+
+struct MaddubsQ4_0 : MaddubsOneScale<BlockQ4_0> {
   struct Levels {
     __m256i u[8];
   };
-  static HWY_INLINE Header ReadHeader(const HalfGroup& g, size_t off) { return {g.Halves(off + offsetof(BlockQ4_0, d))}; }
   static HWY_INLINE Levels Load(const HalfGroup& g, size_t off, size_t /*k*/) {
     Levels l;
 #pragma GCC unroll 4
@@ -109,21 +115,14 @@ struct MaddubsQ4_0 {
     const __m256i sum = _mm256_add_epi32(DotSmallLevels<8>(l.u, q), _mm256_set1_epi32(bias[0] + bias[1]));
     return _mm256_mul_ps(_mm256_cvtepi32_ps(sum), h.d);
   }
-  static HWY_INLINE __m256 Min(const Header&, size_t) { return _mm256_setzero_ps(); }
 };
 
-struct MaddubsQ8_0 {
-  static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockQ8_0);
-  static constexpr bool kHasMin = false;
-  struct Header {
-    __m256 d;
-  };
+struct MaddubsQ8_0 : MaddubsOneScale<BlockQ8_0> {
   struct Levels {
     __m256i magnitude[8];  // |q|: -128 becomes 0x80, which vpmaddubsw reads as 128
     HalfGroup g;           // the signed q, read again per token (an operand from L1): no registers left for them
     size_t off;
   };
-  static HWY_INLINE Header ReadHeader(const HalfGroup& g, size_t off) { return {g.Halves(off + offsetof(BlockQ8_0, d))}; }
   static HWY_INLINE Levels Load(const HalfGroup& g, size_t off, size_t /*k*/) {
     Levels l{{}, g, off + offsetof(BlockQ8_0, qs)};
 #pragma GCC unroll 8
@@ -139,7 +138,6 @@ struct MaddubsQ8_0 {
     }
     return _mm256_mul_ps(_mm256_cvtepi32_ps(sum), h.d);
   }
-  static HWY_INLINE __m256 Min(const Header&, size_t) { return _mm256_setzero_ps(); }
 };
 
 // The f32 value of byte i of every lane of v (kSigned: as int8).

@@ -224,7 +224,7 @@ TEST_CASE("attention over an F16 or F32 cache, any query-head grouping, on every
 // and multiply from the checkpoint's layout elsewhere, through different kernels: every target must give the same
 // logits, up to the int8 activation roundings that a different f32 summation order can flip. With F32 weights the
 // targets agree within 4e-7; quantized, most runs do too, and one flipped activation quant moved these logits by
-// 3.5e-3 to 5.7e-3 (7 token seeds x 5 targets: 4 such runs); a wrong row or layout moves them by their own size.
+// 3.5e-3 to 5.7e-3 (7 token seeds x 5 targets: 5 such runs); a wrong row or layout moves them by their own size.
 TEST_CASE("a quantized model gives the same logits on every target, with and without row groups") {
   ThreadPool pool(2);
   // Vocabulary 100: the tied head ends in a group of 4 rows.

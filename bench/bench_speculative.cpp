@@ -174,8 +174,9 @@ int main(int argc, char** argv) try {
     else if (a == "--context" && has_value) context = std::stoul(argv[++i]);
     else if (a == "--acceptance" && has_value) demo = argv[++i];
     else if (a == "--prompts" && has_value) prompts = argv[++i];
+    else if (a == "--target" && has_value) ForceTarget(argv[++i]);  // one Highway target's kernels (AVX2, ...)
     else {
-      std::printf("usage: bench_speculative [--type Q4_0] [--threads 2] [--layers N] [--context 1024] | --acceptance DEMO_DIR [--prompts FILE]\n");
+      std::printf("usage: bench_speculative [--type Q4_0] [--threads 2] [--layers N] [--context 1024] [--target NAME] | --acceptance DEMO_DIR [--prompts FILE]\n");
       return a == "--help" ? 0 : 2;
     }
   }

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <random>
 
-#include "g4/core/quantize.hpp"
 #include "g4/model/gemma4.hpp"
 #include "g4/model/prompt.hpp"
 #include "g4/kernels/reference.hpp"
@@ -229,19 +228,7 @@ TEST_CASE("a quantized model gives the same logits on every target, with and wit
   ThreadPool pool(2);
   // Vocabulary 100: the tied head ends in a group of 4 rows.
   testing::RandomModel rm = testing::MakeRandomModel("SSFSF", 4, true, 21, 64, 4, 2, 8, 100);
-  std::vector<std::unique_ptr<Tensor>> quantized;
-  auto quantize = [&](TensorView& v, Type type) {
-    if (v.data == nullptr) return;
-    auto t = std::make_unique<Tensor>(v.name, type, Shape{v.rows(), v.cols()});
-    for (int64_t r = 0; r < v.rows(); ++r)
-      QuantizeRow(type, reinterpret_cast<const float*>(v.row(r)), static_cast<size_t>(v.cols()), t->data() + r * t->view().row_bytes());
-    v = t->view();
-    quantized.push_back(std::move(t));
-  };
-  quantize(rm.weights.embed, Type::Q8_0);
-  for (LayerWeights& lw : rm.weights.layers)
-    for (TensorView* v : {&lw.q_proj, &lw.k_proj, &lw.v_proj, &lw.o_proj, &lw.gate_proj, &lw.up_proj, &lw.down_proj})
-      quantize(*v, v == &lw.down_proj ? Type::Q8_0 : Type::Q4_0);
+  testing::QuantizeMatrices(rm, Type::Q4_0, Type::Q8_0);
   const auto tokens = RandomTokens(14, rm.cfg.vocab_size, 5);
   // Logits of a 13-token prefill (every position), then of one decoded token.
   auto logits = [&](Repack repack) {

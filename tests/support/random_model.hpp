@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "g4/core/quantize.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/model/config.hpp"
 #include "g4/model/weights.hpp"
@@ -114,6 +115,26 @@ inline RandomModel MakeRandomDrafter(const Gemma4Config& target, uint32_t seed, 
   m.assistant.pre_projection = make("pre_projection", {hidden, 2 * target.hidden_size}, 0.1f);
   m.assistant.post_projection = make("post_projection", {target.hidden_size, hidden}, 0.3f);
   return m;
+}
+
+// Replaces the matrices of m with copies quantized as a checkpoint would hold them: the embedding and the FFN's
+// down projections to `embed_and_down`, every other projection (and a drafter's) to `projections`.
+inline void QuantizeMatrices(RandomModel& m, Type projections, Type embed_and_down) {
+  auto quantize = [&](TensorView& v, Type type) {
+    if (v.data == nullptr) return;
+    auto t = std::make_unique<Tensor>(v.name, type, Shape{v.rows(), v.cols()});
+    for (int64_t r = 0; r < v.rows(); ++r)
+      QuantizeRow(type, reinterpret_cast<const float*>(v.row(r)), static_cast<size_t>(v.cols()),
+                  t->data() + r * t->view().row_bytes());
+    v = t->view();
+    m.storage.push_back(std::move(t));
+  };
+  quantize(m.weights.embed, embed_and_down);
+  for (LayerWeights& lw : m.weights.layers) {
+    for (TensorView* v : {&lw.q_proj, &lw.k_proj, &lw.v_proj, &lw.o_proj, &lw.gate_proj, &lw.up_proj}) quantize(*v, projections);
+    quantize(lw.down_proj, embed_and_down);
+  }
+  for (TensorView* v : {&m.assistant.pre_projection, &m.assistant.post_projection}) quantize(*v, projections);
 }
 
 }  // namespace g4::testing

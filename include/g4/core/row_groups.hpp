@@ -17,6 +17,7 @@
 
 #include "g4/core/aligned_buffer.hpp"
 #include "g4/core/error.hpp"
+#include "g4/core/mapped_file.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
@@ -92,6 +93,23 @@ class RowGroupWeights {
  private:
   AlignedBuffer buf_;
   TensorView view_;
+};
+
+// A model's row-group copies: Pack points a weight at a new copy of itself where it is a quantized matrix with the
+// layout, and leaves it alone otherwise. `release`: where the original is pages of a file mapping, this process's
+// copies of them are dropped once packed (ReleaseMappedPages); pass false where a kernel still reads the original
+// (AMX prefill).
+class RowGroupCopies {
+ public:
+  void Pack(TensorView& v, bool release, ThreadPool& pool) {
+    if (v.data == nullptr || !HasRowGroupLayout(v.type) || v.shape.rank != 2) return;
+    copies_.emplace_back(v, pool);
+    if (release) ReleaseMappedPages(v.data, v.nbytes);
+    v = copies_.back().view();  // the buffer stays put when the vector grows
+  }
+
+ private:
+  std::vector<RowGroupWeights> copies_;
 };
 
 }  // namespace g4

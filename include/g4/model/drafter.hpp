@@ -53,6 +53,15 @@ class Drafter {
               "use_ordered_embeddings is set but the checkpoint has no centroid head (llama.cpp's converter drops it)");
       ordering_ = TokenIds(aw_.token_ordering, static_cast<size_t>(cfg_.vocab_size));
     }
+    // Row-group copies where the target has them. The drafter multiplies one token at a time, which no kernel
+    // reads from the originals, so their pages are released wherever they are a file's. The centroid head reads
+    // rows of the embedding instead of multiplying it: that one stays as it is.
+    if (target.packs_row_groups()) {
+      for (TensorView* v : {&aw_.pre_projection, &aw_.post_projection, &aw_.centroids})
+        row_groups_.Pack(*v, true, target.pool());
+      if (!cfg_.assistant->use_ordered_embeddings) row_groups_.Pack(w_.embed, true, target.pool());
+      PackLayers(w_.layers, true, row_groups_, target.pool());
+    }
   }
 
   const Gemma4Config& config() const { return cfg_; }
@@ -155,6 +164,7 @@ class Drafter {
   std::vector<LayerVectors> vec_;
   std::vector<int> source_layer_;
   std::vector<size_t> ordering_;  // [vocab]: cluster-major token ids
+  RowGroupCopies row_groups_;     // what the packed views of w_ and aw_ point at
 };
 
 }  // namespace g4

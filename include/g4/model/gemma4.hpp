@@ -54,14 +54,22 @@ struct ForwardOutput {
 // or never, for a machine short of memory (llama.cpp's --no-repack).
 enum class Repack { kWhereRead, kNone };
 
+// Row-group copies (RowGroupCopies::Pack, `release` as there) of every projection of `layers`.
+inline void PackLayers(std::vector<LayerWeights>& layers, bool release, RowGroupCopies& copies, ThreadPool& pool) {
+  for (LayerWeights& lw : layers)
+    for (TensorView* v : {&lw.q_proj, &lw.k_proj, &lw.v_proj, &lw.o_proj, &lw.gate_proj, &lw.up_proj, &lw.down_proj})
+      copies.Pack(*v, release, pool);
+}
+
 class Gemma4 {
  public:
   Gemma4(Gemma4Config cfg, TextWeights w, ThreadPool& pool, Repack repack = Repack::kWhereRead)
-      : cfg_(std::move(cfg)), w_(std::move(w)), pool_(pool) {
+      : cfg_(std::move(cfg)), w_(std::move(w)), pool_(pool),
+        packs_row_groups_(repack == Repack::kWhereRead && KernelsReadRowGroups()) {
     cfg_.Validate("model config");
     Require(w_.layers.size() == static_cast<size_t>(cfg_.n_layers), "weights", "layer count differs from the config");
     const size_t H = static_cast<size_t>(cfg_.hidden_size);
-    if (repack == Repack::kWhereRead && KernelsReadRowGroups()) UseRowGroups();
+    if (packs_row_groups_) UseRowGroups();
     final_norm_ = SmallTensorToF32(w_.final_norm, H);
     for (int i = 0; i < cfg_.n_layers; ++i)
       vec_.emplace_back(cfg_.layers[static_cast<size_t>(i)], w_.layers[static_cast<size_t>(i)], H);
@@ -70,6 +78,8 @@ class Gemma4 {
   const Gemma4Config& config() const { return cfg_; }
   const TextWeights& weights() const { return w_; }
   ThreadPool& pool() const { return pool_; }
+  // Whether the quantized matrices were given row-group copies (Repack, and the kernels of this CPU).
+  bool packs_row_groups() const { return packs_row_groups_; }
 
   Sequence NewSequence(size_t context, size_t max_chunk = 512, Type kv_type = Type::F32) const {
     return Sequence(cfg_, context, max_chunk, kv_type);
@@ -153,16 +163,8 @@ class Gemma4 {
   // mapping, such as weights built in memory, is kept.
   void UseRowGroups() {
     const bool release = !AmxUsable();
-    auto pack = [&](TensorView& v) {
-      if (v.data == nullptr || !HasRowGroupLayout(v.type) || v.shape.rank != 2) return;
-      row_groups_.emplace_back(v, pool_);
-      if (release) ReleaseMappedPages(v.data, v.nbytes);
-      v = row_groups_.back().view();  // the buffer stays put when the vector grows
-    };
-    pack(w_.embed);
-    for (LayerWeights& lw : w_.layers)
-      for (TensorView* v : {&lw.q_proj, &lw.k_proj, &lw.v_proj, &lw.o_proj, &lw.gate_proj, &lw.up_proj, &lw.down_proj})
-        pack(*v);
+    row_groups_.Pack(w_.embed, release, pool_);
+    PackLayers(w_.layers, release, row_groups_, pool_);
   }
 
   // Tokens [begin, end) of the input, at positions seq.pos...
@@ -265,8 +267,9 @@ class Gemma4 {
 
   Gemma4Config cfg_;
   TextWeights w_;
-  std::vector<RowGroupWeights> row_groups_;  // what w_'s packed views point at
   ThreadPool& pool_;
+  bool packs_row_groups_;
+  RowGroupCopies row_groups_;  // what w_'s packed views point at
   std::vector<float> final_norm_;
   std::vector<LayerVectors> vec_;
 };

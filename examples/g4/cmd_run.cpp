@@ -66,8 +66,9 @@ generation:
   --draft-k K             drafts per round (default 4)   --draft-adaptive: grow/shrink k with acceptance
   --draft-compare         also decode without the drafter and print both speeds
   --no-warmup             do not read the weights into memory before the first token
-  --no-repack             no second copy of the quantized weights in 16-row groups (made where the AVX-512
-                          VNNI kernels read it): less memory, slower matmuls of 1 to 15 tokens
+  --no-repack             no second copy of the quantized weights in 16-row groups (made where the AVX2 and
+                          AVX-512 kernels read it): less memory, slower quantized matmuls (on AVX2 and AVX-512
+                          without VNNI, several times slower)
 )";
 
 // Reads every page of the model's tensors once, with a progress bar: turns the first token's page faults into a

@@ -309,8 +309,9 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
   });
 }
 
+// The entry point for MatMulWeights: MaddubsRows of w's type (Q8_0, Q4_0, Q4_K or Q6_K).
 inline void MatMulMaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
-                            size_t r_end) {
+                              size_t r_end) {
   switch (w.type) {
     case Type::Q8_0: MaddubsRows<MaddubsQ8_0>(w, a, n_tok, y, r_begin, r_end); break;
     case Type::Q4_0: MaddubsRows<MaddubsQ4_0>(w, a, n_tok, y, r_begin, r_end); break;

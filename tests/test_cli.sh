@@ -36,6 +36,9 @@ repacked=$("$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 12 --temp 0 2
 expect "Q4_K_M continuation" 0 "Returns the " echo "$repacked"
 expect "no-repack continuation is the same" 0 "$repacked" \
   "$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 12 --temp 0 --no-repack
+# G4_KERNELS picks the kernels' SIMD target; one the program does not know is an error naming the variable.
+expect "AVX2 kernels (G4_KERNELS)" 0 "Returns the " env G4_KERNELS=AVX2 "$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 4 --temp 0
+expect "unknown G4_KERNELS" 1 "G4_KERNELS" env G4_KERNELS=NO_SUCH_TARGET "$g4" info "$demo"
 expect "draft statistics" 0 "drafts accepted per round" "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --draft "$demo/drafter"
 expect "speed line" 0 "tokens/s" "$g4" run -m "$demo" --raw -p "Returns the" -n 4 --temp 0.7 --seed 3
 expect "chat, two turns" 0 "generation" bash -c "printf 'Returns the\nAnd then\n' | \"$g4\" run -m \"$demo\" -i -n 6 --temp 0"

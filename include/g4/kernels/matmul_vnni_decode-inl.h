@@ -464,10 +464,13 @@ template <class Dec>
 void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   static constexpr auto kDot = RowGroupDots<Dec>(std::make_index_sequence<kFusedMaxTokens>());
   const size_t n_out = static_cast<size_t>(w.rows());
+  RowGroup g, next;
+  size_t next_r0 = r_end;  // the group `next` holds (none yet): a group's successor becomes the next call's group
   ForEachGroupPass(a, n_tok, r_begin, r_end, [&](const ActivationTile& tile, size_t t0, size_t nt, size_t r0,
                                                  size_t n_rows, size_t r_next) {
-    const RowGroup g = MakeRowGroup(w, r0, n_rows);
-    const RowGroup next = MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next));
+    g = r0 == next_r0 ? next : MakeRowGroup(w, r0, n_rows);
+    next = r_next == r0 ? g : MakeRowGroup(w, r_next, std::min(kGroupRows, r_end - r_next));
+    next_r0 = r_next;
     const auto store = static_cast<__mmask16>((1u << n_rows) - 1);
     float* const yg = y + t0 * n_out + r0;
     if (n_tok <= kFusedMaxTokens) {

@@ -4,7 +4,8 @@
 // Block-quantized weights take the integer path of matmul_int8-inl.h (int8 activations, exact lane sums).
 // The inner kernel is a register tile of 4 weight rows x up to 4 tokens: 8 loads feed 16 FMAs. Loop order
 // keeps a block of weight rows (<= kRowBlockBytes, L2-sized) hot while every group of 4 tokens passes over it,
-// so each weight byte comes from memory once per call. Rows are split into one contiguous range per thread.
+// so each weight byte comes from memory once per call; one token reads row after row instead (MatMulFloatRows).
+// Rows are split into one contiguous range per thread.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_INL_H_
@@ -159,9 +160,44 @@ inline size_t RowsPerBlock(size_t row_bytes) {
   return std::max(kTileRows, kRowBlockBytes / row_bytes / kTileRows * kTileRows);
 }
 
+// dot(row, x) for one token: 4 accumulators, so the FMA latency does not bound it.
+template <class Row>
+HWY_INLINE float DotRow(const std::byte* row, const float* x, size_t n_in) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 4 * N <= n_in; i += 4 * N) {
+    a0 = hn::MulAdd(Row::Load(d, row, i), hn::LoadU(d, x + i), a0);
+    a1 = hn::MulAdd(Row::Load(d, row, i + N), hn::LoadU(d, x + i + N), a1);
+    a2 = hn::MulAdd(Row::Load(d, row, i + 2 * N), hn::LoadU(d, x + i + 2 * N), a2);
+    a3 = hn::MulAdd(Row::Load(d, row, i + 3 * N), hn::LoadU(d, x + i + 3 * N), a3);
+  }
+  for (; i + N <= n_in; i += N) a0 = hn::MulAdd(Row::Load(d, row, i), hn::LoadU(d, x + i), a0);
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n_in; ++i) s += Row::At(row, i) * x[i];
+  return s;
+}
+
+// One token (decode) reads the rows one after another, each thread's range as one sequential stream without
+// software prefetches; more tokens take the register tile. The tile's interleaved row streams lose to that (Zen 4,
+// 2 threads, BF16 [15360 x 3840]): a prototype streamed 82% of the probe's bandwidth against the tile's 63% in
+// minutes when the probe read ~60 GB/s, 100% against 90% when it read ~35 (medians of ~65 alternations; with
+// prefetches 0.5-4 KB ahead, 51-54% and 81-82%). This build, alternated call by call with the tile in 12 runs:
+// BF16's best call 32.4-34.2 -> 35.0-37.8 GB/s, and 38.5 -> 45.3 in a fast minute; F32 and F16 within 3%.
+// What still bounds it near 60 GB/s is the activations, re-read for every row (4 bytes per weight): their L1
+// misses cost the weights' stream (F32: 85-86% of a plain sum over the same bytes; 98% with their footprint cut
+// to 512 bytes; a copy with 16 rows interleaved per 16 columns reached 94-96%, but a copy is the model's size
+// again, and its tiles for 4 tokens streamed 40-75%, so float weights stay in place).
 template <class Row>
 void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
+  if (n_tok == 1) {
+    const size_t row_bytes = w.row_bytes();
+    const std::byte* row = w.row(static_cast<int64_t>(r_begin));
+    for (size_t r = r_begin; r < r_end; ++r, row += row_bytes) y[r] = DotRow<Row>(row, x, n_in);
+    return;
+  }
   const size_t block = RowsPerBlock(w.row_bytes());
   for (size_t rb = r_begin; rb < r_end; rb += block) {
     const size_t n = std::min(block, r_end - rb);

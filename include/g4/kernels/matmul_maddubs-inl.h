@@ -83,13 +83,14 @@ HWY_INLINE __m256i DotSmallLevels(const __m256i* u, const int8_t* q) {
 //   Header ReadHeader(g, off): what the blocks' scales come from;
 //   Levels Load(g, off, k): block k's levels (lane j: row j), u[i] meeting activation quants 4i..4i+3;
 //   Term(h, k, levels, q, bias): per row, the block's sum of w * q / dx (everything but the activation scale);
-//   Min(h, k) (kHasMin): dmin * m of block k, per row.
+//   Min(h, k) (kHasMin): dmin * m of block k, per row;
+//   kPrefetchNext: whether the next group's super-block is prefetched into L2 while this one is computed.
 
 // Q4_0 and Q8_0: super-blocks of one block, with one f16 scale d per row.
 template <class BlockT>
 struct MaddubsOneScale {
   static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockT);
-  static constexpr bool kHasMin = false;
+  static constexpr bool kHasMin = false, kPrefetchNext = true;
   struct Header {
     __m256 d;
   };
@@ -118,6 +119,10 @@ struct MaddubsQ4_0 : MaddubsOneScale<BlockQ4_0> {
 };
 
 struct MaddubsQ8_0 : MaddubsOneScale<BlockQ8_0> {
+  // Its 544-byte group blocks stream in order without the next group's prefetches, which cost it: Zen 4, 2
+  // threads, one token, [15360 x 3840], alternated call by call, medians of 150: 4-15% faster in 9 runs at a ~36
+  // GB/s probe, -9% to +8% at ~60. Without them Q6_K fell to 37% and Q4_K lost 5%, and Q4_0 lost 10-16% at ~60.
+  static constexpr bool kPrefetchNext = false;
   struct Levels {
     __m256i magnitude[8];  // |q|: -128 becomes 0x80, which vpmaddubsw reads as 128
     HalfGroup g;           // the signed q, read again per token (an operand from L1): no registers left for them
@@ -150,7 +155,7 @@ HWY_INLINE __m256 LaneByte(__m256i v, size_t i) {
 
 struct MaddubsQ4_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kHasMin = true;
+  static constexpr bool kHasMin = true, kPrefetchNext = true;
   struct Header {
     __m256 scale[8], min[8];  // d * sc and dmin * m of each block
   };
@@ -205,7 +210,7 @@ struct MaddubsQ4_K {
 
 struct MaddubsQ6_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ6_K);
-  static constexpr bool kHasMin = false;
+  static constexpr bool kHasMin = false, kPrefetchNext = true;
   struct Header {
     __m256 scale[16];  // d * sc, one per 16 values
   };
@@ -256,8 +261,8 @@ struct MaddubsQ6_K {
 
 // One group of 16 rows times the nt tokens of a pass (nt <= kPrefillTokens); y[t * y_stride + j] for rows j <
 // n_rows. The accumulators live in L1 (their loads and stores take ports the vector ALUs leave idle). While a
-// super-block is computed, the same super-block of the next group is prefetched into L2, spread over its blocks
-// (see ForEachBlock in matmul_vnni_decode-inl.h).
+// super-block is computed, the same super-block of the next group is prefetched into L2 (kPrefetchNext), spread
+// over its blocks (see ForEachBlock in matmul_vnni_decode-inl.h).
 template <class Dec>
 HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next, const ActivationTile& a, size_t n_in,
                                   size_t nt, float* y, size_t y_stride, size_t n_rows) {
@@ -274,8 +279,9 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next,
       // (Q6_K, one token: 40-64% of the probe's bandwidth).
       auto block = [&](auto k) HWY_ATTR {
         const size_t step = h * Dec::kBlocks + k;
-        for (size_t line = (step * kLines + kSteps - 1) / kSteps; line < ((step + 1) * kLines + kSteps - 1) / kSteps; ++line)
-          _mm_prefetch(reinterpret_cast<const char*>(next + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
+        if constexpr (Dec::kPrefetchNext)
+          for (size_t line = (step * kLines + kSteps - 1) / kSteps; line < ((step + 1) * kLines + kSteps - 1) / kSteps; ++line)
+            _mm_prefetch(reinterpret_cast<const char*>(next + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
         const typename Dec::Levels levels = Dec::Load(g, off, k);
         const size_t b = sb * Dec::kBlocks + k;
         for (size_t t = 0; t < nt; ++t) {

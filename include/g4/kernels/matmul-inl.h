@@ -180,19 +180,24 @@ HWY_INLINE float DotRow(const std::byte* row, const float* x, size_t n_in) {
 }
 
 // One token (decode) reads the rows one after another, each thread's range as one sequential stream without
-// software prefetches; more tokens take the register tile. The tile's interleaved row streams lose to that (Zen 4,
-// 2 threads, BF16 [15360 x 3840]): a prototype streamed 82% of the probe's bandwidth against the tile's 63% in
-// minutes when the probe read ~60 GB/s, 100% against 90% when it read ~35 (medians of ~65 alternations; with
-// prefetches 0.5-4 KB ahead, 51-54% and 81-82%). This build, alternated call by call with the tile in 12 runs:
-// BF16's best call 32.4-34.2 -> 35.0-37.8 GB/s, and 38.5 -> 45.3 in a fast minute; F32 and F16 within 3%.
+// software prefetches, where the activations fit L1 (kOneRowMaxCols); otherwise, and for more tokens, the register
+// tile runs. The tile's interleaved row streams lose to one stream (Zen 4, 2 threads, BF16 [15360 x 3840]): a
+// prototype streamed 82% of the probe's bandwidth against the tile's 63% in minutes when the probe read ~60 GB/s,
+// 100% against 90% when it read ~35 (medians of ~65 alternations; with prefetches 0.5-4 KB ahead, 51-54% and
+// 81-82%). This build, alternated call by call with the tile in 12 runs: BF16's best call 32.4-34.2 -> 35.0-37.8
+// GB/s, and 38.5 -> 45.3 in a fast minute; F32 and F16 within 3%.
 // What still bounds it near 60 GB/s is the activations, re-read for every row (4 bytes per weight): their L1
 // misses cost the weights' stream (F32: 85-86% of a plain sum over the same bytes; 98% with their footprint cut
 // to 512 bytes; a copy with 16 rows interleaved per 16 columns reached 94-96%, but a copy is the model's size
-// again, and its tiles for 4 tokens streamed 40-75%, so float weights stay in place).
+// again, and its tiles for 4 tokens streamed 40-75%, so float weights stay in place). Wider rows than
+// kOneRowMaxCols (16 KiB of activations) read them from L2 for every row, 2 bytes per byte of BF16 weights, which
+// cost more than the tile's streams: [3840 x 15360] and [3840 x 8192], BF16 and F16, 63-67% against 91-97%.
+inline constexpr size_t kOneRowMaxCols = 4096;
+
 template <class Row>
 void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
-  if (n_tok == 1) {
+  if (n_tok == 1 && n_in <= kOneRowMaxCols) {
     const size_t row_bytes = w.row_bytes();
     const std::byte* row = w.row(static_cast<int64_t>(r_begin));
     for (size_t r = r_begin; r < r_end; ++r, row += row_bytes) y[r] = DotRow<Row>(row, x, n_in);

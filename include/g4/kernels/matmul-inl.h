@@ -4,7 +4,8 @@
 // Block-quantized weights take the integer path of matmul_int8-inl.h (int8 activations, exact lane sums).
 // The inner kernel is a register tile of 4 weight rows x up to 4 tokens: 8 loads feed 16 FMAs. Loop order
 // keeps a block of weight rows (<= kRowBlockBytes, L2-sized) hot while every group of 4 tokens passes over it,
-// so each weight byte comes from memory once per call; one token reads row after row instead (MatMulFloatRows).
+// so each weight byte comes from memory once per call; one token on AVX-512 reads row after row instead
+// (MatMulFloatRows).
 // Rows are split into one contiguous range per thread.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -179,9 +180,9 @@ HWY_INLINE float DotRow(const std::byte* row, const float* x, size_t n_in) {
   return s;
 }
 
-// One token (decode) reads the rows one after another, each thread's range as one sequential stream without
-// software prefetches, where the activations fit L1 (kOneRowMaxCols); otherwise, and for more tokens, the register
-// tile runs. The tile's interleaved row streams lose to one stream (Zen 4, 2 threads, BF16 [15360 x 3840]): a
+// One token (decode) on AVX-512 reads the rows one after another, each thread's range as one sequential stream
+// without software prefetches, where the activations fit L1 (kOneRowMaxCols); otherwise, and for more tokens, the
+// register tile runs. The tile's interleaved row streams lose to one stream (Zen 4, 2 threads, BF16 [15360 x 3840]): a
 // prototype streamed 82% of the probe's bandwidth against the tile's 63% in minutes when the probe read ~60 GB/s,
 // 100% against 90% when it read ~35 (medians of ~65 alternations; with prefetches 0.5-4 KB ahead, 51-54% and
 // 81-82%). This build, alternated call by call with the tile in 12 runs: BF16's best call 32.4-34.2 -> 35.0-37.8
@@ -193,11 +194,18 @@ HWY_INLINE float DotRow(const std::byte* row, const float* x, size_t n_in) {
 // kOneRowMaxCols (16 KiB of activations) read them from L2 for every row, 2 bytes per byte of BF16 weights, which
 // cost more than the tile's streams: [3840 x 15360] and [3840 x 8192], BF16 and F16, 63-67% against 91-97%.
 inline constexpr size_t kOneRowMaxCols = 4096;
+// AVX-512 targets only: on AVX2 (the same VM forced to it, [15360 x 3840]) rows one after another streamed as the
+// tile did at a ~36 GB/s probe (96-98% both) but BF16 / F16 76-77% against the tile's 91-94% at ~60.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+inline constexpr bool kOneTokenRowByRow = true;
+#else
+inline constexpr bool kOneTokenRowByRow = false;
+#endif
 
 template <class Row>
 void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
-  if (n_tok == 1 && n_in <= kOneRowMaxCols) {
+  if (kOneTokenRowByRow && n_tok == 1 && n_in <= kOneRowMaxCols) {
     const size_t row_bytes = w.row_bytes();
     const std::byte* row = w.row(static_cast<int64_t>(r_begin));
     for (size_t r = r_begin; r < r_end; ++r, row += row_bytes) y[r] = DotRow<Row>(row, x, n_in);

@@ -279,9 +279,11 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next,
       // (Q6_K, one token: 40-64% of the probe's bandwidth).
       auto block = [&](auto k) HWY_ATTR {
         const size_t step = h * Dec::kBlocks + k;
-        if constexpr (Dec::kPrefetchNext)
-          for (size_t line = (step * kLines + kSteps - 1) / kSteps; line < ((step + 1) * kLines + kSteps - 1) / kSteps; ++line)
+        if constexpr (Dec::kPrefetchNext) {
+          const size_t first = (step * kLines + kSteps - 1) / kSteps, last = ((step + 1) * kLines + kSteps - 1) / kSteps;
+          for (size_t line = first; line < last; ++line)
             _mm_prefetch(reinterpret_cast<const char*>(next + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
+        }
         const typename Dec::Levels levels = Dec::Load(g, off, k);
         const size_t b = sb * Dec::kBlocks + k;
         for (size_t t = 0; t < nt; ++t) {

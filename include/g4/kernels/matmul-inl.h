@@ -5,8 +5,7 @@
 // The inner kernel is a register tile of 4 weight rows x up to 4 tokens: 8 loads feed 16 FMAs. Loop order
 // keeps a block of weight rows (<= kRowBlockBytes, L2-sized) hot while every group of 4 tokens passes over it,
 // so each weight byte comes from memory once per call; one token on AVX-512 reads row after row instead
-// (MatMulFloatRows).
-// Rows are split into one contiguous range per thread.
+// (MatMulFloatRows). Rows are split into one contiguous range per thread.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_INL_H_
@@ -205,11 +204,13 @@ inline constexpr bool kOneTokenRowByRow = false;
 template <class Row>
 void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
-  if (kOneTokenRowByRow && n_tok == 1 && n_in <= kOneRowMaxCols) {
-    const size_t row_bytes = w.row_bytes();
-    const std::byte* row = w.row(static_cast<int64_t>(r_begin));
-    for (size_t r = r_begin; r < r_end; ++r, row += row_bytes) y[r] = DotRow<Row>(row, x, n_in);
-    return;
+  if constexpr (kOneTokenRowByRow) {  // DotRow is not even instantiated elsewhere
+    if (n_tok == 1 && n_in <= kOneRowMaxCols) {
+      const size_t row_bytes = w.row_bytes();
+      const std::byte* row = w.row(static_cast<int64_t>(r_begin));
+      for (size_t r = r_begin; r < r_end; ++r, row += row_bytes) y[r] = DotRow<Row>(row, x, n_in);
+      return;
+    }
   }
   const size_t block = RowsPerBlock(w.row_bytes());
   for (size_t rb = r_begin; rb < r_end; rb += block) {

@@ -72,7 +72,7 @@ int main(int argc, char** argv) try {
       << ", \"decode\": [";
     for (size_t i = 0; i < r.decode.size(); ++i)
       j << (i ? ", " : "") << "{\"context\": " << r.decode[i].context << ", \"tps\": " << r.decode[i].tps
-        << ", \"bytes_per_step\": " << r.decode[i].bytes
+        << ", \"bytes_per_step\": " << r.decode[i].bytes << ", \"read_bandwidth_gbs\": " << r.decode[i].read_bandwidth / 1e9
         << ", \"fraction_of_bound\": " << r.FractionOfBound(r.decode[i]) << "}";
     j << "], \"kv_gib_32k\": " << r.kv_gib_32k << ", \"kv_gib_256k\": " << r.kv_gib_256k << ", \"peak_rss_gib\": " << r.peak_rss_gib << "}\n";
   }

@@ -1,7 +1,9 @@
 // The end-to-end model benchmark behind bench/bench_model and `g4 bench`: the Gemma 4 12B shape (or its first N
 // layers) with synthetic weights of one type, built in memory; prefill tokens/s, decode tokens/s at several
 // context lengths, peak resident memory, KV-cache bytes, and the decode bound at each context (the weight bytes
-// plus the keys and values attention reads per token, over the measured read bandwidth).
+// plus the keys and values attention reads per token, over the measured read bandwidth). The host's read bandwidth
+// can change while the benchmark runs (the Zen 4 CI host switches between ~36 and ~60 GB/s every few minutes), so
+// each decode step follows two passes of the bandwidth probe, and a decode row is compared with the probe beside it.
 #pragma once
 #include <sys/resource.h>
 
@@ -29,18 +31,19 @@ struct ModelBenchOptions {
 
 struct ModelBenchResult {
   int layers = 0;
-  double read_bandwidth = 0;  // bytes/s
+  double read_bandwidth = 0;  // bytes/s, at the start
   uint64_t decode_bytes = 0;  // weights streamed per decode step
-  double decode_bound = 0;    // tokens/s at context 0
+  double decode_bound = 0;    // tokens/s at context 0, from read_bandwidth
   double prefill_tps = 0;
   struct Decode {
     size_t context;
     double tps;
-    uint64_t bytes;  // streamed per step: weights + the keys and values read at this context
+    uint64_t bytes;         // streamed per step: weights + the keys and values read at this context
+    double read_bandwidth;  // bytes/s: the mean of the best of two probe passes run before each step
   };
   std::vector<Decode> decode;
-  // A decode measurement's share of its bound: the bytes it streamed per second over the read bandwidth.
-  double FractionOfBound(const Decode& d) const { return d.tps * static_cast<double>(d.bytes) / read_bandwidth; }
+  // A decode measurement's share of its bound: the bytes it streamed per second over the read bandwidth beside it.
+  static double FractionOfBound(const Decode& d) { return d.tps * static_cast<double>(d.bytes) / d.read_bandwidth; }
   double kv_gib_32k = 0, kv_gib_256k = 0, peak_rss_gib = 0;
 };
 
@@ -69,6 +72,7 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
   r.layers = cfg.n_layers;
   ThreadPool pool(o.threads);
   r.read_bandwidth = MeasureReadBandwidth(pool);
+  ReadBandwidthProbe probe(pool, size_t{512} << 20);  // a pass takes 9-15 ms, a 12B step ~200 ms
   auto t0 = Clock::now();
   SyntheticModel synth(cfg, o.type);
   const double build_s = seconds(t0);
@@ -101,16 +105,20 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
     ForwardOutput out;
     const int32_t first[] = {2};
     model.Forward(seq, {first}, out);  // warm-up: pages the weights in
-    t0 = Clock::now();
+    double step_s = 0, probed = 0;
     for (size_t s = 0; s < o.steps; ++s) {
+      probed += probe.BestRate(2);  // best of two: a first pass after a pause can read ~40% slower
       const int32_t tok[] = {Gemma4::Argmax(out.logits)};
+      t0 = Clock::now();
       model.Forward(seq, {tok}, out);
+      step_s += seconds(t0);
     }
-    const double tps = static_cast<double>(o.steps) / seconds(t0);
+    const double tps = static_cast<double>(o.steps) / step_s;
     const uint64_t bytes = r.decode_bytes + KVBytesRead(cfg, ctx, o.kv_type);
-    r.decode.push_back({ctx, tps, bytes});
-    std::fprintf(log, "decode at context %6zu: %6.3f tokens/s = %5.1f%% of the bandwidth bound (%.2f GB per step)\n", ctx,
-                 tps, 100.0 * r.FractionOfBound(r.decode.back()), static_cast<double>(bytes) / 1e9);
+    r.decode.push_back({ctx, tps, bytes, probed / static_cast<double>(o.steps)});
+    std::fprintf(log, "decode at context %6zu: %6.3f tokens/s = %5.1f%% of the bandwidth bound (%.2f GB per step, probe "
+                 "beside the steps %.2f GB/s)\n", ctx, tps, 100.0 * r.FractionOfBound(r.decode.back()),
+                 static_cast<double>(bytes) / 1e9, r.decode.back().read_bandwidth / 1e9);
   }
   const Gemma4Config full = Gemma4Config::Gemma4_12B();
   r.kv_gib_32k = static_cast<double>(KVCache(full, 32768, 512, o.kv_type).bytes()) / (1u << 30);

@@ -238,6 +238,37 @@ TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and
 // The integer kernels sum u8 x s8 products in int16 where they can (vpmaddubsw on AVX2 and AVX3): weights whose every
 // byte is 0x00, 0x7F, 0x80 or 0xFF put every level at its extreme (Q8_0 -128 and 127, Q6_K 63, the 4-bit types
 // 15), and activations of one magnitude put every quant at +-127, so any sum that can saturate does.
+TEST_CASE("row groups: every byte of every row's block is stored once, where RowGroupOffset says") {
+  ThreadPool pool(2);
+  for (Type type : {Type::Q8_0, Type::Q4_0, Type::Q4_K, Type::Q6_K}) {
+    INFO(TypeName(type));
+    const size_t block_bytes = GetTypeInfo(type).block_bytes;
+    std::vector<int> covered(block_bytes);  // the fields tile the block exactly once
+    for (const RowGroupField& f : RowGroupFields(type))
+      for (size_t o = f.offset; o < f.offset + f.bytes; ++o) ++covered[o];
+    CHECK(std::count(covered.begin(), covered.end(), 1) == static_cast<std::ptrdiff_t>(block_bytes));
+    // 21 rows (a second, short group repeats the last row) of 2 super-blocks, every byte distinct modulo 251.
+    const int64_t n_out = 21, n_in = 2 * static_cast<int64_t>(GetTypeInfo(type).block_elems);
+    Tensor w("w", type, {n_out, n_in});
+    for (size_t i = 0; i < w.view().nbytes; ++i) w.data()[i] = static_cast<std::byte>(i % 251);
+    const RowGroupWeights grouped(w.view(), pool);
+    const size_t row_bytes = w.view().row_bytes();
+    size_t bad = 0;
+    for (size_t g = 0; g < 2; ++g)
+      for (size_t j = 0; j < kRowGroupRows; ++j)
+        for (size_t b = 0; b < row_bytes / block_bytes; ++b)
+          for (const RowGroupField& f : RowGroupFields(type))
+            for (size_t o = f.offset; o < f.offset + f.bytes; ++o) {
+              const size_t row = std::min<size_t>(16 * g + j, n_out - 1), in_unit = (o - f.offset) % f.unit;
+              const std::byte want = w.view().row(static_cast<int64_t>(row))[b * block_bytes + o];
+              const std::byte got = grouped.view().row_groups[(16 * g * row_bytes + b * 16 * block_bytes) +
+                                                              16 * (RowGroupOffset(type, o) - in_unit) + f.unit * j + in_unit];
+              bad += got != want;
+            }
+    CHECK(bad == 0);
+  }
+}
+
 TEST_CASE("matmul: extreme levels and activations, every target, with and without row groups") {
   ThreadPool pool(2);
   ForEachTarget([&](const std::string&) {

@@ -1,8 +1,9 @@
 // Quantized matrices repacked in 16-row groups, the layout the fused AVX3_DL kernels read fastest
 // (kernels/matmul_vnni_decode-inl.h): group g holds rows 16g..16g+15 (a last, shorter group repeats the
 // matrix's last row), block after block. Within a block, each field of the format (an f16 scale, or dwords of
-// quants and packed scales) is stored transposed: byte o of every row's block maps to 16 * o, followed by the
-// other rows' same unit (unit = the field's 2 or 4 bytes). So the kernels load with one 64-byte read what they
+// quants and packed scales) is stored transposed: byte o of every row's block maps to 16 * o (RowGroupOffset: Q6_K
+// stores its fields in the order they are read), followed by the other rows' same unit (unit = the field's 2 or 4
+// bytes). So the kernels load with one 64-byte read what they
 // would build from 16 rows with 12 inserts, 4 vpermt2d and 4 shuffles, and a scale vector with one 32-byte read
 // instead of 16 scalar loads. Same bytes per row as the file's layout, read as one contiguous stream (Zen 4, one
 // core, L2-resident, Q4_0: 13 -> 5.9 ns per 32 x 16 block for one token, 28 -> 19.5 for five). It is a copy:
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,15 +33,39 @@ struct RowGroupField {
   size_t offset, bytes, unit;
 };
 
-// The fields of a block of `type`, in order, covering the whole block; empty where there is no grouped layout.
-inline std::vector<RowGroupField> RowGroupFields(Type type) {
+// The fields of a block of each type, in the order a group stores them, covering the whole block. Q6_K's are in
+// the order its kernels read them: d and the scales (the super-block's header), then for each half of the block its
+// 64 bytes of low bits and 32 of high bits. In the block's own order the header comes last and the two halves'
+// low and high bits are 2 KiB apart in a group, so a group was read jumping back and forth.
+inline constexpr RowGroupField kQ8_0GroupFields[] = {{0, sizeof(f16), 2}, {offsetof(BlockQ8_0, qs), sizeof(BlockQ8_0::qs), 4}};
+inline constexpr RowGroupField kQ4_0GroupFields[] = {{0, sizeof(f16), 2}, {offsetof(BlockQ4_0, qs), sizeof(BlockQ4_0::qs), 4}};
+inline constexpr RowGroupField kQ4_KGroupFields[] = {{0, sizeof(BlockQ4_K), 4}};  // d | dmin, packed scales, qs: dwords
+inline constexpr RowGroupField kQ6_KGroupFields[] = {
+    {offsetof(BlockQ6_K, d), sizeof(f16), 2}, {offsetof(BlockQ6_K, scales), 16, 4},
+    {offsetof(BlockQ6_K, ql), 64, 4},         {offsetof(BlockQ6_K, qh), 32, 4},
+    {offsetof(BlockQ6_K, ql) + 64, 64, 4},    {offsetof(BlockQ6_K, qh) + 32, 32, 4}};
+
+// Empty where the type has no grouped layout.
+constexpr std::span<const RowGroupField> RowGroupFields(Type type) {
   switch (type) {
-    case Type::Q8_0: return {{0, sizeof(f16), 2}, {offsetof(BlockQ8_0, qs), sizeof(BlockQ8_0::qs), 4}};
-    case Type::Q4_0: return {{0, sizeof(f16), 2}, {offsetof(BlockQ4_0, qs), sizeof(BlockQ4_0::qs), 4}};
-    case Type::Q4_K: return {{0, sizeof(BlockQ4_K), 4}};  // d | dmin, the packed scales and qs: all dwords
-    case Type::Q6_K: return {{0, offsetof(BlockQ6_K, d), 4}, {offsetof(BlockQ6_K, d), sizeof(f16), 2}};
+    case Type::Q8_0: return kQ8_0GroupFields;
+    case Type::Q4_0: return kQ4_0GroupFields;
+    case Type::Q4_K: return kQ4_KGroupFields;
+    case Type::Q6_K: return kQ6_KGroupFields;
     default: return {};
   }
+}
+
+// Where byte o of a block is stored: a group keeps byte o of every row's block, the field's units of the 16 rows
+// one after another, at 16 * RowGroupOffset(type, o) from the block's start in the group. Within a field the offset
+// grows with o, so a kernel adds to it what it adds to o.
+constexpr size_t RowGroupOffset(Type type, size_t o) {
+  size_t at = 0;
+  for (const RowGroupField& f : RowGroupFields(type)) {
+    if (o >= f.offset && o < f.offset + f.bytes) return at + (o - f.offset);
+    at += f.bytes;
+  }
+  return o;
 }
 
 inline bool HasRowGroupLayout(Type type) { return !RowGroupFields(type).empty(); }
@@ -52,7 +78,7 @@ inline size_t RowGroupBytes(const TensorView& w) {
 // out: RowGroupBytes(w) bytes. Groups are packed in parallel: a 12B's Q4_0 matrices (6.7 GB) took 18 s packed
 // one 4-byte copy at a time on one thread.
 inline void PackRowGroups(const TensorView& w, std::byte* out, ThreadPool& pool) {
-  const std::vector<RowGroupField> fields = RowGroupFields(w.type);
+  const std::span<const RowGroupField> fields = RowGroupFields(w.type);
   Require(!fields.empty(), w.name, std::string("row groups need Q4_0, Q8_0, Q4_K or Q6_K weights, got ") +
                                       std::string(TypeName(w.type)));
   Require(w.shape.rank == 2 && w.rows() > 0 && w.data != nullptr, w.name, "row groups need a non-empty matrix");
@@ -67,14 +93,17 @@ inline void PackRowGroups(const TensorView& w, std::byte* out, ThreadPool& pool)
         const std::byte* src[kRowGroupRows];
         for (size_t j = 0; j < kRowGroupRows; ++j) src[j] = row[j] + b * block_bytes;
         // Units of a size known at compile time: a memcpy of f.unit bytes was a call (3-4x slower packing).
-        auto transpose = [&]<size_t kUnit>(size_t o) {
-          for (size_t j = 0; j < kRowGroupRows; ++j) std::memcpy(dst + kRowGroupRows * o + kUnit * j, src[j] + o, kUnit);
+        auto transpose = [&]<size_t kUnit>(size_t o, size_t at) {
+          for (size_t j = 0; j < kRowGroupRows; ++j) std::memcpy(dst + kRowGroupRows * at + kUnit * j, src[j] + o, kUnit);
         };
-        for (const RowGroupField& f : fields)
-          for (size_t o = f.offset; o < f.offset + f.bytes; o += f.unit) {
-            if (f.unit == 4) transpose.template operator()<4>(o);
-            else transpose.template operator()<2>(o);
+        size_t at = 0;  // RowGroupOffset of the field's first byte
+        for (const RowGroupField& f : fields) {
+          for (size_t i = 0; i < f.bytes; i += f.unit) {
+            if (f.unit == 4) transpose.template operator()<4>(f.offset + i, at + i);
+            else transpose.template operator()<2>(f.offset + i, at + i);
           }
+          at += f.bytes;
+        }
       }
     }
   });

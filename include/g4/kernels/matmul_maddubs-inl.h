@@ -217,12 +217,13 @@ struct MaddubsQ6_K {
   struct Levels {
     __m256i u[8];
   };
+  static constexpr size_t At(size_t o) { return RowGroupOffset(Type::Q6_K, o); }
   static HWY_INLINE Header ReadHeader(const HalfGroup& g, size_t off) {
-    const __m256 d = g.Halves(off + offsetof(BlockQ6_K, d));
+    const __m256 d = g.Halves(off + At(offsetof(BlockQ6_K, d)));
     Header h;
 #pragma GCC unroll 4
     for (size_t k = 0; k < 4; ++k) {
-      const __m256i sc = g.Dwords(off + offsetof(BlockQ6_K, scales), k);
+      const __m256i sc = g.Dwords(off + At(offsetof(BlockQ6_K, scales)), k);
 #pragma GCC unroll 4
       for (size_t i = 0; i < 4; ++i) h.scale[4 * k + i] = _mm256_mul_ps(LaneByte<true>(sc, i), d);
     }
@@ -232,7 +233,8 @@ struct MaddubsQ6_K {
   // bits from qh[32 half + l] >> 2j.
   static HWY_INLINE Levels Load(const HalfGroup& g, size_t off, size_t k) {
     const size_t half = k / 4, j = k % 4;
-    const size_t ql = off + offsetof(BlockQ6_K, ql) + 64 * half + 32 * (j % 2), qh = off + offsetof(BlockQ6_K, qh) + 32 * half;
+    const size_t ql = off + At(offsetof(BlockQ6_K, ql) + 64 * half + 32 * (j % 2)),
+                 qh = off + At(offsetof(BlockQ6_K, qh) + 32 * half);
     Levels l;
 #pragma GCC unroll 8
     for (size_t i = 0; i < 8; ++i) {

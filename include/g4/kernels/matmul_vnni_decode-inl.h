@@ -273,13 +273,15 @@ struct DecodeQ6_K {
     __m512i sc[4];  // 16 signed scale bytes per row, one per 16 values
     __m512 d;
   };
+  // Byte o of the block: in the row-group copy, where RowGroupOffset puts it.
+  static constexpr size_t At(size_t o) { return kGrouped ? RowGroupOffset(Type::Q6_K, o) : o; }
   static HWY_INLINE Header ReadHeader(const RowGroup& g, size_t off) {
     static_assert(offsetof(BlockQ6_K, d) == 208);
     Header h;
     // d is the last field: gathered as the high half of the dword before it, so no lane reads past the block.
-    if constexpr (kGrouped) h.d = GroupedHalves(g, off + offsetof(BlockQ6_K, d));
+    if constexpr (kGrouped) h.d = GroupedHalves(g, off + At(offsetof(BlockQ6_K, d)));
     else h.d = LoadHalves<kGather, true>(g, off + offsetof(BlockQ6_K, d) - 2);
-    RowDwords<kGrouped>(g, off + offsetof(BlockQ6_K, scales), h.sc);
+    RowDwords<kGrouped>(g, off + At(offsetof(BlockQ6_K, scales)), h.sc);
     return h;
   }
   // One part: the whole super-block. Each half h (blocks 4h..4h+3) is 64 bytes of low bits (ql) and 32 of
@@ -289,7 +291,7 @@ struct DecodeQ6_K {
   static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
     for (size_t half = 0; half < 2; ++half) {
       __m512i lo[8], hi[8], top[8];
-      const size_t ql = off + offsetof(BlockQ6_K, ql) + 64 * half, qh = off + offsetof(BlockQ6_K, qh) + 32 * half;
+      const size_t ql = off + At(offsetof(BlockQ6_K, ql) + 64 * half), qh = off + At(offsetof(BlockQ6_K, qh) + 32 * half);
       RowDwords<kGrouped>(g, ql, lo);
       RowDwords<kGrouped>(g, ql + 16, lo + 4);
       RowDwords<kGrouped>(g, ql + 32, hi);

@@ -235,9 +235,6 @@ TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and
   AllowAmx(true);
 }
 
-// The integer kernels sum u8 x s8 products in int16 where they can (vpmaddubsw on AVX2 and AVX3): weights whose every
-// byte is 0x00, 0x7F, 0x80 or 0xFF put every level at its extreme (Q8_0 -128 and 127, Q6_K 63, the 4-bit types
-// 15), and activations of one magnitude put every quant at +-127, so any sum that can saturate does.
 TEST_CASE("row groups: every byte of every row's block is stored once, where RowGroupOffset says") {
   ThreadPool pool(2);
   for (Type type : {Type::Q8_0, Type::Q4_0, Type::Q4_K, Type::Q6_K}) {
@@ -269,6 +266,9 @@ TEST_CASE("row groups: every byte of every row's block is stored once, where Row
   }
 }
 
+// The integer kernels sum u8 x s8 products in int16 where they can (vpmaddubsw on AVX2 and AVX3): weights whose every
+// byte is 0x00, 0x7F, 0x80 or 0xFF put every level at its extreme (Q8_0 -128 and 127, Q6_K 63, the 4-bit types
+// 15), and activations of one magnitude put every quant at +-127, so any sum that can saturate does.
 TEST_CASE("matmul: extreme levels and activations, every target, with and without row groups") {
   ThreadPool pool(2);
   ForEachTarget([&](const std::string&) {

@@ -96,13 +96,12 @@ inline void PackRowGroups(const TensorView& w, std::byte* out, ThreadPool& pool)
         auto transpose = [&]<size_t kUnit>(size_t o, size_t at) {
           for (size_t j = 0; j < kRowGroupRows; ++j) std::memcpy(dst + kRowGroupRows * at + kUnit * j, src[j] + o, kUnit);
         };
-        size_t at = 0;  // RowGroupOffset of the field's first byte
         for (const RowGroupField& f : fields) {
+          const size_t at = RowGroupOffset(w.type, f.offset);
           for (size_t i = 0; i < f.bytes; i += f.unit) {
             if (f.unit == 4) transpose.template operator()<4>(f.offset + i, at + i);
             else transpose.template operator()<2>(f.offset + i, at + i);
           }
-          at += f.bytes;
         }
       }
     }

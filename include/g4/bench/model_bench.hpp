@@ -71,8 +71,8 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
   ModelBenchResult r;
   r.layers = cfg.n_layers;
   ThreadPool pool(o.threads);
-  r.read_bandwidth = MeasureReadBandwidth(pool);
   ReadBandwidthProbe probe(pool, size_t{512} << 20);  // a pass takes 9-15 ms, a 12B step ~200 ms
+  r.read_bandwidth = probe.BestRate(5);
   auto t0 = Clock::now();
   SyntheticModel synth(cfg, o.type);
   const double build_s = seconds(t0);

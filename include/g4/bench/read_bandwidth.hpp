@@ -60,8 +60,4 @@ class ReadBandwidthProbe {
   std::vector<uint64_t> sink_;
 };
 
-inline double MeasureReadBandwidth(ThreadPool& pool, size_t bytes = size_t{1} << 30, int passes = 5) {
-  return ReadBandwidthProbe(pool, bytes).BestRate(passes);
-}
-
 }  // namespace g4::bench

@@ -110,13 +110,14 @@ HWY_INLINE __m256i DotSmallLevels(const __m256i* u, const int8_t* q) {
 //   Levels Load(g, off, k): block k's levels (lane j: row j), u[i] meeting activation quants 4i..4i+3;
 //   Term(h, k, levels, q, bias): per row, the block's sum of w * q / dx (everything but the activation scale);
 //   Min(h, k) (kHasMin): dmin * m of block k, per row;
-//   kPrefetchNext: whether the next group's super-block is prefetched into L2 while this one is computed.
+//   kPrefetchNext: whether the next group's super-block is prefetched into L2 while this one is computed;
+//   kOneTokenInRegisters: whether one token keeps its accumulators in registers, without those prefetches.
 
 // Q4_0 and Q8_0: super-blocks of one block, with one f16 scale d per row.
 template <class BlockT>
 struct MaddubsOneScale {
   static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockT);
-  static constexpr bool kHasMin = false, kPrefetchNext = true;
+  static constexpr bool kHasMin = false, kPrefetchNext = true, kOneTokenInRegisters = true;
   struct Header {
     __m256 d;
   };
@@ -181,7 +182,7 @@ HWY_INLINE __m256 LaneByte(__m256i v, size_t i) {
 
 struct MaddubsQ4_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kHasMin = true, kPrefetchNext = true;
+  static constexpr bool kHasMin = true, kPrefetchNext = true, kOneTokenInRegisters = true;
   struct Header {
     __m256 scale[8], min[8];  // d * sc and dmin * m of each block
   };
@@ -236,7 +237,9 @@ struct MaddubsQ4_K {
 
 struct MaddubsQ6_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ6_K);
-  static constexpr bool kHasMin = false, kPrefetchNext = true;
+  // One token in registers streamed slower (Zen 4, 2 threads, [15360 x 3840], medians: 89 -> 84% of the probe at
+  // ~36 GB/s, 89 -> 67% at ~60), and without the prefetches 19-32%: the hardware prefetcher does not follow Q6_K.
+  static constexpr bool kHasMin = false, kPrefetchNext = true, kOneTokenInRegisters = false;
   struct Header {
     __m256 scale[16];  // d * sc, one per 16 values
   };
@@ -287,14 +290,16 @@ struct MaddubsQ6_K {
   static HWY_INLINE __m256 Min(const Header&, size_t) { return _mm256_setzero_ps(); }
 };
 
-// One group of 16 rows times the nt tokens of a pass (nt <= kPrefillTokens); y[t * y_stride + j] for rows j <
-// n_rows. The accumulators live in L1 (their loads and stores take ports the vector ALUs leave idle). While a
-// super-block is computed, the same super-block of the next group is prefetched into L2 (kPrefetchNext), spread
-// over its blocks (see ForEachBlock in matmul_vnni_decode-inl.h).
-template <class Dec>
+// One group of 16 rows times the nt tokens of a pass (nt <= kPrefillTokens; kTok: nt fixed at compile time, 0
+// where it is not); y[t * y_stride + j] for rows j < n_rows. The accumulators of a pass live in L1 (their loads and
+// stores take ports the vector ALUs leave idle), those of one token in registers. While a super-block of a pass is
+// computed, the same super-block of the next group is prefetched into L2 (kPrefetchNext), spread over its blocks
+// (see ForEachBlock in matmul_vnni_decode-inl.h).
+template <class Dec, size_t kTok>
 HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next, const ActivationTile& a, size_t n_in,
-                                  size_t nt, float* y, size_t y_stride, size_t n_rows) {
-  __m256 acc[2][kPrefillTokens];
+                                  size_t n_tok, float* y, size_t y_stride, size_t n_rows) {
+  const size_t nt = kTok ? kTok : n_tok;
+  __m256 acc[2][kTok ? kTok : kPrefillTokens];
   for (size_t h = 0; h < 2; ++h)
     for (size_t t = 0; t < nt; ++t) acc[h][t] = _mm256_setzero_ps();
   constexpr size_t kGroupBytes = kRowGroupRows * Dec::kBytes, kLines = (kGroupBytes + 63) / 64, kSteps = 2 * Dec::kBlocks;
@@ -307,7 +312,7 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next,
       // (Q6_K, one token: 40-64% of the probe's bandwidth).
       auto block = [&](auto k) HWY_ATTR {
         const size_t step = h * Dec::kBlocks + k;
-        if constexpr (Dec::kPrefetchNext) {
+        if constexpr (Dec::kPrefetchNext && kTok != 1) {
           const size_t first = (step * kLines + kSteps - 1) / kSteps, last = ((step + 1) * kLines + kSteps - 1) / kSteps;
           for (size_t line = first; line < last; ++line)
             _mm_prefetch(reinterpret_cast<const char*>(next + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
@@ -340,8 +345,15 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
   const size_t n_out = static_cast<size_t>(w.rows());
   ForEachGroupPass(a, n_tok, r_begin, r_end, [&](const ActivationTile& tile, size_t t0, size_t nt, size_t r0,
                                                  size_t n_rows, size_t r_next) {
-    MaddubsGroupDot<Dec>(w.row_groups + r0 * w.row_bytes(), w.row_groups + r_next * w.row_bytes(), tile, a.n_in, nt,
-                         y + t0 * n_out + r0, n_out, n_rows);
+    // One token (decode) with its accumulators in registers (kOneTokenInRegisters): in memory, each block's FMA
+    // waited on the store of the one before (Zen 4, one core, [512 x 3840] in L2, GB/s: Q4_0 27.4 -> 45.1, Q4_K
+    // 24.6 -> 33.8, Q8_0 46.9 -> 54.1). From DRAM it streams faster without the next group's prefetches, which the
+    // hardware prefetcher then does (2 threads, [15360 x 3840], medians of ~70 / ~15 samples at the host's ~36 /
+    // ~60 GB/s, % of the probe: Q4_0 97 / 82 -> 99 / 87, Q4_K 91 / 73 -> 96 / 83, Q8_0 100 / 94 -> 101 / 99;
+    // with the prefetches Q4_0 91 / 77, Q4_K 90 / 84).
+    const auto dot = nt == 1 && Dec::kOneTokenInRegisters ? &MaddubsGroupDot<Dec, 1> : &MaddubsGroupDot<Dec, 0>;
+    dot(w.row_groups + r0 * w.row_bytes(), w.row_groups + r_next * w.row_bytes(), tile, a.n_in, nt,
+        y + t0 * n_out + r0, n_out, n_rows);
   });
 }
 

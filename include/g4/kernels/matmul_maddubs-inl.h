@@ -40,6 +40,7 @@
 #include "g4/core/tensor.hpp"
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
+#include "g4/kernels/matmul_vnni_decode-inl.h"  // DotBroadcast
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
@@ -71,18 +72,6 @@ HWY_INLINE __m256i Broadcast4(const int8_t* q) {
   return _mm256_set1_epi32(v);
 }
 
-#if HWY_TARGET == HWY_AVX3_DL
-// acc + per lane the dot of u's 4 unsigned bytes with the 4 signed bytes at q: the 256-bit EVEX vpdpbusd with
-// an embedded {1to8} broadcast of q. Not _mm256_dpbusd_epi32: Highway 1.0.3's AVX3_DL attributes enable AVX-VNNI
-// (not AVX512-VNNI), and GCC 12 then emits the VEX form, which Zen 4 lacks (SIGILL).
-HWY_INLINE __m256i DotBroadcast256(__m256i acc, __m256i u, const int8_t* q) {
-  asm("vpdpbusd %[q]%{1to8%}, %[u], %[acc]"
-      : [acc] "+v"(acc)
-      : [u] "v"(u), [q] "m"(*reinterpret_cast<const int32_t*>(q)));
-  return acc;
-}
-#endif
-
 // Per lane: sum over i < kN of u[i] (levels <= 15) . q[4 i .. 4 i + 3], kN <= 8, exact in int32. On AVX3_DL,
 // vpdpbusd in two chains: a third of the multiply work of vpmaddubsw, vpaddw and vpmaddwd, which is what bounds one
 // token where the memory is fast (Zen 4, 2 threads, [15360 x 3840], one token, medians with the host's bandwidth at
@@ -90,11 +79,11 @@ HWY_INLINE __m256i DotBroadcast256(__m256i acc, __m256i u, const int8_t* q) {
 template <size_t kN>
 HWY_INLINE __m256i DotSmallLevels(const __m256i* u, const int8_t* q) {
 #if HWY_TARGET == HWY_AVX3_DL
-  __m256i even = DotBroadcast256(_mm256_setzero_si256(), u[0], q), odd = _mm256_setzero_si256();
+  __m256i even = DotBroadcast(_mm256_setzero_si256(), u[0], q), odd = _mm256_setzero_si256();
 #pragma GCC unroll 8
   for (size_t i = 1; i < kN; ++i) {
-    if (i % 2) odd = DotBroadcast256(odd, u[i], q + 4 * i);
-    else even = DotBroadcast256(even, u[i], q + 4 * i);
+    if (i % 2) odd = DotBroadcast(odd, u[i], q + 4 * i);
+    else even = DotBroadcast(even, u[i], q + 4 * i);
   }
   return kN == 1 ? even : _mm256_add_epi32(even, odd);
 #else

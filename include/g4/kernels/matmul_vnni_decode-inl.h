@@ -145,14 +145,21 @@ HWY_INLINE __m512 GroupedHalves(const RowGroup& g, size_t off) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.grouped + kGroupRows * off)));
 }
 
-// acc + the dot of u's unsigned bytes with the 4 signed bytes at q, repeated in every lane: vpdpbusd with an
-// embedded {1to16} broadcast of q. GCC 12 does not fold _mm512_set1_epi32(load) into that operand and emits a
-// separate vpbroadcastd per vpdpbusd (Zen 4, one core, L2-resident, Q4_0 at 5 tokens: 33.7 -> 32.3 ns per
-// 32 x 16 block).
-G4_VNNI HWY_INLINE __m512i DotBroadcast(__m512i acc, __m512i u, const int8_t* q) {
-  asm("vpdpbusd %[q]%{1to16%}, %[u], %[acc]"
-      : [acc] "+v"(acc)
-      : [u] "v"(u), [q] "m"(*reinterpret_cast<const int32_t*>(q)));
+// acc + per int32 lane the dot of u's 4 unsigned bytes with the 4 signed bytes at q: vpdpbusd with an embedded
+// broadcast of q ({1to16} in 512 bits, {1to8} in 256; matmul_maddubs-inl.h takes the 256-bit one). Why asm: GCC 12
+// does not fold _mm512_set1_epi32(load) into that operand and emits a separate vpbroadcastd per vpdpbusd (Zen 4,
+// one core, L2-resident, Q4_0 at 5 tokens: 33.7 -> 32.3 ns per 32 x 16 block); and under Highway 1.0.3's AVX3_DL
+// attributes, which enable AVX-VNNI rather than AVX512-VNNI, _mm256_dpbusd_epi32 is the VEX form, which Zen 4 lacks
+// (SIGILL). The broadcast makes it EVEX. No target attribute: asm needs none, and the 256-bit callers lack
+// avx512vnni (an always-inline callee may not have more target options than its caller).
+template <class V>
+HWY_INLINE V DotBroadcast(V acc, V u, const int8_t* q) {
+  static_assert(sizeof(V) == 64 || sizeof(V) == 32);
+  if constexpr (sizeof(V) == 64) {
+    asm("vpdpbusd %[q]%{1to16%}, %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [q] "m"(*reinterpret_cast<const int32_t*>(q)));
+  } else {
+    asm("vpdpbusd %[q]%{1to8%}, %[u], %[acc]" : [acc] "+v"(acc) : [u] "v"(u), [q] "m"(*reinterpret_cast<const int32_t*>(q)));
+  }
   return acc;
 }
 

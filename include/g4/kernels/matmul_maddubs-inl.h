@@ -2,7 +2,7 @@
 // Haswell to Raptor Lake clients, Skylake-SP and Cascade Lake servers, which Highway 1.0.3 runs as AVX3), with
 // vpmaddubsw where that has vpdpbusd, in 256-bit vectors. AVX3_DL also takes it for one token, where it streams
 // at least as fast as the VNNI kernel (see MatMulWeights), with 256-bit vpdpbusd for Q4_0, Q4_K and Q6_K
-// (DotSmallLevels). It reads the row-group copy (TensorView::row_groups,
+// (DotLevels). It reads the row-group copy (TensorView::row_groups,
 // core/row_groups.hpp) only: without one, matmul_int8-inl.h's unpacked-row kernel runs.
 //
 // A 16-row group is two halves of 8 rows, one int32 lane of a 256-bit vector per row; the row-group layout holds
@@ -12,7 +12,7 @@
 // below 32768 (activation quants are within +-127):
 //   Q4_0, Q4_K (levels <= 15): a whole block, 8 vpmaddubsw (<= 8 * 2 * 15 * 127 = 30480), then one vpmaddwd
 //     by ones widens the pairs into the row's int32 lane;
-//   Q6_K (levels <= 63): two at a time (<= 32004), then vpmaddwd;
+//   Q6_K (levels <= 63): two at a time (<= 32004), then vpmaddwd (DotLevels);
 //   Q8_0 (levels up to 255 as q + 128): ggml's sign trick instead, |q| times sign(q) * x (<= 2 * 128 * 127 =
 //     32512), vpmaddwd after each; no level offset, so no bias.
 // What bounds it: the integer multiplies. Per token and 8-row block Q4_0 and Q4_K take 9 (8 vpmaddubsw + 1
@@ -72,12 +72,14 @@ HWY_INLINE __m256i Broadcast4(const int8_t* q) {
   return _mm256_set1_epi32(v);
 }
 
-// Per lane: sum over i < kN of u[i] (levels <= 15) . q[4 i .. 4 i + 3], kN <= 8, exact in int32. On AVX3_DL,
-// vpdpbusd in two chains: a third of the multiply work of vpmaddubsw, vpaddw and vpmaddwd, which is what bounds one
-// token where the memory is fast (Zen 4, 2 threads, [15360 x 3840], one token, medians with the host's bandwidth at
-// ~60 GB/s: Q4_0 79 -> 87% of it, Q4_K 71 -> 74%, Q6_K 81 -> 86%; unchanged at ~36).
-template <size_t kN>
-HWY_INLINE __m256i DotSmallLevels(const __m256i* u, const int8_t* q) {
+// Per lane: sum over i < kN of u[i] . q[4 i .. 4 i + 3] for levels u <= kMaxLevel, exact in int32. vpmaddubsw
+// adds its pairs of products in saturating int16, so kPerInt16 of them are summed in int16 before one vpmaddwd
+// widens them (see the top of the file): 8 for 4-bit levels, 2 for Q6_K's 6-bit ones. On AVX3_DL, vpdpbusd sums
+// in int32, in two chains: a third of the multiply work of vpmaddubsw, vpaddw and vpmaddwd, which is what bounds
+// one token where the memory is fast (Zen 4, 2 threads, [15360 x 3840], one token, medians with the host's
+// bandwidth at ~60 GB/s: Q4_0 79 -> 87% of it, Q4_K 71 -> 74%, Q6_K 81 -> 86%; unchanged at ~36).
+template <size_t kN, int kMaxLevel>
+HWY_INLINE __m256i DotLevels(const __m256i* u, const int8_t* q) {
 #if HWY_TARGET == HWY_AVX3_DL
   __m256i even = DotBroadcast(_mm256_setzero_si256(), u[0], q), odd = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -87,10 +89,19 @@ HWY_INLINE __m256i DotSmallLevels(const __m256i* u, const int8_t* q) {
   }
   return kN == 1 ? even : _mm256_add_epi32(even, odd);
 #else
-  __m256i s = _mm256_maddubs_epi16(u[0], Broadcast4(q));
+  constexpr size_t kPerInt16 = 32767 / (2 * kMaxLevel * 127);
+  static_assert(kPerInt16 >= 1);
+  __m256i total = _mm256_setzero_si256();
 #pragma GCC unroll 8
-  for (size_t i = 1; i < kN; ++i) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(u[i], Broadcast4(q + 4 * i)));
-  return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+  for (size_t i0 = 0; i0 < kN; i0 += kPerInt16) {
+    __m256i s = _mm256_maddubs_epi16(u[i0], Broadcast4(q + 4 * i0));
+#pragma GCC unroll 8
+    for (size_t i = i0 + 1; i < std::min(kN, i0 + kPerInt16); ++i)
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(u[i], Broadcast4(q + 4 * i)));
+    const __m256i wide = _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+    total = _mm256_add_epi32(total, wide);
+  }
+  return total;
 #endif
 }
 
@@ -129,7 +140,7 @@ struct MaddubsQ4_0 : MaddubsOneScale<BlockQ4_0> {
     return l;
   }
   static HWY_INLINE __m256 Term(const Header& h, size_t, const Levels& l, const int8_t* q, const int32_t* bias) {
-    const __m256i sum = _mm256_add_epi32(DotSmallLevels<8>(l.u, q), _mm256_set1_epi32(bias[0] + bias[1]));
+    const __m256i sum = _mm256_add_epi32(DotLevels<8, 15>(l.u, q), _mm256_set1_epi32(bias[0] + bias[1]));
     return _mm256_mul_ps(_mm256_cvtepi32_ps(sum), h.d);
   }
 };
@@ -219,7 +230,7 @@ struct MaddubsQ4_K {
     return l;
   }
   static HWY_INLINE __m256 Term(const Header& h, size_t k, const Levels& l, const int8_t* q, const int32_t*) {
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(DotSmallLevels<8>(l.u, q)), h.scale[k]);
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(DotLevels<8, 15>(l.u, q)), h.scale[k]);
   }
   static HWY_INLINE __m256 Min(const Header& h, size_t k) { return h.min[k]; }
 };
@@ -270,9 +281,7 @@ struct MaddubsQ6_K {
     __m256i sum[2];  // values 0..15 and 16..31, each with its scale and bias
 #pragma GCC unroll 2
     for (size_t s = 0; s < 2; ++s)
-      sum[s] = _mm256_add_epi32(_mm256_add_epi32(DotSmallLevels<2>(l.u + 4 * s, q + 16 * s),
-                                                 DotSmallLevels<2>(l.u + 4 * s + 2, q + 16 * s + 8)),
-                                _mm256_set1_epi32(bias[s]));
+      sum[s] = _mm256_add_epi32(DotLevels<4, 63>(l.u + 4 * s, q + 16 * s), _mm256_set1_epi32(bias[s]));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[0]), h.scale[2 * k],
                            _mm256_mul_ps(_mm256_cvtepi32_ps(sum[1]), h.scale[2 * k + 1]));
   }

@@ -319,6 +319,21 @@ TEST_CASE("matmul: fused kernels with gathered and with scalar scale loads") {
   ForceTarget("");
 }
 
+// One token from row groups prefetches the next group in software or leaves it to the hardware, chosen by CPU
+// family (OneTokenPrefetch::kAuto); both ways must give the same results on every machine and target.
+TEST_CASE("matmul: one token from row groups with software and with hardware prefetch, every target") {
+  ThreadPool pool(2);
+  ForEachTarget([&](const std::string&) {
+    for (OneTokenPrefetch how : {OneTokenPrefetch::kSoftware, OneTokenPrefetch::kHardware}) {
+      INFO("prefetch " << (how == OneTokenPrefetch::kSoftware ? "software" : "hardware"));
+      SetOneTokenPrefetch(how);
+      for (Type type : {Type::Q8_0, Type::Q4_0, Type::Q4_K, Type::Q6_K})
+        for (int64_t n_out : {5, 67}) CheckMatMul(type, n_out, 2 * static_cast<int64_t>(GetTypeInfo(type).block_elems), 1, pool, true);
+    }
+  });
+  SetOneTokenPrefetch(OneTokenPrefetch::kAuto);
+}
+
 TEST_CASE("matmul: f32 GEMM agrees with Eigen, single and multi-threaded") {
   const int64_t n_out = 130, n_in = 257;
   const size_t n_tok = 33;

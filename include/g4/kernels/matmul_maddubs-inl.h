@@ -41,6 +41,7 @@
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
 #include "g4/kernels/matmul_vnni_decode-inl.h"  // DotBroadcast
+#include "g4/kernels/ops.hpp"  // OneTokenPrefetchInSoftware
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #include <immintrin.h>
@@ -110,8 +111,9 @@ HWY_INLINE __m256i DotLevels(const __m256i* u, const int8_t* q) {
 //   Levels Load(g, off, k): block k's levels (lane j: row j), u[i] meeting activation quants 4i..4i+3;
 //   Term(h, k, levels, q, bias): per row, the block's sum of w * q / dx (everything but the activation scale);
 //   Min(h, k) (kHasMin): dmin * m of block k, per row;
-//   kPrefetchNext: whether the next group's super-block is prefetched into L2 while this one is computed;
-//   kOneTokenInRegisters: whether one token keeps its accumulators in registers, without those prefetches.
+//   kPrefetchNext: whether the next group's super-block is prefetched into L2 while this one is computed (for one
+//     token only where OneTokenPrefetchInSoftware());
+//   kOneTokenInRegisters: whether one token keeps its accumulators in registers.
 
 // Q4_0 and Q8_0: super-blocks of one block, with one f16 scale d per row.
 template <class BlockT>
@@ -149,6 +151,7 @@ struct MaddubsQ8_0 : MaddubsOneScale<BlockQ8_0> {
   // Its 544-byte group blocks stream in order without the next group's prefetches, which cost it: Zen 4, 2
   // threads, one token, [15360 x 3840], alternated call by call, medians of 150: 4-15% faster in 9 runs at a ~36
   // GB/s probe, -9% to +8% at ~60. Without them Q6_K fell to 37% and Q4_K lost 5%, and Q4_0 lost 10-16% at ~60.
+  // Zen 5 streams it at 100-102% of the probe without them too.
   static constexpr bool kPrefetchNext = false;
   struct Levels {
     __m256i magnitude[8];  // |q|: -128 becomes 0x80, which vpmaddubsw reads as 128
@@ -291,9 +294,9 @@ struct MaddubsQ6_K {
 // One group of 16 rows times the nt tokens of a pass (nt <= kPrefillTokens; kTok: nt fixed at compile time, 0
 // where it is not); y[t * y_stride + j] for rows j < n_rows. The accumulators of a pass live in L1 (their loads and
 // stores take ports the vector ALUs leave idle), those of one token in registers. While a super-block of a pass is
-// computed, the same super-block of the next group is prefetched into L2 (kPrefetchNext), spread over its blocks
+// computed, the same super-block of the next group is prefetched into L2 (kPrefetch), spread over its blocks
 // (see ForEachBlock in matmul_vnni_decode-inl.h).
-template <class Dec, size_t kTok>
+template <class Dec, size_t kTok, bool kPrefetch>
 HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next, const ActivationTile& a, size_t n_in,
                                   size_t n_tok, float* y, size_t y_stride, size_t n_rows) {
   const size_t nt = kTok ? kTok : n_tok;
@@ -316,7 +319,7 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next,
       // (Q6_K, one token: 40-64% of the probe's bandwidth).
       auto block = [&](auto k) HWY_ATTR {
         const size_t step = h * Dec::kBlocks + k;
-        if constexpr (Dec::kPrefetchNext && kTok != 1) {
+        if constexpr (kPrefetch) {
           const size_t first = (step * kLines + kSteps - 1) / kSteps, last = ((step + 1) * kLines + kSteps - 1) / kSteps;
           for (size_t line = first; line < last; ++line)
             _mm_prefetch(reinterpret_cast<const char*>(next + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
@@ -347,15 +350,17 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next,
 template <class Dec>
 void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_out = static_cast<size_t>(w.rows());
+  const bool one_token_prefetch = OneTokenPrefetchInSoftware();
   ForEachGroupPass(a, n_tok, r_begin, r_end, [&](const ActivationTile& tile, size_t t0, size_t nt, size_t r0,
                                                  size_t n_rows, size_t r_next) {
     // One token (decode) with its accumulators in registers (kOneTokenInRegisters): in memory, each block's FMA
     // waited on the store of the one before (Zen 4, one core, [512 x 3840] in L2, GB/s: Q4_0 27.4 -> 45.1, Q4_K
-    // 24.6 -> 33.8, Q8_0 46.9 -> 54.1). From DRAM it streams faster without the next group's prefetches, which the
-    // hardware prefetcher then does (2 threads, [15360 x 3840], medians of ~70 / ~15 samples at the host's ~36 /
-    // ~60 GB/s, % of the probe: Q4_0 97 / 82 -> 99 / 87, Q4_K 91 / 73 -> 96 / 83, Q8_0 100 / 94 -> 101 / 99;
-    // with the prefetches Q4_0 91 / 77, Q4_K 90 / 84).
-    const auto dot = nt == 1 && Dec::kOneTokenInRegisters ? &MaddubsGroupDot<Dec, 1> : &MaddubsGroupDot<Dec, 0>;
+    // 24.6 -> 33.8, Q8_0 46.9 -> 54.1; from DRAM, 2 threads, [15360 x 3840], medians at the host's ~36 / ~60
+    // GB/s, % of the probe: Q4_0 97 / 82 -> 99 / 87, Q4_K 91 / 73 -> 96 / 83, Q8_0 100 / 94 -> 101 / 99), and
+    // the next group's prefetches only where the hardware prefetcher does not keep up (OneTokenPrefetch).
+    const auto dot = nt != 1 || !Dec::kOneTokenInRegisters ? &MaddubsGroupDot<Dec, 0, Dec::kPrefetchNext>
+                     : one_token_prefetch                  ? &MaddubsGroupDot<Dec, 1, Dec::kPrefetchNext>
+                                                           : &MaddubsGroupDot<Dec, 1, false>;
     dot(w.row_groups + r0 * w.row_bytes(), w.row_groups + r_next * w.row_bytes(), tile, a.n_in, nt,
         y + t0 * n_out + r0, n_out, n_rows);
   });

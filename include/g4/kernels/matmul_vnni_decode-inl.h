@@ -515,15 +515,6 @@ inline bool VnniKernelsUsable() {
 #endif
 }
 
-// The vendor string of cpuid leaf 0 is "AuthenticAMD".
-inline bool CpuIsAmd() {
-  static const bool amd = [] {
-    unsigned eax, ebx, ecx, edx;
-    return __get_cpuid(0, &eax, &ebx, &ecx, &edx) && ebx == 0x68747541 && edx == 0x69746E65 && ecx == 0x444D4163;
-  }();
-  return amd;
-}
-
 inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin,
                             size_t r_end) {
 #if HWY_TARGET == HWY_AVX3  // reads row groups only (see MatMulWeights): nothing else is compiled for it
@@ -532,7 +523,7 @@ inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_
   const ScaleLoads how = detail::scale_loads.load(std::memory_order_relaxed);
   if (w.row_groups) {
     MatMulFusedRowsWith<false, true>(w, a, n_tok, y, r_begin, r_end);
-  } else if (how == ScaleLoads::kGather || (how == ScaleLoads::kAuto && !CpuIsAmd())) {
+  } else if (how == ScaleLoads::kGather || (how == ScaleLoads::kAuto && AmdCpuFamily() == 0)) {
     MatMulFusedRowsWith<true, false>(w, a, n_tok, y, r_begin, r_end);
   } else {
     MatMulFusedRowsWith<false, false>(w, a, n_tok, y, r_begin, r_end);

@@ -113,6 +113,23 @@ inline bool AmxGranted() {
 #endif
 }
 
+// The CPU family (base plus extended, CPUID leaf 1) where the vendor is AMD ("AuthenticAMD"), else 0: 0x19 is Zen 3
+// and Zen 4, 0x1A Zen 5.
+inline unsigned AmdCpuFamily() {
+#if defined(__x86_64__)
+  static const unsigned family = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541 || d != 0x69746E65 || c != 0x444D4163) return 0u;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0u;
+    const unsigned base = (a >> 8) & 0xF;
+    return base == 0xF ? base + ((a >> 20) & 0xFF) : base;
+  }();
+  return family;
+#else
+  return 0;
+#endif
+}
+
 // Whether the AVX3_DL quantized matmuls take AMX tiles for 16 tokens or more: the CPU has them, the kernel grants
 // them, and AllowAmx has not turned them off. AMX reads the original matrices, not their row-group copies.
 inline bool AmxUsable() { return detail::amx_allowed.load(std::memory_order_relaxed) && AmxGranted(); }
@@ -126,5 +143,21 @@ namespace detail {
 inline std::atomic<ScaleLoads> scale_loads{ScaleLoads::kAuto};
 }
 inline void SetScaleLoads(ScaleLoads how) { detail::scale_loads.store(how, std::memory_order_relaxed); }
+
+// How one token's quantized matmul from row groups (decode; matmul_maddubs-inl.h) gets the next group's bytes
+// into L2: prefetched in software while the group before is computed, as more tokens always do, or left to the
+// hardware prefetcher. kAuto leaves them to the hardware on AMD family 0x19, whose prefetcher follows the stream
+// (Zen 4, 2 threads, [15360 x 3840], % of the probe at its ~36 / ~60 GB/s: Q4_0 99 / 87 against 91 / 77 with the
+// prefetches, Q4_K 96 / 83 against 90 / 84), and prefetches elsewhere (Zen 5 at ~48 / ~64 GB/s: Q4_K 48 / 38
+// without them, 100 / 98 with them; Q4_0 98 / 99 against 102 / 111). Tests force each in turn.
+enum class OneTokenPrefetch { kAuto, kSoftware, kHardware };
+namespace detail {
+inline std::atomic<OneTokenPrefetch> one_token_prefetch{OneTokenPrefetch::kAuto};
+}
+inline void SetOneTokenPrefetch(OneTokenPrefetch how) { detail::one_token_prefetch.store(how, std::memory_order_relaxed); }
+inline bool OneTokenPrefetchInSoftware() {
+  const OneTokenPrefetch how = detail::one_token_prefetch.load(std::memory_order_relaxed);
+  return how == OneTokenPrefetch::kSoftware || (how == OneTokenPrefetch::kAuto && AmdCpuFamily() != 0x19);
+}
 
 }  // namespace g4

@@ -191,7 +191,10 @@ HWY_INLINE float DotRow(const std::byte* row, const float* x, size_t n_in) {
 // to 512 bytes; a copy with 16 rows interleaved per 16 columns reached 94-96%, but a copy is the model's size
 // again, and its tiles for 4 tokens streamed 40-75%, so float weights stay in place). Wider rows than
 // kOneRowMaxCols (16 KiB of activations) read them from L2 for every row, 2 bytes per byte of BF16 weights, which
-// cost more than the tile's streams: [3840 x 15360] and [3840 x 8192], BF16 and F16, 63-67% against 91-97%.
+// cost more than the tile's streams: [3840 x 15360] and [3840 x 8192], BF16 and F16, 63-67% against 91-97%. F32
+// weights, one byte of activations per byte, read row after row at any width (Zen 5, 2 threads, [3840 x 15360] and
+// [3840 x 8192], alternated call by call, medians of ~60: 1.28x and 1.30x the tile's GB/s; BF16 there 0.82x and
+// 1.01x).
 inline constexpr size_t kOneRowMaxCols = 4096;
 // AVX-512 targets only: on AVX2 (the same VM forced to it, [15360 x 3840]) rows one after another streamed as the
 // tile did at a ~36 GB/s probe (96-98% both) but BF16 / F16 76-77% against the tile's 91-94% at ~60.
@@ -205,7 +208,7 @@ template <class Row>
 void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
   if constexpr (kOneTokenRowByRow) {  // DotRow is not even instantiated elsewhere
-    if (n_tok == 1 && n_in <= kOneRowMaxCols) {
+    if (n_tok == 1 && (n_in <= kOneRowMaxCols || Row::kBytes == sizeof(float))) {
       const size_t row_bytes = w.row_bytes();
       const std::byte* row = w.row(static_cast<int64_t>(r_begin));
       for (size_t r = r_begin; r < r_end; ++r, row += row_bytes) y[r] = DotRow<Row>(row, x, n_in);

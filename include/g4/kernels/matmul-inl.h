@@ -79,12 +79,24 @@ struct F16Row {
 
 inline constexpr size_t kTileRows = 4, kTileTokens = 4;
 
+// One token reads rows one after another (MatMulFloatRows) on AVX-512 targets only: on AVX2 (Zen 4 forced to it,
+// [15360 x 3840]) they streamed as the tile did at a ~36 GB/s probe (96-98% both) but BF16 / F16 76-77% against
+// the tile's 91-94% at ~60.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+inline constexpr bool kOneTokenRowByRow = true;
+#else
+inline constexpr bool kOneTokenRowByRow = false;
+#endif
+
 // y[t * y_stride + r] = dot(row r, x[t]) for r < n_rows (rows[] always holds kTileRows valid pointers; the
 // extra ones repeat a real row and are not stored), t < kTok. x: [kTok, n_in].
 // next[]: the rows of the tile that follows (rows itself for the last one). Column i of each next row is
 // prefetched into L2 as column i of rows is read: one tile ahead, in the order the next tile will read them.
 // That gives BF16 decode 27.7 -> 29.8 and F16 28.5 -> 29.8 GB/s (2 threads, huge pages; a fixed 2 KB ahead in
-// each row before); F32 rows stream as fast either way.
+// each row before); F32 rows stream as fast either way. Not for one token on AVX-512, where the tile only reads
+// BF16 and F16 rows wider than kOneRowMaxCols: there the hardware prefetcher follows its 4 streams better (Zen 5,
+// 2 threads, [3840 x 15360] / [3840 x 8192], alternated call by call, medians of ~55: BF16 1.16x / 1.08x, F16
+// 1.17x / 1.12x the prefetching tile's GB/s).
 template <class Row, size_t kTok>
 HWY_INLINE void DotTile(const std::byte* const* rows, const std::byte* const* next, size_t n_rows, const float* x,
                         size_t n_in, float* y, size_t y_stride) {
@@ -102,7 +114,7 @@ HWY_INLINE void DotTile(const std::byte* const* rows, const std::byte* const* ne
     for (size_t t = 0; t < kTok; ++t) xv[t] = hn::LoadU(d, x + t * n_in + i);
     #pragma GCC unroll 16
     for (size_t r = 0; r < kTileRows; ++r) {
-      __builtin_prefetch(next[r] + i * Row::kBytes, 0, 2);
+      if constexpr (!kOneTokenRowByRow || kTok > 1) __builtin_prefetch(next[r] + i * Row::kBytes, 0, 2);
       const VF wv = Row::Load(d, rows[r], i);
       #pragma GCC unroll 16
       for (size_t t = 0; t < kTok; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
@@ -196,13 +208,6 @@ HWY_INLINE float DotRow(const std::byte* row, const float* x, size_t n_in) {
 // [3840 x 8192], alternated call by call, medians of ~60: 1.28x and 1.30x the tile's GB/s; BF16 there 0.82x and
 // 1.01x).
 inline constexpr size_t kOneRowMaxCols = 4096;
-// AVX-512 targets only: on AVX2 (the same VM forced to it, [15360 x 3840]) rows one after another streamed as the
-// tile did at a ~36 GB/s probe (96-98% both) but BF16 / F16 76-77% against the tile's 91-94% at ~60.
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-inline constexpr bool kOneTokenRowByRow = true;
-#else
-inline constexpr bool kOneTokenRowByRow = false;
-#endif
 
 template <class Row>
 void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {

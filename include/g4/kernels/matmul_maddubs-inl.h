@@ -111,15 +111,15 @@ HWY_INLINE __m256i DotLevels(const __m256i* u, const int8_t* q) {
 //   Levels Load(g, off, k): block k's levels (lane j: row j), u[i] meeting activation quants 4i..4i+3;
 //   Term(h, k, levels, q, bias): per row, the block's sum of w * q / dx (everything but the activation scale);
 //   Min(h, k) (kHasMin): dmin * m of block k, per row;
-//   kPrefetchNext: whether the next group's super-block is prefetched into L2 while this one is computed (for one
-//     token only where OneTokenPrefetchInSoftware());
+//   kPrefetchAhead: whether the bytes kPrefetchDistance ahead of the stream are prefetched into L2 while a
+//     super-block is computed (for one token only where OneTokenPrefetchInSoftware());
 //   kOneTokenInRegisters: whether one token keeps its accumulators in registers.
 
 // Q4_0 and Q8_0: super-blocks of one block, with one f16 scale d per row.
 template <class BlockT>
 struct MaddubsOneScale {
   static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockT);
-  static constexpr bool kHasMin = false, kPrefetchNext = true, kOneTokenInRegisters = true;
+  static constexpr bool kHasMin = false, kPrefetchAhead = true, kOneTokenInRegisters = true;
   struct Header {
     __m256 d;
   };
@@ -148,11 +148,11 @@ struct MaddubsQ4_0 : MaddubsOneScale<BlockQ4_0> {
 };
 
 struct MaddubsQ8_0 : MaddubsOneScale<BlockQ8_0> {
-  // Its 544-byte group blocks stream in order without the next group's prefetches, which cost it: Zen 4, 2
+  // Its 544-byte group blocks stream in order without prefetches, which cost it (then of the next group): Zen 4, 2
   // threads, one token, [15360 x 3840], alternated call by call, medians of 150: 4-15% faster in 9 runs at a ~36
   // GB/s probe, -9% to +8% at ~60. Without them Q6_K fell to 37% and Q4_K lost 5%, and Q4_0 lost 10-16% at ~60.
   // Zen 5 streams it at 100-102% of the probe without them too.
-  static constexpr bool kPrefetchNext = false;
+  static constexpr bool kPrefetchAhead = false;
   struct Levels {
     __m256i magnitude[8];  // |q|: -128 becomes 0x80, which vpmaddubsw reads as 128
     HalfGroup g;           // the signed q, read again per token (an operand from L1): no registers left for them
@@ -185,7 +185,7 @@ HWY_INLINE __m256 LaneByte(__m256i v, size_t i) {
 
 struct MaddubsQ4_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kHasMin = true, kPrefetchNext = true, kOneTokenInRegisters = true;
+  static constexpr bool kHasMin = true, kPrefetchAhead = true, kOneTokenInRegisters = true;
   struct Header {
     __m256 scale[8], min[8];  // d * sc and dmin * m of each block
   };
@@ -242,7 +242,7 @@ struct MaddubsQ6_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ6_K);
   // One token in registers streamed slower (Zen 4, 2 threads, [15360 x 3840], medians: 89 -> 84% of the probe at
   // ~36 GB/s, 89 -> 67% at ~60), and without the prefetches 19-32%: the hardware prefetcher does not follow Q6_K.
-  static constexpr bool kHasMin = false, kPrefetchNext = true, kOneTokenInRegisters = false;
+  static constexpr bool kHasMin = false, kPrefetchAhead = true, kOneTokenInRegisters = false;
   struct Header {
     __m256 scale[16];  // d * sc, one per 16 values
   };
@@ -294,11 +294,19 @@ struct MaddubsQ6_K {
 // One group of 16 rows times the nt tokens of a pass (nt <= kPrefillTokens; kTok: nt fixed at compile time, 0
 // where it is not); y[t * y_stride + j] for rows j < n_rows. The accumulators of a pass live in L1 (their loads and
 // stores take ports the vector ALUs leave idle), those of one token in registers. While a super-block of a pass is
-// computed, the same super-block of the next group is prefetched into L2 (kPrefetch), spread over its blocks
-// (see ForEachBlock in matmul_vnni_decode-inl.h).
+// computed, a super-block's bytes kPrefetchDistance further on in the row groups (which store group after group
+// contiguously) are prefetched into L2 (kPrefetch), spread over its blocks (see ForEachBlock in
+// matmul_vnni_decode-inl.h). The distance, not the next group's same super-block as before: that was 50-200 KB
+// ahead (a group of [.. x 3840] or [.. x 15360]) and streamed slower (Zen 5, 2 threads, one token, alternated
+// call by call, medians of 150-200, % of the probe at ~47 GB/s, next group -> 8 / 16 / 32 KiB ahead: Q6_K
+// [3840 x 15360] 94.5 -> 102.8 / 102.0 / 96.4, [15360 x 3840] 95.0 -> 102.0 / 101.0 / 95.5; Q4_K 98.3 -> 104.3 /
+// 100.3 / 98.1 and 99.1 -> 105.2 / 101.6 / 98.2; at ~65 GB/s, next group -> 4 / 16 KiB, medians of 67-148: Q6_K
+// [3840 x 15360] 58.9 -> 75.7 / 87.3, Q4_K 105.1 -> 100.2 / 114.4). The faster memory wants the longer distance.
+inline constexpr size_t kPrefetchDistance = 16 * 1024;
+
 template <class Dec, size_t kTok, bool kPrefetch>
-HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next, const ActivationTile& a, size_t n_in,
-                                  size_t n_tok, float* y, size_t y_stride, size_t n_rows) {
+HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const ActivationTile& a, size_t n_in, size_t n_tok, float* y,
+                                  size_t y_stride, size_t n_rows) {
   const size_t nt = kTok ? kTok : n_tok;
   __m256 acc[2][kTok ? kTok : kPrefillTokens];
   for (size_t h = 0; h < 2; ++h)
@@ -322,7 +330,7 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const std::byte* next,
         if constexpr (kPrefetch) {
           const size_t first = (step * kLines + kSteps - 1) / kSteps, last = ((step + 1) * kLines + kSteps - 1) / kSteps;
           for (size_t line = first; line < last; ++line)
-            _mm_prefetch(reinterpret_cast<const char*>(next + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
+            _mm_prefetch(reinterpret_cast<const char*>(group + kPrefetchDistance + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
         }
         const typename Dec::Levels levels = Dec::Load(g, off, k);
         const size_t b = sb * Dec::kBlocks + k;
@@ -352,17 +360,16 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
   const size_t n_out = static_cast<size_t>(w.rows());
   const bool one_token_prefetch = OneTokenPrefetchInSoftware();
   ForEachGroupPass(a, n_tok, r_begin, r_end, [&](const ActivationTile& tile, size_t t0, size_t nt, size_t r0,
-                                                 size_t n_rows, size_t r_next) {
+                                                 size_t n_rows, size_t /*r_next*/) {
     // One token (decode) with its accumulators in registers (kOneTokenInRegisters): in memory, each block's FMA
     // waited on the store of the one before (Zen 4, one core, [512 x 3840] in L2, GB/s: Q4_0 27.4 -> 45.1, Q4_K
     // 24.6 -> 33.8, Q8_0 46.9 -> 54.1; from DRAM, 2 threads, [15360 x 3840], medians at the host's ~36 / ~60
     // GB/s, % of the probe: Q4_0 97 / 82 -> 99 / 87, Q4_K 91 / 73 -> 96 / 83, Q8_0 100 / 94 -> 101 / 99), and
-    // the next group's prefetches only where the hardware prefetcher does not keep up (OneTokenPrefetch).
-    const auto dot = nt != 1 || !Dec::kOneTokenInRegisters ? &MaddubsGroupDot<Dec, 0, Dec::kPrefetchNext>
-                     : one_token_prefetch                  ? &MaddubsGroupDot<Dec, 1, Dec::kPrefetchNext>
+    // software prefetches only where the hardware prefetcher does not keep up (OneTokenPrefetch).
+    const auto dot = nt != 1 || !Dec::kOneTokenInRegisters ? &MaddubsGroupDot<Dec, 0, Dec::kPrefetchAhead>
+                     : one_token_prefetch                  ? &MaddubsGroupDot<Dec, 1, Dec::kPrefetchAhead>
                                                            : &MaddubsGroupDot<Dec, 1, false>;
-    dot(w.row_groups + r0 * w.row_bytes(), w.row_groups + r_next * w.row_bytes(), tile, a.n_in, nt,
-        y + t0 * n_out + r0, n_out, n_rows);
+    dot(w.row_groups + r0 * w.row_bytes(), tile, a.n_in, nt, y + t0 * n_out + r0, n_out, n_rows);
   });
 }
 

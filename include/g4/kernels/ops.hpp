@@ -144,12 +144,13 @@ inline std::atomic<ScaleLoads> scale_loads{ScaleLoads::kAuto};
 }
 inline void SetScaleLoads(ScaleLoads how) { detail::scale_loads.store(how, std::memory_order_relaxed); }
 
-// How one token's quantized matmul from row groups (decode; matmul_maddubs-inl.h) gets the next group's bytes
-// into L2: prefetched in software while the group before is computed, as more tokens always do, or left to the
-// hardware prefetcher. kAuto leaves them to the hardware on AMD family 0x19, whose prefetcher follows the stream
-// (Zen 4, 2 threads, [15360 x 3840], % of the probe at its ~36 / ~60 GB/s: Q4_0 99 / 87 against 91 / 77 with the
-// prefetches, Q4_K 96 / 83 against 90 / 84), and prefetches elsewhere (Zen 5 at ~48 / ~64 GB/s: Q4_K 48 / 38
-// without them, 100 / 98 with them; Q4_0 98 / 99 against 102 / 111). Tests force each in turn.
+// How one token's quantized matmul from row groups (decode; matmul_maddubs-inl.h) gets the bytes ahead of its
+// stream into L2: prefetched in software a fixed distance ahead, as more tokens always do, or left to the hardware
+// prefetcher. kAuto leaves them to the hardware on AMD family 0x19, whose prefetcher follows the stream
+// (Zen 4, 2 threads, [15360 x 3840], % of the probe at its ~36 / ~60 GB/s: Q4_0 99 / 87 against 91 / 77 with
+// prefetches of the next group, Q4_K 96 / 83 against 90 / 84), and prefetches elsewhere (Zen 5 at ~48 / ~64 GB/s:
+// Q4_K 48 / 38 without them, 100 / 98 with the next group's; Q4_0 98 / 99 against 102 / 111). Tests force each in
+// turn.
 enum class OneTokenPrefetch { kAuto, kSoftware, kHardware };
 namespace detail {
 inline std::atomic<OneTokenPrefetch> one_token_prefetch{OneTokenPrefetch::kAuto};

@@ -111,7 +111,7 @@ HWY_INLINE __m256i DotLevels(const __m256i* u, const int8_t* q) {
 //   Levels Load(g, off, k): block k's levels (lane j: row j), u[i] meeting activation quants 4i..4i+3;
 //   Term(h, k, levels, q, bias): per row, the block's sum of w * q / dx (everything but the activation scale);
 //   Min(h, k) (kHasMin): dmin * m of block k, per row;
-//   kPrefetchAhead: whether the bytes kPrefetchDistance ahead of the stream are prefetched into L2 while a
+//   kPrefetchAhead: whether the bytes kRowGroupPrefetchDistance ahead of the stream are prefetched into L2 while a
 //     super-block is computed (for one token only where OneTokenPrefetchInSoftware());
 //   kOneTokenInRegisters: whether one token keeps its accumulators in registers.
 
@@ -294,16 +294,9 @@ struct MaddubsQ6_K {
 // One group of 16 rows times the nt tokens of a pass (nt <= kPrefillTokens; kTok: nt fixed at compile time, 0
 // where it is not); y[t * y_stride + j] for rows j < n_rows. The accumulators of a pass live in L1 (their loads and
 // stores take ports the vector ALUs leave idle), those of one token in registers. While a super-block of a pass is
-// computed, a super-block's bytes kPrefetchDistance further on in the row groups (which store group after group
-// contiguously) are prefetched into L2 (kPrefetch), spread over its blocks (see ForEachBlock in
-// matmul_vnni_decode-inl.h). The distance, not the next group's same super-block as before: that was 50-200 KB
-// ahead (a group of [.. x 3840] or [.. x 15360]) and streamed slower (Zen 5, 2 threads, one token, alternated
-// call by call, medians of 150-200, % of the probe at ~47 GB/s, next group -> 8 / 16 / 32 KiB ahead: Q6_K
-// [3840 x 15360] 94.5 -> 102.8 / 102.0 / 96.4, [15360 x 3840] 95.0 -> 102.0 / 101.0 / 95.5; Q4_K 98.3 -> 104.3 /
-// 100.3 / 98.1 and 99.1 -> 105.2 / 101.6 / 98.2; at ~65 GB/s, next group -> 4 / 16 KiB, medians of 67-148: Q6_K
-// [3840 x 15360] 58.9 -> 75.7 / 87.3, Q4_K 105.1 -> 100.2 / 114.4). The faster memory wants the longer distance.
-inline constexpr size_t kPrefetchDistance = 16 * 1024;
-
+// computed, a super-block's bytes kRowGroupPrefetchDistance further on in the row groups (which store group after
+// group contiguously) are prefetched into L2 (kPrefetch), spread over its blocks (see ForEachBlock in
+// matmul_vnni_decode-inl.h).
 template <class Dec, size_t kTok, bool kPrefetch>
 HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const ActivationTile& a, size_t n_in, size_t n_tok, float* y,
                                   size_t y_stride, size_t n_rows) {
@@ -330,7 +323,8 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const ActivationTile& 
         if constexpr (kPrefetch) {
           const size_t first = (step * kLines + kSteps - 1) / kSteps, last = ((step + 1) * kLines + kSteps - 1) / kSteps;
           for (size_t line = first; line < last; ++line)
-            _mm_prefetch(reinterpret_cast<const char*>(group + kPrefetchDistance + kGroupBytes * sb + 64 * line), _MM_HINT_T1);
+            _mm_prefetch(reinterpret_cast<const char*>(group + kRowGroupPrefetchDistance + kGroupBytes * sb + 64 * line),
+                         _MM_HINT_T1);
         }
         const typename Dec::Levels levels = Dec::Load(g, off, k);
         const size_t b = sb * Dec::kBlocks + k;

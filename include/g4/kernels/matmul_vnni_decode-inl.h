@@ -376,7 +376,8 @@ G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, 
 // left its last rows' first blocks arriving just as they were needed; consumption order streams 15-25% more
 // bytes per second at 1 to 5 tokens (Q4_0 22.5 -> 26.1 GB/s, Q8_0 24.3 -> 29.3, Q4_K 20.5 -> 23.9, Q6_K 18.9 ->
 // 23.5 at one token, 2 threads, huge pages). Redundant prefetches (16 per super-block where Q4_0 starts ~4.5 new
-// lines) cost only load-port slots, which the kernel leaves idle.
+// lines) cost only load-port slots, which the kernel leaves idle. From row groups, one contiguous stream, the
+// prefetches run kRowGroupPrefetchDistance ahead of it instead (`next` is then unused).
 template <class Dec, class Body>
 G4_VNNI HWY_INLINE void ForEachBlock(const RowGroup& g, const RowGroup& next, size_t n_in, const Body& body) {
   const size_t n_super = n_in / (32 * Dec::kBlocks);
@@ -395,7 +396,8 @@ G4_VNNI HWY_INLINE void ForEachBlock(const RowGroup& g, const RowGroup& next, si
         // super-block's 48 or 64 prefetches over its 8 blocks: issued all at once, they stalled the loads of
         // the current group (one token, 2 threads: Q4_K 23.4 -> 26.0 GB/s, Q6_K 23.1 -> 24.6; 5 tokens Q4_K
         // 17.3 -> 18.6, Q6_K 18.4 -> 20.8).
-        // From the row-group copy, the next group's super-block is 16 x kBytes contiguous bytes.
+        // From the row-group copy, kRowGroupPrefetchDistance ahead of the stream (one super-block is 16 x kBytes
+        // contiguous bytes) instead of the next group's super-block.
         // Block k's lines: those with line * kBlocks / kLines == k.
         constexpr size_t kLines = ((Dec::kGrouped ? kGroupRows : 1) * Dec::kBytes + 63) / 64;
         const size_t first = (k * kLines + Dec::kBlocks - 1) / Dec::kBlocks;
@@ -403,7 +405,8 @@ G4_VNNI HWY_INLINE void ForEachBlock(const RowGroup& g, const RowGroup& next, si
 #pragma GCC unroll 16
         for (size_t line = first; line < last; ++line) {
           if constexpr (Dec::kGrouped) {
-            _mm_prefetch(reinterpret_cast<const char*>(next.grouped + kGroupRows * off + 64 * line), _MM_HINT_T1);
+            _mm_prefetch(reinterpret_cast<const char*>(g.grouped + kRowGroupPrefetchDistance + kGroupRows * off + 64 * line),
+                         _MM_HINT_T1);
           } else {
 #pragma GCC unroll 16
             for (size_t j = 0; j < kGroupRows; ++j)

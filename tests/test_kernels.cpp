@@ -319,7 +319,7 @@ TEST_CASE("matmul: fused kernels with gathered and with scalar scale loads") {
   ForceTarget("");
 }
 
-// One token from row groups prefetches the next group in software or leaves it to the hardware, chosen by CPU
+// One token from row groups prefetches ahead of its stream in software or leaves it to the hardware, chosen by CPU
 // family (OneTokenPrefetch::kAuto); both ways must give the same results on every machine and target.
 TEST_CASE("matmul: one token from row groups with software and with hardware prefetch, every target") {
   ThreadPool pool(2);

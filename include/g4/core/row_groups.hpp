@@ -30,10 +30,11 @@ inline constexpr size_t kRowGroupRows = 16;
 // How far ahead of their contiguous stream the kernels reading row groups prefetch into L2. Before, they prefetched
 // the next group's same super-block, 50-200 KB ahead for [.. x 3840] / [.. x 15360]; the faster memory of Zen 5
 // wanted 16 KiB (2 threads, [15360 x 3840] unless named, alternated call by call, medians of 60-200, % of the
-// probe at ~47-50 GB/s, next group -> 16 KiB; 4 / 8 / 32 / 64 KiB measured beside it, each no better at every
-// state): one token (matmul_maddubs-inl.h) Q6_K 94.5-95.0 -> 101.0-102.0, Q4_K 98-99 -> 100-102, and at ~65 GB/s
-// Q6_K [3840 x 15360] 59 -> 87; 4 tokens (matmul_vnni_decode-inl.h) Q4_0 91.4 -> 97.5, Q4_K 69.7 -> 72.2, Q6_K
-// 67.3 -> 69.6, Q8_0 76.5 -> 93.4.
+// probe at ~47-50 GB/s, next group -> 16 KiB): one token (matmul_maddubs-inl.h) Q6_K 94.5-95.0 -> 101.0-102.0,
+// Q4_K 98-99 -> 100-102, and at ~65 GB/s Q6_K [3840 x 15360] 59 -> 87; 4 tokens (matmul_vnni_decode-inl.h) Q4_0
+// 91.4 -> 97.5, Q4_K 69.7 -> 72.2, Q6_K 67.3 -> 69.6, Q8_0 76.5 -> 93.4. Beside it, 8 KiB did 1-4% better at ~47
+// but was not caught at ~65, where 4 KiB lost to 16 (Q6_K 76 against 87); 32 and 64 KiB did worse at ~47. The last
+// groups' prefetches reach past the copy's end: harmless, a prefetch never faults.
 inline constexpr size_t kRowGroupPrefetchDistance = 16 * 1024;
 
 // A run of a block's bytes transposed in units of `unit` bytes (an f16 scale: 2, anything else: 4).

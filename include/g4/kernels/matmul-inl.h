@@ -2,10 +2,10 @@
 //
 // Float weights (F32, BF16, F16) are widened to f32 in registers as they stream; activations stay f32.
 // Block-quantized weights take the integer path of matmul_int8-inl.h (int8 activations, exact lane sums).
-// The inner kernel is a register tile of 4 weight rows x up to 4 tokens: 8 loads feed 16 FMAs. Loop order
-// keeps a block of weight rows (<= kRowBlockBytes, L2-sized) hot while every group of 4 tokens passes over it,
-// so each weight byte comes from memory once per call; one token on AVX-512 reads row after row instead
-// (MatMulFloatRows). Rows are split into one contiguous range per thread.
+// The inner kernel is a register tile of 4 weight rows x up to 4 tokens: 8 loads feed 16 FMAs, and its rows are
+// 4 sequential streams through the weights (MatMulRowBlock). Loop order keeps a block of weight rows
+// (<= kRowBlockBytes, L2-sized) hot while every group of 4 tokens passes over it, so each weight byte comes from
+// memory once per call. Rows are split into one contiguous range per thread.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_INL_H_
@@ -79,27 +79,24 @@ struct F16Row {
 
 inline constexpr size_t kTileRows = 4, kTileTokens = 4;
 
-// One token reads rows one after another (MatMulFloatRows) on AVX-512 targets only: on AVX2 (Zen 4 forced to it,
-// [15360 x 3840]) they streamed as the tile did at a ~36 GB/s probe (96-98% both) but BF16 / F16 76-77% against
-// the tile's 91-94% at ~60.
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-inline constexpr bool kOneTokenRowByRow = true;
-#else
-inline constexpr bool kOneTokenRowByRow = false;
-#endif
+// A tile's rows: kTileRows pointers (past the n real ones they repeat the first, whose results are not stored), and
+// each real row's index in y.
+struct TileRows {
+  const std::byte* row[kTileRows];
+  size_t out[kTileRows];
+  size_t n;
+};
 
-// y[t * y_stride + r] = dot(row r, x[t]) for r < n_rows (rows[] always holds kTileRows valid pointers; the
-// extra ones repeat a real row and are not stored), t < kTok. x: [kTok, n_in].
-// next[]: the rows of the tile that follows (rows itself for the last one). Column i of each next row is
-// prefetched into L2 as column i of rows is read: one tile ahead, in the order the next tile will read them.
-// That gives BF16 decode 27.7 -> 29.8 and F16 28.5 -> 29.8 GB/s (2 threads, huge pages; a fixed 2 KB ahead in
-// each row before); F32 rows stream as fast either way. Not for one token on AVX-512, where the tile only reads
-// BF16 and F16 rows wider than kOneRowMaxCols: there the hardware prefetcher follows its 4 streams better (Zen 5,
-// 2 threads, [3840 x 15360] / [3840 x 8192], alternated call by call, medians of ~55: BF16 1.16x / 1.08x, F16
-// 1.17x / 1.12x the prefetching tile's GB/s).
+// How far ahead in its own row the tile prefetches (into L2) while several tokens read it. At 4 tokens, 2 threads,
+// Zen 5, [3840 x 15360] / [15360 x 3840], alternated call by call, medians of 20, % of the probe at ~50 GB/s:
+// BF16 76 / 75 without, 81 / 82 at 1 KiB, 81 / 81 at 4 KiB; F32 91 / 86, 94 / 90, 91 / 85. One token prefetches
+// nothing: the hardware prefetcher follows its streams better (1 KiB ahead: BF16 96 against 106, F32 105 against
+// 109 at [3840 x 15360]; forced to AVX2, BF16 97 against 100).
+inline constexpr size_t kTilePrefetchBytes = 1024;
+
+// y[t * y_stride + tile.out[r]] = dot(tile.row[r], x[t]) for the tile's real rows r and t < kTok. x: [kTok, n_in].
 template <class Row, size_t kTok>
-HWY_INLINE void DotTile(const std::byte* const* rows, const std::byte* const* next, size_t n_rows, const float* x,
-                        size_t n_in, float* y, size_t y_stride) {
+HWY_INLINE void DotTile(const TileRows& tile, const float* x, size_t n_in, float* y, size_t y_stride) {
   const DF d;
   const size_t N = hn::Lanes(d);
   VF acc[kTileRows][kTok];
@@ -114,8 +111,8 @@ HWY_INLINE void DotTile(const std::byte* const* rows, const std::byte* const* ne
     for (size_t t = 0; t < kTok; ++t) xv[t] = hn::LoadU(d, x + t * n_in + i);
     #pragma GCC unroll 16
     for (size_t r = 0; r < kTileRows; ++r) {
-      if constexpr (!kOneTokenRowByRow || kTok > 1) __builtin_prefetch(next[r] + i * Row::kBytes, 0, 2);
-      const VF wv = Row::Load(d, rows[r], i);
+      if constexpr (kTok > 1) __builtin_prefetch(tile.row[r] + i * Row::kBytes + kTilePrefetchBytes, 0, 2);
+      const VF wv = Row::Load(d, tile.row[r], i);
       #pragma GCC unroll 16
       for (size_t t = 0; t < kTok; ++t) acc[r][t] = hn::MulAdd(wv, xv[t], acc[r][t]);
     }
@@ -125,102 +122,66 @@ HWY_INLINE void DotTile(const std::byte* const* rows, const std::byte* const* ne
   for (size_t r = 0; r < kTileRows; ++r)
     #pragma GCC unroll 16
     for (size_t t = 0; t < kTok; ++t) sums[r][t] = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
-  for (size_t r = 0; r < n_rows; ++r) {
+  for (size_t r = 0; r < tile.n; ++r) {
     for (size_t t = 0; t < kTok; ++t) {
       float s = sums[r][t];
-      for (size_t j = i; j < n_in; ++j) s += Row::At(rows[r], j) * x[t * n_in + j];
-      y[t * y_stride + r] = s;
+      for (size_t j = i; j < n_in; ++j) s += Row::At(tile.row[r], j) * x[t * n_in + j];
+      y[t * y_stride + tile.out[r]] = s;
     }
   }
 }
 
 // Rows [0, n_rows) spaced row_stride bytes from `base`, times all n_tok tokens; y: [n_tok, y_stride] at the
-// block's first row.
+// block's first row. The rows are cut into kTileRows runs of `len` consecutive rows, and tile j holds row j of
+// every run: each of the tile's rows continues where the same row of the previous tile ended, so the memory sees
+// kTileRows long sequential streams. Tiles of 4 adjacent rows made each stream jump 4 rows at every row's end,
+// past bytes the hardware prefetcher had already fetched from the row after it, and restart cold. One token
+// also read row after row on AVX-512 before (one stream per thread; F32, and rows of at most 4096 columns, whose
+// activations stay in L1). Against that build, 2 threads, Zen 5, processes alternated, medians of 4 x 8 calls, % of
+// the probe at ~48 GB/s, one token: BF16 [3840 x 8192] 91 -> 106, [3840 x 15360] 95 -> 106, [2048 x 3840]
+// 98 -> 103, [15360 x 3840] 109 -> 106 (the same GB/s); F16 alike; F32 103-105 -> 106-108; forced to AVX2,
+// BF16 79-82 -> 101-103 and F32 94 -> 107 (at ~68 GB/s, 86 -> 115: the probe's state changed between calls).
+// Four tokens: 3-9 points more on every shape and float type (BF16 [3840 x 8192] 78 -> 86), and on AVX2 as much
+// or more except F32 [15360 x 3840] (56 -> 52 GB/s). 512 tokens (blocks): BF16 [15360 x 3840] 318 -> 413
+// GFLOP/s, F32 271 -> 341, [3840 x 15360] within 3%.
 template <class Row>
 HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t n_rows, const float* x,
                                size_t n_tok, size_t n_in, float* y, size_t y_stride) {
-  // rows[kTileRows] of the tile at r0, kTileRows valid pointers (the extra ones repeat its last row).
-  auto tile_rows = [&](size_t r0, const std::byte** rows) {
-    const size_t nr = std::min(kTileRows, n_rows - r0);
-    #pragma GCC unroll 16
-    for (size_t k = 0; k < kTileRows; ++k) rows[k] = base + (r0 + std::min(k, nr - 1)) * row_stride;
-  };
+  const size_t len = (n_rows + kTileRows - 1) / kTileRows;
   for (size_t t0 = 0; t0 < n_tok; t0 += kTileTokens) {
     const size_t nt = std::min(kTileTokens, n_tok - t0);
     const float* xt = x + t0 * n_in;
     float* yt = y + t0 * y_stride;
-    const std::byte *rows[kTileRows], *next[kTileRows];
-    tile_rows(0, rows);
-    for (size_t r0 = 0; r0 < n_rows; r0 += kTileRows) {
-      const size_t nr = std::min(kTileRows, n_rows - r0);
-      tile_rows(r0 + kTileRows < n_rows ? r0 + kTileRows : r0, next);
-      switch (nt) {
-        case 1: DotTile<Row, 1>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
-        case 2: DotTile<Row, 2>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
-        case 3: DotTile<Row, 3>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
-        default: DotTile<Row, 4>(rows, next, nr, xt, n_in, yt + r0, y_stride); break;
+    for (size_t j = 0; j < len; ++j) {
+      TileRows tile;
+      tile.n = 0;
+      #pragma GCC unroll 16
+      for (size_t k = 0; k < kTileRows; ++k) {
+        const size_t r = k * len + j;  // the real rows come first: r grows with k
+        if (r < n_rows) tile.out[tile.n++] = r;
+        tile.row[k] = base + (r < n_rows ? r : j) * row_stride;
       }
-      std::copy(next, next + kTileRows, rows);  // the next tile's rows, computed once
+      switch (nt) {
+        case 1: DotTile<Row, 1>(tile, xt, n_in, yt, y_stride); break;
+        case 2: DotTile<Row, 2>(tile, xt, n_in, yt, y_stride); break;
+        case 3: DotTile<Row, 3>(tile, xt, n_in, yt, y_stride); break;
+        default: DotTile<Row, 4>(tile, xt, n_in, yt, y_stride); break;
+      }
     }
   }
 }
 
 inline constexpr size_t kRowBlockBytes = 512 * 1024;
 
-// Rows per block: as many as fit kRowBlockBytes, a multiple of the tile, at least one tile.
-inline size_t RowsPerBlock(size_t row_bytes) {
-  return std::max(kTileRows, kRowBlockBytes / row_bytes / kTileRows * kTileRows);
-}
-
-// dot(row, x) for one token: 4 accumulators, so the FMA latency does not bound it.
-template <class Row>
-HWY_INLINE float DotRow(const std::byte* row, const float* x, size_t n_in) {
-  const DF d;
-  const size_t N = hn::Lanes(d);
-  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
-  size_t i = 0;
-  for (; i + 4 * N <= n_in; i += 4 * N) {
-    a0 = hn::MulAdd(Row::Load(d, row, i), hn::LoadU(d, x + i), a0);
-    a1 = hn::MulAdd(Row::Load(d, row, i + N), hn::LoadU(d, x + i + N), a1);
-    a2 = hn::MulAdd(Row::Load(d, row, i + 2 * N), hn::LoadU(d, x + i + 2 * N), a2);
-    a3 = hn::MulAdd(Row::Load(d, row, i + 3 * N), hn::LoadU(d, x + i + 3 * N), a3);
-  }
-  for (; i + N <= n_in; i += N) a0 = hn::MulAdd(Row::Load(d, row, i), hn::LoadU(d, x + i), a0);
-  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
-  for (; i < n_in; ++i) s += Row::At(row, i) * x[i];
-  return s;
-}
-
-// One token (decode) on AVX-512 reads the rows one after another, each thread's range as one sequential stream
-// without software prefetches, where the activations fit L1 (kOneRowMaxCols); otherwise, and for more tokens, the
-// register tile runs. The tile's interleaved row streams lose to one stream (Zen 4, 2 threads, BF16 [15360 x 3840]): a
-// prototype streamed 82% of the probe's bandwidth against the tile's 63% in minutes when the probe read ~60 GB/s,
-// 100% against 90% when it read ~35 (medians of ~65 alternations; with prefetches 0.5-4 KB ahead, 51-54% and
-// 81-82%). This build, alternated call by call with the tile in 12 runs: BF16's best call 32.4-34.2 -> 35.0-37.8
-// GB/s, and 38.5 -> 45.3 in a fast minute; F32 and F16 within 3%.
-// What still bounds it near 60 GB/s is the activations, re-read for every row (4 bytes per weight): their L1
-// misses cost the weights' stream (F32: 85-86% of a plain sum over the same bytes; 98% with their footprint cut
-// to 512 bytes; a copy with 16 rows interleaved per 16 columns reached 94-96%, but a copy is the model's size
-// again, and its tiles for 4 tokens streamed 40-75%, so float weights stay in place). Wider rows than
-// kOneRowMaxCols (16 KiB of activations) read them from L2 for every row, 2 bytes per byte of BF16 weights, which
-// cost more than the tile's streams: [3840 x 15360] and [3840 x 8192], BF16 and F16, 63-67% against 91-97%. F32
-// weights, one byte of activations per byte, read row after row at any width (Zen 5, 2 threads, [3840 x 15360] and
-// [3840 x 8192], alternated call by call, medians of ~60: 1.28x and 1.30x the tile's GB/s; BF16 there 0.82x and
-// 1.01x).
-inline constexpr size_t kOneRowMaxCols = 4096;
-
+// Rows [r_begin, r_end) times all n_tok tokens. Up to kTileTokens tokens take one pass over the rows, as one block;
+// more pass over blocks of rows of at most kRowBlockBytes (L2-sized, a multiple of the tile, at least one tile),
+// each kept hot while every group of kTileTokens tokens meets it.
 template <class Row>
 void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
-  if constexpr (kOneTokenRowByRow) {  // DotRow is not even instantiated elsewhere
-    if (n_tok == 1 && (n_in <= kOneRowMaxCols || Row::kBytes == sizeof(float))) {
-      const size_t row_bytes = w.row_bytes();
-      const std::byte* row = w.row(static_cast<int64_t>(r_begin));
-      for (size_t r = r_begin; r < r_end; ++r, row += row_bytes) y[r] = DotRow<Row>(row, x, n_in);
-      return;
-    }
-  }
-  const size_t block = RowsPerBlock(w.row_bytes());
+  const size_t block = n_tok <= kTileTokens
+                           ? r_end - r_begin
+                           : std::max(kTileRows, kRowBlockBytes / w.row_bytes() / kTileRows * kTileRows);
   for (size_t rb = r_begin; rb < r_end; rb += block) {
     const size_t n = std::min(block, r_end - rb);
     MatMulRowBlock<Row>(w.row(static_cast<int64_t>(rb)), w.row_bytes(), n, x, n_tok, n_in, y + rb, n_out);

@@ -241,8 +241,9 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
         // (Zen 4, 2 threads, [15360 x 3840], 5 alternations, GB/s with the host's bandwidth at ~33 / ~55 GB/s:
         // Q4_K 32.6-33.9 / 41.2-41.9 -> 32.8-34.7 / 43.5-43.7, Q6_K 30.2-32.0 / 46.6-49.3 -> 33.5-33.8 /
         // 50.6-51.5, Q8_0 32.6-34.1 / 40.2-41.0 -> 30.8-32.3 / 54.4-56.2; measured with vpmaddubsw, before its
-        // 256-bit vpdpbusd and register accumulators made it faster still). Not measured on Intel.
-        if (fused && VnniKernelsUsable() && (n_tok > 1 || w.row_groups == nullptr)) {
+        // 256-bit vpdpbusd and register accumulators made it faster still), and so do a few more tokens of Q4_K
+        // and Q6_K (MaddubsOverVnniMaxTokens). Not measured on Intel.
+        if (fused && VnniKernelsUsable() && (w.row_groups == nullptr || n_tok > MaddubsOverVnniMaxTokens(w.type))) {
           MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
           break;
         }

@@ -1,8 +1,8 @@
 // The fused integer matmul of matmul_vnni_decode-inl.h for AVX2 and AVX3 without VNNI (AMD Zen 1-3, Intel
 // Haswell to Raptor Lake clients, Skylake-SP and Cascade Lake servers, which Highway 1.0.3 runs as AVX3), with
-// vpmaddubsw where that has vpdpbusd, in 256-bit vectors. AVX3_DL also takes it for one token, where it streams
-// at least as fast as the VNNI kernel (see MatMulWeights), with 256-bit vpdpbusd for Q4_0, Q4_K and Q6_K
-// (DotLevels). It reads the row-group copy (TensorView::row_groups,
+// vpmaddubsw where that has vpdpbusd, in 256-bit vectors. AVX3_DL also takes it for one token, and for up to
+// 3 / 4 tokens of Q4_K / Q6_K, where it streams at least as fast as the VNNI kernel (MaddubsOverVnniMaxTokens),
+// with 256-bit vpdpbusd for Q4_0, Q4_K and Q6_K (DotLevels). It reads the row-group copy (TensorView::row_groups,
 // core/row_groups.hpp) only: without one, matmul_int8-inl.h's unpacked-row kernel runs.
 //
 // A 16-row group is two halves of 8 rows, one int32 lane of a 256-bit vector per row; the row-group layout holds
@@ -28,6 +28,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -113,13 +114,14 @@ HWY_INLINE __m256i DotLevels(const __m256i* u, const int8_t* q) {
 //   Min(h, k) (kHasMin): dmin * m of block k, per row;
 //   kPrefetchAhead: whether the bytes kRowGroupPrefetchDistance ahead of the stream are prefetched into L2 while a
 //     super-block is computed (for one token only where OneTokenPrefetchInSoftware());
-//   kOneTokenInRegisters: whether one token keeps its accumulators in registers.
+//   kRegisterTokens: up to how many tokens keep their accumulators in registers (see MaddubsRows).
 
 // Q4_0 and Q8_0: super-blocks of one block, with one f16 scale d per row.
 template <class BlockT>
 struct MaddubsOneScale {
   static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockT);
-  static constexpr bool kHasMin = false, kPrefetchAhead = true, kOneTokenInRegisters = true;
+  static constexpr bool kHasMin = false, kPrefetchAhead = true;
+  static constexpr size_t kRegisterTokens = 1;
   struct Header {
     __m256 d;
   };
@@ -185,7 +187,8 @@ HWY_INLINE __m256 LaneByte(__m256i v, size_t i) {
 
 struct MaddubsQ4_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kHasMin = true, kPrefetchAhead = true, kOneTokenInRegisters = true;
+  static constexpr bool kHasMin = true, kPrefetchAhead = true;
+  static constexpr size_t kRegisterTokens = 4;
   struct Header {
     __m256 scale[8], min[8];  // d * sc and dmin * m of each block
   };
@@ -242,7 +245,8 @@ struct MaddubsQ6_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ6_K);
   // One token in registers streamed slower (Zen 4, 2 threads, [15360 x 3840], medians: 89 -> 84% of the probe at
   // ~36 GB/s, 89 -> 67% at ~60), and without the prefetches 19-32%: the hardware prefetcher does not follow Q6_K.
-  static constexpr bool kHasMin = false, kPrefetchAhead = true, kOneTokenInRegisters = false;
+  static constexpr bool kHasMin = false, kPrefetchAhead = true;
+  static constexpr size_t kRegisterTokens = 4;
   struct Header {
     __m256 scale[16];  // d * sc, one per 16 values
   };
@@ -347,6 +351,11 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const ActivationTile& 
   }
 }
 
+template <class Dec, size_t... kTok>
+constexpr auto MaddubsRegisterDots(std::index_sequence<kTok...>) {
+  return std::array{&MaddubsGroupDot<Dec, kTok + 1, Dec::kPrefetchAhead>...};
+}
+
 // Rows [r_begin, r_end) of w (which has row groups; r_begin a multiple of 16 or the matrix's start) times all
 // n_tok tokens of a (quantized in tiles of FusedPassTokens(n_tok)); y: [n_tok, n_out].
 template <class Dec>
@@ -355,16 +364,32 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
   const bool one_token_prefetch = OneTokenPrefetchInSoftware();
   ForEachGroupPass(a, n_tok, r_begin, r_end, [&](const ActivationTile& tile, size_t t0, size_t nt, size_t r0,
                                                  size_t n_rows, size_t /*r_next*/) {
-    // One token (decode) with its accumulators in registers (kOneTokenInRegisters): in memory, each block's FMA
-    // waited on the store of the one before (Zen 4, one core, [512 x 3840] in L2, GB/s: Q4_0 27.4 -> 45.1, Q4_K
-    // 24.6 -> 33.8, Q8_0 46.9 -> 54.1; from DRAM, 2 threads, [15360 x 3840], medians at the host's ~36 / ~60
-    // GB/s, % of the probe: Q4_0 97 / 82 -> 99 / 87, Q4_K 91 / 73 -> 96 / 83, Q8_0 100 / 94 -> 101 / 99), and
-    // software prefetches only where the hardware prefetcher does not keep up (OneTokenPrefetch).
-    const auto dot = nt != 1 || !Dec::kOneTokenInRegisters ? &MaddubsGroupDot<Dec, 0, Dec::kPrefetchAhead>
-                     : one_token_prefetch                  ? &MaddubsGroupDot<Dec, 1, Dec::kPrefetchAhead>
-                                                           : &MaddubsGroupDot<Dec, 1, false>;
+    // Up to Dec::kRegisterTokens tokens (decode, and MTP verification of Q4_K and Q6_K) keep their accumulators in
+    // registers: in memory, each block's FMA waited on the store of the one before. One token, Zen 4, one core,
+    // [512 x 3840] in L2, GB/s: Q4_0 27.4 -> 45.1, Q4_K 24.6 -> 33.8, Q8_0 46.9 -> 54.1; from DRAM, 2 threads,
+    // [15360 x 3840], medians at the host's ~36 / ~60 GB/s, % of the probe: Q4_0 97 / 82 -> 99 / 87, Q4_K 91 / 73
+    // -> 96 / 83, Q8_0 100 / 94 -> 101 / 99. Two to four tokens, Zen 5, 2 threads, [15360 x 3840] from DRAM,
+    // processes alternated, medians, % of a ~50 GB/s probe: forced to AVX2, Q4_K 68 -> 93 at 2 tokens and 48 -> 59
+    // at 4, Q6_K 73 -> 96 and 55 -> 68; Q4_0 lost 6% at 2 and Q8_0 14% at 4, so they keep theirs in memory. One
+    // token prefetches in software only where the hardware prefetcher does not keep up (OneTokenPrefetch).
+    static constexpr auto kInRegisters = MaddubsRegisterDots<Dec>(std::make_index_sequence<Dec::kRegisterTokens>());
+    const auto dot = nt > Dec::kRegisterTokens         ? &MaddubsGroupDot<Dec, 0, Dec::kPrefetchAhead>
+                     : nt == 1 && !one_token_prefetch ? &MaddubsGroupDot<Dec, 1, false>
+                                                      : kInRegisters[nt - 1];
     dot(w.row_groups + r0 * w.row_bytes(), tile, a.n_in, nt, y + t0 * n_out + r0, n_out, n_rows);
   });
+}
+
+// Up to how many tokens AVX3_DL, and AVX3 where the CPU has VNNI, read row groups with this kernel rather than the
+// 16-row 512-bit one of matmul_vnni_decode-inl.h. One token of every type (see MatMulWeights); Q4_K up to 3 and
+// Q6_K up to 4, where the 512-bit kernel falls behind (Q6_K to about half the memory's bandwidth: its super-block
+// of levels takes 64 vector registers). Zen 5, 2 threads, [15360 x 3840], processes alternated,
+// medians, % of the probe at ~50 GB/s (512-bit -> this kernel, registers from 2 tokens): Q4_K 84 -> 95 at 2
+// tokens, 74 -> 90 at 3, but 4 tokens 45 -> 39 GB/s at ~65; Q6_K 57 -> 101 at 2, 58 -> 97 at 3, 31 -> 43 GB/s at
+// 4 (~66), while 5 tokens were mixed (40 -> 36 and 32 -> 35 GB/s over two shapes). Q4_0 and Q8_0 stream 95-97%
+// at 2-3 tokens with the 512-bit kernel, as much as or more than with this one.
+inline size_t MaddubsOverVnniMaxTokens(Type type) {
+  return type == Type::Q4_K ? 3 : type == Type::Q6_K ? 4 : 1;
 }
 
 // The entry point for MatMulWeights: MaddubsRows of w's type (Q8_0, Q4_0, Q4_K or Q6_K).

@@ -215,8 +215,8 @@ TEST_CASE("matmul: float weights, every target, odd sizes, 1..33 tokens") {
 // otherwise the fused prefill kernel, in passes of 64 tokens and chunks of 4 (19, 33 and 70 = 64 + 6 end in
 // chunks of 3, 1 and 2). Each type also runs from a row-group copy (core/row_groups.hpp; 67 rows: a last group
 // of 3 rows padded to 16), which AVX2 reads with its vpmaddubsw kernels (70 tokens: passes of 64 and 6), as AVX3_DL
-// and AVX3 do for one token, and for 2..4 tokens of Q4_K / Q6_K (MaddubsOverVnniMaxTokens; up to 4 tokens of those
-// keep their accumulators in registers); AVX3 takes the VNNI kernels for more where the CPU has VNNI, as here on
+// and AVX3 do for one token, and for 2 tokens of Q4_K and 2..4 of Q6_K (MaddubsOverVnniMaxTokens; up to 4 tokens of
+// those keep their accumulators in registers); AVX3 takes the VNNI kernels for more where the CPU has VNNI, as here on
 // Zen 4 or Ice Lake. From the matrix itself, AVX3, AVX2 and the other targets take the unpacked-row kernel.
 TEST_CASE("matmul: block-quantized weights, every target, 1..70 tokens, with and without AMX") {
   ThreadPool pool(2);

@@ -1,7 +1,7 @@
 // The fused integer matmul of matmul_vnni_decode-inl.h for AVX2 and AVX3 without VNNI (AMD Zen 1-3, Intel
 // Haswell to Raptor Lake clients, Skylake-SP and Cascade Lake servers, which Highway 1.0.3 runs as AVX3), with
 // vpmaddubsw where that has vpdpbusd, in 256-bit vectors. AVX3_DL also takes it for one token, and for up to
-// 3 / 4 tokens of Q4_K / Q6_K, where it streams at least as fast as the VNNI kernel (MaddubsOverVnniMaxTokens),
+// 2 / 4 tokens of Q4_K / Q6_K, where it streams at least as fast as the VNNI kernel (MaddubsOverVnniMaxTokens),
 // with 256-bit vpdpbusd for Q4_0, Q4_K and Q6_K (DotLevels). It reads the row-group copy (TensorView::row_groups,
 // core/row_groups.hpp) only: without one, matmul_int8-inl.h's unpacked-row kernel runs.
 //
@@ -381,15 +381,17 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
 }
 
 // Up to how many tokens AVX3_DL, and AVX3 where the CPU has VNNI, read row groups with this kernel rather than the
-// 16-row 512-bit one of matmul_vnni_decode-inl.h. One token of every type (see MatMulWeights); Q4_K up to 3 and
-// Q6_K up to 4, where the 512-bit kernel falls behind (Q6_K to about half the memory's bandwidth: its super-block
-// of levels takes 64 vector registers). Zen 5, 2 threads, [15360 x 3840], processes alternated,
-// medians, % of the probe at ~50 GB/s (512-bit -> this kernel, registers from 2 tokens): Q4_K 84 -> 95 at 2
-// tokens, 74 -> 90 at 3, but 4 tokens 45 -> 39 GB/s at ~65; Q6_K 57 -> 101 at 2, 58 -> 97 at 3, 31 -> 43 GB/s at
-// 4 (~66), while 5 tokens were mixed (40 -> 36 and 32 -> 35 GB/s over two shapes). Q4_0 and Q8_0 stream 95-97%
-// at 2-3 tokens with the 512-bit kernel, as much as or more than with this one.
+// 16-row 512-bit one of matmul_vnni_decode-inl.h: one token of every type (see MatMulWeights), 2 of Q4_K and up to 4
+// of Q6_K, where the 512-bit kernel falls behind (Q6_K to about half the memory's bandwidth: its super-block of
+// levels takes 64 vector registers). Zen 5, 2 threads, processes alternated: [15360 x 3840] from DRAM, medians, % of
+// a ~50 GB/s probe (512-bit -> this kernel, registers from 2 tokens): Q4_K 84 -> 95 at 2 tokens, Q6_K 57 -> 101 at
+// 2, 58 -> 97 at 3, 31 -> 43 GB/s at 4 (at ~66). MTP verification of the 12B shape (bench_speculative, context
+// 1024, two runs each): Q4_K, 2 tokens, 144-146 -> 121-123 ms; Q6_K 266-278 -> 165-174 ms at 2 tokens, 293-298 ->
+// 207-220 at 3, 269-272 -> 247-253 at 4. Not Q4_K at 3 tokens, which that benchmark ran slower (147-152 -> 160-163
+// ms) though the kernel alone streamed 74 -> 90%, nor 5 tokens of Q6_K (40 -> 36 and 32 -> 35 GB/s over two
+// shapes). Q4_0 and Q8_0 stream 95-97% at 2-3 tokens with the 512-bit kernel, as much as or more than with this one.
 inline size_t MaddubsOverVnniMaxTokens(Type type) {
-  return type == Type::Q4_K ? 3 : type == Type::Q6_K ? 4 : 1;
+  return type == Type::Q4_K ? 2 : type == Type::Q6_K ? 4 : 1;
 }
 
 // The entry point for MatMulWeights: MaddubsRows of w's type (Q8_0, Q4_0, Q4_K or Q6_K).

@@ -30,7 +30,7 @@
 // per super-block as in place), 2 threads, [15360 x 3840] from DRAM, 5 tokens: Q4_K 432 -> 575 GFLOP/s, Q6_K
 // 308 -> 358; 8 tokens 497 -> 591 and 376 -> 434. One token from row groups now goes to the 256-bit vpmaddubsw
 // kernel of matmul_maddubs-inl.h instead, which streams at least as fast on Zen 4 (see MatMulWeights), and so do up
-// to 3 / 4 tokens of Q4_K / Q6_K (MaddubsOverVnniMaxTokens).
+// to 2 / 4 tokens of Q4_K / Q6_K (MaddubsOverVnniMaxTokens).
 // Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_

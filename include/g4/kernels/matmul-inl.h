@@ -3,7 +3,8 @@
 // Float weights (F32, BF16, F16) are widened to f32 in registers as they stream; activations stay f32.
 // Block-quantized weights take the integer path of matmul_int8-inl.h (int8 activations, exact lane sums).
 // The inner kernel is a register tile of 4 weight rows x up to 4 tokens: 8 loads feed 16 FMAs, and its rows are
-// 4 sequential streams through the weights (MatMulRowBlock). Loop order keeps a block of weight rows
+// 4 sequential streams through the weights (MatMulRowBlock); one token on AVX-512 reads rows of up to 4096 columns
+// one after another instead (kOneTokenRowByRow). Loop order keeps a block of weight rows
 // (<= kRowBlockBytes, L2-sized) hot while every group of 4 tokens passes over it, so each weight byte comes from
 // memory once per call. Rows are split into one contiguous range per thread.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
@@ -135,15 +136,14 @@ HWY_INLINE void DotTile(const TileRows& tile, const float* x, size_t n_in, float
 // block's first row. The rows are cut into kTileRows runs of `len` consecutive rows, and tile j holds row j of
 // every run: each of the tile's rows continues where the same row of the previous tile ended, so the memory sees
 // kTileRows long sequential streams. Tiles of 4 adjacent rows made each stream jump 4 rows at every row's end,
-// past bytes the hardware prefetcher had already fetched from the row after it, and restart cold. One token
-// also read row after row on AVX-512 before (one stream per thread; F32, and rows of at most 4096 columns, whose
-// activations stay in L1). Against that build, 2 threads, Zen 5, processes alternated, medians of 4 x 8 calls, % of
-// the probe at ~48 GB/s, one token: BF16 [3840 x 8192] 91 -> 106, [3840 x 15360] 95 -> 106, [2048 x 3840]
-// 98 -> 103, [15360 x 3840] 109 -> 106 (the same GB/s); F16 alike; F32 103-105 -> 106-108; forced to AVX2,
-// BF16 79-82 -> 101-103 and F32 94 -> 107 (at ~68 GB/s, 86 -> 115: the probe's state changed between calls).
-// Four tokens: 3-9 points more on every shape and float type (BF16 [3840 x 8192] 78 -> 86), and on AVX2 as much
-// or more except F32 [15360 x 3840] (56 -> 52 GB/s). 512 tokens (blocks): BF16 [15360 x 3840] 318 -> 413
-// GFLOP/s, F32 271 -> 341, [3840 x 15360] within 3%.
+// past bytes the hardware prefetcher had already fetched from the row after it, and restart cold. Against the build
+// before (which read one token of F32, and of rows of at most 4096 columns, row after row on AVX-512: see
+// kOneTokenRowByRow), 2 threads, Zen 5, processes alternated, medians of 4 x 8 calls, % of the probe at ~48 GB/s,
+// one token: BF16 [3840 x 8192] 91 -> 106, [3840 x 15360] 95 -> 106, F16 alike, F32 [3840 x 15360] 105 -> 107;
+// forced to AVX2, BF16 79-82 -> 101-103 and F32 94 -> 107 (at ~68 GB/s, 86 -> 115: the probe's state changed
+// between calls). Four tokens: 3-9 points more on every shape and float type (BF16 [3840 x 8192] 78 -> 86), and on
+// AVX2 as much or more except F32 [15360 x 3840] (56 -> 52 GB/s). 512 tokens (blocks): BF16 [15360 x 3840] 318 ->
+// 413 GFLOP/s, F32 271 -> 341, [3840 x 15360] within 3%.
 template <class Row>
 HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t n_rows, const float* x,
                                size_t n_tok, size_t n_in, float* y, size_t y_stride) {
@@ -173,12 +173,53 @@ HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t 
 
 inline constexpr size_t kRowBlockBytes = 512 * 1024;
 
+// One token on AVX-512 reads rows of at most kOneRowMaxCols columns (16 KiB of activations, which stay in L1) one
+// after another, each thread's range as one sequential stream without software prefetches; wider rows, more tokens
+// and other targets take the tile's 4 streams. On the 12B shape, where such rows are most of the bytes (gate/up,
+// q, k/v and the head have 3840 columns), that is faster at the model level where the memory is fast, though the
+// kernels alone measured alike (Zen 5, `bench_model --type BF16 --layers 16`, context 0, 8 steps, processes
+// alternated, % of the bandwidth bound: at ~66 GB/s 107-108 against 93-94 with the tile everywhere; at ~48 GB/s 97-107
+// against 102-103). Before the tile read 4 long streams, one stream also beat its 4 adjacent rows on Zen 4 (2
+// threads, BF16 [15360 x 3840] at a ~60 GB/s probe: 82% against 63%). Wider rows would read their activations from
+// L2 for every row, 2 bytes per byte of BF16 weights (BF16 [3840 x 15360] one stream 81% against the 4 streams' 106%
+// at ~50 GB/s); F32's 4 streams beat one at any width (106-108 against 103-105).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+inline constexpr bool kOneTokenRowByRow = true;
+#else
+inline constexpr bool kOneTokenRowByRow = false;
+#endif
+inline constexpr size_t kOneRowMaxCols = 4096;
+
+// dot(row, x) for one token: 4 accumulators, so the FMA latency does not bound it.
+template <class Row>
+HWY_INLINE float DotRow(const std::byte* row, const float* x, size_t n_in) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 4 * N <= n_in; i += 4 * N) {
+    a0 = hn::MulAdd(Row::Load(d, row, i), hn::LoadU(d, x + i), a0);
+    a1 = hn::MulAdd(Row::Load(d, row, i + N), hn::LoadU(d, x + i + N), a1);
+    a2 = hn::MulAdd(Row::Load(d, row, i + 2 * N), hn::LoadU(d, x + i + 2 * N), a2);
+    a3 = hn::MulAdd(Row::Load(d, row, i + 3 * N), hn::LoadU(d, x + i + 3 * N), a3);
+  }
+  for (; i + N <= n_in; i += N) a0 = hn::MulAdd(Row::Load(d, row, i), hn::LoadU(d, x + i), a0);
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n_in; ++i) s += Row::At(row, i) * x[i];
+  return s;
+}
+
 // Rows [r_begin, r_end) times all n_tok tokens. Up to kTileTokens tokens take one pass over the rows, as one block;
 // more pass over blocks of rows of at most kRowBlockBytes (L2-sized, a multiple of the tile, at least one tile),
 // each kept hot while every group of kTileTokens tokens meets it.
 template <class Row>
 void MatMulFloatRows(const TensorView& w, const float* x, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   const size_t n_in = static_cast<size_t>(w.cols()), n_out = static_cast<size_t>(w.rows());
+  if (kOneTokenRowByRow && n_tok == 1 && n_in <= kOneRowMaxCols) {
+    const std::byte* row = w.row(static_cast<int64_t>(r_begin));
+    for (size_t r = r_begin; r < r_end; ++r, row += w.row_bytes()) y[r] = DotRow<Row>(row, x, n_in);
+    return;
+  }
   const size_t block = n_tok <= kTileTokens
                            ? r_end - r_begin
                            : std::max(kTileRows, kRowBlockBytes / w.row_bytes() / kTileRows * kTileRows);
@@ -243,7 +284,8 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
         // 50.6-51.5, Q8_0 32.6-34.1 / 40.2-41.0 -> 30.8-32.3 / 54.4-56.2; measured with vpmaddubsw, before its
         // 256-bit vpdpbusd and register accumulators made it faster still), and so do a few more tokens of Q4_K
         // and Q6_K (MaddubsOverVnniMaxTokens). Not measured on Intel.
-        if (fused && VnniKernelsUsable() && (w.row_groups == nullptr || n_tok > MaddubsOverVnniMaxTokens(w.type))) {
+        if (fused && VnniKernelsUsable() &&
+            (w.row_groups == nullptr || n_tok > MaddubsOverVnniMaxTokens(w.type))) {
           MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);
           break;
         }

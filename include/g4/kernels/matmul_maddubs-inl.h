@@ -113,14 +113,16 @@ HWY_INLINE __m256i DotLevels(const __m256i* u, const int8_t* q) {
 //   Term(h, k, levels, q, bias): per row, the block's sum of w * q / dx (everything but the activation scale);
 //   Min(h, k) (kHasMin): dmin * m of block k, per row;
 //   kPrefetchAhead: whether the bytes kRowGroupPrefetchDistance ahead of the stream are prefetched into L2 while a
-//     super-block is computed (for one token only where OneTokenPrefetchInSoftware());
+//     super-block is computed;
+//   kHardwareFollows: whether one token may leave that to the hardware prefetcher (where not
+//     OneTokenPrefetchInSoftware());
 //   kRegisterTokens: up to how many tokens keep their accumulators in registers (see MaddubsRows).
 
 // Q4_0 and Q8_0: super-blocks of one block, with one f16 scale d per row.
 template <class BlockT>
 struct MaddubsOneScale {
   static constexpr size_t kBlocks = 1, kBytes = sizeof(BlockT);
-  static constexpr bool kHasMin = false, kPrefetchAhead = true;
+  static constexpr bool kHasMin = false, kPrefetchAhead = true, kHardwareFollows = true;
   static constexpr size_t kRegisterTokens = 1;
   struct Header {
     __m256 d;
@@ -187,7 +189,7 @@ HWY_INLINE __m256 LaneByte(__m256i v, size_t i) {
 
 struct MaddubsQ4_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kHasMin = true, kPrefetchAhead = true;
+  static constexpr bool kHasMin = true, kPrefetchAhead = true, kHardwareFollows = true;
   static constexpr size_t kRegisterTokens = 4;
   struct Header {
     __m256 scale[8], min[8];  // d * sc and dmin * m of each block
@@ -243,9 +245,11 @@ struct MaddubsQ4_K {
 
 struct MaddubsQ6_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ6_K);
-  // One token in registers streamed slower (Zen 4, 2 threads, [15360 x 3840], medians: 89 -> 84% of the probe at
-  // ~36 GB/s, 89 -> 67% at ~60), and without the prefetches 19-32%: the hardware prefetcher does not follow Q6_K.
-  static constexpr bool kHasMin = false, kPrefetchAhead = true;
+  // Without software prefetches one token streamed 19-32% of the probe on Zen 4 (2 threads, [15360 x 3840]): the
+  // hardware prefetcher does not follow Q6_K there either. One token in registers streamed slower on Zen 4 (89 ->
+  // 84% at ~36 GB/s, 89 -> 67% at ~60, with the next group's prefetches) but faster on Zen 5 (81-99 -> 102% at ~50,
+  // 16 KiB ahead, processes alternated); Zen 4 was not measured again.
+  static constexpr bool kHasMin = false, kPrefetchAhead = true, kHardwareFollows = false;
   static constexpr size_t kRegisterTokens = 4;
   struct Header {
     __m256 scale[16];  // d * sc, one per 16 values
@@ -373,9 +377,10 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
     // at 4, Q6_K 73 -> 96 and 55 -> 68; Q4_0 lost 6% at 2 and Q8_0 14% at 4, so they keep theirs in memory. One
     // token prefetches in software only where the hardware prefetcher does not keep up (OneTokenPrefetch).
     static constexpr auto kInRegisters = MaddubsRegisterDots<Dec>(std::make_index_sequence<Dec::kRegisterTokens>());
-    const auto dot = nt > Dec::kRegisterTokens         ? &MaddubsGroupDot<Dec, 0, Dec::kPrefetchAhead>
-                     : nt == 1 && !one_token_prefetch ? &MaddubsGroupDot<Dec, 1, false>
-                                                      : kInRegisters[nt - 1];
+    const bool hardware_prefetch = nt == 1 && !one_token_prefetch && Dec::kHardwareFollows;
+    const auto dot = nt > Dec::kRegisterTokens ? &MaddubsGroupDot<Dec, 0, Dec::kPrefetchAhead>
+                     : hardware_prefetch       ? &MaddubsGroupDot<Dec, 1, false>
+                                               : kInRegisters[nt - 1];
     dot(w.row_groups + r0 * w.row_bytes(), tile, a.n_in, nt, y + t0 * n_out + r0, n_out, n_rows);
   });
 }

@@ -181,7 +181,11 @@ void XsimdMatMul(const float* w, int64_t n_out, int64_t n_in, const float* x, si
         int64_t i = 0;
         for (; i + static_cast<int64_t>(batch::size) <= n_in; i += batch::size)
           acc = xsimd::fma(batch::load_unaligned(wr + i), batch::load_unaligned(xt + i), acc);
-        float s = xsimd::hadd(acc);
+        // Summed through memory: xsimd 8 (Debian 12) names the reduction hadd, xsimd 13 (Debian 13) reduce_add.
+        alignas(64) float lanes[batch::size];
+        acc.store_aligned(lanes);
+        float s = 0.0f;
+        for (float lane : lanes) s += lane;
         for (; i < n_in; ++i) s += wr[i] * xt[i];
         y[t * n_out + o] = s;
       }

@@ -181,8 +181,15 @@ void ForceTarget(const std::string& name) {
 }
 
 std::string CurrentTarget() {
-  int64_t t = hwy::SupportedTargets() & HWY_TARGETS;
+  const int64_t t = hwy::SupportedTargets() & HWY_TARGETS;
   return hwy::TargetName(t & -t);
+}
+
+bool KernelsReadRowGroups() {
+  const int64_t t = hwy::SupportedTargets() & HWY_TARGETS;
+  // Highway numbers x86 targets best first, so this holds for AVX2 and every newer one (AVX3_ZEN4, AVX3_SPR, ...),
+  // the same test as the kernels' `HWY_TARGET <= HWY_AVX2`.
+  return HWY_ARCH_X86 && (t & -t) <= HWY_AVX2;
 }
 
 }  // namespace g4

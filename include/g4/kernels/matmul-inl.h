@@ -183,7 +183,7 @@ inline constexpr size_t kRowBlockBytes = 512 * 1024;
 // threads, BF16 [15360 x 3840] at a ~60 GB/s probe: 82% against 63%). Wider rows would read their activations from
 // L2 for every row, 2 bytes per byte of BF16 weights (BF16 [3840 x 15360] one stream 81% against the 4 streams' 106%
 // at ~50 GB/s); F32's 4 streams beat one at any width (106-108 against 103-105).
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 inline constexpr bool kOneTokenRowByRow = true;
 #else
 inline constexpr bool kOneTokenRowByRow = false;
@@ -246,16 +246,16 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
   // from the matrix or its row groups, except for AMX tiles from 16 tokens where the CPU has them (its packer reads
   // rows); on AVX3 and AVX2 from row groups only, the VNNI ones where the CPU has VNNI (AVX3), else vpmaddubsw.
   // Otherwise the unpacked-row kernel, which reads rows.
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL
   const bool amx = !is_float && n_tok > kFusedMaxTokens && AmxUsable();
   const bool fused = !is_float && !amx;
-#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+#elif HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   const bool fused = !is_float && w.row_groups != nullptr;
 #else
   const bool fused = false;
 #endif
   if (!is_float) QuantizeActivations(x, n_tok, n_in, LevelOffset(w.type), fused ? FusedPassTokens(n_tok) : 1, acts, pool);
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL
   if (amx) {
     thread_local AmxActivations packed_storage;
     AmxActivations& packed = packed_storage;
@@ -277,7 +277,7 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
       case Type::BF16: MatMulFloatRows<BF16Row>(w, x, n_tok, y, r_begin, r_end); break;
       case Type::F16: MatMulFloatRows<F16Row>(w, x, n_tok, y, r_begin, r_end); break;
       default:
-#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
         // One token from row groups takes the 8-row 256-bit kernel below, which streams at least as fast
         // (Zen 4, 2 threads, [15360 x 3840], 5 alternations, GB/s with the host's bandwidth at ~33 / ~55 GB/s:
         // Q4_K 32.6-33.9 / 41.2-41.9 -> 32.8-34.7 / 43.5-43.7, Q6_K 30.2-32.0 / 46.6-49.3 -> 33.5-33.8 /
@@ -290,7 +290,7 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
           break;
         }
 #endif
-#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
         if (fused) {
           MatMulMaddubsRows(w, acts, n_tok, y, r_begin, r_end);
           break;

@@ -29,7 +29,7 @@
 #include "g4/kernels/matmul_int8-inl.h"
 #include "g4/kernels/ops.hpp"
 
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL  // AVX3_DL and better (AVX3_ZEN4, AVX3_SPR, ...)
 #include <immintrin.h>
 
 HWY_BEFORE_NAMESPACE();
@@ -230,5 +230,5 @@ G4_AMX inline void MatMulAmxRows(const TensorView& w, const AmxActivations& p, s
 }  // namespace g4::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
-#endif  // HWY_TARGET == HWY_AVX3_DL
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL
 #endif  // toggle guard

@@ -44,7 +44,7 @@
 #include "g4/kernels/matmul_vnni_decode-inl.h"  // DotBroadcast
 #include "g4/kernels/ops.hpp"  // OneTokenPrefetchInSoftware
 
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2  // AVX2 and every better x86 target (Highway orders them)
 #include <immintrin.h>
 
 HWY_BEFORE_NAMESPACE();
@@ -82,7 +82,7 @@ HWY_INLINE __m256i Broadcast4(const int8_t* q) {
 // bandwidth at ~60 GB/s: Q4_0 79 -> 87% of it, Q4_K 71 -> 74%, Q6_K 81 -> 86%; unchanged at ~36).
 template <size_t kN, int kMaxLevel>
 HWY_INLINE __m256i DotLevels(const __m256i* u, const int8_t* q) {
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET <= HWY_AVX3_DL
   __m256i even = DotBroadcast(_mm256_setzero_si256(), u[0], q), odd = _mm256_setzero_si256();
 #pragma GCC unroll 8
   for (size_t i = 1; i < kN; ++i) {
@@ -413,5 +413,5 @@ inline void MatMulMaddubsRows(const TensorView& w, const Int8Activations& a, siz
 }  // namespace g4::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
-#endif  // HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 #endif  // toggle guard

@@ -54,7 +54,7 @@
 #include "g4/kernels/matmul_int8-inl.h"
 #include "g4/kernels/ops.hpp"
 
-#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3  // AVX3 and every better x86 target
 #include <cpuid.h>
 #include <immintrin.h>
 
@@ -508,7 +508,7 @@ void MatMulFusedRowsWith(const TensorView& w, const Int8Activations& a, size_t n
 
 // Whether these kernels can run: always on AVX3_DL; on AVX3 where CPUID has AVX512_VNNI (leaf 7, ECX bit 11).
 inline bool VnniKernelsUsable() {
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET <= HWY_AVX3_DL
   return true;
 #else
   static const bool vnni = [] {
@@ -541,5 +541,5 @@ inline void MatMulFusedRows(const TensorView& w, const Int8Activations& a, size_
 }  // namespace g4::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
-#endif  // HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 #endif  // toggle guard

@@ -83,12 +83,9 @@ std::vector<std::string> AvailableTargets();
 void ForceTarget(const std::string& name);
 // The target the next kernel call will use.
 std::string CurrentTarget();
-// Whether that target's quantized matmuls read TensorView::row_groups (the fused kernels of AVX3_DL, AVX3 and
-// AVX2): models pack their quantized matrices at load time where they do (core/row_groups.hpp).
-inline bool KernelsReadRowGroups() {
-  const std::string t = CurrentTarget();
-  return t == "AVX3_DL" || t == "AVX3" || t == "AVX2";
-}
+// Whether that target's quantized matmuls read TensorView::row_groups (the fused kernels of AVX2 and every better
+// x86 target): models pack their quantized matrices at load time where they do (core/row_groups.hpp).
+bool KernelsReadRowGroups();
 
 // AMX tiles are used where the CPU has them and the kernel grants them (default). AllowAmx(false) makes the
 // quantized matmuls take their AVX-512 VNNI paths instead, as on CPUs without AMX (tests, benchmarks).

@@ -21,7 +21,7 @@ struct Expr {
   enum class Kind {
     kLiteral,    // literal
     kName,       // name
-    kList,       // children: items
+    kList,       // children: items (a tuple when `negated`, which only changes how it prints)
     kDict,       // children: key, value, key, value, ...
     kAttribute,  // children[0].name
     kItem,       // children[0][children[1]]

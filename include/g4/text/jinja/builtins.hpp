@@ -61,7 +61,7 @@ inline Value Pairs(const Value& dict, const BuiltinSite& site) {
   if (dict.is_undefined()) return Value::MakeList({});
   if (!dict.is_dict()) FailAt(site.at, "expected a dict, got " + dict.TypeName());
   std::vector<Value> pairs;
-  for (const auto& [k, x] : dict.entries()) pairs.push_back(Value::MakeList({Value::String(k), x}));
+  for (const auto& [k, x] : dict.entries()) pairs.push_back(Value::MakeList({Value::String(k), x}, /*tuple=*/true));
   return Value::MakeList(std::move(pairs));
 }
 

@@ -1,5 +1,5 @@
-// Runs a parsed template. Scoping follows Jinja2: a for loop and a macro call open a scope (so `set` inside a
-// loop does not leak out, hence namespace()), if blocks do not; a macro sees its parameters, then the template's
+// Runs a parsed template. Scoping follows Jinja2: a for loop's iteration and a macro call open a scope (so `set`
+// inside a loop does not leak out, nor into the next iteration, hence namespace()), if blocks do not; a macro sees its parameters, then the template's
 // top-level variables. Globals: range, namespace, raise_exception (Hugging Face's).
 //
 // Hostile templates meet limits, each an error at the position that crossed it: the output (and any string built
@@ -219,6 +219,7 @@ class Interpreter {
     const auto n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
       CountIteration(s.at);
+      frames_.back().vars.clear();  // each iteration starts afresh: `set` in the body lasts one iteration
       bind(items[static_cast<size_t>(i)]);
       std::vector<std::pair<std::string, Value>> loop = {
           {"index", Value::Int(i + 1)},      {"index0", Value::Int(i)},        {"revindex", Value::Int(n - i)},
@@ -282,7 +283,7 @@ class Interpreter {
       case Expr::Kind::kList: {
         std::vector<Value> items;
         for (const ExprPtr& c : e.children) items.push_back(Eval(*c));
-        return Value::MakeList(std::move(items));
+        return Value::MakeList(std::move(items), /*tuple=*/e.negated);
       }
       case Expr::Kind::kDict: {
         std::vector<std::pair<std::string, Value>> items;

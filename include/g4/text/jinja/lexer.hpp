@@ -127,18 +127,22 @@ class Lexer {
     const bool block = kind == '%';
     const std::string_view close = block ? "%}" : "}}";
     Emit(block ? Token::Kind::kBlockBegin : Token::Kind::kVariableBegin, "", PositionOf(start));
+    int open_brackets = 0;  // the tag ends only where brackets balance: {{ {'a': {}} }} is one tag
     for (;;) {
       while (pos_ < src_.size() && (src_[pos_] == ' ' || src_[pos_] == '\t' || src_[pos_] == '\n')) ++pos_;
       if (pos_ >= src_.size()) FailAt(PositionOf(start), std::string("unterminated tag, expected '") + std::string(close) + "'");
       const std::string_view rest = std::string_view(src_).substr(pos_);
       const bool signed_close = (rest[0] == '-' || (block && rest[0] == '+')) && rest.substr(1, 2) == close;
-      if (signed_close || rest.substr(0, 2) == close) {
+      if (open_brackets == 0 && (signed_close || rest.substr(0, 2) == close)) {
         Emit(block ? Token::Kind::kBlockEnd : Token::Kind::kVariableEnd, "", PositionOf(pos_));
         pos_ += signed_close ? 3 : 2;
         AfterTag(signed_close ? rest[0] : '\0', block);
         return;
       }
       LexExpressionToken();
+      const Token& t = tokens_.back();
+      if (t.kind == Token::Kind::kOp && (t.text == "(" || t.text == "[" || t.text == "{")) ++open_brackets;
+      if (t.kind == Token::Kind::kOp && (t.text == ")" || t.text == "]" || t.text == "}") && open_brackets > 0) --open_brackets;
     }
   }
 

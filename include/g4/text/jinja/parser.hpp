@@ -228,7 +228,9 @@ class Parser {
     std::vector<ExprPtr> items;
     items.push_back(std::move(first));
     while (SkipOp(",")) items.push_back(with_condition ? ParseExpression() : ParseOr());
-    return Make(Expr::Kind::kList, at, std::move(items));
+    ExprPtr tuple = Make(Expr::Kind::kList, at, std::move(items));
+    tuple->negated = true;
+    return tuple;
   }
 
   ExprPtr ParseExpression() {
@@ -401,7 +403,11 @@ class Parser {
       case TK::kOp:
         if (t.text == "(") {
           Next();
-          if (SkipOp(")")) return Make(Expr::Kind::kList, t.at);
+          if (SkipOp(")")) {
+            ExprPtr empty = Make(Expr::Kind::kList, t.at);
+            empty->negated = true;
+            return empty;
+          }
           ExprPtr e = ParseTuple(true);
           ExpectOp(")");
           return e;

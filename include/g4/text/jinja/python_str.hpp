@@ -80,7 +80,7 @@ inline std::vector<std::string> Split(std::string_view s, const std::string* sep
   s = s.substr(LeadingSpace(s));
   while (!s.empty()) {
     if (maxsplit >= 0 && int64_t(parts.size()) == maxsplit) {
-      parts.emplace_back(Strip(s, false, true));
+      parts.emplace_back(s);  // the rest as it is, trailing whitespace included
       break;
     }
     size_t i = 0;

@@ -23,7 +23,10 @@ class Template {
     Require(variables.is_object(), "chat template", "template variables must be a JSON object");
     std::vector<std::pair<std::string, Value>> globals;
     for (auto it = variables.begin(); it != variables.end(); ++it) globals.emplace_back(it.key(), Value::FromJson(it.value()));
-    return Interpreter(limits).Render(body_, std::move(globals));
+    return Render(std::move(globals), limits);
+  }
+  std::string Render(std::vector<std::pair<std::string, Value>> variables, const Limits& limits = {}) const {
+    return Interpreter(limits).Render(body_, std::move(variables));
   }
 
  private:
@@ -36,14 +39,24 @@ class Template {
 // model's answer, as a chat server wants; transformers' own default is false).
 inline std::string RenderChatTemplate(std::string_view template_text, const Json& request, const Limits& limits = {}) {
   Require(request.is_object(), "chat request", "must be a JSON object");
-  Json variables = {{"bos_token", "<bos>"}, {"add_generation_prompt", true}};
+  // Converted value by value (never copying the JSON, which nlohmann does recursively, however deep).
+  std::vector<std::pair<std::string, Value>> variables = {{"bos_token", Value::String("<bos>")},
+                                                          {"add_generation_prompt", Value::Bool(true)}};
+  const auto set = [&](const std::string& key, const Json& value) {
+    for (auto& [k, v] : variables)
+      if (k == key) {
+        v = Value::FromJson(value);
+        return;
+      }
+    variables.emplace_back(key, Value::FromJson(value));
+  };
   for (auto it = request.begin(); it != request.end(); ++it)
-    if (it.key() != "chat_template_kwargs") variables[it.key()] = it.value();
+    if (it.key() != "chat_template_kwargs") set(it.key(), it.value());
   if (const auto kwargs = request.find("chat_template_kwargs"); kwargs != request.end()) {
     Require(kwargs->is_object(), "chat request", "chat_template_kwargs must be a JSON object");
-    for (auto it = kwargs->begin(); it != kwargs->end(); ++it) variables[it.key()] = it.value();
+    for (auto it = kwargs->begin(); it != kwargs->end(); ++it) set(it.key(), it.value());
   }
-  return Template(template_text).Render(variables, limits);
+  return Template(template_text).Render(std::move(variables), limits);
 }
 
 }  // namespace g4::jinja

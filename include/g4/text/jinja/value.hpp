@@ -1,4 +1,5 @@
-// Values of the Jinja interpreter, with Python's semantics: None, bools, ints, floats, strings, lists, dicts (keys
+// Values of the Jinja interpreter, with Python's semantics: None, bools, ints, floats, strings, lists (and tuples,
+// which differ only in print), dicts (keys
 // are strings and keep their insertion order, as Python dicts do), namespaces, callables and Jinja's Undefined.
 // Lists and dicts are shared and immutable once built, so copying a value is cheap; only a namespace's attributes
 // change. Every container records its nesting depth, which is bounded at construction: recursion over a value
@@ -32,6 +33,7 @@ struct Call;
 struct List {
   std::vector<Value> items;
   int depth = 1;
+  bool tuple = false;  // prints as (a, b): tuple literals, dict items
 };
 
 struct Dict {
@@ -77,8 +79,9 @@ class Value {
     v.str_ = std::make_shared<const std::string>(std::move(s));
     return v;
   }
-  static Value MakeList(std::vector<Value> items) {
+  static Value MakeList(std::vector<Value> items, bool tuple = false) {
     auto l = std::make_shared<List>();
+    l->tuple = tuple;
     for (const Value& x : items) l->depth = std::max(l->depth, x.depth() + 1);
     CheckDepth(l->depth);
     l->items = std::move(items);
@@ -336,8 +339,9 @@ inline std::string Value::Repr() const {
     case Kind::kString:
       return PythonStringRepr(*str_);
     case Kind::kList: {
-      std::string out = "[";
+      std::string out = list_->tuple ? "(" : "[";
       for (size_t i = 0; i < list_->items.size(); ++i) out += (i ? ", " : "") + list_->items[i].Repr();
+      if (list_->tuple) return out + (list_->items.size() == 1 ? ",)" : ")");
       return out + "]";
     }
     case Kind::kDict:

@@ -21,9 +21,10 @@ const char* kHelp = R"(usage: g4 quantize IN OUT --type TYPE [options]
 IN is a safetensors checkpoint (folder, or .safetensors next to config.json) or a .gguf; OUT is the GGUF to
 write, with llama.cpp's tensor names and gemma4 / gemma4-assistant metadata.
 
-TYPE: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, or Q4_K_M (Q4_K matrices; Q6_K for the tied embedding/output and
-for attn_v and ffn_down on llama.cpp's "more bits" layers). Norms, biases and 1-D tensors stay F32. A matrix
-whose rows do not fill whole blocks of TYPE falls back to Q8_0 or BF16; each fallback is printed.
+TYPE: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, or Q4_K_M (the types llama-quantize chooses: Q4_K matrices; Q6_K
+for the tied embedding/output, for ffn_down on llama.cpp's "more bits" layers, and for attn_v on the "more bits"
+ones of the layers that have attn_v). Norms, biases and 1-D tensors stay F32. A matrix whose rows do not fill
+whole blocks of TYPE falls back to Q8_0 or BF16; each fallback is printed.
 
 options:
   --mmproj FILE       the input's vision/audio embedders (GGUF mmproj), when IN is a GGUF

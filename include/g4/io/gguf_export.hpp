@@ -20,8 +20,9 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/gguf_tokenizer.hpp"
 #include "g4/io/gguf_writer.hpp"
-#include "g4/media/image_patches.hpp"
+#include "g4/io/quant_mix.hpp"
 #include "g4/io/tensor_names.hpp"
+#include "g4/media/image_patches.hpp"
 
 namespace g4 {
 
@@ -55,22 +56,13 @@ inline std::optional<QuantScheme> ParseQuantScheme(const std::string& s) {
 
 namespace export_detail {
 
-// llama.cpp's use_more_bits: the first and last eighth of the layers, and every third in between.
-inline bool UseMoreBits(int layer, int n_layers) {
-  return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
-}
-
-// The type a tensor is written in. `gguf_name` identifies the role for the Q4_K_M mix; `cols` is its last dim.
-inline Type PickType(const QuantScheme& s, TensorKind kind, const std::string& gguf_name, int layer, int n_layers, int64_t cols,
-                     const std::function<void(const std::string&)>& log) {
+// The type a tensor is written in. `mix` (the text model's, null for the mmproj) places Q4_K_M's Q6_K matrices;
+// `cols` is the tensor's last dim. Rows that do not fill whole blocks fall back to Q8_0 (llama.cpp takes Q5_0 for a
+// Q4_K, a type we do not write) or BF16.
+inline Type PickType(const QuantScheme& s, TensorKind kind, const std::string& gguf_name, int layer, const Q4KMMix* mix,
+                     int64_t cols, const std::function<void(const std::string&)>& log) {
   if (kind == TensorKind::kVector) return Type::F32;
-  Type want = s.type;
-  if (s.q4_k_m) {
-    // Q4_K_M: the tied output head (token_embd) Q6_K; attn_v and ffn_down Q6_K on use_more_bits layers.
-    const bool more = layer >= 0 && UseMoreBits(layer, n_layers) &&
-                      (gguf_name.ends_with(".attn_v.weight") || gguf_name.ends_with(".ffn_down.weight"));
-    if (gguf_name == kEmbedName.gguf || more) want = Type::Q6_K;
-  }
+  const Type want = s.q4_k_m && mix ? mix->TypeOf(gguf_name, layer) : s.type;
   const TypeInfo info = GetTypeInfo(want);
   if (cols % static_cast<int64_t>(info.block_elems) == 0) return want;
   const Type fallback = cols % static_cast<int64_t>(kQK8_0) == 0 && info.block_elems > kQK8_0 ? Type::Q8_0 : Type::BF16;
@@ -233,8 +225,9 @@ inline void ExportModelGguf(const Checkpoint& ck, const std::string& out_path, c
 
   if (full->rope_proportional) w.AddTensor(kRopeFreqsGguf, Type::F32, Shape{full->head_dim / 2}, FloatBytes(RopeFreqFactors(*full)));
   const TextWeights& t = ck.text();
+  const Q4KMMix mix(c);
   auto add = [&](const std::string& name, const TensorView& src, TensorKind kind, int layer) {
-    AddTensor(w, pool, name, src, PickType(scheme, kind, name, layer, c.n_layers, src.shape.last(), log), src.shape);
+    AddTensor(w, pool, name, src, PickType(scheme, kind, name, layer, &mix, src.shape.last(), log), src.shape);
   };
   add(kEmbedName.gguf, t.embed, TensorKind::kMatrix, -1);
   for (int i = 0; i < c.n_layers; ++i)
@@ -268,7 +261,7 @@ inline void ExportMmprojGguf(const Checkpoint& ck, const std::string& out_path, 
   w.Set("general.quantization_version", GgufValue::U32(2));
   auto add = [&](const std::string& name, const TensorView& src, TensorKind kind, const Shape& shape,
                  std::function<void(std::vector<float>&)> permute) {
-    AddTensor(w, pool, name, src, PickType(scheme, kind, name, -1, 0, shape.last(), log), shape, std::move(permute));
+    AddTensor(w, pool, name, src, PickType(scheme, kind, name, -1, nullptr, shape.last(), log), shape, std::move(permute));
   };
   if (c.vision) {
     const VisionConfig& v = *c.vision;

@@ -56,6 +56,7 @@ TEST_SUITE("fuzz_regressions") {
         {"wav", g4::fuzz::Wav},
         {"image", g4::fuzz::Image},
         {"chat_template", g4::fuzz::ChatTemplate},
+        {"jinja", g4::fuzz::Jinja},
     };
     size_t total = 0;
     for (const auto& [harness, target] : targets) total += Replay(harness, target);

@@ -165,6 +165,14 @@ def main(out):
     for i, c in enumerate(chats):
         put(out, "chat_template", "chat%d" % i, c)
 
+    # Jinja: each released Gemma 4 template with each conversation of cases.json (template, separator, request).
+    spec = os.path.join(DATA, "chat-template")
+    cases = json.loads(read(os.path.join(spec, "cases.json")))["cases"]
+    for name in ("gemma4-official.jinja", "gemma4-official-interleaved.jinja"):
+        for i, c in enumerate(cases[::2]):
+            request = {k: v for k, v in c.items() if k not in ("name", "template", "rendered")}
+            put(out, "jinja", "%s-%d" % (name, i), read(os.path.join(spec, name)) + SEP + json.dumps(request).encode())
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -25,8 +25,11 @@
 #include "g4/media/image_patches.hpp"
 #include "g4/media/wav.hpp"
 #include "g4/text/chat_template.hpp"
+#include "g4/text/jinja/template.hpp"
 #include "g4/text/load_tokenizer.hpp"
 #include "g4/text/tokenizer.hpp"
+#include "g4/text/tool_calls.hpp"
+#include "g4/text/tool_request.hpp"
 
 // Where tests/data is when G4_TEST_DATA is unset (the fuzz build passes the source tree's).
 #ifndef G4_FUZZ_DEFAULT_DATA
@@ -204,6 +207,23 @@ inline void ChatTemplate(Bytes in) {
   RenderChat(messages, opt);
   TokenizeChat(DemoTokenizer(), messages, opt);
   ChatOptionsFromJinja(s, "chat template");
+}
+
+// A Jinja template (part 0) rendered with a chat request (part 1, JSON; a small conversation when absent or not
+// JSON) under limits that keep each input fast; the output then goes through the tool-call parser in two pieces.
+inline void Jinja(Bytes in) {
+  const auto parts = SplitParts(in);
+  nlohmann::ordered_json request;
+  if (parts.size() > 1) request = nlohmann::ordered_json::parse(parts[1], nullptr, /*allow_exceptions=*/false);
+  if (!request.is_object())
+    request = {{"messages", {{{"role", "system"}, {"content", " Be brief. "}}, {{"role", "user"}, {"content", "Hi"}}}}};
+  const jinja::Limits limits{.max_output_bytes = 1 << 20, .max_loop_iterations = 100000, .max_recursion = 500};
+  const std::string out =
+      jinja::RenderChatTemplate(parts[0], AdaptRequestToTemplate(request, parts[0]), limits);
+  ToolCallParser parser;
+  parser.Feed(std::string_view(out).substr(0, out.size() / 2));
+  parser.Feed(std::string_view(out).substr(out.size() / 2));
+  parser.Finish();
 }
 
 }  // namespace g4::fuzz

@@ -15,7 +15,10 @@
 // undeclared function when the tool names are given, or no end before Finish) comes back as content, verbatim,
 // with a warning. End-of-turn markers (<turn|>, <|tool_response>) are dropped; a <|"|> outside a call reads as '"'.
 #pragma once
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <set>
 #include <string>

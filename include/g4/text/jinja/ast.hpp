@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -73,6 +74,29 @@ struct Stmt {
   Body body, else_body;
   std::string name;
   std::vector<std::pair<std::string, ExprPtr>> params;  // default null when none
+  bool uses_loop = false;  // kFor: the body names `loop` (else the interpreter need not build it each iteration)
 };
+
+// Whether an expression or statements mention `name` as a variable anywhere inside.
+inline bool Mentions(const Expr& e, std::string_view name) {
+  if (e.kind == Expr::Kind::kName && e.name == name) return true;
+  for (const ExprPtr& c : e.children)
+    if (c && Mentions(*c, name)) return true;
+  for (const auto& [k, v] : e.kwargs)
+    if (Mentions(*v, name)) return true;
+  return false;
+}
+inline bool Mentions(const std::vector<StmtPtr>& body, std::string_view name) {
+  for (const StmtPtr& s : body) {
+    for (const Expr* e : {s->expr.get(), s->filter.get()})
+      if (e && Mentions(*e, name)) return true;
+    for (const auto& [cond, branch] : s->branches)
+      if ((cond && Mentions(*cond, name)) || Mentions(branch, name)) return true;
+    for (const auto& [k, v] : s->params)
+      if (v && Mentions(*v, name)) return true;
+    if (Mentions(s->body, name) || Mentions(s->else_body, name)) return true;
+  }
+  return false;
+}
 
 }  // namespace g4::jinja

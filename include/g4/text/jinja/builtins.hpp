@@ -3,6 +3,9 @@
 // one. A name outside these sets is an error at its position.
 #pragma once
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>

@@ -5,6 +5,7 @@
 // comment tag that starts its line ("{%+" keeps them). Newlines are normalised to "\n" and one trailing newline of
 // the template is dropped, as Jinja2 does by default.
 #pragma once
+#include <cctype>
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -3,6 +3,9 @@
 // | filter / is test. Statements: if/elif/else, for (targets, inline filter, else), set (also ns.attr and block
 // set), macro, break/continue and Hugging Face's generation block. Anything else is refused with its position.
 #pragma once
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -171,6 +174,7 @@ class Parser {
       if (IsName("recursive")) FailAt(Peek().at, "recursive for loops are not supported");
       ExpectBlockEnd();
       s->body = ParseBody({"else", "endfor"}, &end);
+      s->uses_loop = Mentions(s->body, "loop");
       if (end == "else") {
         ExpectBlockEnd();
         s->else_body = ParseBody({"endfor"}, &end);

@@ -256,6 +256,12 @@ TEST_CASE("tool calls: hostile and malformed output comes back as text with a wa
   check_text("<|tool_call>call:f{a:" + deep + "<tool_call|>");
   check_text("<|tool_call>call:f{a:" + deep);
   check_text("<|tool_call>call:f" + std::string(10 << 20, '{') + "<tool_call|>");
+  // Long runs of marker beginnings and of quotes stay linear (quadratic, these took minutes).
+  const std::string angles(4 << 20, '<');
+  CHECK(g4::ToolCallParser::Parse(angles)["content"] == angles);
+  std::string quotes = "<|channel>thought\n";
+  for (int i = 0; i < 200000; ++i) quotes += "<|\"|>";
+  CHECK(g4::ToolCallParser::Parse(quotes)["reasoning_content"] == std::string(200000, '"'));
   // A good call after a bad one still parses; text around stays in order.
   std::vector<std::string> warnings;
   const Json msg = g4::ToolCallParser::Parse("x<|tool_call>call:f{a:}<tool_call|>y<|tool_call>call:g{}<tool_call|>z",

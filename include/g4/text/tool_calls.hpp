@@ -255,35 +255,44 @@ class ToolCallParser {
  private:
   enum class State { kText, kThoughtHeader, kThought, kCall };
 
+  // Consumes buffer_ from the front; what is consumed is erased once at the end (erasing per marker would make
+  // long runs of '<' quadratic).
   void Process(MessageDelta& out, bool final) {
+    size_t pos = 0;
+    Step(out, final, pos);
+    buffer_.erase(0, pos);
+    scan_ -= std::min(scan_, pos);
+  }
+
+  void Step(MessageDelta& out, bool final, size_t& pos) {
     using namespace tool_call_detail;
     for (;;) {
+      const std::string_view rest = std::string_view(buffer_).substr(pos);
       switch (state_) {
         case State::kText: {
-          const size_t lt = buffer_.find('<');
-          if (lt == std::string::npos) {
-            out.content += buffer_;
-            buffer_.clear();
+          const size_t lt = rest.find('<');
+          out.content += rest.substr(0, lt);
+          if (lt == std::string_view::npos) {
+            pos = buffer_.size();
             return;
           }
-          out.content.append(buffer_, 0, lt);
-          buffer_.erase(0, lt);
-          const std::string_view rest = buffer_;
+          pos += lt;
+          const std::string_view tail = rest.substr(lt);
           std::string_view marker;
           for (const std::string_view m : kTextMarkers)
-            if (rest.starts_with(m)) marker = m;
+            if (tail.starts_with(m)) marker = m;
           if (marker.empty()) {
-            if (!final && PartialMarkerTail(rest, kTextMarkers) == rest.size()) return;  // wait for more
+            if (!final && PartialMarkerTail(tail, kTextMarkers) == tail.size()) return;  // wait for more
             out.content += '<';
-            buffer_.erase(0, 1);
+            ++pos;
             continue;
           }
-          buffer_.erase(0, marker.size());
+          pos += marker.size();
           if (marker == kQuote) out.content += '"';
           if (marker == kChannelOpen) state_ = State::kThoughtHeader;
           if (marker == kCallOpen) {
             state_ = State::kCall;
-            scan_ = 0;
+            scan_ = pos;
             in_string_ = false;
           }
           continue;
@@ -291,35 +300,40 @@ class ToolCallParser {
         case State::kThoughtHeader: {
           // "<|channel>thought\n": the channel's name and the whitespace after it are not reasoning.
           constexpr std::string_view kName = "thought";
-          if (!final && buffer_.size() < kName.size() && kName.starts_with(buffer_)) return;
-          if (buffer_.starts_with(kName)) {
-            const size_t text = buffer_.find_first_not_of(" \t\r\n", kName.size());
-            if (text == std::string::npos && !final) return;
-            buffer_.erase(0, text == std::string::npos ? buffer_.size() : text);
+          if (!final && rest.size() < kName.size() && kName.starts_with(rest)) return;
+          if (rest.starts_with(kName)) {
+            const size_t text = rest.find_first_not_of(" \t\r\n", kName.size());
+            if (text == std::string_view::npos && !final) return;
+            pos += text == std::string_view::npos ? rest.size() : text;
           }
           state_ = State::kThought;
           continue;
         }
         case State::kThought: {
-          const size_t close = buffer_.find(kChannelClose);
+          const size_t close = rest.find(kChannelClose);
           const std::string_view markers[] = {kChannelClose, kQuote};
-          const size_t keep = close != std::string::npos ? 0 : final ? 0 : PartialMarkerTail(buffer_, markers);
-          std::string text = buffer_.substr(0, close != std::string::npos ? close : buffer_.size() - keep);
-          for (size_t at; (at = text.find(kQuote)) != std::string::npos;) text.replace(at, kQuote.size(), "\"");
-          out.reasoning_content += text;
-          if (close == std::string::npos) {
-            buffer_.erase(0, buffer_.size() - keep);
+          const size_t keep = close != std::string_view::npos || final ? 0 : PartialMarkerTail(rest, markers);
+          const std::string_view text = rest.substr(0, close != std::string_view::npos ? close : rest.size() - keep);
+          for (size_t from = 0;;) {  // a <|"|> in a thought reads as '"'
+            const size_t at = text.find(kQuote, from);
+            out.reasoning_content += text.substr(from, at - from);
+            if (at == std::string_view::npos) break;
+            out.reasoning_content += '"';
+            from = at + kQuote.size();
+          }
+          if (close == std::string_view::npos) {
+            pos += rest.size() - keep;
             return;
           }
-          buffer_.erase(0, close + kChannelClose.size());
+          pos += close + kChannelClose.size();
           state_ = State::kText;
           continue;
         }
         case State::kCall: {
           const std::optional<size_t> end = FindCallEnd();
           if (!end) return;
-          EmitCall(out, buffer_.substr(0, *end));
-          buffer_.erase(0, *end + kCallClose.size());
+          EmitCall(out, buffer_.substr(pos, *end - pos));
+          pos = *end + kCallClose.size();
           state_ = State::kText;
           continue;
         }
@@ -383,7 +397,7 @@ class ToolCallParser {
   std::string id_prefix_;
   std::string buffer_;  // text not yet emitted
   State state_ = State::kText;
-  size_t scan_ = 0;       // kCall: how far FindCallEnd has looked
+  size_t scan_ = 0;       // kCall: how far into buffer_ FindCallEnd has looked
   bool in_string_ = false;  // kCall: whether scan_ is inside a <|"|> string
   int calls_ = 0;
 };

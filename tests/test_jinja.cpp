@@ -116,6 +116,12 @@ TEST_CASE("jinja: hostile templates end in g4::Error, not a crash or a hang") {
                   g4::Error);
   CHECK_THROWS_AS(Render("{% set ns = namespace() %}{% set ns.self = ns %}", none), g4::Error);
   CHECK_THROWS_AS(Render("{% set ns = namespace(l=[]) %}{% set ns.l = [ns] %}", none), g4::Error);
+  std::string many_names;
+  for (int i = 0; i < 20000; ++i) many_names += "{% set v" + std::to_string(i) + " = 1 %}";
+  CHECK_THROWS_AS(Render(many_names, none), g4::Error);
+  std::string big_dict = "{{ {";
+  for (int i = 0; i < 50000; ++i) big_dict += "'k" + std::to_string(i % 25000) + "': " + std::to_string(i) + ", ";
+  CHECK(Render(big_dict + "} | length }}", none) == "25000");
   // Output, string and list growth.
   CHECK_THROWS_AS(Render("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", none, small), g4::Error);
   CHECK_THROWS_AS(Render("{% set ns = namespace(s='xx') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"

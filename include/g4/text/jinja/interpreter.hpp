@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -33,7 +34,8 @@ class Interpreter {
   explicit Interpreter(Limits limits) : limits_(limits) {}
 
   std::string Render(const Body& body, std::vector<std::pair<std::string, Value>> globals) {
-    frames_.assign(1, Frame{std::move(globals)});
+    frames_.assign(1, Frame{});
+    for (auto& [k, v] : globals) Assign(k, std::move(v));
     scope_base_ = 0;
     std::string out;
     if (ExecBody(body, out) != Flow::kNormal) FailAt(body.empty() ? Position{} : body.front()->at, "break or continue outside a loop");
@@ -42,6 +44,9 @@ class Interpreter {
 
  private:
   enum class Flow { kNormal, kBreak, kContinue };
+  // Variables of a scope, searched linearly: scopes hold a handful, and loops clear theirs every iteration.
+  // kMaxVariables bounds the search against templates that set thousands of names.
+  static constexpr size_t kMaxVariables = 10000;
   struct Frame {
     std::vector<std::pair<std::string, Value>> vars;
   };
@@ -69,12 +74,14 @@ class Interpreter {
     return Global(name);
   }
   void Assign(const std::string& name, Value v) {
-    for (auto& [k, old] : frames_.back().vars)
+    auto& vars = frames_.back().vars;
+    for (auto& [k, old] : vars)
       if (k == name) {
         old = std::move(v);
         return;
       }
-    frames_.back().vars.emplace_back(name, std::move(v));
+    Require(vars.size() < kMaxVariables, "chat template", "more than " + std::to_string(kMaxVariables) + " variables in one scope");
+    vars.emplace_back(name, std::move(v));
   }
 
   static Value Global(const std::string& name) {
@@ -296,15 +303,15 @@ class Interpreter {
       }
       case Expr::Kind::kDict: {
         std::vector<std::pair<std::string, Value>> items;
+        std::unordered_map<std::string, size_t> index;  // a repeated key keeps its first place, takes the last value
         for (size_t i = 0; i + 1 < e.children.size(); i += 2) {
           const Value key = Eval(*e.children[i]);
           if (!key.is_string()) FailAt(e.children[i]->at, "dict keys must be strings here, not " + key.TypeName());
           Value v = Eval(*e.children[i + 1]);
-          auto it = std::find_if(items.begin(), items.end(), [&](const auto& kv) { return kv.first == key.as_string(); });
-          if (it != items.end())
-            it->second = std::move(v);
-          else
+          if (const auto [it, fresh] = index.emplace(key.as_string(), items.size()); fresh)
             items.emplace_back(key.as_string(), std::move(v));
+          else
+            items[it->second].second = std::move(v);
         }
         return Value::MakeDict(std::move(items));
       }

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """`g4 template` end to end: every case of chat-template/cases.json rendered through the program must equal jinja2's
 rendering byte for byte (with --template, and with -m on a Hugging Face folder that carries the template either
-way); `g4 template parse` must turn the template's own tool-call markup back into the call.
+way and on a GGUF file that carries it as tokenizer.chat_template); `g4 template parse` must turn the template's own tool-call markup back into the call.
 usage: test_template_cli.py G4_BINARY DATA_DIR"""
 import json
 import pathlib
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,24 +31,30 @@ def check(name, ok, detail=""):
 
 with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
-    folders = {}
-    for key, path in templates.items():  # one folder with chat_template.jinja, one with tokenizer_config.json
-        jinja_dir, config_dir = tmp / (key + "-jinja"), tmp / (key + "-config")
+    models = {}
+    for key, path in templates.items():  # a folder with chat_template.jinja, one with tokenizer_config.json, a GGUF
+        jinja_dir, config_dir, gguf = tmp / (key + "-jinja"), tmp / (key + "-config"), tmp / (key + ".gguf")
         jinja_dir.mkdir()
         config_dir.mkdir()
         (jinja_dir / "chat_template.jinja").write_bytes(path.read_bytes())
         (config_dir / "tokenizer_config.json").write_text(json.dumps({"chat_template": path.read_text()}))
-        folders[key] = [jinja_dir, config_dir]
+
+        def gguf_string(b):
+            return struct.pack("<Q", len(b)) + b
+        # GGUF v3 with no tensors and one key (type 8: string).
+        gguf.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + gguf_string(b"tokenizer.chat_template") +
+                         struct.pack("<I", 8) + gguf_string(path.read_bytes()))
+        models[key] = [jinja_dir, config_dir, gguf]
     for i, case in enumerate(cases):
         request = {k: v for k, v in case.items() if k not in ("name", "template", "rendered")}
         req = tmp / f"request{i}.json"
         req.write_text(json.dumps(request))
         want = case["rendered"].encode()
         label = f"{case['name']} [{case['template']}]"
-        sources = [["--template", str(templates[case["template"]])]] + [["-m", str(d)] for d in folders[case["template"]]]
+        sources = [["--template", str(templates[case["template"]])]] + [["-m", str(m)] for m in models[case["template"]]]
         for source in sources:
             rc, out, err = run(["render", *source, "--request", str(req), "--as-is"])
-            check(f"render {label} {source[0]}", rc == 0 and out == want, f"exit {rc}\n{err}\n{out!r}\n{want!r}")
+            check(f"render {label} {source[0]} {pathlib.Path(source[1]).name}", rc == 0 and out == want, f"exit {rc}\n{err}\n{out!r}\n{want!r}")
         # Without --as-is the official template needs no change to the request, so the prompt is the same.
         if case["template"] == "gemma-4-31B-it":
             rc, out, err = run(["render", "--template", str(templates[case["template"]]), "--request", str(req)])

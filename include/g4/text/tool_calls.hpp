@@ -218,8 +218,10 @@ class ToolCallParser {
   MessageDelta Finish() {
     MessageDelta out;
     Process(out, /*final=*/true);
-    if (state_ == State::kCall) {
-      Reject(out, "tool call has no closing <tool_call|>");
+    if (state_ == State::kCall) {  // the unfinished call, verbatim
+      out.warnings.push_back("tool call: no closing <tool_call|>; returned as text");
+      out.content += tool_call_detail::kCallOpen;
+      state_ = State::kText;
     }
     out.content += buffer_;
     buffer_.clear();
@@ -385,12 +387,6 @@ class ToolCallParser {
     const int index = calls_++;
     out.tool_calls.push_back({index, id_prefix_ + std::to_string(index), name, ""});
     out.tool_calls.push_back({index, "", "", std::move(arguments)});
-  }
-
-  void Reject(MessageDelta& out, const std::string& why) {
-    out.warnings.push_back("tool call: " + why + "; returned as text");
-    out.content += std::string(tool_call_detail::kCallOpen);
-    state_ = State::kText;
   }
 
   std::set<std::string> tool_names_;

@@ -22,9 +22,8 @@ class Parser {
   explicit Parser(std::vector<Token> tokens) : tokens_(std::move(tokens)) {}
 
   Body ParseTemplate() {
-    std::string end;
-    Body body = ParseBody({}, &end);
-    return body;
+    std::string end;  // stays empty: the top level ends only with the template
+    return ParseBody({}, &end);
   }
 
  private:

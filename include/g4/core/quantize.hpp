@@ -102,7 +102,7 @@ inline float MakeQkx2Quants(int n, int nmax, const float* x, const float* weight
     const int l = NearestInt(iscale * (x[i] - min));
     L[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
     const float diff = scale * L[i] + min - x[i];
-    best_error += weights[i] * diff * diff;
+    best_error += weights[i] * (diff * diff);  // ggml's association: w * diff^2
   }
   for (int is = 0; is <= nstep; ++is) {
     iscale = (rmin + rdelta * is + nmax) / (max - min);
@@ -125,7 +125,7 @@ inline float MakeQkx2Quants(int n, int nmax, const float* x, const float* weight
       float error = 0;
       for (int i = 0; i < n; ++i) {
         const float diff = this_scale * Laux[i] + this_min - x[i];
-        error += weights[i] * diff * diff;
+        error += weights[i] * (diff * diff);
       }
       if (error < best_error) {
         for (int i = 0; i < n; ++i) L[i] = Laux[i];

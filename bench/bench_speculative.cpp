@@ -15,6 +15,7 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/json.hpp"
 #include "g4/model/drafter.hpp"
+#include "g4/model/sampler.hpp"
 #include "g4/text/model_tokenizer.hpp"
 #include "g4/bench/synthetic_model.hpp"
 
@@ -49,16 +50,21 @@ int CostModel(Type type, size_t threads, int layers, size_t context) {
   std::printf("Gemma 4 12B shape (%d layers) + its drafter, %s weights, %zu threads, at context %zu\n", tcfg.n_layers,
               std::string(TypeName(type)).c_str(), threads, context);
   ForwardOutput out;
+  // Every measured call starts from the filled context.
+  auto at_context = [&] {
+    if (seq.pos() == 0) seq.AssumeWritten(static_cast<int64_t>(context));
+    else seq.Rollback(static_cast<int64_t>(context));
+  };
   auto run = [&](size_t n) {
-    seq.pos = static_cast<int64_t>(context);
+    at_context();
     std::vector<int32_t> toks(n, 2);
     out.all_logits = n > 1;
     target.Forward(seq, {toks}, out);
   };
   std::vector<float> h(static_cast<size_t>(tcfg.hidden_size), 0.1f), logits, h_next;
   auto draft_step = [&] {
-    seq.pos = static_cast<int64_t>(context);
-    drafter.Step(seq, 2, h, seq.pos, seq.pos, logits, h_next);
+    at_context();
+    drafter.Step(seq, 2, h, seq.pos(), seq.pos(), logits, h_next);
   };
   run(1);  // warm-up: pages the weights in
   draft_step();
@@ -125,13 +131,13 @@ int Acceptance(const std::string& demo, const std::string& prompts_file) {
     std::vector<std::vector<int32_t>> drafts(kRounds);
     std::vector<float> logits, h_next;
     for (size_t i = 0; i < kContinuation; ++i) {
-      all.push_back(Gemma4::Argmax(out.logits));
+      all.push_back(Argmax(out.logits));
       if (i < kRounds) {
         std::vector<float> h = out.final_hidden;
         int32_t tok = all.back();
         for (size_t j = 0; j < kMaxK; ++j) {
-          drafter.Step(seq, tok, h, seq.pos, seq.pos, logits, h_next);
-          drafts[i].push_back(tok = Gemma4::Argmax(logits));
+          drafter.Step(seq, tok, h, seq.pos(), seq.pos(), logits, h_next);
+          drafts[i].push_back(tok = Argmax(logits));
           h.swap(h_next);
         }
       }

@@ -78,10 +78,10 @@ TEST_CASE("rolling the position back re-computes the same logits (speculative ro
   Sequence seq = model.NewSequence(40, 6);
   ForwardOutput out;
   model.Forward(seq, {std::span(tokens).first(12)}, out);
-  // A speculative round writes 5 tokens, of which none is kept.
-  const auto junk = RandomTokens(5, rm.cfg.vocab_size, 99);
+  // A speculative round writes up to max_chunk - 2 = 4 tokens (so the rings keep the drafter's window), none kept.
+  const auto junk = RandomTokens(4, rm.cfg.vocab_size, 99);
   model.Forward(seq, {junk}, out);
-  seq.pos = 12;
+  seq.Rollback(12);
   model.Forward(seq, {std::span(tokens).subspan(12, 8)}, out);
   Sequence ref = model.NewSequence(40, 40);
   ForwardOutput ref_out;
@@ -104,11 +104,11 @@ TEST_CASE("an image block is bidirectional on sliding layers only, and chunks ne
   }
   {
     Sequence s = model.NewSequence(32, 32);
-    model.Forward(s, {tokens, nullptr, {}, blocks}, vision);
+    model.Forward(s, {tokens, {}, {}, blocks}, vision);
   }
   {
     Sequence s = model.NewSequence(32, 6);  // a chunk of 6 would end inside the block: must move the cut
-    model.Forward(s, {tokens, nullptr, {}, blocks}, vision_chunked);
+    model.Forward(s, {tokens, {}, {}, blocks}, vision_chunked);
   }
   const size_t V = static_cast<size_t>(rm.cfg.vocab_size);
   CHECK(RelErr(vision_chunked.logits, vision.logits) < 1e-5);
@@ -118,7 +118,7 @@ TEST_CASE("an image block is bidirectional on sliding layers only, and chunks ne
   {
     Sequence s = model.NewSequence(32, 3);  // a block of 5 cannot fit a chunk of 3
     ForwardOutput o;
-    CHECK_THROWS_WITH_AS(model.Forward(s, {tokens, nullptr, {}, blocks}, o), doctest::Contains("image block"), Error);
+    CHECK_THROWS_WITH_AS(model.Forward(s, {tokens, {}, {}, blocks}, o), doctest::Contains("image block"), Error);
   }
 }
 

@@ -181,12 +181,9 @@ TEST_CASE("sampler: draws match the filtered distribution (chi-square)") {
   CHECK(chi2 < 16.266);  // 3 degrees of freedom, p = 0.001
 }
 
-TEST_CASE("sampler: Draw from explicit weights, stop ids, and bad input") {
+TEST_CASE("sampler: Draw from explicit weights, and bad input") {
   SamplerConfig cfg;
-  cfg.stop_ids = {1, 106};
   Sampler s(cfg, 4);
-  CHECK(s.IsStop(106));
-  CHECK(!s.IsStop(2));
   CHECK(s.Draw(std::vector<float>{0.0f, 0.0f, 3.0f, 0.0f}) == 2);
   CHECK_THROWS_AS(s.Draw(std::vector<float>{0.0f, 0.0f}), Error);
   CHECK_THROWS_AS(s.Sample(std::vector<float>{1.0f, 2.0f}), Error);  // wrong vocabulary size

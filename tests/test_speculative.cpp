@@ -6,7 +6,7 @@
 #include <map>
 #include <random>
 
-#include "g4/model/speculative.hpp"
+#include "g4/model/generate.hpp"
 #include "support/random_model.hpp"
 
 using namespace g4;
@@ -25,9 +25,9 @@ double CacheDiff(const Gemma4Config& cfg, Sequence& a, Sequence& b) {
   for (int L = 0; L < cfg.n_layers; ++L) {
     LayerKV& x = a.cache.layer(L);
     LayerKV& y = b.cache.layer(L);
-    const int64_t from = cfg.layers[static_cast<size_t>(L)].kind == AttentionKind::kFull ? 0 : std::max<int64_t>(0, a.pos - cfg.sliding_window);
+    const int64_t from = cfg.layers[static_cast<size_t>(L)].kind == AttentionKind::kFull ? 0 : std::max<int64_t>(0, a.pos() - cfg.sliding_window);
     std::vector<float> xk(x.head_dim), xv(x.head_dim), yk(x.head_dim), yv(x.head_dim);
-    for (int64_t p = from; p < a.pos; ++p)
+    for (int64_t p = from; p < a.pos(); ++p)
       for (size_t h = 0; h < x.n_kv_heads; ++h) {
         x.Load(h, p, xk.data(), xv.data());
         y.Load(h, p, yk.data(), yv.data());
@@ -74,7 +74,7 @@ TEST_CASE("greedy speculative decoding equals plain greedy: tokens and KV caches
     for (int prompt_i = 0; prompt_i < 6; ++prompt_i) {
       const auto prompt = RandomTokens(3 + static_cast<size_t>(prompt_i) * 2, tm.cfg.vocab_size, rng);
       Sequence plain_seq = target.NewSequence(128, 16);
-      const auto plain = target.GenerateGreedy(plain_seq, prompt, 30);
+      const auto plain = Generate(target, plain_seq, {prompt}, {30, tm.cfg.tokens.stop_ids}, GreedyVerify());
       for (int k = 1; k <= 8; ++k) {
         for (bool adaptive : {false, true}) {
           CAPTURE(pattern);
@@ -83,10 +83,10 @@ TEST_CASE("greedy speculative decoding equals plain greedy: tokens and KV caches
           CAPTURE(adaptive);
           Sequence seq = target.NewSequence(128, 16);
           SpeculativeStats stats;
-          const auto spec = GenerateSpeculative(target, drafter, seq, {prompt}, 30, {k, adaptive, 8}, GreedyVerify(), &stats);
+          const auto spec = Generate(target, &drafter, seq, {prompt}, {30, tm.cfg.tokens.stop_ids}, {k, adaptive, 8}, GreedyVerify(), &stats);
           REQUIRE(spec == plain);
           // Both caches hold the prompt and every generated token but the last.
-          CHECK(seq.pos == plain_seq.pos);
+          CHECK(seq.pos() == plain_seq.pos());
           CHECK(CacheDiff(tm.cfg, seq, plain_seq) < 1e-5);
           total_accepted += stats.accepted;
         }
@@ -106,7 +106,7 @@ TEST_CASE("greedy speculative decoding with partly right drafts: every acceptanc
   for (int prompt_i = 0; prompt_i < 5; ++prompt_i) {
     const auto prompt = RandomTokens(4 + static_cast<size_t>(prompt_i), tm.cfg.vocab_size, rng);
     Sequence plain_seq = target.NewSequence(128, 16);
-    const auto plain = target.GenerateGreedy(plain_seq, prompt, 40);
+    const auto plain = Generate(target, plain_seq, {prompt}, {40, tm.cfg.tokens.stop_ids}, GreedyVerify());
     ScriptedDrafter drafter{prompt, tm.cfg.vocab_size};
     drafter.truth.insert(drafter.truth.end(), plain.begin(), plain.end());
     for (int k = 1; k <= 8; ++k) {
@@ -114,9 +114,9 @@ TEST_CASE("greedy speculative decoding with partly right drafts: every acceptanc
       CAPTURE(k);
       Sequence seq = target.NewSequence(128, 16);
       SpeculativeStats stats;
-      const auto spec = GenerateSpeculative(target, drafter, seq, {prompt}, 40, {k, k == 3, 8}, GreedyVerify(), &stats);
+      const auto spec = Generate(target, &drafter, seq, {prompt}, {40, tm.cfg.tokens.stop_ids}, {k, k == 3, 8}, GreedyVerify(), &stats);
       REQUIRE(spec == plain);
-      CHECK(seq.pos == plain_seq.pos);
+      CHECK(seq.pos() == plain_seq.pos());
       CHECK(CacheDiff(tm.cfg, seq, plain_seq) < 1e-5);
       accepted += stats.accepted;
       drafted += stats.drafted;
@@ -151,7 +151,7 @@ TEST_CASE("speculative sampling draws from the target's distribution (chi-square
     std::vector<float> pa;
     softmax(o.logits, pa);
     for (int a = 0; a < V; ++a) {
-      s.pos = static_cast<int64_t>(prompt.size());
+      s.Rollback(static_cast<int64_t>(prompt.size()));
       const int32_t one[] = {a};
       target.Forward(s, {one}, o);
       std::vector<float> pb;
@@ -167,7 +167,7 @@ TEST_CASE("speculative sampling draws from the target's distribution (chi-square
   for (int i = 0; i < N; ++i) {
     Sequence s = target.NewSequence(16, 8);
     SpeculativeStats st;
-    const auto out = GenerateSpeculative(target, drafter, s, {prompt}, 2, {1, false, 1}, SamplingVerify(softmax, uniform), &st);
+    const auto out = Generate(target, &drafter, s, {prompt}, {2}, {1, false, 1}, SamplingVerify(softmax, uniform), &st);
     REQUIRE(out.size() == 2);
     counts[static_cast<size_t>(out[0] * V + out[1])]++;
     accepted += st.accepted;
@@ -210,7 +210,7 @@ TEST_CASE("a quantized drafter drafts the same from row groups as from the check
     std::vector<float> h = out.final_hidden, logits, result;
     for (int step = 0; step < 2; ++step) {
       std::vector<float> h_next;
-      drafter.Step(seq, prompt[8], h, seq.pos, seq.pos, logits, h_next);
+      drafter.Step(seq, prompt[8], h, seq.pos(), seq.pos(), logits, h_next);
       result.insert(result.end(), logits.begin(), logits.end());
       result.insert(result.end(), h_next.begin(), h_next.end());
       h = h_next;

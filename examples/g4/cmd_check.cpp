@@ -20,7 +20,7 @@
 #include "g4/media/vision_embedder.hpp"
 #include "g4/model/gemma4.hpp"
 #include "g4/model/prompt.hpp"
-#include "g4/model/speculative.hpp"
+#include "g4/model/generate.hpp"
 
 namespace {
 
@@ -36,7 +36,8 @@ options:
   --mmproj FILE         vision/audio embedders (GGUF) for a GGUF model
   --target FILE         mtp cases: the target model (default: the case's target_case folder)
   --centroid-top-k K    mtp cases with a centroid head from a GGUF (which does not record it)
-  --tolerance T         relative error bound for logits and hidden states (default 1e-3; drafter 1e-4)
+  --tolerance T         relative error bound for every compared output, looser or tighter than the defaults
+                        (1e-3 for logits, hidden states and cached K/V; 1e-4 for the embedders and the drafter)
   --quantized           the weights are quantized: greedy continuations are reported, not required to match;
                         the logits must keep top-1 agreement >= --min-top1 (default 0.9) and --tolerance
   -t, --threads N       threads (default: all)
@@ -88,7 +89,7 @@ class Report {
     const size_t rows = ref.size() / vocab;
     size_t agree = 0;
     for (size_t i = 0; i < rows && ours.size() == ref.size(); ++i)
-      agree += Gemma4::Argmax(ours.subspan(i * vocab, vocab)) == Gemma4::Argmax(ref.subspan(i * vocab, vocab));
+      agree += Argmax(ours.subspan(i * vocab, vocab)) == Argmax(ref.subspan(i * vocab, vocab));
     const double frac = rows ? static_cast<double>(agree) / static_cast<double>(rows) : 0.0;
     const bool ok = frac >= min_agree;
     std::printf("  %-34s %zu/%zu = %.1f%%  (min %.1f%%)  %s\n", name.c_str(), agree, rows, 100 * frac, 100 * min_agree, ok ? "ok" : "FAIL");
@@ -148,7 +149,7 @@ std::vector<int32_t> GreedyWithScores(const Gemma4& model, std::span<const int32
   std::vector<int32_t> tokens;
   for (size_t i = 0; i < n; ++i) {
     scores.insert(scores.end(), out.logits.begin(), out.logits.end());
-    tokens.push_back(Gemma4::Argmax(out.logits));
+    tokens.push_back(Argmax(out.logits));
     if (i + 1 < n) {
       const int32_t one[] = {tokens.back()};
       model.Forward(seq, {one}, out);
@@ -156,6 +157,12 @@ std::vector<int32_t> GreedyWithScores(const Gemma4& model, std::span<const int32
   }
   return tokens;
 }
+
+// Relative error bounds: `coarse` for logits, hidden states and cached K/V, `fine` for the embedders and the drafter
+// (both --tolerance when given).
+struct Tolerances {
+  double coarse = 1e-3, fine = 1e-4;
+};
 
 void CheckText(const Checkpoint& ck, const Golden& g, double tol, double min_top1, ThreadPool& pool, Report& r) {
   // Greedy references run to their full length: stop tokens must not end them early.
@@ -193,7 +200,7 @@ void CheckText(const Checkpoint& ck, const Golden& g, double tol, double min_top
     const std::string name = "prompt" + std::to_string(p);
     const auto want = g.I32(name + ".greedy_tokens");
     Sequence s = model.NewSequence(g.I32(name + ".input_ids").size() + want.size());
-    r.Greedy(name + ".greedy_tokens", model.GenerateGreedy(s, g.I32(name + ".input_ids"), want.size()), want);
+    r.Greedy(name + ".greedy_tokens", Generate(model, s, {g.I32(name + ".input_ids")}, {want.size()}, GreedyVerify()), want);
   }
 }
 
@@ -204,11 +211,11 @@ std::vector<float> PatchRowsFor(const VisionEmbedder& embedder, std::span<const 
   return rows;
 }
 
-void CheckMultimodal(const Checkpoint& ck, const nlohmann::json& info, const Golden& g, double tol, ThreadPool& pool, Report& r) {
+void CheckMultimodal(const Checkpoint& ck, const nlohmann::json& info, const Golden& g, Tolerances t, ThreadPool& pool, Report& r) {
   Require(ck.vision() && ck.audio(), ck.path(), "has no vision/audio embedders (a GGUF needs --mmproj)");
   const VisionEmbedder vision(*ck.vision());
   const AudioEmbedder audio(ck.audio()->projection);
-  const double etol = std::min(tol, 1e-4);
+  const double tol = t.coarse, etol = t.fine;
 
   // Preprocessing: our resize and patchify of the source image, our framing of the waveform.
   const TensorView& rgb = g.Get("image_rgb_u8");
@@ -277,15 +284,15 @@ void CheckMultimodal(const Checkpoint& ck, const nlohmann::json& info, const Gol
   const auto want = g.I32("greedy_tokens");
   std::vector<float> scores;
   Sequence seq3 = model.NewSequence(ids.size() + want.size() + 1);
-  const auto got = model.Generate(seq3, prompt.input(), want.size(), [&](std::span<const float> l) {
+  const auto got = Generate(model, seq3, prompt.input(), {want.size()}, [&](std::span<const float> l, int32_t) {
     scores.insert(scores.end(), l.begin(), l.end());
-    return Gemma4::Argmax(l);
+    return std::pair<int32_t, bool>{Argmax(l), false};
   });
   r.Greedy("greedy_tokens", got, want);
   r.Compare("greedy_scores", scores, g.F32("greedy_scores"), tol);
 }
 
-void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int centroid_top_k, const Golden& g, double tol,
+void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int centroid_top_k, const Golden& g, Tolerances t,
               ThreadPool& pool, Report& r) {
   Gemma4Config tcfg = target_ck.config();
   tcfg.tokens.stop_ids.clear();
@@ -298,8 +305,9 @@ void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int cen
   const auto want = g.I32("greedy_tokens");
   const size_t context = prompt.size() + want.size() + 16;
 
-  // The target's cache after the prompt is the drafter's shared KV.
-  Sequence seq = target.NewSequence(context, 16);
+  // The target's cache after the prompt is the drafter's shared KV; chunks as long as the prompt size the sliding
+  // rings to hold all of it, as the reference does.
+  Sequence seq = target.NewSequence(context, std::max<size_t>(16, prompt.size()));
   ForwardOutput out;
   out.all_logits = true;
   target.Forward(seq, {prompt}, out);
@@ -312,16 +320,16 @@ void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int cen
       std::vector<float> ours;  // [kv_heads, seq, head_dim] as the reference
       std::vector<float> key(kv.head_dim), value(kv.head_dim);
       for (size_t h = 0; h < kv.n_kv_heads; ++h)
-        for (int64_t p = 0; p < seq.pos; ++p) {
+        for (int64_t p = 0; p < seq.pos(); ++p) {
           kv.Load(h, p, key.data(), value.data());
           const std::vector<float>& src = kv_name[0] == 'k' ? key : value;
           ours.insert(ours.end(), src.begin(), src.end());
         }
-      r.Compare(name, ours, g.F32(name), std::min(tol, 1e-3));
+      r.Compare(name, ours, g.F32(name), t.coarse);
     }
   }
   // One and two draft steps from the reference's explicit inputs.
-  const double dtol = std::min(tol, 1e-4);
+  const double dtol = t.fine;
   const auto embeds = g.F32("drafter_inputs_embeds");  // [1, 2 H]: the embedding part is recomputed from the token
   const size_t H = static_cast<size_t>(tcfg.hidden_size);
   const int64_t position = g.I32("drafter_position_ids").at(0);
@@ -329,14 +337,14 @@ void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int cen
   target.EmbedToken(prompt.back(), e.data());
   r.Compare("drafter_inputs_embeds[:H]", e, embeds.first(H), dtol);
   r.Compare("drafter_inputs_embeds[H:]", std::span(out.final_hidden).subspan((prompt.size() - 1) * H, H), embeds.subspan(H, H), dtol);
-  drafter.Step(seq, prompt.back(), embeds.subspan(H, H), position, seq.pos, logits, h_next);
+  drafter.Step(seq, prompt.back(), embeds.subspan(H, H), position, seq.pos(), logits, h_next);
   r.Compare("drafter_logits", logits, g.F32("drafter_logits"), dtol);
   r.Compare("drafter_projected_state", h_next, g.F32("drafter_projected_state"), dtol);
   if (g.Has("drafter_step2_token_in")) {
     const int32_t tok2 = g.I32("drafter_step2_token_in").at(0);
-    r.Tokens("drafter step-1 argmax", {Gemma4::Argmax(logits)}, std::vector<int32_t>{tok2});
+    r.Tokens("drafter step-1 argmax", {Argmax(logits)}, std::vector<int32_t>{tok2});
     std::vector<float> logits2, h2;
-    drafter.Step(seq, tok2, h_next, position, seq.pos, logits2, h2);
+    drafter.Step(seq, tok2, h_next, position, seq.pos(), logits2, h2);
     r.Compare("drafter_step2_logits", logits2, g.F32("drafter_step2_logits"), dtol);
     if (g.Has("drafter_step2_projected_state")) r.Compare("drafter_step2_projected_state", h2, g.F32("drafter_step2_projected_state"), dtol);
   }
@@ -344,7 +352,7 @@ void CheckMtp(const Checkpoint& drafter_ck, const Checkpoint& target_ck, int cen
   for (int k = 1; k <= 8; ++k) {
     Sequence s = target.NewSequence(context, 16);
     SpeculativeStats stats;
-    const auto got = GenerateSpeculative(target, drafter, s, {prompt}, want.size(), {k, false, 8}, GreedyVerify(), &stats);
+    const auto got = Generate(target, &drafter, s, {prompt}, {want.size()}, {k, false, 8}, GreedyVerify(), &stats);
     char name[96];
     std::snprintf(name, sizeof name, "speculative k=%d (%.2f accepted/round)", k, stats.acceptance_per_round());
     r.Tokens(name, got, want);
@@ -365,7 +373,9 @@ int RunCheck(std::vector<std::string> argv) {
   Require(info.contains("kind") && info["kind"].is_string(), (dir / "case.json").string(), "no 'kind'");
   const std::string kind = info["kind"];
   Golden g{std::make_unique<Safetensors>((dir / "golden.safetensors").string()), (dir / "golden.safetensors").string()};
-  const double tol = args.get_double("--tolerance", 1e-3);
+  Tolerances tol;
+  if (args.has("--tolerance")) tol.coarse = tol.fine = args.get_double("--tolerance", 0);
+  Require(tol.coarse >= 0 && tol.fine >= 0, "--tolerance", "must be >= 0");
   ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 0, ThreadPool::kMaxThreads)));
   const std::string model_path = args.get("--model", dir.string());
   std::printf("case %s (%s), model %s\n", dir.string().c_str(), kind.c_str(), model_path.c_str());
@@ -373,7 +383,7 @@ int RunCheck(std::vector<std::string> argv) {
   r.quantized = args.has("--quantized");
   if (kind == "text") {
     const Checkpoint ck(model_path, args.get("--mmproj"));
-    CheckText(ck, g, tol, args.get_double("--min-top1", 0.9), pool, r);
+    CheckText(ck, g, tol.coarse, args.get_double("--min-top1", 0.9), pool, r);
   } else if (kind == "multimodal") {
     const Checkpoint ck(model_path, args.get("--mmproj"));
     CheckMultimodal(ck, info, g, tol, pool, r);

@@ -16,6 +16,7 @@
 #include "g4/bench/read_bandwidth.hpp"
 #include "g4/bench/synthetic_model.hpp"
 #include "g4/model/gemma4.hpp"
+#include "g4/model/sampler.hpp"
 
 namespace g4::bench {
 
@@ -101,14 +102,14 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
     // The cache is sized for the context and filled up to it.
     Sequence seq = model.NewSequence(ctx + o.steps + 1, 512, o.kv_type);
     FillKVCache(seq.cache);
-    seq.pos = static_cast<int64_t>(ctx);
+    seq.AssumeWritten(static_cast<int64_t>(ctx));
     ForwardOutput out;
     const int32_t first[] = {2};
     model.Forward(seq, {first}, out);  // warm-up: pages the weights in
     double step_s = 0, probed = 0;
     for (size_t s = 0; s < o.steps; ++s) {
       probed += probe.BestRate(2);  // best of two: a first pass after a pause can read ~40% slower
-      const int32_t tok[] = {Gemma4::Argmax(out.logits)};
+      const int32_t tok[] = {Argmax(out.logits)};
       t0 = Clock::now();
       model.Forward(seq, {tok}, out);
       step_s += seconds(t0);

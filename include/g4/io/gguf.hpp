@@ -231,7 +231,7 @@ class GgufFile {
     const size_t w = GgufScalarBytes(a.elem_type);
     std::vector<float> out(a.count);
     for (uint64_t i = 0; i < a.count; ++i) {
-      double d;
+      double d = 0;
       GgufValue::ToDouble(a.elem_type, a.raw.data() + i * w, &d);
       out[i] = static_cast<float>(d);
     }

@@ -86,6 +86,7 @@ inline void FinishLayer(const Gemma4Config& cfg, const LayerWeights& lw, const L
 // Runs attention of q [n, n_heads, head_dim] over a layer's cache for the given key ranges.
 inline void AttendCache(const float* q, size_t n, size_t n_heads, const LayerKV& kv, const int64_t* key_begin,
                         const int64_t* key_end, float* out, ThreadPool& pool) {
+  for (size_t t = 0; t < n; ++t) kv.RequireHeld(key_begin[t], key_end[t], "attention");
   AttentionArgs args;
   args.q = q;
   args.n_tok = n;

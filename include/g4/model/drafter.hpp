@@ -75,7 +75,7 @@ class Drafter {
     const size_t HT = static_cast<size_t>(tc.hidden_size), H = static_cast<size_t>(cfg_.hidden_size);
     const size_t NH = static_cast<size_t>(cfg_.n_heads);
     Require(h.size() == HT, "drafter", "state has " + std::to_string(h.size()) + " values, expected " + std::to_string(HT));
-    Require(n_entries > 0 && n_entries <= target_seq.pos, "drafter", "no target KV to read");
+    Require(n_entries > 0 && n_entries <= target_seq.pos(), "drafter", "no target KV to read");
     ThreadPool& pool = target_.pool();
 
     std::vector<float> in(2 * HT), x(H), xn(H);

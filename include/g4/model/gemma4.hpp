@@ -19,26 +19,17 @@
 #include "g4/model/config.hpp"
 #include "g4/model/decoder_layer.hpp"
 #include "g4/model/kv_cache.hpp"
+#include "g4/model/sequence.hpp"
 #include "g4/model/weights.hpp"
 
 namespace g4 {
-
-// One sequence being decoded: its cache, the number of positions already in it, and the layers' activation
-// buffers (reused by every forward pass over it, and by drafting from it).
-struct Sequence {
-  KVCache cache;
-  int64_t pos = 0;
-  LayerScratch scratch;
-  Sequence(const Gemma4Config& cfg, size_t context, size_t max_chunk = 512, Type kv_type = Type::F32)
-      : cache(cfg, context, max_chunk, kv_type) {}
-};
 
 // What to run. Token rows are embedded and scaled by sqrt(hidden); a row with soft_index[i] >= 0 takes row
 // soft_index[i] of soft_embeddings unscaled instead (image and audio soft tokens). block_id[i] >= 0 marks image
 // blocks: on sliding layers a token of a block also sees the later tokens of its block (spec 2.5).
 struct ForwardInput {
   std::span<const int32_t> tokens{};          // [n]
-  const float* soft_embeddings = nullptr;     // [n_soft, hidden]
+  std::span<const float> soft_embeddings{};   // [n_soft, hidden]
   std::span<const int32_t> soft_index{};      // [n] or empty
   std::span<const int32_t> block_id{};        // [n] or empty
 };
@@ -91,9 +82,14 @@ class Gemma4 {
     Require(n > 0, "forward", "empty input");
     Require(in.soft_index.empty() || in.soft_index.size() == n, "forward", "soft_index length differs from the token count");
     Require(in.block_id.empty() || in.block_id.size() == n, "forward", "block_id length differs from the token count");
-    for (int32_t i : in.soft_index) Require(i < 0 || in.soft_embeddings, "forward", "soft tokens given without embeddings");
-    Require(static_cast<uint64_t>(seq.pos) + n <= seq.cache.context(), "prompt",
-            std::to_string(seq.pos + static_cast<int64_t>(n)) + " tokens exceed the context of " +
+    const size_t H = static_cast<size_t>(cfg_.hidden_size);
+    Require(in.soft_embeddings.size() % H == 0, "forward", "soft embeddings are not rows of the hidden size " + std::to_string(H));
+    const size_t n_soft = in.soft_embeddings.size() / H;
+    for (int32_t i : in.soft_index)
+      Require(i < 0 || static_cast<size_t>(i) < n_soft, "forward",
+              "soft index " + std::to_string(i) + " outside the " + std::to_string(n_soft) + " soft embedding rows");
+    Require(static_cast<uint64_t>(seq.pos()) + n <= seq.cache.context(), "prompt",
+            std::to_string(seq.pos() + static_cast<int64_t>(n)) + " tokens exceed the context of " +
                 std::to_string(seq.cache.context()));
     const size_t V = static_cast<size_t>(cfg_.vocab_size);
     out.logits.assign(out.all_logits ? n * V : V, 0.0f);
@@ -113,36 +109,6 @@ class Gemma4 {
       ForwardChunk(seq, in, begin, end, out);
       begin = end;
     }
-  }
-
-  // Feeds `prompt`, then emits up to n_new tokens chosen by pick(logits), stopping after a stop id (the
-  // config's stop_ids) or when on_token returns false. The last emitted token is not fed back: the cache holds
-  // the prompt and every emitted token but the last.
-  std::vector<int32_t> Generate(Sequence& seq, const ForwardInput& prompt, size_t n_new,
-                                const std::function<int32_t(std::span<const float>)>& pick,
-                                const std::function<bool(int32_t)>& on_token = {}) const {
-    std::vector<int32_t> generated;
-    ForwardOutput out;
-    Forward(seq, prompt, out);
-    for (size_t i = 0; i < n_new; ++i) {
-      const int32_t tok = pick(out.logits);
-      generated.push_back(tok);
-      if (on_token && !on_token(tok)) break;
-      if (std::find(cfg_.tokens.stop_ids.begin(), cfg_.tokens.stop_ids.end(), tok) != cfg_.tokens.stop_ids.end()) break;
-      if (i + 1 == n_new) break;
-      const int32_t one[] = {tok};
-      Forward(seq, {one}, out);
-    }
-    return generated;
-  }
-
-  std::vector<int32_t> GenerateGreedy(Sequence& seq, std::span<const int32_t> prompt, size_t n_new,
-                                      const std::function<bool(int32_t)>& on_token = {}) const {
-    return Generate(seq, {prompt}, n_new, Argmax, on_token);
-  }
-
-  static int32_t Argmax(std::span<const float> logits) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
 
   // Scaled embedding of one token (the drafter needs the target's): [hidden].
@@ -172,12 +138,12 @@ class Gemma4 {
     const size_t n = end - begin;
     const size_t H = static_cast<size_t>(cfg_.hidden_size);
     const size_t V = static_cast<size_t>(cfg_.vocab_size), NH = static_cast<size_t>(cfg_.n_heads);
-    const int64_t pos0 = seq.pos;
+    const int64_t pos0 = seq.pos_;
 
     std::vector<float> x(n * H);  // [n, H] residual stream
     for (size_t i = 0; i < n; ++i) {
       if (!in.soft_index.empty() && in.soft_index[begin + i] >= 0) {
-        std::copy_n(in.soft_embeddings + static_cast<size_t>(in.soft_index[begin + i]) * H, H, x.data() + i * H);
+        std::copy_n(in.soft_embeddings.data() + static_cast<size_t>(in.soft_index[begin + i]) * H, H, x.data() + i * H);
       } else {
         EmbedToken(in.tokens[begin + i], x.data() + i * H);
       }
@@ -203,7 +169,7 @@ class Gemma4 {
       AttendCache(q, n, NH, kv, key_begin.data(), key_end.data(), a, pool_);
       FinishLayer(cfg_, lw, lv, a, n, x.data(), seq.scratch, pool_);
     }
-    seq.pos += static_cast<int64_t>(n);
+    seq.pos_ += static_cast<int64_t>(n);
 
     // Final norm and the tied output head, for every row or only the input's last.
     const bool last_chunk = end == in.tokens.size();
@@ -236,6 +202,7 @@ class Gemma4 {
       RopeNeox(k + i * nkv * hd, nkv, hd, lv.inv_freq.data(), pos[i]);
       for (size_t h = 0; h < nkv; ++h) kv.Store(h, pos[i], k + (i * nkv + h) * hd, v + (i * nkv + h) * hd);
     }
+    kv.MarkWritten(pos[0], pos[n - 1] + 1);
   }
 
   // Visible key positions of each query (spec 1.4, 2.5): full layers causal; sliding layers

@@ -75,19 +75,23 @@ class Prompt {
   // The input from position `from` on (a cache already holds the tokens before it).
   ForwardInput input(size_t from = 0) const {
     Require(from < tokens_.size(), "prompt", "nothing left to run after position " + std::to_string(from));
-    return {std::span(tokens_).subspan(from), soft_.data(), std::span(soft_index_).subspan(from), std::span(block_id_).subspan(from)};
+    return {std::span(tokens_).subspan(from), soft_, std::span(soft_index_).subspan(from), std::span(block_id_).subspan(from)};
   }
-  // Length of the prefix shared with `cached` (tokens a cache holds), shortened so that at least one token is left
-  // to run and no image block is split (its tokens must attend to each other in one forward pass).
-  size_t CommonPrefix(std::span<const int32_t> cached) const {
+  // What each position's cache entry depends on: the token id, or for a soft token its media item's content and
+  // row (so a changed image of the same size never matches a cached one).
+  const std::vector<uint64_t>& keys() const { return keys_; }
+  // Length of the prefix shared with `cached` (the keys of what a cache holds), shortened so that at least one token
+  // is left to run and no image block is split (its tokens must attend to each other in one forward pass).
+  size_t CommonPrefix(std::span<const uint64_t> cached) const {
     size_t n = 0;
-    while (n < cached.size() && n + 1 < tokens_.size() && cached[n] == tokens_[n]) ++n;
+    while (n < cached.size() && n + 1 < keys_.size() && cached[n] == keys_[n]) ++n;
     while (n > 0 && block_id_[n] >= 0 && block_id_[n - 1] == block_id_[n]) --n;
     return n;
   }
 
  private:
-  void Push(int32_t id, int32_t soft, int32_t block) {
+  void Push(int32_t id, int32_t soft, int32_t block, uint64_t key = 0) {
+    keys_.push_back(soft < 0 ? static_cast<uint32_t>(id) : key);
     tokens_.push_back(id);
     soft_index_.push_back(soft);
     block_id_.push_back(block);
@@ -97,7 +101,11 @@ class Prompt {
     Require(m.rows.size() == m.n * H, "prompt", "media embedding of " + std::to_string(m.rows.size()) + " values for " +
                                                     std::to_string(m.n) + " tokens of width " + std::to_string(H));
     const int32_t placeholder = m.kind == MediaEmbedding::Kind::kImage ? cfg_.tokens.image : cfg_.tokens.audio;
-    for (size_t r = 0; r < m.n; ++r) Push(placeholder, static_cast<int32_t>(soft_.size() / H + r), block);
+    // FNV-1a over the rows' bytes; soft keys have the top bit set, token keys are the id.
+    uint64_t content = 0xcbf29ce484222325ull;
+    for (const std::byte b : std::as_bytes(std::span(m.rows))) content = (content ^ static_cast<uint8_t>(b)) * 0x100000001b3ull;
+    for (size_t r = 0; r < m.n; ++r)
+      Push(placeholder, static_cast<int32_t>(soft_.size() / H + r), block, (1ull << 63) | ((content + r * 0x9e3779b97f4a7c15ull) >> 1));
     soft_.insert(soft_.end(), m.rows.begin(), m.rows.end());
   }
   const MediaEmbedding& TakeMedia(std::span<const MediaEmbedding> media, size_t& next, int32_t placeholder) const {
@@ -112,6 +120,7 @@ class Prompt {
 
   const Gemma4Config& cfg_;
   std::vector<int32_t> tokens_, soft_index_, block_id_;
+  std::vector<uint64_t> keys_;
   std::vector<float> soft_;  // [n_soft, hidden]
   int32_t next_block_ = 0;
 };

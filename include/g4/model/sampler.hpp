@@ -22,6 +22,19 @@
 
 namespace g4 {
 
+// The most likely token: the lowest id among equal maxima; -inf entries (suppressed tokens) never win, and a NaN
+// logit is an error. The one argmax of greedy decoding, drafting and the sampler.
+inline int32_t Argmax(std::span<const float> v) {
+  int32_t best = -1;
+  for (size_t i = 0; i < v.size(); ++i) {
+    Require(!std::isnan(v[i]), "sampler", "logit of token " + std::to_string(i) + " is NaN");
+    if (v[i] > -std::numeric_limits<float>::infinity() && (best < 0 || v[i] > v[static_cast<size_t>(best)]))
+      best = static_cast<int32_t>(i);
+  }
+  Require(best >= 0, "sampler", "every token is suppressed (all logits -inf)");
+  return best;
+}
+
 struct SamplerConfig {
   float temperature = 1.0f;         // <= 0: greedy (argmax, lowest id on ties)
   int32_t top_k = 0;                // keep the k largest logits and any tied with the k-th; 0: off
@@ -32,7 +45,6 @@ struct SamplerConfig {
   int32_t penalty_window = 64;      // how many of the last accepted tokens the penalties look at
   uint64_t seed = 0;
   std::vector<int32_t> suppressed;  // never sampled (logit -inf)
-  std::vector<int32_t> stop_ids;    // end generation (eos, <turn|>): see IsStop
 };
 
 class Sampler {
@@ -58,9 +70,6 @@ class Sampler {
     recent_.push_back(id);
     if (recent_.size() > static_cast<size_t>(cfg_.penalty_window)) recent_.erase(recent_.begin());
   }
-  bool IsStop(int32_t id) const {
-    return std::find(cfg_.stop_ids.begin(), cfg_.stop_ids.end(), id) != cfg_.stop_ids.end();
-  }
 
   // The distribution the next draw uses: [vocab] probabilities summing to 1, zero outside the filters. Greedy
   // gives a one-hot vector.
@@ -70,7 +79,7 @@ class Sampler {
     probs.assign(logits.begin(), logits.end());
     ApplyPenalties(probs);
     for (const int32_t id : cfg_.suppressed) probs[id] = -std::numeric_limits<float>::infinity();
-    const int32_t best = ArgMax(probs);
+    const int32_t best = Argmax(probs);
     if (cfg_.temperature <= 0.0f) {
       std::fill(probs.begin(), probs.end(), 0.0f);
       probs[best] = 1.0f;
@@ -139,17 +148,6 @@ class Sampler {
       l = l > 0.0f ? l / cfg_.repetition_penalty : l * cfg_.repetition_penalty;
       l -= cfg_.presence_penalty;
     }
-  }
-
-  int32_t ArgMax(std::span<const float> v) const {
-    int32_t best = -1;
-    for (size_t i = 0; i < v.size(); ++i) {
-      Require(!std::isnan(v[i]), "sampler", "logit of token " + std::to_string(i) + " is NaN");
-      if (v[i] > -std::numeric_limits<float>::infinity() && (best < 0 || v[i] > v[best]))
-        best = static_cast<int32_t>(i);
-    }
-    Require(best >= 0, "sampler", "every token is suppressed (all logits -inf)");
-    return best;
   }
 
   // Keeps logits >= the k-th largest (ties with it too, as transformers' TopKLogitsWarper does).

@@ -1,8 +1,7 @@
-// Lossless speculative decoding with the MTP drafter (spec 4.3). A round: the drafter proposes k tokens from
-// the target's cache; the target verifies [tok, d_1..d_k] in ONE forward (k + 1 positions, weights streamed
-// once); the longest prefix of drafts that the target agrees with is kept, plus the target's own next token.
-// Rolling back is moving seq.pos: the rejected drafts' cache entries are simply overwritten later (the sliding
-// rings have max_chunk - 1 spare slots, so entries the window still needs survive a round of <= max_chunk - 1).
+// Token generation, plain or speculative, in one loop. A round: the drafter (if any) proposes k tokens from the
+// target's cache; the target verifies [tok, d_1..d_k] in ONE forward (k + 1 positions, weights streamed once); the
+// longest prefix of drafts that the target agrees with is kept, plus the target's own next token; the rejected
+// drafts are rolled back (Sequence::Rollback). Without a drafter a round is k = 0: one token, plain decoding.
 //
 // Greedy: every emitted token is the target's argmax for its exact prefix, so the output equals plain greedy.
 // Sampling: the drafter proposes its argmax (a point mass q), accepted with probability p(d); on rejection the
@@ -16,6 +15,7 @@
 
 #include "g4/model/drafter.hpp"
 #include "g4/model/gemma4.hpp"
+#include "g4/model/sampler.hpp"
 
 namespace g4 {
 
@@ -34,9 +34,10 @@ struct SpeculativeStats {
 // -1 after the last draft), returns {token, accepted_draft}. Greedy and speculative sampling both fit this.
 using VerifyRule = std::function<std::pair<int32_t, bool>(std::span<const float> logits, int32_t draft)>;
 
+// The raw argmax (reference checks against transformers' greedy search, which applies no suppression).
 inline VerifyRule GreedyVerify() {
   return [](std::span<const float> logits, int32_t draft) {
-    const int32_t t = Gemma4::Argmax(logits);
+    const int32_t t = Argmax(logits);
     return std::pair<int32_t, bool>{t, draft >= 0 && t == draft};
   };
 }
@@ -68,43 +69,65 @@ inline VerifyRule SamplingVerify(std::function<void(std::span<const float>, std:
   };
 }
 
-// Generates up to n_new tokens after `prompt`. on_token returns false to stop. The first emitted token comes
-// from the prompt's last logits (pick(logits, -1)). DraftModel is Drafter, or anything with its Step().
+// The rule of a sampler: its greedy choice (penalties and suppressed tokens applied) at temperature <= 0, else
+// speculative sampling from its filtered distribution with its seeded uniforms.
+inline VerifyRule SamplerVerify(Sampler& sampler) {
+  if (sampler.config().temperature <= 0) {
+    return [&sampler](std::span<const float> logits, int32_t draft) {
+      const int32_t t = sampler.Sample(logits);  // one-hot: no uniform is drawn
+      return std::pair<int32_t, bool>{t, draft >= 0 && t == draft};
+    };
+  }
+  return SamplingVerify([&sampler](std::span<const float> l, std::vector<float>& p) { sampler.Probabilities(l, p); },
+                        [&sampler] { return sampler.Uniform(); });
+}
+
+struct GenerateLimits {
+  size_t max_tokens = 256;
+  std::span<const int32_t> stop_ids{};  // generation ends after emitting one of these
+};
+
+// Generates up to limits.max_tokens tokens after `prompt`. on_token returns false to stop. The first emitted token
+// comes from the prompt's last logits (pick(logits, -1)). The last emitted token is not fed back: the cache holds
+// the prompt and every emitted token but the last. drafter may be null (plain decoding); DraftModel is Drafter, or
+// anything with its Step().
 template <typename DraftModel>
-std::vector<int32_t> GenerateSpeculative(const Gemma4& target, const DraftModel& drafter, Sequence& seq,
-                                         const ForwardInput& prompt, size_t n_new, const SpeculativeOptions& opt,
-                                         const VerifyRule& pick, SpeculativeStats* stats = nullptr,
-                                         const std::function<bool(int32_t)>& on_token = {}) {
-  Require(opt.k >= 1 && opt.k_max >= opt.k, "draft", "k must be >= 1 and <= k_max");
-  Require(static_cast<size_t>(opt.k_max) < seq.cache.max_chunk(), "draft",
-          "k_max " + std::to_string(opt.k_max) + " needs a sequence with max_chunk > k_max");
-  const auto& stops = target.config().tokens.stop_ids;
+std::vector<int32_t> Generate(const Gemma4& target, const DraftModel* drafter, Sequence& seq, const ForwardInput& prompt,
+                              const GenerateLimits& limits, const SpeculativeOptions& opt, const VerifyRule& pick,
+                              SpeculativeStats* stats = nullptr, const std::function<bool(int32_t)>& on_token = {}) {
+  if (drafter) {
+    Require(opt.k >= 1 && opt.k_max >= opt.k, "draft", "k must be >= 1 and <= k_max");
+    // A round writes up to k_max + 1 positions and may keep one: the rings must still hold the drafter's window.
+    Require(static_cast<size_t>(opt.k_max) + 2 <= seq.cache.max_chunk(), "draft",
+            "k_max " + std::to_string(opt.k_max) + " needs a sequence with max_chunk >= k_max + 2");
+  }
+  const size_t n_new = limits.max_tokens;
+  const auto is_stop = [&](int32_t t) { return std::find(limits.stop_ids.begin(), limits.stop_ids.end(), t) != limits.stop_ids.end(); };
   const size_t H = static_cast<size_t>(target.config().hidden_size), V = static_cast<size_t>(target.config().vocab_size);
   std::vector<int32_t> out;
+  if (n_new == 0) return out;
   ForwardOutput fo;
   target.Forward(seq, prompt, fo);
   int32_t tok = pick(fo.logits, -1).first;
   std::vector<float> h = fo.final_hidden;
-  int k = opt.k;
+  int k = drafter ? opt.k : 0;
   std::vector<float> dl, dh;
+  ForwardOutput vo;
+  vo.all_logits = drafter != nullptr;
   for (;;) {
     out.push_back(tok);
-    if ((on_token && !on_token(tok)) || out.size() >= n_new ||
-        std::find(stops.begin(), stops.end(), tok) != stops.end())
-      break;
+    if ((on_token && !on_token(tok)) || out.size() >= n_new || is_stop(tok)) break;
     // Draft k tokens (fewer near the end: no point drafting past n_new).
     const int kr = static_cast<int>(std::min<size_t>(static_cast<size_t>(k), n_new - out.size()));
     std::vector<int32_t> batch{tok};
-    const int64_t P = seq.pos;
+    const int64_t P = seq.pos();
     std::vector<float> cur_h = h;
     for (int j = 0; j < kr; ++j) {
-      drafter.Step(seq, batch.back(), cur_h, P, P, dl, dh);
-      batch.push_back(Gemma4::Argmax(dl));
+      drafter->Step(seq, batch.back(), cur_h, P, P, dl, dh);
+      batch.push_back(Argmax(dl));
       cur_h.swap(dh);
     }
     // Verify all of them at once.
-    ForwardOutput vo;
-    vo.all_logits = true;
     target.Forward(seq, {batch}, vo);
     int m = 0;
     int32_t next = -1;
@@ -118,19 +141,20 @@ std::vector<int32_t> GenerateSpeculative(const Gemma4& target, const DraftModel&
       }
       ++m;
       out.push_back(t);
-      if ((on_token && !on_token(t)) || out.size() >= n_new || std::find(stops.begin(), stops.end(), t) != stops.end()) {
+      if ((on_token && !on_token(t)) || out.size() >= n_new || is_stop(t)) {
         stopped = true;
         break;
       }
     }
-    if (stats) {
+    if (stats && drafter) {
       stats->rounds++;
       stats->drafted += static_cast<size_t>(kr);
       stats->accepted += static_cast<size_t>(m);
     }
     // tok and the accepted drafts stay in the cache, except a last emitted token (as after plain decoding,
     // whose final token is never fed back).
-    seq.pos = P + 1 + m - (stopped ? 1 : 0);
+    const int64_t keep = P + 1 + m - (stopped ? 1 : 0);
+    if (keep < seq.pos()) seq.Rollback(keep);
     if (stopped) break;
     tok = next;
     h.assign(vo.final_hidden.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(m) * H),
@@ -138,6 +162,12 @@ std::vector<int32_t> GenerateSpeculative(const Gemma4& target, const DraftModel&
     if (opt.adaptive) k = m == kr ? std::min(opt.k_max, k + 2) : std::max(1, k - 1);
   }
   return out;
+}
+
+// Plain decoding (no drafter).
+inline std::vector<int32_t> Generate(const Gemma4& target, Sequence& seq, const ForwardInput& prompt, const GenerateLimits& limits,
+                                     const VerifyRule& pick, const std::function<bool(int32_t)>& on_token = {}) {
+  return Generate<Drafter>(target, nullptr, seq, prompt, limits, {}, pick, nullptr, on_token);
 }
 
 }  // namespace g4

@@ -1,0 +1,124 @@
+// A model loaded once and shared by every session: the checkpoint (HF folder or GGUF, with an optional mmproj),
+// its tokenizer and chat format, the decoder, an optional MTP drafter, and the image and audio embedders. Sessions
+// hold only per-sequence state (KV caches, samplers); nothing here changes after construction, so one LoadedModel
+// serves raw and chat use alike.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "g4/io/checkpoint.hpp"
+#include "g4/media/audio.hpp"
+#include "g4/media/audio_embedder.hpp"
+#include "g4/media/image.hpp"
+#include "g4/media/image_patches.hpp"
+#include "g4/media/vision_embedder.hpp"
+#include "g4/model/drafter.hpp"
+#include "g4/model/gemma4.hpp"
+#include "g4/model/prompt.hpp"
+#include "g4/text/chat_template.hpp"
+#include "g4/text/model_tokenizer.hpp"
+
+namespace g4 {
+
+struct ModelFiles {
+  std::string model;      // Hugging Face folder or GGUF file
+  std::string mmproj;     // GGUF: llama.cpp's mmproj file with the vision and audio embedders
+  std::string draft;      // MTP drafter (assistant) checkpoint, or empty
+  std::string tokenizer;  // a tokenizer.json to use instead of the model's own, or empty
+  Repack repack = Repack::kWhereRead;
+};
+
+using Media = std::shared_ptr<const MediaEmbedding>;
+
+class LoadedModel {
+ public:
+  LoadedModel(const ModelFiles& files, ThreadPool& pool)
+      : pool_(pool), ck_(files.model, files.mmproj), tok_(LoadModelTokenizer(ck_, files.tokenizer)),
+        model_(ck_.config(), ck_.text(), pool, files.repack) {
+    const Gemma4Config& cfg = model_.config();
+    Require(tok_.size() <= cfg.vocab_size, "tokenizer",
+            std::to_string(tok_.size()) + " tokens for a model vocabulary of " + std::to_string(cfg.vocab_size));
+    for (int32_t id : cfg.tokens.suppress)
+      if (id < cfg.vocab_size) suppressed_.push_back(id);
+    chat_stop_ids_ = ChatStopIds(tok_);
+    // The file's template is read only to pick the built-in renderer's variant; raw prompts never need it.
+    if (const auto gt = ck_.tokenizer(); gt && !gt->chat_template.empty()) {
+      try {
+        chat_ = ChatOptionsFromJinja(gt->chat_template, ck_.path());
+      } catch (const Error& e) {
+        chat_note_ = std::string(e.what()) + "; chat prompts use the built-in Gemma 4 format";
+      }
+    }
+    if (!files.draft.empty()) {
+      draft_ck_ = std::make_unique<Checkpoint>(files.draft);
+      Require(draft_ck_->assistant().has_value(), files.draft, "is not an MTP drafter (assistant) checkpoint");
+      drafter_ = std::make_unique<Drafter>(draft_ck_->config(), draft_ck_->text(), *draft_ck_->assistant(), model_);
+    }
+  }
+  LoadedModel(const LoadedModel&) = delete;
+  LoadedModel& operator=(const LoadedModel&) = delete;
+
+  const Checkpoint& checkpoint() const { return ck_; }
+  const Gemma4& model() const { return model_; }
+  const Drafter* drafter() const { return drafter_.get(); }
+  const Tokenizer& tokenizer() const { return tok_; }
+  ThreadPool& pool() const { return pool_; }
+  const std::vector<int32_t>& suppressed() const { return suppressed_; }  // never sampled (the checkpoint's list)
+  const std::vector<int32_t>& chat_stop_ids() const { return chat_stop_ids_; }  // end a model turn: <eos>, <turn|>
+  const ChatOptions& chat_options() const { return chat_; }
+  // Non-empty when the file's chat template is not one this renderer knows: what chat prompts do instead.
+  const std::string& chat_note() const { return chat_note_; }
+
+  // Reads every page of the decoder's weights once, reporting progress (bytes done, total): turns the first
+  // token's page faults into one sequential read of the file, and tells how long loading a multi-GB model takes.
+  void Prefault(const std::function<void(uint64_t, uint64_t)>& progress = {}) const {
+    std::vector<const TensorView*> views;
+    auto add = [&](const TensorView& v) { if (v.data) views.push_back(&v); };
+    add(ck_.text().embed);
+    for (const LayerWeights& l : ck_.text().layers)
+      for (const TensorView* v : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj}) add(*v);
+    uint64_t total = 0, done = 0;
+    for (const TensorView* v : views) total += v->nbytes;
+    volatile uint8_t sink = 0;
+    for (const TensorView* v : views) {
+      const auto* p = reinterpret_cast<const uint8_t*>(v->data);
+      for (size_t off = 0; off < v->nbytes; off += 4096) sink = sink + p[off];
+      done += v->nbytes;
+      if (progress) progress(done, total);
+    }
+  }
+
+  // An image as soft tokens, at `budget` soft tokens (70, 140, 280, 560 or 1120).
+  Media EmbedImage(const RgbImage& image, int budget = kDefaultImageBudget) const {
+    Require(ck_.vision().has_value(), "image", ck_.path() + " has no vision embedder" + (ck_.is_gguf() ? " (pass an mmproj file)" : ""));
+    CheckImageBudget(budget);
+    const VisionEmbedder embedder(*ck_.vision());
+    const ImagePatches patches = PreprocessImage(image, budget, embedder.order());
+    return std::make_shared<const MediaEmbedding>(MediaEmbedding{MediaEmbedding::Kind::kImage, embedder.Embed(patches, pool_), patches.size()});
+  }
+  // 16 kHz mono samples as soft tokens: one clip, or 30 s pieces with LongAudio::kSplit.
+  std::vector<Media> EmbedAudio(std::span<const float> samples_16k, LongAudio long_audio = LongAudio::kError) const {
+    Require(ck_.audio().has_value(), "audio", ck_.path() + " has no audio embedder" + (ck_.is_gguf() ? " (pass an mmproj file)" : ""));
+    const AudioEmbedder embedder(ck_.audio()->projection);
+    std::vector<Media> out;
+    for (const AudioFrames& clip : FrameAudio(samples_16k, long_audio))
+      out.push_back(std::make_shared<const MediaEmbedding>(MediaEmbedding{MediaEmbedding::Kind::kAudio, embedder.Embed(clip, pool_), clip.size()}));
+    return out;
+  }
+
+ private:
+  ThreadPool& pool_;
+  Checkpoint ck_;
+  Tokenizer tok_;
+  Gemma4 model_;
+  std::unique_ptr<Checkpoint> draft_ck_;
+  std::unique_ptr<Drafter> drafter_;
+  std::vector<int32_t> suppressed_, chat_stop_ids_;
+  ChatOptions chat_;
+  std::string chat_note_;
+};
+
+}  // namespace g4

@@ -7,10 +7,11 @@ g4=$1 data=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
-expect() {  # name, want_rc (0 or 1), pattern the combined output must contain, command...
+expect() {  # name, want_rc (0 or 1), pattern the combined output must contain, command... (stdout kept in $tmp/out)
   local name=$1 want=$2 pattern=$3; shift 3
   local out rc
-  out=$("$@" 2>&1); rc=$?
+  "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  out=$(cat "$tmp/out" "$tmp/err")
   if [ "$rc" = "$want" ] && grep -qF -- "$pattern" <<<"$out"; then
     passed=$((passed + 1)); echo "ok   $name"
   else
@@ -31,11 +32,20 @@ expect "f16 cache, drafted" 0 "Returns the  documents are broken ASY." \
   "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --cache-type F16 --draft "$demo/drafter"
 # Quantized (Q4_K_M: Q4_K and Q6_K), the kernels read a row-group copy where they use one, or with --no-repack
 # the file's layout: the two must continue identically (the same sums in the same order).
-"$g4" quantize "$demo" "$tmp/q4km.gguf" --type Q4_K_M >/dev/null 2>&1
-repacked=$("$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 12 --temp 0 2>/dev/null | head -1)
-expect "Q4_K_M continuation" 0 "Returns the " echo "$repacked"
+expect "quantize to Q4_K_M" 0 "(gemma4, Q4_K_M)" "$g4" quantize "$demo" "$tmp/q4km.gguf" --type Q4_K_M
+expect "Q4_K_M continuation" 0 "Returns the " "$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 12 --temp 0
+repacked=$(head -1 "$tmp/out")
 expect "no-repack continuation is the same" 0 "$repacked" \
   "$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 12 --temp 0 --no-repack
+# Files llama.cpp's llama-quantize wrote: its Q4_K_M holds our Q4_K_M's tensors block for block (test_ggml_quants),
+# so it continues the same; its Q8_0 keeps the float32 reference's first words; its Q4_0 runs.
+quants=$data/ggml-quants
+expect "llama-quantize Q4_K_M continues as ours" 0 "$repacked" \
+  "$g4" run -m "$quants/demo-q4_k_m-llama-quantize.gguf" --raw -p "Returns the" -n 12 --temp 0
+expect "llama-quantize Q8_0 continuation" 0 "Returns the  documents are broken ASY" \
+  "$g4" run -m "$quants/demo-q8_0-llama-quantize.gguf" --raw -p "Returns the" -n 8 --temp 0
+expect "llama-quantize Q4_0 runs" 0 "Returns the " \
+  "$g4" run -m "$quants/demo-q4_0-llama-quantize.gguf" --raw -p "Returns the" -n 8 --temp 0
 # G4_KERNELS picks the kernels' SIMD target; one the program does not know is an error naming the variable.
 expect "AVX2 kernels (G4_KERNELS)" 0 "Returns the " env G4_KERNELS=AVX2 "$g4" run -m "$tmp/q4km.gguf" --raw -p "Returns the" -n 4 --temp 0
 expect "unknown G4_KERNELS" 1 "G4_KERNELS" env G4_KERNELS=NO_SUCH_TARGET "$g4" info "$demo"

@@ -1,6 +1,7 @@
 // The decoder's own consistency: chunked prefill equals one pass; decoding after a prefill equals one long
 // forward; the sliding ring and image blocks behave as the spec's masks say (checked against a plain
-// full-cache recomputation). Golden-vector checks live in test_golden.cpp.
+// full-cache recomputation). The reference vectors of transformers are checked by `g4 check` (the golden suite in
+// tests/meson.build, examples/g4/cmd_check.cpp).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -268,10 +269,11 @@ TEST_CASE("an F16 KV cache: half the bytes, logits within F16 rounding of the F3
   a.all_logits = b.all_logits = true;
   model.Forward(s32, {tokens}, a);
   model.Forward(s16, {tokens}, b);
-  // K and V rows are RMS-normalised: F16 keeps ~11 bits of each, i.e. ~5e-4 relative, through 6 layers.
+  // K and V rows are RMS-normalised: F16 keeps 11 bits of each (unit roundoff 2^-11 = 4.9e-4). Measured 2.1e-4
+  // through these 6 layers on every target; rounding 8x coarser (BF16's 2^-8) would scale that to ~1.7e-3.
   const double err = RelErr(b.logits, a.logits);
   MESSAGE("F16 cache vs F32 cache: logits relative error " << err);
-  CHECK(err < 1e-2);
+  CHECK(err < 1e-3);
   CHECK(err > 0.0);
   CHECK_THROWS_WITH_AS(model.NewSequence(64, 8, Type::Q8_0), doctest::Contains("supported: F32, F16"), Error);
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite twice: an optimised build, then an AddressSanitizer + UndefinedBehaviorSanitizer build.
-# Prints one closing line "N passed, N failed" over both runs.
+# Prints one closing line "N passed, N failed, K skipped" over both runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-passed=0; failed=0
+passed=0; failed=0; skipped=0
 phase_start=$SECONDS
 phase() {  # name: prints how long the phase before this call took
   echo "[run_all] $1: $((SECONDS - phase_start)) s"
@@ -22,7 +22,11 @@ count() {  # dir: adds the results of the meson test run in dir (a test that mus
   local log=$1/meson-logs/testlog.json
   [ -f "$log" ] || { failed=$((failed + 1)); return; }
   passed=$((passed + $(grep -cE '"result": "(OK|EXPECTEDFAIL)"' "$log")))
-  failed=$((failed + $(grep -vcE '"result": "(OK|EXPECTEDFAIL)"' "$log")))
+  failed=$((failed + $(grep -vcE '"result": "(OK|EXPECTEDFAIL|SKIP)"' "$log")))
+  # Skipped: whole suites (exit 77) and the test cases doctest skipped inside passing suites (its summary line).
+  local cases
+  cases=$(grep -oE '\[doctest\] test cases:[^\\]*\| *[0-9]+ skipped' "$log" | grep -oE '[0-9]+ skipped' | awk '{n += $1} END {print n + 0}')
+  skipped=$((skipped + $(grep -cE '"result": "SKIP"' "$log") + cases))
 }
 tests/fetch_gemma3_tokenizer.sh || echo "warning: no Gemma 3 tokenizer.json; test_text skips its cases"
 phase "tokenizer data"
@@ -37,5 +41,5 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   run_build build-asan -Dbenches=false -Doptimization=1 -Ddebug=true -Db_ndebug=false -Dcpp_args=-g1 -Db_sanitize=address,undefined -Db_lundef=false
 count build-asan
 phase "sanitizer build and tests"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

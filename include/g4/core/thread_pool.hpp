@@ -54,7 +54,8 @@ class ThreadPool {
 
   size_t size() const { return n_workers_; }
 
-  // f(task, worker). Exceptions thrown by f are rethrown here (the first one).
+  // f(task, worker). Exceptions thrown by f are rethrown here (the first one). Callers on several threads take
+  // turns (one job slot: each call runs whole); a task that calls Run again is an error, not a deadlock.
   template <typename F>
   void Run(size_t n_tasks, F&& f) {
     if (n_tasks == 0) return;
@@ -62,6 +63,10 @@ class ThreadPool {
       for (size_t t = 0; t < n_tasks; ++t) f(t, 0);
       return;
     }
+    Require(!InTask(), "thread pool", "Run called from inside one of its own tasks");
+    std::lock_guard<std::mutex> turn(run_mu_);
+    InTask() = true;
+    struct Leave { ~Leave() { InTask() = false; } } leave;
     std::function<void(size_t, size_t)> fn = std::ref(f);
     job_ = &fn;
     n_tasks_ = n_tasks;
@@ -97,6 +102,12 @@ class ThreadPool {
   }
 
  private:
+  // Whether this thread is running a task of some pool (workers run nothing else).
+  static bool& InTask() {
+    thread_local bool in_task = false;
+    return in_task;
+  }
+
   void RunShare(size_t worker) {
     try {
       for (size_t t = worker; t < n_tasks_; t += n_workers_) (*job_)(t, worker);
@@ -107,6 +118,7 @@ class ThreadPool {
   }
 
   void WorkerLoop(size_t worker) {
+    InTask() = true;
     uint64_t seen = 0;
     std::chrono::nanoseconds spin = kSpinMax;
     for (;;) {
@@ -147,6 +159,7 @@ class ThreadPool {
   size_t n_workers_ = 1;
   std::vector<std::thread> threads_;
   std::mutex mu_;
+  std::mutex run_mu_;  // held by the one caller whose job the workers run
   std::condition_variable cv_;       // workers wait here for a new generation
   std::condition_variable done_cv_;  // the caller waits here for the last worker
   std::atomic<uint64_t> generation_{0};  // written under mu_, read lock-free while spinning

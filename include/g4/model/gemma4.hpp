@@ -76,26 +76,11 @@ class Gemma4 {
     return Sequence(cfg_, context, max_chunk, kv_type);
   }
 
-  // Runs the input through the model at positions seq.pos.., appending to the cache.
+  // Runs the input through the model at positions seq.pos().., appending to the cache.
   void Forward(Sequence& seq, const ForwardInput& in, ForwardOutput& out) const {
     const size_t n = in.tokens.size();
-    Require(n > 0, "forward", "empty input");
-    Require(in.soft_index.empty() || in.soft_index.size() == n, "forward", "soft_index length differs from the token count");
-    Require(in.block_id.empty() || in.block_id.size() == n, "forward", "block_id length differs from the token count");
-    const size_t H = static_cast<size_t>(cfg_.hidden_size);
-    Require(in.soft_embeddings.size() % H == 0, "forward", "soft embeddings are not rows of the hidden size " + std::to_string(H));
-    const size_t n_soft = in.soft_embeddings.size() / H;
-    for (int32_t i : in.soft_index)
-      Require(i < 0 || static_cast<size_t>(i) < n_soft, "forward",
-              "soft index " + std::to_string(i) + " outside the " + std::to_string(n_soft) + " soft embedding rows");
-    Require(static_cast<uint64_t>(seq.pos()) + n <= seq.cache.context(), "prompt",
-            std::to_string(seq.pos() + static_cast<int64_t>(n)) + " tokens exceed the context of " +
-                std::to_string(seq.cache.context()));
-    const size_t V = static_cast<size_t>(cfg_.vocab_size);
-    out.logits.assign(out.all_logits ? n * V : V, 0.0f);
-    out.final_hidden.assign(out.all_logits ? n * static_cast<size_t>(cfg_.hidden_size) : static_cast<size_t>(cfg_.hidden_size), 0.0f);
-    if (out.hidden) out.hidden->assign(static_cast<size_t>(cfg_.n_layers) + 1, {});
-
+    CheckInput(seq, in, "forward");
+    PrepareOutput(n, out);
     // Chunks never split an image block: its tokens must all be in the cache before any of them attends.
     const size_t max_chunk = seq.cache.max_chunk();
     for (size_t begin = 0; begin < n;) {
@@ -106,9 +91,36 @@ class Gemma4 {
         Require(b > begin, "image", "an image block of more tokens than the chunk size " + std::to_string(max_chunk));
         end = b;
       }
-      ForwardChunk(seq, in, begin, end, out);
+      const Rows rows{&seq, &in, begin, end, &out};
+      RunRows(std::span(&rows, 1));
       begin = end;
     }
+  }
+
+  // One sequence's part of a batched forward pass: at most its max_chunk tokens (one chunk).
+  struct BatchEntry {
+    Sequence* seq = nullptr;
+    ForwardInput in;
+    ForwardOutput* out = nullptr;
+  };
+  // Several sequences in one pass: every projection, the MLP and the output head run once over all their rows (the
+  // weights stream once per step), attention runs per sequence over its own cache. Each entry gives the results
+  // Forward would give it alone. Decode steps (one token), prefill chunks and speculative verifications mix freely.
+  void ForwardBatch(std::span<const BatchEntry> batch) const {
+    std::vector<Rows> rows;
+    for (size_t e = 0; e < batch.size(); ++e) {
+      const BatchEntry& b = batch[e];
+      const std::string where = "batch entry " + std::to_string(e);
+      Require(b.seq != nullptr && b.out != nullptr, where, "no sequence or output");
+      Require(b.out->hidden == nullptr, where, "per-layer hidden states are for single-sequence Forward");
+      for (size_t j = 0; j < e; ++j) Require(batch[j].seq != b.seq, where, "the same sequence twice in one batch");
+      CheckInput(*b.seq, b.in, where);
+      Require(b.in.tokens.size() <= b.seq->cache.max_chunk(), where,
+              std::to_string(b.in.tokens.size()) + " tokens exceed the sequence's chunk of " + std::to_string(b.seq->cache.max_chunk()));
+      PrepareOutput(b.in.tokens.size(), *b.out);
+      rows.push_back({b.seq, &b.in, 0, b.in.tokens.size(), b.out});
+    }
+    if (!rows.empty()) RunRows(rows);
   }
 
   // Scaled embedding of one token (the drafter needs the target's): [hidden].
@@ -133,63 +145,122 @@ class Gemma4 {
     PackLayers(w_.layers, release, row_groups_, pool_);
   }
 
-  // Tokens [begin, end) of the input, at positions seq.pos...
-  void ForwardChunk(Sequence& seq, const ForwardInput& in, size_t begin, size_t end, ForwardOutput& out) const {
-    const size_t n = end - begin;
+  // Tokens [begin, end) of one sequence's input, at positions seq->pos()...
+  struct Rows {
+    Sequence* seq;
+    const ForwardInput* in;
+    size_t begin, end;
+    ForwardOutput* out;
+    size_t n() const { return end - begin; }
+  };
+
+  void CheckInput(const Sequence& seq, const ForwardInput& in, const std::string& where) const {
+    const size_t n = in.tokens.size();
+    Require(n > 0, where, "empty input");
+    Require(seq.cache.n_layers() == cfg_.n_layers, where, "a sequence of another model");
+    Require(in.soft_index.empty() || in.soft_index.size() == n, where, "soft_index length differs from the token count");
+    Require(in.block_id.empty() || in.block_id.size() == n, where, "block_id length differs from the token count");
+    const size_t H = static_cast<size_t>(cfg_.hidden_size);
+    Require(in.soft_embeddings.size() % H == 0, where, "soft embeddings are not rows of the hidden size " + std::to_string(H));
+    const size_t n_soft = in.soft_embeddings.size() / H;
+    for (int32_t i : in.soft_index)
+      Require(i < 0 || static_cast<size_t>(i) < n_soft, where,
+              "soft index " + std::to_string(i) + " outside the " + std::to_string(n_soft) + " soft embedding rows");
+    Require(static_cast<uint64_t>(seq.pos()) + n <= seq.cache.context(), "prompt",
+            std::to_string(seq.pos() + static_cast<int64_t>(n)) + " tokens exceed the context of " +
+                std::to_string(seq.cache.context()));
+  }
+
+  void PrepareOutput(size_t n, ForwardOutput& out) const {
+    const size_t V = static_cast<size_t>(cfg_.vocab_size), H = static_cast<size_t>(cfg_.hidden_size);
+    out.logits.assign(out.all_logits ? n * V : V, 0.0f);
+    out.final_hidden.assign(out.all_logits ? n * H : H, 0.0f);
+    if (out.hidden) out.hidden->assign(static_cast<size_t>(cfg_.n_layers) + 1, {});
+  }
+
+  // Every part's rows through every layer as one block of N rows; attention per part over its own cache.
+  void RunRows(std::span<const Rows> parts) const {
     const size_t H = static_cast<size_t>(cfg_.hidden_size);
     const size_t V = static_cast<size_t>(cfg_.vocab_size), NH = static_cast<size_t>(cfg_.n_heads);
-    const int64_t pos0 = seq.pos_;
+    std::vector<size_t> row0(parts.size() + 1, 0);  // part p's rows are [row0[p], row0[p + 1])
+    for (size_t p = 0; p < parts.size(); ++p) row0[p + 1] = row0[p] + parts[p].n();
+    const size_t N = row0.back();
+    LayerScratch& scratch = parts[0].seq->scratch;  // the block's buffers: parts run one after another
 
-    std::vector<float> x(n * H);  // [n, H] residual stream
-    for (size_t i = 0; i < n; ++i) {
-      if (!in.soft_index.empty() && in.soft_index[begin + i] >= 0) {
-        std::copy_n(in.soft_embeddings.data() + static_cast<size_t>(in.soft_index[begin + i]) * H, H, x.data() + i * H);
-      } else {
-        EmbedToken(in.tokens[begin + i], x.data() + i * H);
+    std::vector<float> x(N * H);  // [N, H] residual stream
+    std::vector<int64_t> pos(N), key_begin(N), key_end(N);
+    for (size_t p = 0; p < parts.size(); ++p) {
+      const Rows& r = parts[p];
+      for (size_t i = 0; i < r.n(); ++i) {
+        const size_t row = row0[p] + i, at = r.begin + i;
+        pos[row] = r.seq->pos_ + static_cast<int64_t>(i);
+        if (!r.in->soft_index.empty() && r.in->soft_index[at] >= 0) {
+          std::copy_n(r.in->soft_embeddings.data() + static_cast<size_t>(r.in->soft_index[at]) * H, H, x.data() + row * H);
+        } else {
+          EmbedToken(r.in->tokens[at], x.data() + row * H);
+        }
       }
     }
 
-    std::vector<float> xn(n * H);
-    std::vector<int64_t> pos(n), key_begin(n), key_end(n);
-    for (size_t i = 0; i < n; ++i) pos[i] = pos0 + static_cast<int64_t>(i);
+    std::vector<float> xn(N * H);
+    ForwardOutput& first_out = *parts[0].out;  // hidden states are only asked of single-sequence Forward
     for (int L = 0; L < cfg_.n_layers; ++L) {
-      if (out.hidden) AppendRows(out.hidden->at(static_cast<size_t>(L)), x, n * H);
+      if (first_out.hidden) AppendRows(first_out.hidden->at(static_cast<size_t>(L)), x, N * H);
       const LayerConfig& lc = cfg_.layers[static_cast<size_t>(L)];
       const LayerWeights& lw = w_.layers[static_cast<size_t>(L)];
       const LayerVectors& lv = vec_[static_cast<size_t>(L)];
       const size_t hd = static_cast<size_t>(lc.head_dim);
-      LayerKV& kv = seq.cache.layer(L);
 
-      RMSNorm(x.data(), lv.attn_norm.data(), cfg_.rms_eps, n, H, xn.data());
-      float* q = LayerScratch::Sized(seq.scratch.q, n * NH * hd);     // [n, NH, hd]
-      float* a = LayerScratch::Sized(seq.scratch.attn, n * NH * hd);  // [n, NH, hd]
-      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), n, pos.data(), q, pool_);
-      if (seq.cache.owns(L)) AppendKeysValues(lc, lw, lv, xn.data(), n, pos.data(), kv, seq.scratch);
-      KeyRanges(lc, in, begin, n, pos0, key_begin.data(), key_end.data());
-      AttendCache(q, n, NH, kv, key_begin.data(), key_end.data(), a, pool_);
-      FinishLayer(cfg_, lw, lv, a, n, x.data(), seq.scratch, pool_);
+      RMSNorm(x.data(), lv.attn_norm.data(), cfg_.rms_eps, N, H, xn.data());
+      float* q = LayerScratch::Sized(scratch.q, N * NH * hd);     // [N, NH, hd]
+      float* a = LayerScratch::Sized(scratch.attn, N * NH * hd);  // [N, NH, hd]
+      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), N, pos.data(), q, pool_);
+      if (parts[0].seq->cache.owns(L)) AppendKeysValues(L, lc, lw, lv, xn.data(), parts, row0, pos.data(), scratch);
+      for (size_t p = 0; p < parts.size(); ++p) {
+        const Rows& r = parts[p];
+        const size_t at = row0[p];
+        KeyRanges(lc, *r.in, r.begin, r.n(), r.seq->pos_, key_begin.data() + at, key_end.data() + at);
+        AttendCache(q + at * NH * hd, r.n(), NH, r.seq->cache.layer(L), key_begin.data() + at, key_end.data() + at,
+                    a + at * NH * hd, pool_);
+      }
+      FinishLayer(cfg_, lw, lv, a, N, x.data(), scratch, pool_);
     }
-    seq.pos_ += static_cast<int64_t>(n);
+    for (const Rows& r : parts) r.seq->pos_ += static_cast<int64_t>(r.n());
 
-    // Final norm and the tied output head, for every row or only the input's last.
-    const bool last_chunk = end == in.tokens.size();
-    RMSNorm(x.data(), final_norm_.data(), cfg_.rms_eps, n, H, xn.data());
-    if (out.hidden) AppendRows(out.hidden->back(), xn, n * H);
-    if (out.all_logits) std::copy(xn.begin(), xn.end(), out.final_hidden.begin() + static_cast<std::ptrdiff_t>(begin * H));
-    else if (last_chunk) std::copy(xn.end() - static_cast<std::ptrdiff_t>(H), xn.end(), out.final_hidden.begin());
-    if (out.all_logits) {
-      float* dst = out.logits.data() + begin * V;
-      MatMul(w_.embed, xn.data(), n, dst, pool_);
-      if (cfg_.final_softcap > 0) Softcap(dst, n * V, cfg_.final_softcap);
-    } else if (last_chunk) {
-      MatMul(w_.embed, xn.data() + (n - 1) * H, 1, out.logits.data(), pool_);
-      if (cfg_.final_softcap > 0) Softcap(out.logits.data(), V, cfg_.final_softcap);
+    // Final norm, then the tied output head once over every row that needs logits: all of a part's rows, or the
+    // last row of an input's last chunk.
+    RMSNorm(x.data(), final_norm_.data(), cfg_.rms_eps, N, H, xn.data());
+    if (first_out.hidden) AppendRows(first_out.hidden->back(), xn, N * H);
+    std::vector<float> head_in;
+    std::vector<float*> head_out;
+    for (size_t p = 0; p < parts.size(); ++p) {
+      const Rows& r = parts[p];
+      ForwardOutput& out = *r.out;
+      const float* rows = xn.data() + row0[p] * H;
+      if (out.all_logits) {
+        std::copy_n(rows, r.n() * H, out.final_hidden.begin() + static_cast<std::ptrdiff_t>(r.begin * H));
+        head_in.insert(head_in.end(), rows, rows + r.n() * H);
+        for (size_t i = 0; i < r.n(); ++i) head_out.push_back(out.logits.data() + (r.begin + i) * V);
+      } else if (r.end == r.in->tokens.size()) {
+        std::copy_n(rows + (r.n() - 1) * H, H, out.final_hidden.begin());
+        head_in.insert(head_in.end(), rows + (r.n() - 1) * H, rows + r.n() * H);
+        head_out.push_back(out.logits.data());
+      }
     }
+    if (head_out.empty()) return;
+    const size_t M = head_out.size();
+    float* logits = head_out.size() == 1 ? head_out[0] : LayerScratch::Sized(scratch.t, M * V);
+    MatMul(w_.embed, head_in.data(), M, logits, pool_);
+    if (cfg_.final_softcap > 0) Softcap(logits, M * V, cfg_.final_softcap);
+    if (M > 1)
+      for (size_t m = 0; m < M; ++m) std::copy_n(logits + m * V, V, head_out[m]);
   }
 
-  // K = RoPE(k_norm(x Wk^T)); V = rms(x Wv^T), or rms of the raw K projection on k_eq_v layers; both into the cache.
-  void AppendKeysValues(const LayerConfig& lc, const LayerWeights& lw, const LayerVectors& lv, const float* xn, size_t n,
-                        const int64_t* pos, LayerKV& kv, LayerScratch& s) const {
+  // K = RoPE(k_norm(x Wk^T)); V = rms(x Wv^T), or rms of the raw K projection on k_eq_v layers; projected for all
+  // N rows at once, then each part's rows into its own cache.
+  void AppendKeysValues(int L, const LayerConfig& lc, const LayerWeights& lw, const LayerVectors& lv, const float* xn,
+                        std::span<const Rows> parts, std::span<const size_t> row0, const int64_t* pos, LayerScratch& s) const {
+    const size_t n = row0.back();
     const size_t hd = static_cast<size_t>(lc.head_dim), nkv = static_cast<size_t>(lc.n_kv_heads);
     float* k = LayerScratch::Sized(s.k, n * nkv * hd);  // [n, nkv, hd]
     float* v = LayerScratch::Sized(s.v, n * nkv * hd);  // [n, nkv, hd]
@@ -198,11 +269,14 @@ class Gemma4 {
     else MatMul(lw.v_proj, xn, n, v, pool_);
     RMSNorm(k, lv.k_norm.data(), cfg_.rms_eps, n * nkv, hd, k);
     RMSNorm(v, nullptr, cfg_.rms_eps, n * nkv, hd, v);
-    for (size_t i = 0; i < n; ++i) {
-      RopeNeox(k + i * nkv * hd, nkv, hd, lv.inv_freq.data(), pos[i]);
-      for (size_t h = 0; h < nkv; ++h) kv.Store(h, pos[i], k + (i * nkv + h) * hd, v + (i * nkv + h) * hd);
+    for (size_t p = 0; p < parts.size(); ++p) {
+      LayerKV& kv = parts[p].seq->cache.layer(L);
+      for (size_t i = row0[p]; i < row0[p + 1]; ++i) {
+        RopeNeox(k + i * nkv * hd, nkv, hd, lv.inv_freq.data(), pos[i]);
+        for (size_t h = 0; h < nkv; ++h) kv.Store(h, pos[i], k + (i * nkv + h) * hd, v + (i * nkv + h) * hd);
+      }
+      kv.MarkWritten(pos[row0[p]], pos[row0[p + 1] - 1] + 1);
     }
-    kv.MarkWritten(pos[0], pos[n - 1] + 1);
   }
 
   // Visible key positions of each query (spec 1.4, 2.5): full layers causal; sliding layers

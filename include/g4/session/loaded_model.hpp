@@ -18,7 +18,10 @@
 #include "g4/model/drafter.hpp"
 #include "g4/model/gemma4.hpp"
 #include "g4/model/prompt.hpp"
+#include "g4/core/mapped_file.hpp"
+#include "g4/text/chat_request.hpp"
 #include "g4/text/chat_template.hpp"
+#include "g4/text/model_chat_template.hpp"
 #include "g4/text/model_tokenizer.hpp"
 
 namespace g4 {
@@ -29,6 +32,7 @@ struct ModelFiles {
   std::string draft;      // MTP drafter (assistant) checkpoint, or empty
   std::string tokenizer;  // a tokenizer.json to use instead of the model's own, or empty
   Repack repack = Repack::kWhereRead;
+  std::string chat_template;  // a Jinja chat template file to use instead of the one the model file carries, or empty
 };
 
 using Media = std::shared_ptr<const MediaEmbedding>;
@@ -44,14 +48,27 @@ class LoadedModel {
     for (int32_t id : cfg.tokens.suppress)
       if (id < cfg.vocab_size) suppressed_.push_back(id);
     chat_stop_ids_ = ChatStopIds(tok_);
-    // The file's template is read only to pick the built-in renderer's variant; raw prompts never need it.
-    if (const auto gt = ck_.tokenizer(); gt && !gt->chat_template.empty()) {
+    // Chat prompts render the template the model file carries (or files.chat_template), parsed once; a file
+    // without one (or with one that does not parse) gets the built-in Gemma 4 renderer.
+    std::optional<std::string> source;
+    try {
+      source = !files.chat_template.empty() ? ReadText(files.chat_template) : ModelChatTemplate(files.model);
+      if (source && !source->empty()) {
+        template_ = std::make_unique<const ChatTemplate>(*source);
+        controls_ = std::make_unique<const ControlTexts>(tok_);
+      }
+    } catch (const Error& e) {
+      Require(files.chat_template.empty(), files.chat_template, std::string("chat template: ") + e.what());
+      chat_note_ = std::string(e.what()) + "; chat prompts use the built-in Gemma 4 format";
+    }
+    if (!template_ && source && !source->empty() && chat_note_.empty()) {
       try {
-        chat_ = ChatOptionsFromJinja(gt->chat_template, ck_.path());
+        chat_ = ChatOptionsFromJinja(*source, ck_.path());
       } catch (const Error& e) {
         chat_note_ = std::string(e.what()) + "; chat prompts use the built-in Gemma 4 format";
       }
     }
+    if (const auto id = tok_.Find("<|tool_response>")) tool_stop_ids_ = {*id};
     if (!files.draft.empty()) {
       draft_ck_ = std::make_unique<Checkpoint>(files.draft);
       Require(draft_ck_->assistant().has_value(), files.draft, "is not an MTP drafter (assistant) checkpoint");
@@ -69,8 +86,31 @@ class LoadedModel {
   const std::vector<int32_t>& suppressed() const { return suppressed_; }  // never sampled (the checkpoint's list)
   const std::vector<int32_t>& chat_stop_ids() const { return chat_stop_ids_; }  // end a model turn: <eos>, <turn|>
   const ChatOptions& chat_options() const { return chat_; }
-  // Non-empty when the file's chat template is not one this renderer knows: what chat prompts do instead.
+  // Non-empty when the file's chat template could not be used: what chat prompts do instead.
   const std::string& chat_note() const { return chat_note_; }
+  // The model's chat template (the file's own, or ModelFiles::chat_template); null: the built-in renderer.
+  const ChatTemplate* chat_template() const { return template_.get(); }
+  // Ids that end a model turn after a tool call (<|tool_response>, where the vocabulary has it).
+  const std::vector<int32_t>& tool_stop_ids() const { return tool_stop_ids_; }
+
+  // A chat request's prompt ({"messages", "tools", "enable_thinking", "chat_template_kwargs", ...}, OpenAI style):
+  // its text, and its token ids with one <|image|> / <|audio|> placeholder per media item. Through the chat
+  // template, the template's markup becomes control tokens and the request's text never does; without one, the
+  // built-in renderer (which knows no tools). `thinking` applies when the request does not say.
+  std::string ChatPromptText(const nlohmann::ordered_json& request, bool thinking = false) const {
+    if (template_) return template_->Render(WithThinking(request, thinking));
+    ChatOptions opt = chat_;
+    opt.enable_thinking = RequestEnablesThinking(request, thinking);
+    opt.add_generation_prompt = RequestFlag(request, "add_generation_prompt", true);
+    return RenderChat(RequestToChatMessages(request), opt);
+  }
+  std::vector<int32_t> ChatPromptIds(const nlohmann::ordered_json& request, bool thinking = false) const {
+    if (template_) return template_->Tokenize(tok_, *controls_, WithThinking(request, thinking));
+    ChatOptions opt = chat_;
+    opt.enable_thinking = RequestEnablesThinking(request, thinking);
+    opt.add_generation_prompt = RequestFlag(request, "add_generation_prompt", true);
+    return TokenizeChat(tok_, RequestToChatMessages(request), opt);
+  }
 
   // Reads every page of the decoder's weights once, reporting progress (bytes done, total): turns the first
   // token's page faults into one sequential read of the file, and tells how long loading a multi-GB model takes.
@@ -119,6 +159,31 @@ class LoadedModel {
   std::vector<int32_t> suppressed_, chat_stop_ids_;
   ChatOptions chat_;
   std::string chat_note_;
+  std::unique_ptr<const ChatTemplate> template_;
+  std::unique_ptr<const ControlTexts> controls_;
+  std::vector<int32_t> tool_stop_ids_;
+
+  static std::string ReadText(const std::string& path) {
+    const MappedFile f(path);
+    return std::string(reinterpret_cast<const char*>(f.bytes().data()), f.size());
+  }
+  static bool RequestFlag(const nlohmann::ordered_json& request, const char* key, bool fallback) {
+    Require(request.is_object(), "chat request", "must be a JSON object");
+    const auto it = request.find(key);
+    if (it == request.end() || it->is_null()) return fallback;
+    Require(it->is_boolean(), "chat request", std::string(key) + " must be true or false");
+    return it->get<bool>();
+  }
+  static nlohmann::ordered_json WithThinking(const nlohmann::ordered_json& request, bool thinking) {
+    Require(request.is_object(), "chat request", "must be a JSON object");
+    if (!thinking || RequestEnablesThinking(request, false) || request.contains("enable_thinking")) return request;
+    if (const auto k = request.find("chat_template_kwargs"); k != request.end() && k->is_object() && k->contains("enable_thinking"))
+      return request;
+    tool_request_detail::RequireShallow(request);  // before nlohmann's recursive copy
+    nlohmann::ordered_json out = request;
+    out["enable_thinking"] = true;
+    return out;
+  }
 };
 
 }  // namespace g4

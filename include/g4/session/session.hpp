@@ -3,9 +3,17 @@
 // changed image or audio clip never matches, whatever its token count), and streams the answer as UTF-8-safe text
 // through a callback that can stop it. Sampling, stops, limits and drafting are per call: one LoadedModel serves
 // raw and chat sessions at once.
+//
+// Chat prompts render the model file's own chat template (LoadedModel::ChatPromptIds; the built-in Gemma 4 format
+// for files without one), from Messages or from an OpenAI-style request JSON (RespondTo: tools, tool_calls, tool
+// messages, enable_thinking / chat_template_kwargs). A chat answer is parsed as it streams (ToolCallParser): the
+// text callback sees only the answer's content, never a marker, a thought or a tool call's raw text; thoughts and
+// tool calls come as MessageDeltas through a second callback, and whole in the Reply.
 #pragma once
 #include <chrono>
 #include <functional>
+#include <random>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +24,7 @@
 #include "g4/session/loaded_model.hpp"
 #include "g4/text/stop_strings.hpp"
 #include "g4/text/stream_decoder.hpp"
+#include "g4/text/tool_calls.hpp"
 
 namespace g4 {
 
@@ -27,6 +36,8 @@ struct GenerateParams {
   bool speculative = true;                 // decode with the model's drafter, when it has one
   SpeculativeOptions draft;
   bool enable_thinking = false;            // chat: the template's thinking mode
+  bool keep_markup = false;                // stream control tokens' text too (<|channel>, <|tool_call>, ...) for a
+                                           // caller that parses the answer's markup (g4/text/tool_calls.hpp)
 };
 
 struct Part {
@@ -47,16 +58,134 @@ struct Message {
 enum class FinishReason { kStop, kLength, kCancelled };
 
 struct Reply {
-  std::string text;             // what was streamed: no stop string, no control tokens
+  std::string text;             // what was streamed: no stop string, no control tokens; in chat the content only
   std::vector<int32_t> tokens;  // every generated token, a final stop id included
   FinishReason finish = FinishReason::kLength;
   size_t prompt_tokens = 0, cached_tokens = 0;  // the prompt's length, and how much of it the cache already held
   double prompt_seconds = 0, generation_seconds = 0;  // to the first token, and after it
   SpeculativeStats draft_stats;
+  // Chat: the thought channel's text, the tool calls (OpenAI's [{id, type, function: {name, arguments}}], the
+  // arguments a JSON string; a reply with calls is OpenAI's finish_reason "tool_calls"), and why some markup was
+  // kept as text (a malformed tool call).
+  std::string reasoning_content;
+  nlohmann::ordered_json tool_calls = nlohmann::ordered_json::array();
+  std::vector<std::string> warnings;
+
+  // The answer as the assistant message of a request's next turn.
+  nlohmann::ordered_json message() const {
+    nlohmann::ordered_json m = {{"role", "assistant"}, {"content", text}};
+    if (!reasoning_content.empty()) m["reasoning_content"] = reasoning_content;
+    if (!tool_calls.empty()) m["tool_calls"] = tool_calls;
+    return m;
+  }
 };
 
-// Receives text as it is decoded; returning false stops generation (FinishReason::kCancelled).
+// Receives text as it is decoded (in chat, the content only); returning false stops generation
+// (FinishReason::kCancelled).
 using TextCallback = std::function<bool(std::string_view)>;
+// Chat: receives every part of the parsed answer as it streams (content, reasoning, tool-call deltas as OpenAI
+// streams them: id and name first, then the arguments); returning false stops generation.
+using DeltaCallback = std::function<bool(const MessageDelta&)>;
+
+// Messages as an OpenAI-style request ({"messages": [...]}, a model turn named "assistant"), their media in order.
+inline nlohmann::ordered_json MessagesToRequest(std::span<const Message> conversation, std::vector<Media>* media = nullptr) {
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  for (const Message& msg : conversation) {
+    nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+    for (const Part& p : msg.parts) {
+      if (p.kind == Part::Kind::kText) {
+        parts.push_back({{"type", "text"}, {"text", p.text}});
+        continue;
+      }
+      const bool image = p.kind == Part::Kind::kImage;
+      Require(p.media != nullptr, "message", std::string("a ") + (image ? "image" : "audio") + " part without media");
+      Require((p.media->kind == MediaEmbedding::Kind::kImage) == image, "message", "a media part whose embedding is of the other kind");
+      parts.push_back({{"type", image ? "image" : "audio"}});
+      if (media) media->push_back(p.media);
+    }
+    nlohmann::ordered_json m = {{"role", msg.role == "model" ? "assistant" : msg.role}};
+    if (parts.size() == 1 && parts[0]["type"] == "text")
+      m["content"] = parts[0]["text"];
+    else
+      m["content"] = std::move(parts);
+    messages.push_back(std::move(m));
+  }
+  return {{"messages", std::move(messages)}};
+}
+
+namespace session_detail {
+
+// Generated ids -> the Reply and the callbacks: decoded, cut at stop strings, and in chat parsed (content,
+// reasoning, tool calls) so that the text callback never sees markup. Control tokens are dropped, except in chat
+// those that are the parser's markers.
+class Output {
+ public:
+  Output(const Tokenizer& tok, const GenerateParams& params, Reply& reply, const TextCallback& on_text,
+         const DeltaCallback& on_delta, bool chat, std::set<std::string> tool_names = {})
+      : tok_(tok), decoder_(tok), stops_(params.stop_strings), reply_(reply), on_text_(on_text), on_delta_(on_delta),
+        chat_(chat), keep_markup_(!chat && params.keep_markup), parser_(std::move(tool_names), CallIdPrefix()) {
+    if (chat)
+      for (const std::string_view m : {"<|tool_call>", "<tool_call|>", "<|channel>", "<channel|>", "<|\"|>", "<turn|>", "<|tool_response>"})
+        if (const auto id = tok.Find(m)) markers_.insert(*id);
+  }
+
+  // False once the answer ends here (a stop string, or a callback said stop).
+  bool Push(int32_t id) {
+    if (tok_.IsControl(id) && !keep_markup_ && !markers_.count(id)) return running();
+    Emit(stops_.Push(decoder_.Push(id)));
+    return running();
+  }
+
+  void Finish() {
+    if (running()) Emit(stops_.Push(decoder_.Flush()) + stops_.Flush());
+    if (!chat_) return;
+    Deliver(parser_.Finish());
+    reply_.tool_calls = ToolCallParser::Message(all_)["tool_calls"];
+  }
+
+  bool cancelled() const { return cancelled_; }
+  bool stopped() const { return stops_.stopped(); }
+
+ private:
+  bool running() const { return !cancelled_ && !stops_.stopped(); }
+  void Emit(const std::string& text) {
+    if (text.empty()) return;
+    if (chat_) return Deliver(parser_.Feed(text));
+    reply_.text += text;
+    if (on_text_ && !cancelled_ && !on_text_(text)) cancelled_ = true;
+  }
+  void Deliver(MessageDelta d) {
+    if (d.empty()) return;
+    reply_.text += d.content;
+    reply_.reasoning_content += d.reasoning_content;
+    reply_.warnings.insert(reply_.warnings.end(), d.warnings.begin(), d.warnings.end());
+    all_.tool_calls.insert(all_.tool_calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+    if (cancelled_) return;
+    if (on_text_ && !d.content.empty() && !on_text_(d.content)) cancelled_ = true;
+    if (on_delta_ && !on_delta_(d)) cancelled_ = true;
+  }
+  // Tool call ids unique across a conversation's turns (as OpenAI's are): call_ + 8 random hex digits + _N.
+  static std::string CallIdPrefix() {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "call_%08x_", static_cast<unsigned>(rng()));
+    return buf;
+  }
+
+  const Tokenizer& tok_;
+  StreamDecoder decoder_;
+  StopStrings stops_;
+  Reply& reply_;
+  const TextCallback& on_text_;
+  const DeltaCallback& on_delta_;
+  bool chat_, keep_markup_;
+  ToolCallParser parser_;
+  std::set<int32_t> markers_;
+  MessageDelta all_;  // the tool-call deltas so far
+  bool cancelled_ = false;
+};
+
+}  // namespace session_detail
 
 struct SessionOptions {
   size_t context = 4096;   // most positions (prompt + answer)
@@ -70,43 +199,63 @@ class Session {
       : m_(model), seq_(model.model().NewSequence(opt.context, opt.max_chunk, opt.cache_type)) {}
 
   // Answers the conversation's last turn (a model turn follows the rendered conversation).
-  Reply Respond(std::span<const Message> conversation, const GenerateParams& params, const TextCallback& on_text = {}) {
-    std::vector<ChatMessage> chat;
-    std::vector<MediaEmbedding> media;
-    for (const Message& msg : conversation) {
-      ChatMessage& c = chat.emplace_back(ChatMessage{msg.role, {}});
-      for (const Part& p : msg.parts) {
-        if (p.kind == Part::Kind::kText) {
-          c.parts.push_back(ChatPart::Text(p.text));
-          continue;
-        }
-        Require(p.media != nullptr, "message", "a " + std::string(p.kind == Part::Kind::kImage ? "image" : "audio") + " part without media");
-        Require((p.media->kind == MediaEmbedding::Kind::kImage) == (p.kind == Part::Kind::kImage), "message",
-                "a media part whose embedding is of the other kind");
-        c.parts.push_back(p.kind == Part::Kind::kImage ? ChatPart::Image() : ChatPart::Audio());
-        media.push_back(*p.media);
-      }
-    }
-    ChatOptions opt = m_.chat_options();
-    opt.enable_thinking = params.enable_thinking;
-    Prompt prompt(m_.model().config());
-    prompt.AddExpandingPlaceholders(TokenizeChat(m_.tokenizer(), chat, opt), media);
-    return Run(prompt, m_.chat_stop_ids(), params, on_text);
+  Reply Respond(std::span<const Message> conversation, const GenerateParams& params, const TextCallback& on_text = {},
+                const DeltaCallback& on_delta = {}) {
+    std::vector<Media> media;
+    const nlohmann::ordered_json request = MessagesToRequest(conversation, &media);
+    return RespondTo(request, media, params, on_text, on_delta);
+  }
+
+  // Answers an OpenAI-style chat request: {"messages": [...]} with roles system / developer / user / assistant /
+  // tool, content a string or parts ({"type": "text", "text"}, {"type": "image"} / "image_url", {"type": "audio"} /
+  // "input_audio"), assistant tool_calls (arguments a JSON string or an object); "tools" (OpenAI function
+  // declarations), "enable_thinking" or "chat_template_kwargs", "add_generation_prompt". `media` are the request's
+  // images and audio clips in the order their parts appear. Tool calls to undeclared functions stay text.
+  Reply RespondTo(const nlohmann::ordered_json& request, std::span<const Media> media, const GenerateParams& params,
+                  const TextCallback& on_text = {}, const DeltaCallback& on_delta = {}) {
+    const Prompt prompt = ChatPrompt(m_, request, media, params.enable_thinking);
+    std::vector<int32_t> stops = m_.chat_stop_ids();
+    stops.insert(stops.end(), m_.tool_stop_ids().begin(), m_.tool_stop_ids().end());
+    Reply reply;
+    session_detail::Output out(m_.tokenizer(), params, reply, on_text, on_delta, /*chat=*/true, RequestToolNames(request));
+    Run(prompt, stops, params, out, reply);
+    return reply;
   }
 
   // Continues raw text (no chat template): <bos>, the media (in order), then the text.
   Reply Complete(std::string_view text, std::span<const Media> media, const GenerateParams& params, const TextCallback& on_text = {}) {
-    const Gemma4Config& cfg = m_.model().config();
+    return Run(RawPrompt(m_, text, media), {}, params, on_text);
+  }
+
+  // The prompts Respond, RespondTo and Complete run (for a caller that picks among sessions by
+  // Prompt::CommonPrefix).
+  static Prompt ChatPrompt(const LoadedModel& m, const nlohmann::ordered_json& request, std::span<const Media> media, bool enable_thinking) {
+    std::vector<MediaEmbedding> embedded;
+    for (const Media& item : media) {
+      Require(item != nullptr, "media", "null media item");
+      embedded.push_back(*item);
+    }
+    Prompt prompt(m.model().config());
+    prompt.AddExpandingPlaceholders(m.ChatPromptIds(request, enable_thinking), embedded);
+    return prompt;
+  }
+  static Prompt ChatPrompt(const LoadedModel& m, std::span<const Message> conversation, bool enable_thinking) {
+    std::vector<Media> media;
+    const nlohmann::ordered_json request = MessagesToRequest(conversation, &media);
+    return ChatPrompt(m, request, media, enable_thinking);
+  }
+  static Prompt RawPrompt(const LoadedModel& m, std::string_view text, std::span<const Media> media) {
+    const Gemma4Config& cfg = m.model().config();
     Prompt prompt(cfg);
-    std::vector<int32_t> ids = m_.tokenizer().Encode(text, {.add_bos = true, .parse_special = false});
+    std::vector<int32_t> ids = m.tokenizer().Encode(text, {.add_bos = true, .parse_special = false});
     const size_t after_bos = ids.empty() || ids[0] != cfg.tokens.bos ? 0 : 1;
     prompt.AddTokens(std::span(ids).first(after_bos));
-    for (const Media& m : media) {
-      Require(m != nullptr, "media", "null media item");
-      prompt.AddMedia(*m);
+    for (const Media& item : media) {
+      Require(item != nullptr, "media", "null media item");
+      prompt.AddMedia(*item);
     }
     prompt.AddTokens(std::span(ids).subspan(after_bos));
-    return Run(prompt, {}, params, on_text);
+    return prompt;
   }
 
   const Sequence& sequence() const { return seq_; }
@@ -126,16 +275,24 @@ class Session {
   // A session that continues exactly like this one, with a cache of its own (a shared system prompt).
   Session Fork() const { return Session(m_, seq_.Clone(), keys_); }
 
- private:
-  using Clock = std::chrono::steady_clock;
-  Session(const LoadedModel& m, Sequence seq, std::vector<uint64_t> keys) : m_(m), seq_(std::move(seq)), keys_(std::move(keys)) {}
+  // Runs a prompt built by the caller (ChatPrompt, RawPrompt, or a template's rendering) and streams its text
+  // unparsed (with params.keep_markup, control tokens' text too); turn_stops end the answer besides the model's own
+  // stop ids (a chat's: LoadedModel::chat_stop_ids).
+  Reply Run(const Prompt& prompt, std::span<const int32_t> turn_stops, const GenerateParams& params, const TextCallback& on_text = {}) {
+    Reply reply;
+    const DeltaCallback no_deltas;
+    session_detail::Output out(m_.tokenizer(), params, reply, on_text, no_deltas, /*chat=*/false);
+    Run(prompt, turn_stops, params, out, reply);
+    return reply;
+  }
 
-  Reply Run(const Prompt& prompt, std::span<const int32_t> turn_stops, const GenerateParams& params, const TextCallback& on_text) {
+ private:
+  void Run(const Prompt& prompt, std::span<const int32_t> turn_stops, const GenerateParams& params, session_detail::Output& output,
+           Reply& reply) {
     const Gemma4& model = m_.model();
     const size_t context = seq_.cache.context();
     Require(prompt.size() + 1 <= context, "prompt",
             std::to_string(prompt.size()) + " tokens do not fit the context of " + std::to_string(context));
-    Reply reply;
     reply.prompt_tokens = prompt.size();
     // Reuse what the cache holds of the prompt, as far back as the sliding rings allow.
     size_t keep = prompt.CommonPrefix(keys_);
@@ -152,14 +309,6 @@ class Session {
     stop_ids.insert(stop_ids.end(), turn_stops.begin(), turn_stops.end());
     stop_ids.insert(stop_ids.end(), params.stop_ids.begin(), params.stop_ids.end());
 
-    StreamDecoder stream(m_.tokenizer(), /*skip_control=*/true);
-    StopStrings stops(params.stop_strings);
-    bool cancelled = false;
-    auto emit = [&](const std::string& text) {
-      if (text.empty()) return;
-      reply.text += text;
-      if (on_text && !on_text(text)) cancelled = true;
-    };
     const auto t0 = Clock::now();
     auto t_first = t0;
     auto on_token = [&](int32_t id) {
@@ -167,16 +316,15 @@ class Session {
       reply.tokens.push_back(id);
       sampler.Accept(id);
       if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) return true;  // the loop ends on it
-      emit(stops.Push(stream.Push(id)));
-      return !cancelled && !stops.stopped();
+      return output.Push(id);
     };
     const Drafter* drafter = params.speculative ? m_.drafter() : nullptr;
     const std::vector<int32_t> out =
         Generate(model, drafter, seq_, prompt.input(keep), {std::min(params.max_tokens, context - prompt.size()), stop_ids},
                  params.draft, SamplerVerify(sampler), &reply.draft_stats, on_token);
     const bool stopped_by_id = !out.empty() && std::find(stop_ids.begin(), stop_ids.end(), out.back()) != stop_ids.end();
-    if (!cancelled && !stops.stopped()) emit(stops.Push(stream.Flush()) + stops.Flush());
-    reply.finish = cancelled ? FinishReason::kCancelled : stopped_by_id || stops.stopped() ? FinishReason::kStop : FinishReason::kLength;
+    output.Finish();
+    reply.finish = output.cancelled() ? FinishReason::kCancelled : stopped_by_id || output.stopped() ? FinishReason::kStop : FinishReason::kLength;
     const auto t1 = Clock::now();
     reply.prompt_seconds = std::chrono::duration<double>(t_first - t0).count();
     reply.generation_seconds = std::chrono::duration<double>(t1 - t_first).count();
@@ -186,8 +334,11 @@ class Session {
     for (size_t i = 0; i + 1 < out.size(); ++i) keys_.push_back(static_cast<uint32_t>(out[i]));
     Require(keys_.size() == static_cast<size_t>(seq_.pos()), "session",
             "internal: " + std::to_string(keys_.size()) + " cache keys for a sequence at position " + std::to_string(seq_.pos()));
-    return reply;
   }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Session(const LoadedModel& m, Sequence seq, std::vector<uint64_t> keys) : m_(m), seq_(std::move(seq)), keys_(std::move(keys)) {}
 
   const LoadedModel& m_;
   Sequence seq_;

@@ -113,7 +113,7 @@ inline nlohmann::ordered_json AdaptRequestToTemplate(const nlohmann::ordered_jso
     Json folded = Json::array();
     for (size_t pos = 0; pos < messages->size();) {
       const Json& m = (*messages)[pos];
-      if (Role(m) == "assistant" && HasToolCalls(m))
+      if (Role(m) == "assistant" && HasToolCalls(m) && !m.contains("tool_responses"))  // not already folded
         folded.push_back(FoldTurn(*messages, pos));
       else
         folded.push_back((*messages)[pos++]);

@@ -1,0 +1,243 @@
+// g4 serve: an OpenAI-compatible HTTP server (cpp-httplib) over the session layer. This file is the HTTP face
+// only: flags, routes, authentication and streaming; requests are translated by g4/serve/openai.hpp and run by
+// g4/serve/engine.hpp.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <httplib.h>
+
+#include "args.hpp"
+#include "command.hpp"
+#include "g4/serve/engine.hpp"
+
+namespace {
+
+using namespace g4;
+using namespace g4::serve;
+
+const char* kHelp = R"(usage: g4 serve -m MODEL [options]
+
+An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health.
+
+  -m, --model PATH        Hugging Face folder or GGUF file
+  --mmproj FILE           vision/audio embedders of a GGUF model (images and audio in chat requests)
+  --draft FILE            MTP drafter: speculative decoding
+  --host H                address to listen on (default 127.0.0.1)
+  --port P                port (default 8080; 0: any free port, printed at start)
+  -np, --parallel N       slots: conversations whose caches are kept (default 1)
+  --queue N               requests that may wait for the model (default 16; more get 503)
+  -c, --ctx-size N        context per slot in tokens (default 4096)
+  --cache-type T          KV cache: f32 (default) or f16
+  -t, --threads N         threads (default: all)
+  --api-key KEY           require "Authorization: Bearer KEY" (also read from G4_API_KEY)
+  --alias NAME            the model's name in responses and /v1/models (default: the file's name)
+  --chat-template-file F  a Jinja chat template for requests with tools (default: the model's own)
+  --max-body-mb N         largest request body in MiB (default 64; larger: 413)
+  --no-warmup             do not read the weights into memory before serving
+)";
+
+std::atomic<int> g_signal{0};
+extern "C" void OnSignal(int sig) { g_signal = sig; }
+
+void SendError(httplib::Response& res, const ApiError& e) {
+  res.status = e.status();
+  if (e.status() == 503) res.set_header("Retry-After", "1");
+  res.set_content(Dump(ErrorJson(e)), "application/json");
+}
+
+// Everything the routes share once the model is loaded.
+struct Server {
+  Engine& engine;
+  std::string model_name;
+  Capabilities caps;
+  int64_t created = 0;
+};
+
+// Runs an engine request and answers it: one JSON object made by `whole` from the reply, or (streaming)
+// server-sent events made by `stream`. Waits for the prompt to be accepted before choosing the status, so a
+// prompt over the context is still a 400 when streamed.
+template <class Stream, class Whole>
+void Answer(Server& s, EngineRequest er, std::shared_ptr<Stream> stream, Whole whole, httplib::Response& res) {
+  auto ex = std::make_shared<Exchange>();
+  er.exchange = ex;
+  if (!s.engine.Submit(std::move(er))) throw ApiError(503, "the server is busy: the request queue is full; retry later");
+  using Kind = Exchange::Event::Kind;
+  for (;;) {  // until the prompt is accepted (streaming) or the answer is complete
+    std::optional<Exchange::Event> e = ex->Next(std::chrono::milliseconds(1000));
+    if (!e) continue;
+    if (e->kind == Kind::kFailed) throw *e->error;
+    if (e->kind == Kind::kStarted && stream) break;
+    if (e->kind == Kind::kDone) {
+      res.set_content(Dump(whole(*e->reply)), "application/json");
+      return;
+    }
+  }
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [ex, stream, started = false](size_t, httplib::DataSink& sink) mutable {
+        auto send = [&](const std::string& bytes) {
+          if (bytes.empty() || sink.write(bytes.data(), bytes.size())) return true;
+          ex->Cancel();  // the client is gone: stop generating
+          return false;
+        };
+        if (!started) {
+          started = true;
+          if (!send(stream->Start())) return false;
+        }
+        for (;;) {
+          if (!sink.is_writable()) return ex->Cancel(), false;
+          std::optional<Exchange::Event> e = ex->Next(std::chrono::milliseconds(100));
+          if (!e) continue;
+          if (e->kind == Kind::kDelta && !send(stream->Delta(e->delta))) return false;
+          if (e->kind == Kind::kFailed) {
+            send(Sse(ErrorJson(*e->error)) + std::string(kSseDone));
+            sink.done();
+            return true;
+          }
+          if (e->kind == Kind::kDone) {
+            if (!send(stream->Finish(e->reply->finish, UsageOf(*e->reply)))) return false;
+            sink.done();
+            return true;
+          }
+        }
+      },
+      [ex](bool) { ex->Cancel(); });
+}
+
+void HandleChat(Server& s, const httplib::Request& req, httplib::Response& res) {
+  auto r = std::make_shared<const ChatRequest>(ParseChatRequest(ParseBody(req.body), s.caps));
+  const ResponseMeta meta = NewMeta("chatcmpl-", s.model_name);
+  auto stream = r->stream ? std::make_shared<ChatStream>(meta, r->include_usage) : nullptr;
+  Answer(s, ChatEngineRequest(r), stream, [&](const Reply& reply) { return ChatCompletionJson(meta, reply); }, res);
+}
+
+void HandleCompletion(Server& s, const httplib::Request& req, httplib::Response& res) {
+  auto r = std::make_shared<const CompletionRequest>(ParseCompletionRequest(ParseBody(req.body)));
+  const ResponseMeta meta = NewMeta("cmpl-", s.model_name);
+  auto stream = r->stream ? std::make_shared<CompletionStream>(meta, r->include_usage) : nullptr;
+  Answer(s, CompletionEngineRequest(r), stream,
+         [&](const Reply& reply) { return CompletionJson(meta, reply.text, reply.finish, UsageOf(reply)); }, res);
+}
+
+// Wraps a handler: every refusal is an OpenAI error object, and nothing escapes to httplib.
+httplib::Server::Handler Guard(const std::atomic<Server*>& ready, void (*handler)(Server&, const httplib::Request&, httplib::Response&)) {
+  return [&ready, handler](const httplib::Request& req, httplib::Response& res) {
+    try {
+      Server* s = ready.load();
+      if (!s) throw ApiError(503, "the model is loading");
+      handler(*s, req, res);
+    } catch (const ApiError& e) {
+      SendError(res, e);
+    } catch (const std::exception& e) {
+      SendError(res, ApiError(500, e.what()));
+    }
+  };
+}
+
+int RunServe(std::vector<std::string> argv) {
+  const g4cli::Args args(argv,
+                         {"--model", "--mmproj", "--draft", "--host", "--port", "--parallel", "--queue", "--ctx-size", "--cache-type",
+                          "--threads", "--api-key", "--alias", "--chat-template-file", "--max-body-mb"},
+                         {"--help", "--no-warmup"},
+                         {{"-m", "--model"}, {"-np", "--parallel"}, {"-c", "--ctx-size"}, {"-t", "--threads"}, {"-h", "--help"}});
+  if (args.has("--help")) return std::printf("%s", kHelp), 0;
+  Require(args.has("--model"), "serve", "-m MODEL is required (see --help)");
+  Require(args.positional().empty(), args.positional().empty() ? "" : args.positional()[0], "unexpected argument (see --help)");
+  const std::string host = args.get("--host", "127.0.0.1");
+  const int port = static_cast<int>(args.get_int("--port", 8080, 0, 65535));
+  EngineOptions eo;
+  eo.slots = static_cast<size_t>(args.get_int("--parallel", 1, 1, 256));
+  eo.max_queue = static_cast<size_t>(args.get_int("--queue", 16, 1, 4096));
+  eo.session.context = static_cast<size_t>(args.get_int("--ctx-size", 4096, 16, 1 << 24));
+  eo.session.cache_type = KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
+  const size_t max_body = static_cast<size_t>(args.get_int("--max-body-mb", 64, 1, 4096)) << 20;
+  std::string api_key = args.get("--api-key");
+  if (api_key.empty())
+    if (const char* env = std::getenv("G4_API_KEY")) api_key = env;
+
+  // Listen first, so /health answers 503 while the model loads.
+  httplib::Server http;
+  std::atomic<Server*> ready{nullptr};
+  http.new_task_queue = [n = eo.slots + eo.max_queue + 8] { return new httplib::ThreadPool(n); };
+  http.set_payload_max_length(max_body);
+  http.set_read_timeout(30, 0);
+  http.set_write_timeout(30, 0);
+  http.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
+    if (api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (req.get_header_value("Authorization") == "Bearer " + api_key) return httplib::Server::HandlerResponse::Unhandled;
+    SendError(res, ApiError(401, "missing or wrong API key (Authorization: Bearer ...)", "", "authentication_error", "invalid_api_key"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
+  });
+  http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const std::string what = res.status == 404 ? "no such route" : res.status == 413 ? "request body too large" : "bad request";
+    SendError(res, ApiError(res.status, what));
+  });
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    SendError(res, ApiError(500, "internal error"));
+  });
+  http.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
+    if (!ready.load()) return SendError(res, ApiError(503, "the model is loading"));
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+  http.Get("/v1/models", Guard(ready, [](Server& s, const httplib::Request&, httplib::Response& res) {
+             res.set_content(Dump(ModelsJson(s.model_name, s.created)), "application/json");
+           }));
+  http.Post("/v1/chat/completions", Guard(ready, HandleChat));
+  http.Post("/chat/completions", Guard(ready, HandleChat));
+  http.Post("/v1/completions", Guard(ready, HandleCompletion));
+  http.Post("/completions", Guard(ready, HandleCompletion));
+
+  const int bound = port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
+  Require(bound > 0, host + ":" + std::to_string(port), "cannot listen");
+  std::thread listener([&] { http.listen_after_bind(); });
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::fprintf(stderr, "g4 serve: listening on http://%s:%d (loading the model)\n", host.c_str(), bound);
+
+  try {
+    ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 1, ThreadPool::kMaxThreads)));
+    ModelFiles files;
+    files.model = args.get("--model");
+    files.mmproj = args.get("--mmproj");
+    files.draft = args.get("--draft");
+    files.chat_template = args.get("--chat-template-file");
+    const LoadedModel lm(files, pool);
+    if (!lm.chat_note().empty()) std::fprintf(stderr, "note: %s\n", lm.chat_note().c_str());
+    if (!args.has("--no-warmup")) lm.Prefault();
+    Engine engine(lm, eo);
+    std::string name = args.get("--alias");
+    if (name.empty()) name = std::filesystem::path(args.get("--model")).filename().string();
+    if (name.empty()) name = std::filesystem::path(args.get("--model")).parent_path().filename().string();
+    Server s{engine, name, {}, 0};
+    s.caps.vision = lm.checkpoint().vision().has_value();
+    s.caps.audio = lm.checkpoint().audio().has_value();
+    s.caps.chat_template = lm.chat_template() != nullptr;
+    s.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    ready = &s;
+    std::fprintf(stderr, "g4 serve: ready (%s, %zu slot(s) of %zu tokens)\n", name.c_str(), eo.slots, eo.session.context);
+    while (g_signal == 0 && http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::fprintf(stderr, "g4 serve: stopping\n");
+    engine.Stop();  // in-flight generations end at their next token
+    http.stop();
+    listener.join();
+    ready = nullptr;
+  } catch (...) {
+    http.stop();
+    listener.join();
+    throw;
+  }
+  return 0;
+}
+
+const g4cli::RegisterCommand kRegister("serve", "an OpenAI-compatible HTTP server (chat, completions, images, audio)", RunServe);
+
+}  // namespace

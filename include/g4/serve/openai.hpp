@@ -1,0 +1,627 @@
+// The OpenAI API (chat completions, completions) translated to and from the session layer, with no HTTP in it:
+// a request body is checked field by field (every malformed one is an ApiError naming the field: an HTTP status
+// and OpenAI's {"error": {"message", "type", "param", "code"}}), media arrive decoded (data: URLs of images,
+// base64 WAV), and answers leave as OpenAI's JSON objects or as its server-sent events, chunk for chunk.
+//
+// A checked chat request becomes what Session::RespondTo takes: the request JSON (its media parts reduced to
+// {"type": "image"} / {"type": "audio"}) and the decoded media in order; the session renders the model's chat
+// template and parses the answer (content, reasoning, tool calls) into the MessageDeltas that stream here.
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "g4/core/error.hpp"
+#include "g4/media/audio.hpp"
+#include "g4/media/image.hpp"
+#include "g4/media/image_patches.hpp"
+#include "g4/media/resample.hpp"
+#include "g4/media/wav.hpp"
+#include "g4/session/session.hpp"
+#include "g4/text/tool_calls.hpp"
+
+namespace g4::serve {
+
+using Json = nlohmann::ordered_json;
+
+// A request the server refuses: the HTTP status and OpenAI's error object.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, const std::string& message, std::string param = {}, std::string type = {}, std::string code = {})
+      : std::runtime_error(message), status_(status), param_(std::move(param)),
+        type_(!type.empty() ? std::move(type) : status >= 500 ? "server_error" : "invalid_request_error"), code_(std::move(code)) {}
+  int status() const { return status_; }
+  const std::string& param() const { return param_; }
+  const std::string& type() const { return type_; }
+  const std::string& code() const { return code_; }
+
+ private:
+  int status_;
+  std::string param_, type_, code_;
+};
+
+[[noreturn]] inline void Bad(const std::string& param, const std::string& message) { throw ApiError(400, message, param); }
+
+inline Json ErrorJson(const ApiError& e) {
+  return {{"error",
+           {{"message", e.what()},
+            {"type", e.type()},
+            {"param", e.param().empty() ? Json(nullptr) : Json(e.param())},
+            {"code", e.code().empty() ? Json(nullptr) : Json(e.code())}}}};
+}
+
+// Every JSON text the server writes: invalid UTF-8 (a model may stop inside a character) becomes U+FFFD.
+inline std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// nlohmann's parser recurses once per nesting level: a body nested deeper than this is refused before parsing.
+inline constexpr size_t kMaxJsonDepth = 64;
+
+// A request body: a JSON object, or a 400 that says what is wrong.
+inline Json ParseBody(std::string_view body) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxJsonDepth) Bad("", "request body nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) Bad("", "request body is not valid JSON");
+  if (!j.is_object()) Bad("", "request body must be a JSON object");
+  return j;
+}
+
+// ---- field readers: a wrong type is a 400 naming the field ----
+
+namespace detail {
+
+inline const Json* Find(const Json& obj, const char* key) {
+  const auto it = obj.find(key);
+  return it == obj.end() || it->is_null() ? nullptr : &*it;
+}
+
+inline std::optional<double> Number(const Json& obj, const char* key, double lo, double hi) {
+  const Json* v = Find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) Bad(key, std::string(key) + " must be a number");
+  const double d = v->get<double>();
+  if (!std::isfinite(d) || d < lo || d > hi)
+    Bad(key, std::string(key) + " must be in [" + Json(lo).dump() + ", " + Json(hi).dump() + "], got " + v->dump());
+  return d;
+}
+
+inline std::optional<int64_t> Integer(const Json& obj, const char* key, int64_t lo, int64_t hi) {
+  const Json* v = Find(obj, key);
+  if (!v) return std::nullopt;
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (!(d == std::floor(d) && d >= static_cast<double>(lo) && d <= static_cast<double>(hi)))
+      Bad(key, std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return static_cast<int64_t>(d);
+  }
+  if (!v->is_number_integer()) Bad(key, std::string(key) + " must be an integer");
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi))
+    Bad(key, std::string(key) + " must be at most " + std::to_string(hi));
+  const int64_t i = v->is_number_unsigned() ? static_cast<int64_t>(v->get<uint64_t>()) : v->get<int64_t>();
+  if (i < lo || i > hi) Bad(key, std::string(key) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(i));
+  return i;
+}
+
+inline std::optional<bool> Bool(const Json& obj, const char* key) {
+  const Json* v = Find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_boolean()) Bad(key, std::string(key) + " must be a boolean");
+  return v->get<bool>();
+}
+
+inline std::optional<std::string> String(const Json& obj, const char* key, const std::string& param) {
+  const Json* v = Find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) Bad(param, param + " must be a string");
+  return v->get<std::string>();
+}
+
+inline int Base64Value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+' || c == '-') return 62;
+  if (c == '/' || c == '_') return 63;
+  return -1;
+}
+
+}  // namespace detail
+
+// Standard or URL-safe base64, padded or not; whitespace (line breaks of MIME encoders) is skipped.
+inline std::vector<std::byte> DecodeBase64(std::string_view s, const std::string& param) {
+  std::vector<std::byte> out;
+  out.reserve(s.size() / 4 * 3 + 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t pad = 0;
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '=') {
+      ++pad;
+      continue;
+    }
+    const int v = detail::Base64Value(c);
+    if (v < 0 || pad > 0) Bad(param, param + " is not valid base64");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<std::byte>((acc >> bits) & 0xff));
+    }
+  }
+  if (pad > 2 || bits >= 6) Bad(param, param + " is not valid base64");
+  return out;
+}
+
+// ---- requests ----
+
+// What the loaded model can take, for checks made before a request is queued.
+struct Capabilities {
+  bool vision = false, audio = false;
+  bool chat_template = false;  // tools and tool turns need the model's (or a given) Jinja chat template
+};
+
+// A decoded image or audio clip of a chat request, embedded later on the engine's thread.
+struct InputMedia {
+  Part::Kind kind = Part::Kind::kImage;
+  RgbImage image;
+  int image_budget = kDefaultImageBudget;
+  std::vector<float> audio;  // 16 kHz mono
+};
+
+struct ChatRequest {
+  Json request;                    // for Session::RespondTo: messages, tools, enable_thinking
+  std::vector<InputMedia> media;   // in the order of the request's media parts
+  GenerateParams params;
+  bool stream = false, include_usage = false;
+};
+
+struct CompletionRequest {
+  std::string prompt;
+  GenerateParams params;
+  bool stream = false, include_usage = false;
+};
+
+namespace detail {
+
+// The parameters chat and completions share (OpenAI's names; top_k and min_p as llama-server takes them).
+inline void ParseCommon(const Json& body, GenerateParams& p, bool& stream, bool& include_usage) {
+  if (const Json* m = Find(body, "model"); m && !m->is_string()) Bad("model", "model must be a string");
+  // g4 run's defaults where the request says nothing (Gemma's recommended sampling).
+  p.sampling.temperature = static_cast<float>(Number(body, "temperature", 0, 2).value_or(1.0));
+  p.sampling.top_p = static_cast<float>(Number(body, "top_p", 0, 1).value_or(0.95));
+  if (p.sampling.top_p <= 0) Bad("top_p", "top_p must be greater than 0");
+  p.sampling.top_k = static_cast<int32_t>(Integer(body, "top_k", 0, 1 << 30).value_or(64));
+  p.sampling.min_p = static_cast<float>(Number(body, "min_p", 0, 1).value_or(0.0));
+  p.sampling.presence_penalty = static_cast<float>(Number(body, "presence_penalty", -2, 2).value_or(0.0));
+  if (Number(body, "frequency_penalty", -2, 2).value_or(0.0) != 0.0)
+    Bad("frequency_penalty", "frequency_penalty is not supported yet (only 0); presence_penalty is");
+  if (const auto seed = Integer(body, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()))
+    p.sampling.seed = static_cast<uint64_t>(*seed);
+  else
+    p.sampling.seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  const auto max_tokens = Integer(body, "max_tokens", 1, std::numeric_limits<int32_t>::max());
+  const auto max_completion = Integer(body, "max_completion_tokens", 1, std::numeric_limits<int32_t>::max());
+  p.max_tokens = max_completion   ? static_cast<size_t>(*max_completion)
+                 : max_tokens     ? static_cast<size_t>(*max_tokens)
+                                  : std::numeric_limits<size_t>::max();  // the rest of the context
+  if (Integer(body, "n", 1, std::numeric_limits<int32_t>::max()).value_or(1) != 1) Bad("n", "n must be 1: one choice per request");
+  if (const Json* s = Find(body, "stop")) {
+    std::vector<std::string> stops;
+    if (s->is_string()) {
+      stops.push_back(s->get<std::string>());
+    } else if (s->is_array()) {
+      if (s->size() > 16) Bad("stop", "stop takes at most 16 strings");
+      for (const Json& x : *s) {
+        if (!x.is_string()) Bad("stop", "stop must be a string or a list of strings");
+        stops.push_back(x.get<std::string>());
+      }
+    } else {
+      Bad("stop", "stop must be a string or a list of strings");
+    }
+    for (const std::string& x : stops)
+      if (x.empty()) Bad("stop", "stop strings must not be empty");
+    p.stop_strings = std::move(stops);
+  }
+  stream = Bool(body, "stream").value_or(false);
+  if (const Json* so = Find(body, "stream_options")) {
+    if (!so->is_object()) Bad("stream_options", "stream_options must be an object");
+    if (!stream) Bad("stream_options", "stream_options is only allowed when stream is true");
+    include_usage = Bool(*so, "include_usage").value_or(false);
+  }
+  if (const Json* lp = Find(body, "logprobs")) {
+    if (!lp->is_boolean() && !lp->is_number_integer()) Bad("logprobs", "logprobs must be a boolean");
+    if ((lp->is_boolean() && lp->get<bool>()) || (lp->is_number_integer() && lp->get<int64_t>() != 0))
+      Bad("logprobs", "logprobs are not supported yet");
+  }
+  if (const Json* tl = Find(body, "top_logprobs")) {
+    if (!tl->is_number_integer()) Bad("top_logprobs", "top_logprobs must be an integer");
+    if (tl->get<int64_t>() != 0) Bad("top_logprobs", "top_logprobs are not supported yet");
+  }
+  if (const Json* lb = Find(body, "logit_bias"); lb && !(lb->is_object() && lb->empty()))
+    Bad("logit_bias", "logit_bias is not supported yet");
+}
+
+inline int BudgetForDetail(const Json& image_url, const std::string& param) {
+  const auto detail = String(image_url, "detail", param + ".detail").value_or("auto");
+  if (detail == "auto") return kDefaultImageBudget;
+  if (detail == "low") return 70;
+  if (detail == "high") return 560;
+  Bad(param + ".detail", param + ".detail must be \"auto\", \"low\" or \"high\"");
+}
+
+inline InputMedia ImagePart(const Json& part, const std::string& param, const Capabilities& caps) {
+  const Json* iu = Find(part, "image_url");
+  if (!iu) Bad(param + ".image_url", param + ".image_url is missing");
+  InputMedia out;
+  out.kind = Part::Kind::kImage;
+  std::string url;
+  if (iu->is_string()) {
+    url = iu->get<std::string>();
+  } else if (iu->is_object()) {
+    const auto u = String(*iu, "url", param + ".image_url.url");
+    if (!u) Bad(param + ".image_url.url", param + ".image_url.url is missing");
+    url = *u;
+    out.image_budget = BudgetForDetail(*iu, param + ".image_url");
+  } else {
+    Bad(param + ".image_url", param + ".image_url must be an object with a url");
+  }
+  if (!caps.vision) Bad(param, "this model has no vision embedder (start the server with --mmproj)");
+  const std::string where = param + ".image_url.url";
+  if (!url.starts_with("data:")) Bad(where, where + ": only data: URLs (base64 images) are supported; the server fetches nothing");
+  const size_t comma = url.find(',');
+  if (comma == std::string::npos || url.substr(0, comma).find(";base64") == std::string::npos)
+    Bad(where, where + " must be a base64 data: URL (data:image/png;base64,...)");
+  const std::vector<std::byte> bytes = DecodeBase64(std::string_view(url).substr(comma + 1), where);
+  try {
+    out.image = DecodeImage(bytes, where);
+  } catch (const Error& e) {
+    Bad(where, e.what());
+  }
+  return out;
+}
+
+inline InputMedia AudioPart(const Json& part, const std::string& param, const Capabilities& caps) {
+  const Json* ia = Find(part, "input_audio");
+  if (!ia || !ia->is_object()) Bad(param + ".input_audio", param + ".input_audio must be an object with data and format");
+  const auto data = String(*ia, "data", param + ".input_audio.data");
+  if (!data) Bad(param + ".input_audio.data", param + ".input_audio.data is missing");
+  const std::string format = String(*ia, "format", param + ".input_audio.format").value_or("wav");
+  if (format != "wav") Bad(param + ".input_audio.format", "only \"wav\" audio is supported, got \"" + format + "\"");
+  if (!caps.audio) Bad(param, "this model has no audio embedder (start the server with --mmproj)");
+  const std::string where = param + ".input_audio.data";
+  const std::vector<std::byte> bytes = DecodeBase64(*data, where);
+  InputMedia out;
+  out.kind = Part::Kind::kAudio;
+  try {
+    const MonoAudio a = DecodeWav(bytes, where);
+    out.audio = Resample(a.samples, a.sample_rate, kAudioSampleRate);
+  } catch (const Error& e) {
+    Bad(where, e.what());
+  }
+  if (out.audio.empty()) Bad(where, where + " holds no samples");
+  if (out.audio.size() > kMaxAudioSamples) Bad(where, where + " is longer than 30 s");
+  return out;
+}
+
+// A message's content checked, its media decoded into `media` and replaced by {"type": "image" / "audio"}.
+inline void Content(Json& msg, const std::string& param, const Capabilities& caps, bool user, std::vector<InputMedia>& media) {
+  const auto c = msg.find("content");
+  if (c == msg.end() || c->is_null()) {
+    if (user) Bad(param + ".content", param + ".content is missing");
+    return;
+  }
+  if (c->is_string()) return;
+  if (!c->is_array()) Bad(param + ".content", param + ".content must be a string or a list of parts");
+  for (size_t j = 0; j < c->size(); ++j) {
+    Json& part = (*c)[j];
+    const std::string pp = param + ".content[" + std::to_string(j) + "]";
+    if (!part.is_object()) Bad(pp, pp + " must be an object");
+    const auto type = String(part, "type", pp + ".type");
+    if (!type) Bad(pp + ".type", pp + ".type is missing");
+    if (*type == "text") {
+      if (!String(part, "text", pp + ".text")) Bad(pp + ".text", pp + ".text is missing");
+      continue;
+    }
+    if (*type != "image_url" && *type != "input_audio")
+      Bad(pp + ".type", pp + ".type \"" + *type + "\" is not supported (text, image_url, input_audio)");
+    if (!user) Bad(pp, pp + ": only user messages may carry images or audio");
+    const bool image = *type == "image_url";
+    media.push_back(image ? ImagePart(part, pp, caps) : AudioPart(part, pp, caps));
+    part = Json{{"type", image ? "image" : "audio"}};
+  }
+}
+
+}  // namespace detail
+
+inline ChatRequest ParseChatRequest(const Json& body, const Capabilities& caps) {
+  using namespace detail;
+  if (!body.is_object()) Bad("", "request body must be a JSON object");
+  ChatRequest r;
+  ParseCommon(body, r.params, r.stream, r.include_usage);
+  const Json* msgs = Find(body, "messages");
+  if (!msgs) Bad("messages", "messages is missing");
+  if (!msgs->is_array()) Bad("messages", "messages must be a list");
+  if (msgs->empty()) Bad("messages", "messages must not be empty");
+
+  bool tool_turns = false;
+  Json messages = Json::array();
+  for (size_t i = 0; i < msgs->size(); ++i) {
+    Json m = (*msgs)[i];
+    const std::string param = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) Bad(param, param + " must be an object");
+    const auto role = String(m, "role", param + ".role");
+    if (!role) Bad(param + ".role", param + ".role is missing");
+    static const std::set<std::string> kRoles = {"system", "developer", "user", "assistant", "tool"};
+    if (!kRoles.count(*role)) Bad(param + ".role", param + ".role \"" + *role + "\" is not one of system, developer, user, assistant, tool");
+    if (const Json* calls = Find(m, "tool_calls")) {
+      if (*role != "assistant") Bad(param + ".tool_calls", param + ": only assistant messages carry tool_calls");
+      if (!calls->is_array()) Bad(param + ".tool_calls", param + ".tool_calls must be a list");
+      for (size_t k = 0; k < calls->size(); ++k) {
+        const Json& call = (*calls)[k];
+        const std::string cp = param + ".tool_calls[" + std::to_string(k) + "]";
+        const Json* f = call.is_object() ? Find(call, "function") : nullptr;
+        if (!f || !f->is_object() || !String(*f, "name", cp + ".function.name"))
+          Bad(cp, cp + " must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}");
+        if (const Json* a = Find(*f, "arguments"); a && !a->is_string() && !a->is_object())
+          Bad(cp + ".function.arguments", cp + ".function.arguments must be a JSON string or an object");
+      }
+      if (!calls->empty()) tool_turns = true;
+    }
+    if (*role == "tool") {
+      tool_turns = true;
+      if (const Json* id = Find(m, "tool_call_id"); id && !id->is_string()) Bad(param + ".tool_call_id", param + ".tool_call_id must be a string");
+    }
+    if (const Json* rc = Find(m, "reasoning_content"); rc && !rc->is_string())
+      Bad(param + ".reasoning_content", param + ".reasoning_content must be a string");
+    Content(m, param, caps, *role == "user", r.media);
+    if (*role != "user" && *role != "assistant" && *role != "tool" && !Find(m, "content")) Bad(param + ".content", param + ".content is missing");
+    messages.push_back(std::move(m));
+  }
+  r.request = {{"messages", std::move(messages)}};
+
+  // Thinking: chat_template_kwargs.enable_thinking (llama-server's way), or reasoning_effort other than "none".
+  if (const Json* kw = Find(body, "chat_template_kwargs")) {
+    if (!kw->is_object()) Bad("chat_template_kwargs", "chat_template_kwargs must be an object");
+    r.params.enable_thinking = Bool(*kw, "enable_thinking").value_or(false);
+  }
+  if (const auto effort = String(body, "reasoning_effort", "reasoning_effort")) {
+    static const std::set<std::string> kEfforts = {"none", "minimal", "low", "medium", "high"};
+    if (!kEfforts.count(*effort)) Bad("reasoning_effort", "reasoning_effort must be one of none, minimal, low, medium, high");
+    r.params.enable_thinking = *effort != "none" && *effort != "minimal";
+  }
+  r.request["enable_thinking"] = r.params.enable_thinking;
+
+  // Tools.
+  const Json* tools = Find(body, "tools");
+  if (tools && !tools->is_array()) Bad("tools", "tools must be a list");
+  std::string choice = "auto";
+  if (const Json* tc = Find(body, "tool_choice")) {
+    if (!tc->is_string()) Bad("tool_choice", "tool_choice other than \"auto\" or \"none\" is not supported yet");
+    choice = tc->get<std::string>();
+    if (choice != "auto" && choice != "none")
+      Bad("tool_choice", "tool_choice \"" + choice + "\" is not supported yet (\"auto\" or \"none\")");
+  }
+  if (const Json* ptc = Find(body, "parallel_tool_calls"); ptc && !ptc->is_boolean())
+    Bad("parallel_tool_calls", "parallel_tool_calls must be a boolean");
+  if (tools)
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const Json& t = (*tools)[i];
+      const std::string param = "tools[" + std::to_string(i) + "]";
+      if (!t.is_object() || String(t, "type", param + ".type").value_or("") != "function")
+        Bad(param, param + " must be {\"type\": \"function\", \"function\": {...}}");
+      const Json* f = Find(t, "function");
+      if (!f || !f->is_object()) Bad(param + ".function", param + ".function must be an object");
+      const auto name = String(*f, "name", param + ".function.name");
+      if (!name || name->empty()) Bad(param + ".function.name", param + ".function.name is missing");
+    }
+  if (const Json* rf = Find(body, "response_format")) {
+    if (!rf->is_object()) Bad("response_format", "response_format must be an object");
+    const std::string type = String(*rf, "type", "response_format.type").value_or("");
+    if (type != "text") Bad("response_format", "response_format \"" + type + "\" is not supported yet (only \"text\")");
+  }
+  const bool with_tools = tools && !tools->empty() && choice != "none";
+  if ((with_tools || tool_turns) && !caps.chat_template)
+    Bad(with_tools ? "tools" : "messages",
+        "tools and tool turns need a chat template that renders them: this model carries none (start the server with --chat-template-file)");
+  if (with_tools) r.request["tools"] = *tools;
+  return r;
+}
+
+inline CompletionRequest ParseCompletionRequest(const Json& body) {
+  using namespace detail;
+  if (!body.is_object()) Bad("", "request body must be a JSON object");
+  CompletionRequest r;
+  ParseCommon(body, r.params, r.stream, r.include_usage);
+  const Json* p = Find(body, "prompt");
+  if (!p) Bad("prompt", "prompt is missing");
+  if (p->is_string()) {
+    r.prompt = p->get<std::string>();
+  } else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
+    r.prompt = (*p)[0].get<std::string>();
+  } else if (p->is_array() && p->size() > 1 && (*p)[0].is_string()) {
+    Bad("prompt", "one prompt per request (a list of several is not supported)");
+  } else {
+    Bad("prompt", "prompt must be a string (token-id prompts are not supported)");
+  }
+  if (Bool(body, "echo").value_or(false)) Bad("echo", "echo is not supported yet");
+  if (const auto suffix = String(body, "suffix", "suffix"); suffix && !suffix->empty()) Bad("suffix", "suffix is not supported");
+  if (Integer(body, "best_of", 1, std::numeric_limits<int32_t>::max()).value_or(1) != 1) Bad("best_of", "best_of must be 1");
+  return r;
+}
+
+// ---- responses ----
+
+struct Usage {
+  size_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+};
+
+inline Usage UsageOf(const Reply& r) { return {r.prompt_tokens, r.tokens.size(), r.cached_tokens}; }
+
+inline Json UsageJson(const Usage& u) {
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+}
+
+struct ResponseMeta {
+  std::string id, model;
+  int64_t created = 0;
+};
+
+inline ResponseMeta NewMeta(std::string_view prefix, std::string model) {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t salt = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(salt ^ (++counter * 0x9e3779b97f4a7c15ull)));
+  return {std::string(prefix) + hex, std::move(model),
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()};
+}
+
+inline std::string FinishName(FinishReason f, bool tool_calls) {
+  if (f == FinishReason::kLength) return "length";
+  return tool_calls ? "tool_calls" : "stop";
+}
+
+// One server-sent event as OpenAI frames it.
+inline std::string Sse(const Json& j) { return "data: " + Dump(j) + "\n\n"; }
+inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
+
+// A non-streamed chat.completion from the session's reply (content, reasoning, tool calls parsed).
+inline Json ChatCompletionJson(const ResponseMeta& meta, const Reply& reply) {
+  const bool calls = reply.tool_calls.is_array() && !reply.tool_calls.empty();
+  Json message = {{"role", "assistant"}};
+  message["content"] = reply.text.empty() && calls ? Json(nullptr) : Json(reply.text);
+  if (!reply.reasoning_content.empty()) message["reasoning_content"] = reply.reasoning_content;
+  if (calls) message["tool_calls"] = reply.tool_calls;
+  return {{"id", meta.id},
+          {"object", "chat.completion"},
+          {"created", meta.created},
+          {"model", meta.model},
+          {"choices", Json::array({{{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr},
+                                    {"finish_reason", FinishName(reply.finish, calls)}}})},
+          {"usage", UsageJson(UsageOf(reply))}};
+}
+
+// A non-streamed text_completion.
+inline Json CompletionJson(const ResponseMeta& meta, const std::string& text, FinishReason finish, const Usage& usage) {
+  return {{"id", meta.id},
+          {"object", "text_completion"},
+          {"created", meta.created},
+          {"model", meta.model},
+          {"choices", Json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", FinishName(finish, false)}}})},
+          {"usage", UsageJson(usage)}};
+}
+
+// A streamed chat completion: Start (the role), Delta per piece of the parsed answer, Finish (the final chunk
+// with finish_reason, the usage chunk when asked for, [DONE]). Each returns the SSE bytes to send (maybe none).
+class ChatStream {
+ public:
+  ChatStream(ResponseMeta meta, bool include_usage) : meta_(std::move(meta)), include_usage_(include_usage) {}
+
+  std::string Start() { return Sse(Chunk({{"role", "assistant"}, {"content", ""}}, nullptr)); }
+  std::string Delta(const MessageDelta& d) {
+    std::string out;
+    if (!d.reasoning_content.empty()) out += Sse(Chunk({{"reasoning_content", d.reasoning_content}}, nullptr));
+    if (!d.content.empty()) out += Sse(Chunk({{"content", d.content}}, nullptr));
+    for (const ToolCallDelta& t : d.tool_calls) {
+      Json call = {{"index", t.index}};
+      if (!t.id.empty()) {
+        call["id"] = t.id;
+        call["type"] = "function";
+        call["function"] = {{"name", t.name}, {"arguments", t.arguments}};
+        tool_calls_ = true;
+      } else {
+        call["function"] = {{"arguments", t.arguments}};
+      }
+      out += Sse(Chunk({{"tool_calls", Json::array({std::move(call)})}}, nullptr));
+    }
+    return out;
+  }
+  std::string Finish(FinishReason finish, const Usage& usage) {
+    std::string out = Sse(Chunk(Json::object(), FinishName(finish, tool_calls_)));
+    if (include_usage_) {
+      Json u = Head();
+      u["choices"] = Json::array();
+      u["usage"] = UsageJson(usage);
+      out += Sse(u);
+    }
+    out += kSseDone;
+    return out;
+  }
+
+ private:
+  Json Head() const {
+    return {{"id", meta_.id}, {"object", "chat.completion.chunk"}, {"created", meta_.created}, {"model", meta_.model}};
+  }
+  Json Chunk(Json delta, Json finish) const {
+    Json j = Head();
+    j["choices"] = Json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", std::move(finish)}}});
+    if (include_usage_) j["usage"] = nullptr;
+    return j;
+  }
+
+  ResponseMeta meta_;
+  bool include_usage_;
+  bool tool_calls_ = false;
+};
+
+// A streamed text completion: Delta per piece (its content), then Finish.
+class CompletionStream {
+ public:
+  CompletionStream(ResponseMeta meta, bool include_usage) : meta_(std::move(meta)), include_usage_(include_usage) {}
+  std::string Start() { return {}; }
+  std::string Delta(const MessageDelta& d) { return d.content.empty() ? std::string() : Sse(Chunk(d.content, nullptr)); }
+  std::string Finish(FinishReason finish, const Usage& usage) {
+    std::string out = Sse(Chunk("", FinishName(finish, false)));
+    if (include_usage_) {
+      Json u = Head();
+      u["choices"] = Json::array();
+      u["usage"] = UsageJson(usage);
+      out += Sse(u);
+    }
+    out += kSseDone;
+    return out;
+  }
+
+ private:
+  Json Head() const { return {{"id", meta_.id}, {"object", "text_completion"}, {"created", meta_.created}, {"model", meta_.model}}; }
+  Json Chunk(std::string text, Json finish) const {
+    Json j = Head();
+    j["choices"] = Json::array({{{"index", 0}, {"text", std::move(text)}, {"logprobs", nullptr}, {"finish_reason", std::move(finish)}}});
+    if (include_usage_) j["usage"] = nullptr;
+    return j;
+  }
+  ResponseMeta meta_;
+  bool include_usage_;
+};
+
+inline Json ModelsJson(const std::string& model, int64_t created) {
+  return {{"object", "list"}, {"data", Json::array({{{"id", model}, {"object", "model"}, {"created", created}, {"owned_by", "g4rt"}}})}};
+}
+
+}  // namespace g4::serve

@@ -1,0 +1,597 @@
+// The OpenAI API translation of g4 serve (g4/serve/openai.hpp) and its engine (g4/serve/engine.hpp): every
+// malformed request is a 400 naming its field (hostile JSON included, never a crash), media decode from data: URLs
+// and base64 WAV, responses and server-sent events are framed exactly as OpenAI's, and the engine sends a
+// conversation's next turn to the slot that caches it.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "g4/serve/engine.hpp"
+#include "support/test_data.hpp"
+
+using namespace g4;
+using namespace g4::serve;
+
+namespace {
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  REQUIRE(f.good());
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string Base64(std::string_view bytes) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+    for (int s : {18, 12, 6, 0}) out += k[(v >> s) & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = uint8_t(bytes[i]) << 16;
+    out += k[(v >> 18) & 63], out += k[(v >> 12) & 63], out += "==";
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
+    out += k[(v >> 18) & 63], out += k[(v >> 12) & 63], out += k[(v >> 6) & 63], out += '=';
+  }
+  return out;
+}
+
+Json Chat(const std::string& text = "hi") { return {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", text}}}}}; }
+
+// The field a request is refused for (its status must be 400).
+std::string RefusedParam(const Json& body, const Capabilities& caps = {}) {
+  try {
+    ParseChatRequest(body, caps);
+  } catch (const ApiError& e) {
+    CHECK(e.status() == 400);
+    CHECK(std::string(e.what()).size() > 0);
+    return e.param().empty() ? "<none>" : e.param();
+  }
+  return "";
+}
+
+std::vector<Json> Events(const std::string& sse) {
+  std::vector<Json> out;
+  size_t pos = 0;
+  while (pos < sse.size()) {
+    REQUIRE(sse.compare(pos, 6, "data: ") == 0);
+    const size_t end = sse.find("\n\n", pos);
+    REQUIRE(end != std::string::npos);
+    const std::string payload = sse.substr(pos + 6, end - pos - 6);
+    out.push_back(payload == "[DONE]" ? Json("[DONE]") : Json::parse(payload));
+    pos = end + 2;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("serve: request bodies that are not JSON objects are 400s") {
+  for (const char* body : {"", "{", "nul", "[1,2]", "\"text\"", "42", "{\"a\":}", "{\"a\":1}x", "\xff\xfe"}) {
+    CAPTURE(body);
+    CHECK_THROWS_AS(ParseBody(body), ApiError);
+  }
+  CHECK(ParseBody(R"({"a": "[[[[{{{{"})")["a"] == "[[[[{{{{");  // brackets inside strings are not nesting
+  CHECK(ParseBody(R"({"a": "\"[[["})")["a"] == "\"[[[");
+  // Deep nesting is refused before nlohmann's recursive parser sees it.
+  const std::string deep = "{\"a\":" + std::string(1'000'000, '[') + std::string(1'000'000, ']') + "}";
+  try {
+    ParseBody(deep);
+    FAIL("deep nesting accepted");
+  } catch (const ApiError& e) {
+    CHECK(e.status() == 400);
+    CHECK(std::string(e.what()).find("nested deeper") != std::string::npos);
+  }
+  // Invalid UTF-8 inside a string is not JSON.
+  CHECK_THROWS_AS(ParseBody("{\"a\": \"\xc3\x28\"}"), ApiError);
+}
+
+TEST_CASE("serve: the error object is OpenAI's") {
+  const Json e = ErrorJson(ApiError(400, "n must be 1", "n"));
+  CHECK(e["error"]["message"] == "n must be 1");
+  CHECK(e["error"]["type"] == "invalid_request_error");
+  CHECK(e["error"]["param"] == "n");
+  CHECK(e["error"]["code"].is_null());
+  CHECK(ErrorJson(ApiError(503, "busy"))["error"]["type"] == "server_error");
+  CHECK(ErrorJson(ApiError(400, "x"))["error"]["param"].is_null());
+}
+
+TEST_CASE("serve: chat parameters map to the session's, wrong ones are refused by name") {
+  Json body = Chat();
+  body["max_tokens"] = 7;
+  body["temperature"] = 0;
+  body["top_p"] = 0.5;
+  body["top_k"] = 3;
+  body["min_p"] = 0.1;
+  body["seed"] = 42;
+  body["presence_penalty"] = 0.5;
+  body["frequency_penalty"] = 0;
+  body["stop"] = "END";
+  body["n"] = 1;
+  body["logprobs"] = false;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  const ChatRequest r = ParseChatRequest(body, {});
+  CHECK(r.params.max_tokens == 7);
+  CHECK(r.params.sampling.temperature == 0.0f);
+  CHECK(r.params.sampling.top_p == 0.5f);
+  CHECK(r.params.sampling.top_k == 3);
+  CHECK(r.params.sampling.min_p == doctest::Approx(0.1));
+  CHECK(r.params.sampling.seed == 42);
+  CHECK(r.params.sampling.presence_penalty == 0.5f);
+  CHECK(r.params.stop_strings == std::vector<std::string>{"END"});
+  CHECK(r.stream);
+  CHECK(r.include_usage);
+  CHECK(r.request["messages"][0]["content"] == "hi");
+  CHECK(r.request["enable_thinking"] == false);
+  CHECK_FALSE(r.request.contains("tools"));
+
+  body["max_completion_tokens"] = 9;  // the newer name wins
+  body["stop"] = {"a", "b"};
+  const ChatRequest r2 = ParseChatRequest(body, {});
+  CHECK(r2.params.max_tokens == 9);
+  CHECK(r2.params.stop_strings == std::vector<std::string>{"a", "b"});
+  // Defaults: g4 run's sampling, the rest of the context.
+  const ChatRequest d = ParseChatRequest(Chat(), {});
+  CHECK(d.params.sampling.temperature == 1.0f);
+  CHECK(d.params.sampling.top_k == 64);
+  CHECK(d.params.max_tokens == std::numeric_limits<size_t>::max());
+  CHECK_FALSE(d.stream);
+
+  const std::vector<std::pair<Json, std::string>> bad = {
+      {{{"n", 2}}, "n"},
+      {{{"n", "1"}}, "n"},
+      {{{"logprobs", true}}, "logprobs"},
+      {{{"logprobs", "yes"}}, "logprobs"},
+      {{{"top_logprobs", 3}}, "top_logprobs"},
+      {{{"temperature", "hot"}}, "temperature"},
+      {{{"temperature", 3}}, "temperature"},
+      {{{"temperature", -1}}, "temperature"},
+      {{{"top_p", 0}}, "top_p"},
+      {{{"top_p", 1.5}}, "top_p"},
+      {{{"top_k", -1}}, "top_k"},
+      {{{"top_k", 2.5}}, "top_k"},
+      {{{"min_p", 2}}, "min_p"},
+      {{{"max_tokens", 0}}, "max_tokens"},
+      {{{"max_tokens", -5}}, "max_tokens"},
+      {{{"max_tokens", "10"}}, "max_tokens"},
+      {{{"max_tokens", 1e300}}, "max_tokens"},
+      {{{"max_completion_tokens", true}}, "max_completion_tokens"},
+      {{{"seed", "x"}}, "seed"},
+      {{{"seed", 1.5}}, "seed"},
+      {{{"stop", 5}}, "stop"},
+      {{{"stop", {"a", 1}}}, "stop"},
+      {{{"stop", ""}}, "stop"},
+      {{{"frequency_penalty", 0.5}}, "frequency_penalty"},
+      {{{"presence_penalty", 9}}, "presence_penalty"},
+      {{{"stream", "yes"}}, "stream"},
+      {{{"stream_options", {{"include_usage", true}}}}, "stream_options"},  // without stream
+      {{{"stream", true}, {"stream_options", 1}}, "stream_options"},
+      {{{"model", 5}}, "model"},
+      {{{"logit_bias", {{"1", 5}}}}, "logit_bias"},
+      {{{"response_format", {{"type", "json_object"}}}}, "response_format"},
+      {{{"tool_choice", "required"}}, "tool_choice"},
+      {{{"tool_choice", {{"type", "function"}}}}, "tool_choice"},
+      {{{"tools", "x"}}, "tools"},
+      {{{"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}}, "tools"},  // no template: refused
+      {{{"tools", {{{"type", "web"}}}}}, "tools[0]"},
+      {{{"reasoning_effort", "max"}}, "reasoning_effort"},
+      {{{"chat_template_kwargs", 1}}, "chat_template_kwargs"},
+  };
+  for (const auto& [patch, param] : bad) {
+    Json b = Chat();
+    b.update(patch);
+    CAPTURE(b.dump());
+    CHECK(RefusedParam(b) == param);
+  }
+  Json nan = Chat();
+  nan["temperature"] = std::numeric_limits<double>::quiet_NaN();  // (only an embedder can pass one)
+  CHECK(RefusedParam(nan) == "temperature");
+}
+
+TEST_CASE("serve: messages are checked part by part") {
+  const std::vector<std::pair<Json, std::string>> bad = {
+      {Json::object(), "messages"},
+      {{{"messages", "hi"}}, "messages"},
+      {{{"messages", Json::array()}}, "messages"},
+      {{{"messages", {1}}}, "messages[0]"},
+      {{{"messages", {{{"content", "x"}}}}}, "messages[0].role"},
+      {{{"messages", {{{"role", "wizard"}, {"content", "x"}}}}}, "messages[0].role"},
+      {{{"messages", {{{"role", 7}, {"content", "x"}}}}}, "messages[0].role"},
+      {{{"messages", {{{"role", "user"}}}}}, "messages[0].content"},
+      {{{"messages", {{{"role", "user"}, {"content", 5}}}}}, "messages[0].content"},
+      {{{"messages", {{{"role", "system"}, {"content", "s"}}, {{"role", "user"}, {"content", {5}}}}}}, "messages[1].content[0]"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"text", "x"}}}}}}}}, "messages[0].content[0].type"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", "text"}}}}}}}}, "messages[0].content[0].text"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", 1}}}}}}}}, "messages[0].content[0].text"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", "video"}}}}}}}}, "messages[0].content[0].type"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}}}}, "messages[0].content[0].image_url"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", 3}}}}}}}}, "messages[0].content[0].image_url"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", "input_audio"}, {"input_audio", "x"}}}}}}}},
+       "messages[0].content[0].input_audio"},
+      {{{"messages", {{{"role", "user"}, {"content", "x"}}, {{"role", "tool"}, {"content", "r"}}}}}, "messages"},  // no template
+      {{{"messages", {{{"role", "user"}, {"content", "x"}, {"tool_calls", 1}}}}}, "messages[0].tool_calls"},
+      {{{"messages", {{{"role", "assistant"}, {"tool_calls", {1}}}}}}, "messages[0].tool_calls[0]"},
+      {{{"messages", {{{"role", "system"}}}}}, "messages[0].content"},
+  };
+  for (const auto& [body, param] : bad) {
+    CAPTURE(body.dump());
+    CHECK(RefusedParam(body) == param);
+  }
+  // Assistant turns may have no content; developer is a system turn.
+  const Json ok = {{"messages", {{{"role", "developer"}, {"content", "d"}}, {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "q"}}}}},
+                                 {{"role", "assistant"}, {"content", nullptr}}, {{"role", "user"}, {"content", "again"}}}}};
+  CHECK(ParseChatRequest(ok, {}).request["messages"].size() == 4);
+}
+
+TEST_CASE("serve: tools and tool turns pass to the template when the model has one") {
+  Capabilities caps;
+  caps.chat_template = true;
+  const Json tool = {{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", {{"type", "object"}}}}}};
+  Json body = Chat("weather?");
+  body["tools"] = {tool};
+  const ChatRequest r = ParseChatRequest(body, caps);
+  REQUIRE(r.request.contains("tools"));
+  CHECK(r.request["tools"][0]["function"]["name"] == "get_weather");
+  body["tool_choice"] = "none";  // no tools offered
+  CHECK_FALSE(ParseChatRequest(body, caps).request.contains("tools"));
+  body["tool_choice"] = "auto";
+  body["messages"].push_back({{"role", "assistant"},
+                              {"content", nullptr},
+                              {"tool_calls", {{{"id", "c1"}, {"type", "function"}, {"function", {{"name", "get_weather"}, {"arguments", "{}"}}}}}}});
+  body["messages"].push_back({{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "sunny"}});
+  CHECK(ParseChatRequest(body, caps).request["messages"].size() == 3);
+  body["chat_template_kwargs"] = {{"enable_thinking", true}};
+  const ChatRequest t = ParseChatRequest(body, caps);
+  CHECK(t.params.enable_thinking);
+  CHECK(t.request["enable_thinking"] == true);
+  Json nameless = Chat();
+  nameless["tools"] = {{{"type", "function"}, {"function", {{"description", "x"}}}}};
+  CHECK(RefusedParam(nameless, caps) == "tools[0].function.name");
+}
+
+TEST_CASE("serve: base64") {
+  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+    const std::vector<std::byte> d = DecodeBase64(Base64(s), "x");
+    CHECK(std::string(reinterpret_cast<const char*>(d.data()), d.size()) == s);
+  }
+  CHECK(DecodeBase64("YWJj\nZA", "x").size() == 4);  // line breaks and missing padding
+  CHECK(DecodeBase64("-_-_", "x").size() == 3);     // URL-safe alphabet
+  for (const char* bad : {"a", "ab=c", "abc===", "a*bc", "YQ==YQ=="}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(DecodeBase64(bad, "x"), ApiError);
+  }
+}
+
+TEST_CASE("serve: images from data: URLs, audio from base64 WAV") {
+  const std::string png = ReadBytes(testing::DataDir() + "/media/sample.png");
+  const std::string wav = ReadBytes(testing::DataDir() + "/media/sample.wav");
+  Capabilities caps;
+  caps.vision = caps.audio = true;
+  auto image_msg = [](const Json& image_url) {
+    return Json{{"messages", {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", "what?"}}, {{"type", "image_url"}, {"image_url", image_url}}}}}}}};
+  };
+  const ChatRequest r = ParseChatRequest(image_msg({{"url", "data:image/png;base64," + Base64(png)}, {"detail", "low"}}), caps);
+  REQUIRE(r.media.size() == 1);
+  CHECK(r.media[0].kind == Part::Kind::kImage);
+  CHECK(r.media[0].image.width > 0);
+  CHECK(r.media[0].image.height > 0);
+  CHECK(r.media[0].image_budget == 70);
+  CHECK(r.request["messages"][0]["content"][1] == Json{{"type", "image"}});
+  CHECK(r.request["messages"][0]["content"][0]["text"] == "what?");
+  CHECK(ParseChatRequest(image_msg("data:image/png;base64," + Base64(png)), caps).media[0].image_budget == kDefaultImageBudget);
+
+  CHECK(RefusedParam(image_msg({{"url", "https://example.com/cat.png"}}), caps) == "messages[0].content[1].image_url.url");
+  CHECK(RefusedParam(image_msg({{"url", "data:image/png," + png.substr(0, 10)}}), caps) == "messages[0].content[1].image_url.url");
+  CHECK(RefusedParam(image_msg({{"url", "data:image/png;base64,!!!!"}}), caps) == "messages[0].content[1].image_url.url");
+  CHECK(RefusedParam(image_msg({{"url", "data:image/png;base64," + Base64("not a picture at all")}}), caps) ==
+        "messages[0].content[1].image_url.url");
+  CHECK(RefusedParam(image_msg({{"url", "data:image/png;base64," + Base64(png.substr(0, png.size() / 2))}}), caps) ==
+        "messages[0].content[1].image_url.url");
+  CHECK(RefusedParam(image_msg({{"url", "data:image/png;base64,"}}), caps) == "messages[0].content[1].image_url.url");
+  CHECK(RefusedParam(image_msg({{"url", "data:image/png;base64," + Base64(png)}, {"detail", "ultra"}}), caps) ==
+        "messages[0].content[1].image_url.detail");
+  CHECK(RefusedParam(image_msg({{"url", "data:image/png;base64," + Base64(png)}}), {}) == "messages[0].content[1]");  // no vision
+  // Only user turns carry media.
+  Json sys = image_msg({{"url", "data:image/png;base64," + Base64(png)}});
+  sys["messages"][0]["role"] = "system";
+  CHECK(RefusedParam(sys, caps) == "messages[0].content[1]");
+
+  auto audio_msg = [](const Json& input_audio) {
+    return Json{{"messages", {{{"role", "user"}, {"content", {{{"type", "input_audio"}, {"input_audio", input_audio}}}}}}}};
+  };
+  const ChatRequest a = ParseChatRequest(audio_msg({{"data", Base64(wav)}, {"format", "wav"}}), caps);
+  REQUIRE(a.media.size() == 1);
+  CHECK(a.media[0].kind == Part::Kind::kAudio);
+  CHECK(a.media[0].audio.size() > 1000);
+  CHECK(a.request["messages"][0]["content"][0] == Json{{"type", "audio"}});
+  CHECK(RefusedParam(audio_msg({{"data", Base64(wav)}, {"format", "mp3"}}), caps) == "messages[0].content[0].input_audio.format");
+  CHECK(RefusedParam(audio_msg({{"data", Base64("RIFF....WAVEjunk")}}), caps) == "messages[0].content[0].input_audio.data");
+  CHECK(RefusedParam(audio_msg({{"data", Base64(wav.substr(0, 40))}}), caps) == "messages[0].content[0].input_audio.data");
+  CHECK(RefusedParam(audio_msg({{"format", "wav"}}), caps) == "messages[0].content[0].input_audio.data");
+  CHECK(RefusedParam(audio_msg({{"data", Base64(wav)}}), {}) == "messages[0].content[0]");  // no audio embedder
+}
+
+TEST_CASE("serve: completions requests") {
+  const CompletionRequest r = ParseCompletionRequest({{"prompt", "Returns the"}, {"max_tokens", 4}, {"temperature", 0}});
+  CHECK(r.prompt == "Returns the");
+  CHECK(r.params.max_tokens == 4);
+  CHECK(ParseCompletionRequest({{"prompt", {"one"}}}).prompt == "one");
+  for (const Json& bad : {Json::object(), Json{{"prompt", 5}}, Json{{"prompt", {"a", "b"}}}, Json{{"prompt", {1, 2, 3}}},
+                          Json{{"prompt", "x"}, {"echo", true}}, Json{{"prompt", "x"}, {"n", 3}}, Json{{"prompt", "x"}, {"best_of", 2}},
+                          Json{{"prompt", "x"}, {"suffix", "y"}}}) {
+    CAPTURE(bad.dump());
+    CHECK_THROWS_AS(ParseCompletionRequest(bad), ApiError);
+  }
+}
+
+TEST_CASE("serve: hostile requests are 400s, never anything else") {
+  // Mutations of a valid request: every value replaced by values of every type, keys dropped, random bytes.
+  const Json base = {{"model", "m"},
+                     {"messages", {{{"role", "system"}, {"content", "s"}},
+                                   {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "q"}}, {{"type", "image_url"}, {"image_url", {{"url", "data:,"}}}}}}}}},
+                     {"max_tokens", 5},
+                     {"stop", {"x"}},
+                     {"stream", true},
+                     {"stream_options", {{"include_usage", true}}},
+                     {"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}};
+  const std::vector<Json> values = {nullptr, true, 0, -1, 1.5, 1e308, -1e308, "", "x", Json::array(), Json::object(), {1, 2}, {{"a", 1}},
+                                    std::numeric_limits<uint64_t>::max(), std::numeric_limits<int64_t>::min()};
+  Capabilities caps;
+  caps.vision = caps.audio = caps.chat_template = true;
+  size_t refused = 0, accepted = 0;
+  auto run = [&](const Json& body) {
+    try {
+      ParseChatRequest(body, caps);
+      ++accepted;
+    } catch (const ApiError& e) {
+      CHECK(e.status() == 400);
+      ++refused;
+    }
+    try {
+      ParseCompletionRequest(body);
+      ++accepted;
+    } catch (const ApiError& e) {
+      CHECK(e.status() == 400);
+      ++refused;
+    }
+  };
+  // Every value of the request (each path of its flattened form, and each object or array above one) set to
+  // values of every type, or removed.
+  std::set<std::string> paths;
+  const Json flat = base.flatten();
+  for (auto it = flat.begin(); it != flat.end(); ++it)
+    for (Json::json_pointer p(it.key()); !p.empty(); p = p.parent_pointer()) paths.insert(p.to_string());
+  for (const std::string& path : paths) {
+    const Json::json_pointer p(path);
+    for (const Json& v : values) {
+      Json b = base;
+      b[p] = v;
+      run(b);
+    }
+    Json b = base;
+    Json& parent = b[p.parent_pointer()];
+    if (parent.is_object()) parent.erase(p.back());
+    else parent.erase(static_cast<size_t>(std::stoul(p.back())));
+    run(b);
+  }
+  // Random bytes and random edits of the text.
+  std::mt19937 rng(7);
+  const std::string text = base.dump();
+  for (int i = 0; i < 3000; ++i) {
+    std::string t = text;
+    for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k) t[rng() % t.size()] = static_cast<char>(rng() % 256);
+    try {
+      run(ParseBody(t));
+    } catch (const ApiError& e) {
+      CHECK(e.status() == 400);
+      ++refused;
+    }
+  }
+  MESSAGE("hostile requests: " << refused << " refused, " << accepted << " accepted");
+  CHECK(refused > 1000);
+}
+
+TEST_CASE("serve: non-streamed responses and usage") {
+  const ResponseMeta meta{"chatcmpl-1", "demo", 1700000000};
+  Reply reply;
+  reply.text = "Hello";
+  reply.tokens = {5, 6, 7};
+  reply.prompt_tokens = 20;
+  reply.cached_tokens = 12;
+  reply.finish = FinishReason::kStop;
+  const Json j = ChatCompletionJson(meta, reply);
+  CHECK(j["object"] == "chat.completion");
+  CHECK(j["id"] == "chatcmpl-1");
+  CHECK(j["model"] == "demo");
+  CHECK(j["choices"][0]["message"] == Json{{"role", "assistant"}, {"content", "Hello"}});
+  CHECK(j["choices"][0]["finish_reason"] == "stop");
+  CHECK(j["usage"] == Json{{"prompt_tokens", 20}, {"completion_tokens", 3}, {"total_tokens", 23}, {"prompt_tokens_details", {{"cached_tokens", 12}}}});
+  reply.finish = FinishReason::kLength;
+  CHECK(ChatCompletionJson(meta, reply)["choices"][0]["finish_reason"] == "length");
+  // Tool calls and reasoning.
+  reply.text = "";
+  reply.reasoning_content = "think";
+  reply.tool_calls = Json::array({{{"id", "call_0"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{\"a\":1}"}}}}});
+  reply.finish = FinishReason::kStop;
+  const Json t = ChatCompletionJson(meta, reply);
+  CHECK(t["choices"][0]["message"]["content"].is_null());
+  CHECK(t["choices"][0]["message"]["reasoning_content"] == "think");
+  CHECK(t["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "f");
+  CHECK(t["choices"][0]["finish_reason"] == "tool_calls");
+  const Json c = CompletionJson({"cmpl-1", "demo", 1}, " documents", FinishReason::kLength, {4, 2, 0});
+  CHECK(c["object"] == "text_completion");
+  CHECK(c["choices"][0]["text"] == " documents");
+  CHECK(c["choices"][0]["finish_reason"] == "length");
+  CHECK(c["usage"]["total_tokens"] == 6);
+  // Invalid UTF-8 from a model that stopped mid-character is replaced, never a throw.
+  reply.tool_calls = Json::array();
+  reply.text = "ab\xe6\x97";
+  CHECK(Dump(ChatCompletionJson(meta, reply)).find("ab\xef\xbf\xbd") != std::string::npos);
+  const Json models = ModelsJson("demo", 5);
+  CHECK(models["object"] == "list");
+  CHECK(models["data"][0]["id"] == "demo");
+}
+
+TEST_CASE("serve: streamed chat chunks are framed as OpenAI's") {
+  ChatStream s({"chatcmpl-2", "demo", 7}, /*include_usage=*/true);
+  std::string sse = s.Start();
+  MessageDelta d;
+  d.content = "Hel";
+  sse += s.Delta(d);
+  d.content = "lo";
+  sse += s.Delta(d);
+  sse += s.Delta(MessageDelta{});  // nothing to send
+  sse += s.Finish(FinishReason::kStop, {10, 3, 4});
+  const std::vector<Json> ev = Events(sse);
+  REQUIRE(ev.size() == 6);
+  CHECK(ev[0]["object"] == "chat.completion.chunk");
+  CHECK(ev[0]["choices"][0]["delta"] == Json{{"role", "assistant"}, {"content", ""}});
+  CHECK(ev[0]["choices"][0]["finish_reason"].is_null());
+  CHECK(ev[0]["usage"].is_null());
+  std::string joined;
+  for (size_t i = 1; i < 3; ++i) joined += ev[i]["choices"][0]["delta"]["content"].get<std::string>();
+  CHECK(joined == "Hello");
+  CHECK(ev[3]["choices"][0]["delta"] == Json::object());
+  CHECK(ev[3]["choices"][0]["finish_reason"] == "stop");
+  CHECK(ev[4]["choices"] == Json::array());
+  CHECK(ev[4]["usage"]["prompt_tokens"] == 10);
+  CHECK(ev[4]["usage"]["prompt_tokens_details"]["cached_tokens"] == 4);
+  CHECK(ev[5] == "[DONE]");
+  for (size_t i = 0; i < 5; ++i) CHECK(ev[i]["id"] == "chatcmpl-2");
+
+  // Without include_usage: no usage key, no usage chunk.
+  ChatStream plain({"c", "demo", 7}, false);
+  const std::vector<Json> ev2 = Events(plain.Start() + plain.Finish(FinishReason::kLength, {}));
+  REQUIRE(ev2.size() == 3);
+  CHECK_FALSE(ev2[0].contains("usage"));
+  CHECK(ev2[1]["choices"][0]["finish_reason"] == "length");
+
+  // Tool calls as the parser streams them: id and name first, then the arguments; finish_reason tool_calls.
+  ChatStream tools({"c", "demo", 7}, false);
+  ToolCallParser parser({"get_weather"});
+  std::string out = tools.Start();
+  for (const std::string_view piece : {"<|channel>thought\nhm<channel|>", "<|tool_call>call:get_weather{city:",
+                                       "<|\"|>Paris<|\"|>}<tool_call|>"})
+    out += tools.Delta(parser.Feed(piece));
+  out += tools.Delta(parser.Finish());
+  out += tools.Finish(FinishReason::kStop, {});
+  const std::vector<Json> ev3 = Events(out);
+  std::string reasoning, name, args;
+  for (const Json& e : ev3) {
+    if (e == "[DONE]" || e["choices"].empty()) continue;
+    const Json& delta = e["choices"][0]["delta"];
+    if (delta.contains("reasoning_content")) reasoning += delta["reasoning_content"].get<std::string>();
+    if (delta.contains("tool_calls")) {
+      const Json& call = delta["tool_calls"][0];
+      CHECK(call["index"] == 0);
+      if (call.contains("id")) name = call["function"]["name"];
+      args += call["function"]["arguments"].get<std::string>();
+    }
+  }
+  CHECK(reasoning == "hm");
+  CHECK(name == "get_weather");
+  CHECK(Json::parse(args) == Json{{"city", "Paris"}});
+  CHECK(ev3[ev3.size() - 2]["choices"][0]["finish_reason"] == "tool_calls");
+
+  CompletionStream cs({"cmpl-3", "demo", 7}, true);
+  MessageDelta piece;
+  piece.content = " doc";
+  const std::vector<Json> ev4 = Events(cs.Start() + cs.Delta(piece) + cs.Finish(FinishReason::kLength, {3, 1, 0}));
+  REQUIRE(ev4.size() == 4);
+  CHECK(ev4[0]["object"] == "text_completion");
+  CHECK(ev4[0]["choices"][0]["text"] == " doc");
+  CHECK(ev4[1]["choices"][0]["finish_reason"] == "length");
+  CHECK(ev4[2]["usage"]["completion_tokens"] == 1);
+}
+
+TEST_CASE("serve: an exchange carries events one way and cancellation the other") {
+  Exchange ex;
+  CHECK_FALSE(ex.Next(std::chrono::milliseconds(1)).has_value());
+  ex.Started();
+  MessageDelta d;
+  d.content = "x";
+  CHECK(ex.Delta(d));
+  CHECK(ex.Delta(MessageDelta{}));  // empty: not queued
+  ex.Cancel();
+  CHECK_FALSE(ex.Delta(d));  // the generation stops at its next piece
+  CHECK(ex.Next(std::chrono::milliseconds(1))->kind == Exchange::Event::Kind::kStarted);
+  CHECK(ex.Next(std::chrono::milliseconds(1))->delta.content == "x");
+  CHECK(ex.Next(std::chrono::milliseconds(1))->delta.content == "x");
+  CHECK_FALSE(ex.Next(std::chrono::milliseconds(1)).has_value());
+}
+
+TEST_CASE("serve: the engine sends a conversation's next turn to the slot that caches it") {
+  ThreadPool pool(2);
+  ModelFiles files;
+  files.model = testing::DataDir() + "/demo";
+  const LoadedModel lm(files, pool);
+  EngineOptions eo;
+  eo.slots = 2;
+  eo.max_queue = 8;
+  eo.session.context = 512;
+  Engine engine(lm, eo);
+  auto run = [&](const Json& body) {
+    auto r = std::make_shared<const ChatRequest>(ParseChatRequest(body, {}));
+    EngineRequest er = ChatEngineRequest(r);
+    auto ex = std::make_shared<Exchange>();
+    er.exchange = ex;
+    REQUIRE(engine.Submit(std::move(er)));
+    std::string streamed;
+    for (;;) {
+      auto e = ex->Next(std::chrono::milliseconds(60000));
+      REQUIRE(e.has_value());
+      if (e->kind == Exchange::Event::Kind::kFailed) FAIL(e->error->what());
+      if (e->kind == Exchange::Event::Kind::kDelta) streamed += e->delta.content;
+      if (e->kind == Exchange::Event::Kind::kDone) {
+        CHECK(e->reply->text == streamed);
+        return *e->reply;
+      }
+    }
+  };
+  auto body = [](const Json& messages) { return Json{{"messages", messages}, {"max_tokens", 8}, {"temperature", 0}}; };
+  const Json a1 = {{{"role", "user"}, {"content", "def add(a, b):"}}};
+  const Json b1 = {{{"role", "user"}, {"content", "class Stack:"}}};
+  const Reply ra = run(body(a1));
+  const Reply rb = run(body(b1));
+  CHECK(ra.cached_tokens == 0);
+  CHECK(rb.cached_tokens == 0);  // the other slot (least recently used), not A's
+  Json a2 = a1;
+  a2.push_back({{"role", "assistant"}, {"content", ra.text}});
+  a2.push_back({{"role", "user"}, {"content", "Returns the"}});
+  const Reply ra2 = run(body(a2));
+  CHECK(ra2.cached_tokens > 4);  // A's slot still holds the first turn
+  // The same request twice: the same greedy answer, the whole prompt but its last token cached.
+  const Reply rb2 = run(body(b1));
+  CHECK(rb2.text == rb.text);
+  CHECK(rb2.cached_tokens == rb2.prompt_tokens - 1);
+  // A prompt over the context is a 400 naming the messages, and the engine goes on.
+  auto r = std::make_shared<const ChatRequest>(ParseChatRequest(body({{{"role", "user"}, {"content", std::string(3000, 'x') + " y z"}}}), {}));
+  EngineRequest er = ChatEngineRequest(r);
+  auto ex = std::make_shared<Exchange>();
+  er.exchange = ex;
+  REQUIRE(engine.Submit(std::move(er)));
+  auto e = ex->Next(std::chrono::milliseconds(60000));
+  REQUIRE(e.has_value());
+  REQUIRE(e->kind == Exchange::Event::Kind::kFailed);
+  CHECK(e->error->status() == 400);
+  CHECK(e->error->code() == "context_length_exceeded");
+  CHECK(run(body(b1)).text == rb.text);
+  // Cancelled: the reply ends early, as cancelled.
+  auto r2 = std::make_shared<const ChatRequest>(ParseChatRequest(Json{{"messages", a1}, {"max_tokens", 64}, {"temperature", 0}}, {}));
+  EngineRequest er2 = ChatEngineRequest(r2);
+  auto ex2 = std::make_shared<Exchange>();
+  er2.exchange = ex2;
+  ex2->Cancel();
+  REQUIRE(engine.Submit(std::move(er2)));
+  auto e2 = ex2->Next(std::chrono::milliseconds(60000));
+  REQUIRE(e2.has_value());
+  CHECK(e2->kind == Exchange::Event::Kind::kFailed);  // cancelled while queued: never run
+}

@@ -52,6 +52,13 @@ expect "unknown G4_KERNELS" 1 "G4_KERNELS" env G4_KERNELS=NO_SUCH_TARGET "$g4" i
 expect "draft statistics" 0 "drafts accepted per round" "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --draft "$demo/drafter"
 expect "speed line" 0 "tokens/s" "$g4" run -m "$demo" --raw -p "Returns the" -n 4 --temp 0.7 --seed 3
 expect "chat, two turns" 0 "generation" bash -c "printf 'Returns the\nAnd then\n' | \"$g4\" run -m \"$demo\" -i -n 6 --temp 0"
+# Chat through a template file (the demo carries none): tools declared, thinking on; without a template, tools
+# are refused by name.
+printf '%s' '[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]' >"$tmp/tools.json"
+expect "chat with the official template and tools" 0 "generation" "$g4" run -m "$demo" --chat-template "$data/chat-template/gemma4-official.jinja" \
+  --tools "$tmp/tools.json" --think -p "Weather in Paris?" -n 6 --temp 0
+expect "tools need a chat template" 1 "tools need the model's chat template" "$g4" run -m "$demo" --tools "$tmp/tools.json" -p "hi" -n 2
+expect "tools must be a JSON array" 1 "is not a JSON array" bash -c "echo '{}' >\"$tmp/obj.json\"; \"$g4\" run -m \"$demo\" --tools \"$tmp/obj.json\" -p hi -n 2"
 expect "prompt from a file" 0 "Returns the" bash -c "printf 'Returns the' > \"$tmp/p.txt\" && \"$g4\" run -m \"$demo\" --raw -f \"$tmp/p.txt\" -n 2"
 # Images and audio (random-weight reference model: only the path is checked).
 expect "image and audio" 0 "2 media item(s) embedded" "$g4" run "${mm[@]}" -p "x" --image "$media/sample.png" --image-budget 70 --audio "$media/sample.wav"

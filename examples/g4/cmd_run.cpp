@@ -1,12 +1,13 @@
-// g4 run: the command line over the session layer (g4/session): load a model, build the prompt (chat or raw
-// text, with images and audio), stream the answer; with --draft, decode speculatively with an MTP drafter. Ends
-// with prompt and generation tokens/s (and the drafts accepted per round).
+// g4 run: the command line over the session layer (g4/session): load a model, build the prompt (chat through the
+// model's own template, or raw text; with images and audio), stream the answer; with --draft, decode speculatively
+// with an MTP drafter; with --tools, print the model's tool calls as JSON. Ends with prompt and generation
+// tokens/s (and the drafts accepted per round).
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <sstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ input:
   -f, --file FILE         read the prompt from FILE
   -i, --interactive       chat: read user turns from standard input until EOF or an empty line
   --system TEXT           system instruction (chat mode)
+  --tools FILE            a JSON array of OpenAI tool declarations (chat mode): tool calls print as JSON; with
+                          -i, each call's result is read from standard input as the tool's answer
+  --think                 thinking mode (the thoughts go to standard error)
+  --chat-template FILE    a Jinja chat template instead of the model's own
   --raw                   no chat template: continue the prompt as plain text (base models, the demo model)
   --image FILE            an image (PNG, JPEG, BMP, GIF, PPM); repeatable. Needs --mmproj for GGUF models
   --image-budget N        soft tokens per image: 70, 140, 280 (default), 560 or 1120
@@ -55,13 +60,10 @@ generation:
                           without VNNI, several times slower)
 )";
 
-
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   Require(f.good(), path, "cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 // The --image and --audio files as soft tokens, images first, each in command-line order.
@@ -103,9 +105,9 @@ int RunRun(std::vector<std::string> argv) {
       argv,
       {"--model", "--prompt", "--file", "--system", "--image", "--image-budget", "--audio", "--mmproj", "--tokenizer",
        "--n-predict", "--ctx-size", "--threads", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-       "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type"},
+       "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type", "--tools", "--chat-template"},
       {"--help", "--interactive", "--raw", "--audio-split", "--draft-adaptive", "--draft-compare", "--no-warmup",
-       "--no-repack"},
+       "--no-repack", "--think"},
       {{"-m", "--model"}, {"-p", "--prompt"}, {"-f", "--file"}, {"-i", "--interactive"}, {"-n", "--n-predict"},
        {"-c", "--ctx-size"}, {"-t", "--threads"}, {"-h", "--help"}});
   if (args.has("--help")) return std::printf("%s", kHelp), 0;
@@ -130,6 +132,7 @@ int RunRun(std::vector<std::string> argv) {
   params.sampling.seed = static_cast<uint64_t>(args.get_int("--seed", 0, 0, INT64_MAX));
   params.stop_strings = args.all("--stop");
   params.draft = {static_cast<int>(args.get_int("--draft-k", 4, 1, 15)), args.has("--draft-adaptive"), 8};
+  params.enable_thinking = args.has("--think");
   Require(!args.has("--draft-compare") || args.has("--draft"), "--draft-compare", "needs --draft");
   SessionOptions so;
   so.context = static_cast<size_t>(args.get_int("--ctx-size", 4096, 16, 1 << 24));
@@ -137,59 +140,72 @@ int RunRun(std::vector<std::string> argv) {
 
   ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 1, ThreadPool::kMaxThreads)));
   const LoadedModel lm({args.get("--model"), args.get("--mmproj"), args.get("--draft"), args.get("--tokenizer"),
-                        args.has("--no-repack") ? Repack::kNone : Repack::kWhereRead},
+                        args.has("--no-repack") ? Repack::kNone : Repack::kWhereRead, args.get("--chat-template")},
                        pool);
-  if (!args.has("--no-warmup") && isatty(STDERR_FILENO)) {
+  if (!args.has("--no-warmup")) {  // with a progress bar on a terminal
+    const bool tty = isatty(STDERR_FILENO);
     int shown = -1;
     lm.Prefault([&](uint64_t done, uint64_t total) {
       const int pct = static_cast<int>(100 * done / (total ? total : 1));
-      if (pct != shown) std::fprintf(stderr, "\rloading [%-40.*s] %3d%% of %.2f GB", (shown = pct) * 40 / 100, "========================================", pct, total / 1e9);
+      if (tty && pct != shown) std::fprintf(stderr, "\rloading [%-40.*s] %3d%% of %.2f GB", (shown = pct) * 40 / 100, "========================================", pct, total / 1e9);
     });
-    std::fprintf(stderr, "\n");
-  } else if (!args.has("--no-warmup")) {
-    lm.Prefault();
+    if (tty) std::fprintf(stderr, "\n");
   }
   const std::vector<Media> media = EmbedMedia(lm, args);
   if (!media.empty()) std::fprintf(stderr, "(%zu media item(s) embedded)\n", media.size());
   const char* label = lm.drafter() ? "with drafter" : "g4";
-  Session session(lm, so);
-  Timing timing;
-
-  if (raw) {
-    Print(first_prompt);
-    timing.Add(session.Complete(first_prompt, media, params, Print));
-    std::printf("\n");
-    timing.Report(label);
-    if (args.has("--draft-compare")) {
-      params.speculative = false;
-      Timing plain;
+  if (raw) {  // with --draft-compare, again without the drafter
+    for (bool plain : {false, true}) {
+      if (plain && !args.has("--draft-compare")) break;
+      params.speculative = !plain;
       Session fresh(lm, so);
+      Timing t;
       Print(first_prompt);
-      plain.Add(fresh.Complete(first_prompt, media, params, Print));
+      t.Add(fresh.Complete(first_prompt, media, params, Print));
       std::printf("\n");
-      plain.Report("without drafter");
+      t.Report(plain ? "without drafter" : label);
     }
     return 0;
   }
 
   if (!lm.chat_note().empty()) std::fprintf(stderr, "note: %s\n", lm.chat_note().c_str());
-  std::vector<Message> history;
-  if (args.has("--system")) history.push_back({"system", {Part::Text(args.get("--system"))}});
+  Session session(lm, so);
+  Timing timing;
+  using Json = nlohmann::ordered_json;
+  Json request = {{"tools", args.has("--tools") ? Json::parse(ReadFile(args.get("--tools"))) : Json::array()}, {"messages", Json::array()}};
+  Require(request["tools"].is_array(), args.get("--tools"), "is not a JSON array of tool declarations");
+  Json& messages = request["messages"];  // (no key is added to request after this)
+  if (args.has("--system")) messages.push_back({{"role", "system"}, {"content", args.get("--system")}});
+  const DeltaCallback thoughts = [](const MessageDelta& d) {
+    if (!d.reasoning_content.empty()) std::fprintf(stderr, "%s", d.reasoning_content.c_str());
+    return true;
+  };
   std::string user = first_prompt;
   for (bool first_turn = true;; first_turn = false) {
     if (interactive && user.empty()) {
       std::fprintf(stderr, "> ");
       if (!std::getline(std::cin, user) || user.empty()) break;
     }
-    Message m{"user", {}};
+    Json parts = Json::array();
     if (first_turn)  // the command line's media belong to the first user turn
-      for (const Media& e : media) m.parts.push_back(e->kind == MediaEmbedding::Kind::kImage ? Part::Image(e) : Part::Audio(e));
-    if (!user.empty()) m.parts.push_back(Part::Text(user));
-    history.push_back(m);
-    const Reply reply = session.Respond(history, params, Print);
-    std::printf("\n");
-    timing.Add(reply);
-    history.push_back({"model", {Part::Text(reply.text)}});
+      for (const Media& e : media) parts.push_back({{"type", e->kind == MediaEmbedding::Kind::kImage ? "image" : "audio"}});
+    if (!user.empty()) parts.push_back({{"type", "text"}, {"text", user}});
+    messages.push_back({{"role", "user"}, {"content", parts}});
+    for (bool more = true; more;) {  // the answer, and another after each round of tool results
+      const Reply reply = session.RespondTo(request, media, params, Print, thoughts);
+      std::printf("\n");
+      timing.Add(reply);
+      for (const std::string& w : reply.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+      messages.push_back(reply.message());
+      if (!reply.tool_calls.empty()) std::printf("%s\n", Json{{"tool_calls", reply.tool_calls}}.dump().c_str());
+      more = interactive && !reply.tool_calls.empty();
+      for (const Json& call : more ? reply.tool_calls : Json::array()) {
+        std::fprintf(stderr, "%s result> ", call["function"]["name"].get<std::string>().c_str());
+        std::string result;
+        if (!std::getline(std::cin, result)) return timing.Report(label), 0;
+        messages.push_back({{"role", "tool"}, {"tool_call_id", call["id"]}, {"content", result}});
+      }
+    }
     user.clear();
     if (!interactive) break;
   }

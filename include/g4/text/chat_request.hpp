@@ -293,7 +293,7 @@ class ChatTemplate {
 // or as text / image / audio parts. Tools, tool calls and tool messages need the model's template: an error.
 inline std::vector<ChatMessage> RequestToChatMessages(const nlohmann::ordered_json& request) {
   Require(request.is_object(), "chat request", "must be a JSON object");
-  const std::string why = "the model file carries no chat template (give one: ModelFiles::chat_template)";
+  const std::string why = "the model file carries no chat template (give one: g4 run --chat-template, ModelFiles::chat_template)";
   if (const auto t = request.find("tools"); t != request.end())
     Require(t->is_null() || (t->is_array() && t->empty()), "chat request", "tools need the model's chat template; " + why);
   const auto messages = request.find("messages");

@@ -73,7 +73,8 @@ class Server:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
         conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
         r = conn.getresponse()
-        check(r.status == 200, "stream status %d: %s" % (r.status, r.read()[:300]))
+        if r.status != 200:
+            check(False, "stream status %d: %s" % (r.status, r.read()[:300]))
         check(r.getheader("Content-Type", "").startswith("text/event-stream"), "stream content type")
         raw = r.read().decode()
         conn.close()
@@ -97,9 +98,9 @@ class Server:
 
 
 def g4_run(*args):
-    out = subprocess.run([G4, "run", "--no-warmup", "-t", "2", *args], capture_output=True, text=True, timeout=300)
-    check(out.returncode == 0, "g4 run failed: " + out.stderr)
-    return out.stdout
+    out = subprocess.run([G4, "run", "--no-warmup", "-t", "2", *args], capture_output=True, timeout=300)
+    check(out.returncode == 0, "g4 run failed: " + out.stderr.decode(errors="replace"))
+    return out.stdout.decode(errors="replace")  # as the server's JSON writes invalid UTF-8: U+FFFD
 
 
 def chat(messages, **kw):
@@ -206,7 +207,7 @@ def main():
                                                                            max_tokens=900, stream=True)),
                      headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
-        check(resp.status == 200 and resp.fp.readline().startswith(b"data: "), "aborted stream started")
+        check(resp.status == 200 and resp.read(6) == b"data: ", "aborted stream started")
         conn.sock.close()
         conn.close()
         t0 = time.time()

@@ -146,18 +146,20 @@ class Engine {
     bool broken = false;
   };
 
+  // The slot whose cache the prompt continues best: the longest shared prefix, except that an empty slot is taken
+  // before a weak match (under a quarter of what that slot holds: a shared chat header alone does not evict another
+  // conversation); with nothing shared, the least recently used slot.
   size_t PickSlot(const Prompt& prompt) const {
-    size_t best = 0, best_len = 0;
-    bool found = false;
+    size_t best = slots_.size(), best_len = 0, empty = slots_.size(), lru = 0;
     for (size_t i = 0; i < slots_.size(); ++i) {
-      const size_t len = prompt.CommonPrefix(slots_[i].session->cached_keys());
-      if (!found || len > best_len || (len == best_len && slots_[i].last_used < slots_[best].last_used)) {
-        best = i;
-        best_len = len;
-        found = true;
-      }
+      const std::vector<uint64_t>& cached = slots_[i].session->cached_keys();
+      if (cached.empty() && empty == slots_.size()) empty = i;
+      if (slots_[i].last_used < slots_[lru].last_used) lru = i;
+      const size_t len = prompt.CommonPrefix(cached);
+      if (len > best_len) best = i, best_len = len;
     }
-    return best;
+    if (best < slots_.size() && (empty == slots_.size() || 4 * best_len >= slots_[best].session->cached_keys().size())) return best;
+    return empty < slots_.size() ? empty : lru;
   }
 
   void Work() {

@@ -6,28 +6,15 @@
 #include <thread>
 
 #include "g4/model/gemma4.hpp"
+#include "support/compare.hpp"
 #include "support/random_model.hpp"
 
 using namespace g4;
 
 namespace {
 
-std::vector<int32_t> Tokens(size_t n, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (int32_t& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-  return t;
-}
-
-double RelErr(std::span<const float> a, std::span<const float> ref) {
-  REQUIRE(a.size() == ref.size());
-  double d = 0, s = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, std::abs(static_cast<double>(a[i]) - ref[i]));
-    s = std::max(s, std::abs(static_cast<double>(ref[i])));
-  }
-  return d / (s > 0 ? s : 1);
-}
+using testing::RelErr;
+using testing::Tokens;
 
 int32_t Best(std::span<const float> l) { return static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin()); }
 

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "g4/session/session.hpp"
+#include "support/compare.hpp"
 #include "support/random_model.hpp"
 #include "support/test_data.hpp"
 
@@ -17,22 +18,8 @@ using namespace g4;
 
 namespace {
 
-std::vector<int32_t> Tokens(size_t n, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (int32_t& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-  return t;
-}
-
-double RelErr(std::span<const float> a, std::span<const float> ref) {
-  REQUIRE(a.size() == ref.size());
-  double d = 0, s = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, std::abs(static_cast<double>(a[i]) - ref[i]));
-    s = std::max(s, std::abs(static_cast<double>(ref[i])));
-  }
-  return d / (s > 0 ? s : 1);
-}
+using testing::RelErr;
+using testing::Tokens;
 
 // Logits of every position of `tokens` run in one fresh sequence: the recomputation everything is compared with.
 std::vector<float> FreshLogits(const Gemma4& model, std::span<const int32_t> tokens) {

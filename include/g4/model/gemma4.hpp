@@ -164,8 +164,8 @@ class Gemma4 {
     Require(in.soft_embeddings.size() % H == 0, where, "soft embeddings are not rows of the hidden size " + std::to_string(H));
     const size_t n_soft = in.soft_embeddings.size() / H;
     for (int32_t i : in.soft_index)
-      Require(i < 0 || static_cast<size_t>(i) < n_soft, where,
-              "soft index " + std::to_string(i) + " outside the " + std::to_string(n_soft) + " soft embedding rows");
+      if (i >= 0 && static_cast<size_t>(i) >= n_soft)
+        Fail(where, "soft index " + std::to_string(i) + " outside the " + std::to_string(n_soft) + " soft embedding rows");
     Require(static_cast<uint64_t>(seq.pos()) + n <= seq.cache.context(), "prompt",
             std::to_string(seq.pos() + static_cast<int64_t>(n)) + " tokens exceed the context of " +
                 std::to_string(seq.cache.context()));

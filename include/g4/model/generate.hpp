@@ -105,9 +105,9 @@ std::vector<int32_t> Generate(const Gemma4& target, const DraftModel* drafter, S
   const auto is_stop = [&](int32_t t) { return std::find(limits.stop_ids.begin(), limits.stop_ids.end(), t) != limits.stop_ids.end(); };
   const size_t H = static_cast<size_t>(target.config().hidden_size), V = static_cast<size_t>(target.config().vocab_size);
   std::vector<int32_t> out;
-  if (n_new == 0) return out;
   ForwardOutput fo;
-  target.Forward(seq, prompt, fo);
+  target.Forward(seq, prompt, fo);  // even for no new tokens: the cache then holds the prompt, as callers expect
+  if (n_new == 0) return out;
   int32_t tok = pick(fo.logits, -1).first;
   std::vector<float> h = fo.final_hidden;
   int k = drafter ? opt.k : 0;

@@ -64,8 +64,9 @@ struct LayerKV {
 
   // Positions [begin, end) were stored, continuing from held_end().
   void MarkWritten(int64_t begin, int64_t end) {
-    Require(begin == end_ && end >= begin, "kv cache", "positions [" + std::to_string(begin) + ", " + std::to_string(end) +
-                                                           ") do not continue the cache at " + std::to_string(end_));
+    if (begin != end_ || end < begin)  // checked before building the message: this runs for every layer of every step
+      Fail("kv cache", "positions [" + std::to_string(begin) + ", " + std::to_string(end) + ") do not continue the cache at " +
+                           std::to_string(end_));
     end_ = end;
     begin_ = std::max(begin_, end - static_cast<int64_t>(capacity));
   }
@@ -77,9 +78,9 @@ struct LayerKV {
   int64_t held_begin() const { return begin_; }
   int64_t held_end() const { return end_; }
   void RequireHeld(int64_t begin, int64_t end, std::string_view who) const {
-    Require(begin >= begin_ && end <= end_ && begin <= end, who,
-            "positions [" + std::to_string(begin) + ", " + std::to_string(end) + ") are not all in the cache, which holds [" +
-                std::to_string(begin_) + ", " + std::to_string(end_) + ") in " + std::to_string(capacity) + " slots");
+    if (begin < begin_ || end > end_ || begin > end)
+      Fail(who, "positions [" + std::to_string(begin) + ", " + std::to_string(end) + ") are not all in the cache, which holds [" +
+                    std::to_string(begin_) + ", " + std::to_string(end_) + ") in " + std::to_string(capacity) + " slots");
   }
 
   // The raw bytes of one cached row (copy, save and restore move rows without conversion).

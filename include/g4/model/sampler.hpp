@@ -27,7 +27,7 @@ namespace g4 {
 inline int32_t Argmax(std::span<const float> v) {
   int32_t best = -1;
   for (size_t i = 0; i < v.size(); ++i) {
-    Require(!std::isnan(v[i]), "sampler", "logit of token " + std::to_string(i) + " is NaN");
+    if (std::isnan(v[i])) Fail("sampler", "logit of token " + std::to_string(i) + " is NaN");  // no string per token
     if (v[i] > -std::numeric_limits<float>::infinity() && (best < 0 || v[i] > v[static_cast<size_t>(best)]))
       best = static_cast<int32_t>(i);
   }

@@ -312,3 +312,34 @@ TEST_CASE("session: an image conversation reuses the cache; a changed image of t
   // Prefills split at other points sum in other orders (~3e-5 here); stale image entries would differ by O(1).
   CHECK(CacheDiff(session.sequence(), fresh_b.sequence()) < 1e-4);
 }
+
+TEST_CASE("session: a model file with a foreign or broken chat template still runs raw; chat says what it does instead") {
+  namespace fs = std::filesystem;
+  const fs::path demo = testing::DataDir() + "/demo";
+  const fs::path dir = fs::temp_directory_path() / "g4_test_foreign_template";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& entry : fs::directory_iterator(demo))
+    if (entry.is_regular_file()) fs::create_symlink(fs::absolute(entry.path()), dir / entry.path().filename());
+  Demo plain;
+  Session reference(plain.lm);
+  const Reply want = reference.Complete("Returns the", {}, Greedy(12));
+  for (const std::string tmpl : {"{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}", "{% if %}broken"}) {
+    CAPTURE(tmpl);
+    std::ofstream(dir / "chat_template.jinja", std::ios::trunc) << tmpl;
+    ThreadPool pool(2);
+    ModelFiles files;
+    files.model = dir.string();
+    const LoadedModel lm(files, pool);
+    Session session(lm);
+    CHECK(session.Complete("Returns the", {}, Greedy(12)).tokens == want.tokens);  // raw mode reads no template
+    // Chat: a template that parses is rendered as the file says; a broken one is reported and the built-in
+    // format is used.
+    const bool broken = tmpl.starts_with("{% if %}");
+    CHECK((lm.chat_template() == nullptr) == broken);
+    CHECK(lm.chat_note().empty() == !broken);
+    const std::vector<Message> chat{{"user", {Part::Text("def add(a, b):")}}};
+    CHECK(session.Respond(chat, Greedy(4)).tokens.size() > 0);
+  }
+  fs::remove_all(dir);
+}

@@ -954,7 +954,15 @@ TEST_CASE("image decode: a JPEG Huffman table of more than 256 codes is refused 
   const std::string e = ErrorOf([&] { DecodeImage(bad, "bad.jpg"); });
   CHECK(e.find("bad.jpg: cannot decode image: corrupt JPEG (Huffman table of") != std::string::npos);
   const std::vector<std::byte> cut(jpg.begin(), jpg.begin() + static_cast<std::ptrdiff_t>(dht + 30));
-  CHECK(ErrorOf([&] { DecodeImage(cut, "cut.jpg"); }).find("cut.jpg: cannot decode image") != std::string::npos);
+  // Cut after its tables: Debian 12's stb refuses it, Debian 13's decodes what is there (the rest filled in). Either
+  // is fine; a crash, another exception or another size is not.
+  try {
+    const RgbImage img = DecodeImage(cut, "cut.jpg");
+    CHECK(img.width == w);
+    CHECK(img.height == h);
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("cut.jpg: cannot decode image") != std::string::npos);
+  }
 }
 
 TEST_CASE("decoders: randomly corrupted images and WAVs decode or throw g4::Error, never crash") {

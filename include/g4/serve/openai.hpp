@@ -511,6 +511,18 @@ inline std::string FinishName(FinishReason f, bool tool_calls) {
 inline std::string Sse(const Json& j) { return "data: " + Dump(j) + "\n\n"; }
 inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
 
+// A stream's end: the chunk with the finish_reason, a usage chunk (no choices) when asked, then [DONE].
+inline std::string EndStream(const Json& final_chunk, Json head, bool include_usage, const Usage& usage) {
+  std::string out = Sse(final_chunk);
+  if (include_usage) {
+    head["choices"] = Json::array();
+    head["usage"] = UsageJson(usage);
+    out += Sse(head);
+  }
+  out += kSseDone;
+  return out;
+}
+
 // A non-streamed chat.completion from the session's reply (content, reasoning, tool calls parsed).
 inline Json ChatCompletionJson(const ResponseMeta& meta, const Reply& reply) {
   const bool calls = reply.tool_calls.is_array() && !reply.tool_calls.empty();
@@ -563,15 +575,7 @@ class ChatStream {
     return out;
   }
   std::string Finish(FinishReason finish, const Usage& usage) {
-    std::string out = Sse(Chunk(Json::object(), FinishName(finish, tool_calls_)));
-    if (include_usage_) {
-      Json u = Head();
-      u["choices"] = Json::array();
-      u["usage"] = UsageJson(usage);
-      out += Sse(u);
-    }
-    out += kSseDone;
-    return out;
+    return EndStream(Chunk(Json::object(), FinishName(finish, tool_calls_)), Head(), include_usage_, usage);
   }
 
  private:
@@ -597,15 +601,7 @@ class CompletionStream {
   std::string Start() { return {}; }
   std::string Delta(const MessageDelta& d) { return d.content.empty() ? std::string() : Sse(Chunk(d.content, nullptr)); }
   std::string Finish(FinishReason finish, const Usage& usage) {
-    std::string out = Sse(Chunk("", FinishName(finish, false)));
-    if (include_usage_) {
-      Json u = Head();
-      u["choices"] = Json::array();
-      u["usage"] = UsageJson(usage);
-      out += Sse(u);
-    }
-    out += kSseDone;
-    return out;
+    return EndStream(Chunk("", FinishName(finish, false)), Head(), include_usage_, usage);
   }
 
  private:

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <random>
 #include <span>
@@ -65,10 +66,10 @@ class Sampler {
 
   // Records a token that entered the context (prompt or generated), for the penalties.
   void Accept(int32_t id) {
-    Require(id >= 0 && id < vocab_, "sampler", "accepted token id " + std::to_string(id) + " out of range");
+    if (id < 0 || id >= vocab_) Fail("sampler", "accepted token id " + std::to_string(id) + " out of range");  // per token
     if (cfg_.penalty_window == 0) return;
     recent_.push_back(id);
-    if (recent_.size() > static_cast<size_t>(cfg_.penalty_window)) recent_.erase(recent_.begin());
+    if (recent_.size() > static_cast<size_t>(cfg_.penalty_window)) recent_.pop_front();
   }
 
   // The distribution the next draw uses: [vocab] probabilities summing to 1, zero outside the filters. Greedy
@@ -140,7 +141,7 @@ class Sampler {
  private:
   void ApplyPenalties(std::vector<float>& logits) const {
     if (recent_.empty() || (cfg_.repetition_penalty == 1.0f && cfg_.presence_penalty == 0.0f)) return;
-    std::vector<int32_t> seen = recent_;  // each distinct token is penalised once
+    std::vector<int32_t> seen(recent_.begin(), recent_.end());  // each distinct token is penalised once
     std::sort(seen.begin(), seen.end());
     seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
     for (const int32_t id : seen) {
@@ -191,7 +192,7 @@ class Sampler {
   SamplerConfig cfg_;
   int32_t vocab_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> recent_;  // the last penalty_window accepted tokens, oldest first
+  std::deque<int32_t> recent_;  // the last penalty_window accepted tokens, oldest first (a whole prompt passes through)
   std::vector<float> scratch_;
 };
 

@@ -62,15 +62,16 @@ class TokenTrie {
     token_begin_.push_back(static_cast<uint32_t>(tokens_.size()));
   }
 
-  // The tokens of a tokenizer that stand for text (see above).
-  static TokenTrie FromTokenizer(const Tokenizer& tok) {
+  // The tokens of a tokenizer that stand for text (see above). vocab_size: the model's logits, when the
+  // embedding is padded past the tokenizer's last id.
+  static TokenTrie FromTokenizer(const Tokenizer& tok, int32_t vocab_size = 0) {
     std::vector<std::pair<int32_t, std::string_view>> entries;
     for (int32_t id = 0; id < tok.size(); ++id) {
       const TokenKind k = tok.Kind(id);
       if (tok.IsControl(id) || k == TokenKind::kUnused) continue;
       entries.emplace_back(id, tok.TokenText(id));
     }
-    return TokenTrie(tok.size(), std::move(entries));
+    return TokenTrie(std::max(tok.size(), vocab_size), std::move(entries));
   }
 
   size_t size() const { return byte_.size(); }

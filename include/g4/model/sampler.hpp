@@ -14,12 +14,15 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "g4/core/error.hpp"
+#include "g4/grammar/token_matcher.hpp"
 
 namespace g4 {
 
@@ -46,6 +49,7 @@ struct SamplerConfig {
   int32_t penalty_window = 64;      // how many of the last accepted tokens the penalties look at
   uint64_t seed = 0;
   std::vector<int32_t> suppressed;  // never sampled (logit -inf)
+  std::shared_ptr<const TokenGrammar> grammar;  // constrained output: each Sampler runs its own TokenMatcher
 };
 
 class Sampler {
@@ -62,6 +66,17 @@ class Sampler {
     Require(cfg_.penalty_window >= 0, "sampler penalty_window", "must be >= 0");
     for (const int32_t id : cfg_.suppressed)
       Require(id >= 0 && id < vocab_, "sampler suppressed", "token id " + std::to_string(id) + " out of range");
+    if (cfg_.grammar) {
+      Require(cfg_.grammar->trie->vocab_size() == vocab_, "sampler grammar", "built for another vocabulary size");
+      grammar_.emplace(cfg_.grammar);
+    }
+  }
+
+  // Records a token this sampler's draws emitted (after the prompt's tokens went through Accept): the penalties
+  // see it, and the grammar, if any, advances over it.
+  void AcceptOutput(int32_t id) {
+    Accept(id);
+    if (grammar_) grammar_->Accept(id);
   }
 
   // Records a token that entered the context (prompt or generated), for the penalties.
@@ -80,6 +95,7 @@ class Sampler {
     probs.assign(logits.begin(), logits.end());
     ApplyPenalties(probs);
     for (const int32_t id : cfg_.suppressed) probs[id] = -std::numeric_limits<float>::infinity();
+    if (grammar_) grammar_->Mask(probs);
     const int32_t best = Argmax(probs);
     if (cfg_.temperature <= 0.0f) {
       std::fill(probs.begin(), probs.end(), 0.0f);
@@ -194,6 +210,7 @@ class Sampler {
   std::mt19937_64 rng_;
   std::deque<int32_t> recent_;  // the last penalty_window accepted tokens, oldest first (a whole prompt passes through)
   std::vector<float> scratch_;
+  mutable std::optional<TokenMatcher> grammar_;  // mutable: its mask cache fills as Probabilities asks
 };
 
 }  // namespace g4

@@ -5,6 +5,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "g4/model/gemma4.hpp"
 #include "g4/model/prompt.hpp"
 #include "g4/core/mapped_file.hpp"
+#include "g4/grammar/token_trie.hpp"
 #include "g4/text/chat_request.hpp"
 #include "g4/text/chat_template.hpp"
 #include "g4/text/model_chat_template.hpp"
@@ -92,6 +94,12 @@ class LoadedModel {
   const ChatTemplate* chat_template() const { return template_.get(); }
   // Ids that end a model turn after a tool call (<|tool_response>, where the vocabulary has it).
   const std::vector<int32_t>& tool_stop_ids() const { return tool_stop_ids_; }
+  // The vocabulary's prefix tree for constrained output (grammar/model_grammar.hpp), built on first use (about a
+  // second for 262144 tokens) and shared by every request.
+  std::shared_ptr<const TokenTrie> token_trie() const {
+    std::call_once(trie_once_, [this] { trie_ = std::make_shared<const TokenTrie>(TokenTrie::FromTokenizer(tok_, model_.config().vocab_size)); });
+    return trie_;
+  }
 
   // A chat request's prompt ({"messages", "tools", "enable_thinking", "chat_template_kwargs", ...}, OpenAI style):
   // its text, and its token ids with one <|image|> / <|audio|> placeholder per media item. Through the chat
@@ -162,6 +170,8 @@ class LoadedModel {
   std::unique_ptr<const ChatTemplate> template_;
   std::unique_ptr<const ControlTexts> controls_;
   std::vector<int32_t> tool_stop_ids_;
+  mutable std::once_flag trie_once_;
+  mutable std::shared_ptr<const TokenTrie> trie_;
 
   static std::string ReadText(const std::string& path) {
     const MappedFile f(path);

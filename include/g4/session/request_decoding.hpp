@@ -71,7 +71,7 @@ class RequestDecoding {
   // the text callback said stop, or the token limit.
   bool Emit(int32_t id) {
     reply_.tokens.push_back(id);
-    sampler_.Accept(id);
+    sampler_.AcceptOutput(id);
     bool go = true;
     if (std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end()) {
       stopped_by_id_ = true;

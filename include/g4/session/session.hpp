@@ -314,7 +314,7 @@ class Session {
     auto on_token = [&](int32_t id) {
       if (reply.tokens.empty()) t_first = Clock::now();
       reply.tokens.push_back(id);
-      sampler.Accept(id);
+      sampler.AcceptOutput(id);  // penalties, and the grammar of a constrained answer
       if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) return true;  // the loop ends on it
       return output.Push(id);
     };

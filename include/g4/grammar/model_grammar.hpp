@@ -1,0 +1,41 @@
+// Structured output for a loaded model: what a request puts in SamplerConfig::grammar (GenerateParams::sampling)
+// to constrain its answer to a grammar, a JSON Schema or any JSON object. The grammar may end the answer, once it
+// has matched, with the model's end-of-turn ids (<eos>, <turn|>, the checkpoint's stop ids); the vocabulary's
+// trie is the model's, built once (LoadedModel::token_trie).
+#pragma once
+#include <algorithm>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "g4/grammar/gbnf.hpp"
+#include "g4/grammar/json_schema.hpp"
+#include "g4/grammar/token_matcher.hpp"
+#include "g4/session/loaded_model.hpp"
+
+namespace g4 {
+
+inline std::shared_ptr<const TokenGrammar> ModelTokenGrammar(const LoadedModel& m, Grammar grammar) {
+  const Gemma4Config& cfg = m.model().config();
+  std::vector<int32_t> ends(cfg.tokens.stop_ids.begin(), cfg.tokens.stop_ids.end());
+  ends.insert(ends.end(), m.chat_stop_ids().begin(), m.chat_stop_ids().end());
+  std::vector<int32_t> in_vocab;
+  for (const int32_t id : ends)
+    if (id >= 0 && id < cfg.vocab_size && std::find(in_vocab.begin(), in_vocab.end(), id) == in_vocab.end()) in_vocab.push_back(id);
+  return MakeTokenGrammar(std::move(grammar), m.token_trie(), std::move(in_vocab));
+}
+
+// Grammar text (docs/grammar.md).
+inline std::shared_ptr<const TokenGrammar> GrammarConstraint(const LoadedModel& m, std::string_view grammar_text) {
+  return ModelTokenGrammar(m, ParseGrammar(grammar_text));
+}
+// A JSON Schema (grammar/json_schema.hpp lists what is supported; anything else is a g4::Error naming the keyword).
+inline std::shared_ptr<const TokenGrammar> JsonSchemaConstraint(const LoadedModel& m, const nlohmann::ordered_json& schema) {
+  return ModelTokenGrammar(m, JsonSchemaGrammar(schema));
+}
+// Any JSON object (response_format json_object).
+inline std::shared_ptr<const TokenGrammar> JsonObjectConstraint(const LoadedModel& m) { return ModelTokenGrammar(m, JsonObjectGrammar()); }
+
+}  // namespace g4

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "g4/bench/synthetic_model.hpp"
 #include "g4/model/gemma4.hpp"
 #include "g4/model/sampler.hpp"
+#include "support/synthetic_model.hpp"
 
 using namespace g4;
 using Clock = std::chrono::steady_clock;

@@ -31,7 +31,7 @@
 #include "g4/core/row_groups.hpp"
 #include "g4/core/tensor.hpp"
 #include "g4/kernels/ops.hpp"
-#include "g4/bench/read_bandwidth.hpp"
+#include "support/read_bandwidth.hpp"
 
 namespace {
 

@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "g4/bench/synthetic_model.hpp"
 #include "g4/core/quantize.hpp"
 #include "g4/media/audio_embedder.hpp"
 #include "g4/media/image_patches.hpp"
 #include "g4/media/vision_embedder.hpp"
 #include "g4/model/prompt.hpp"
+#include "support/synthetic_model.hpp"
 
 using namespace g4;
 

@@ -1,11 +1,11 @@
-// End-to-end benchmark of the Gemma 4 12B shape with synthetic weights (g4/bench/model_bench.hpp), beside
+// End-to-end benchmark of the Gemma 4 12B shape with synthetic weights (bench/support/model_bench.hpp), beside
 // llama.cpp's published figures for this machine class. Prints a table, and JSON with --json FILE.
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
 
-#include "g4/bench/model_bench.hpp"
+#include "support/model_bench.hpp"
 
 using namespace g4;
 

@@ -17,7 +17,7 @@
 #include "g4/model/drafter.hpp"
 #include "g4/model/sampler.hpp"
 #include "g4/text/model_tokenizer.hpp"
-#include "g4/bench/synthetic_model.hpp"
+#include "support/synthetic_model.hpp"
 
 using namespace g4;
 

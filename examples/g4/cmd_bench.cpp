@@ -10,7 +10,7 @@
 
 #include "args.hpp"
 #include "command.hpp"
-#include "g4/bench/model_bench.hpp"
+#include "support/model_bench.hpp"
 
 namespace {
 

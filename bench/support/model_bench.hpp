@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "g4/bench/read_bandwidth.hpp"
-#include "g4/bench/synthetic_model.hpp"
+#include "read_bandwidth.hpp"
+#include "synthetic_model.hpp"
 #include "g4/model/gemma4.hpp"
 #include "g4/model/sampler.hpp"
 

@@ -122,6 +122,33 @@ TEST_CASE("sampler: repetition and presence penalties over the recent window") {
   CHECK(p[1] / p[0] == doctest::Approx(std::exp(-1.5)).epsilon(1e-5));
 }
 
+TEST_CASE("sampler: the frequency penalty subtracts f per occurrence in the window, after presence and repetition") {
+  // Window of 4 over accepted 2, 0, 1, 1, 1: token 2 has left it, 0 occurs once, 1 three times.
+  SamplerConfig cfg;
+  cfg.frequency_penalty = 0.5f;
+  cfg.presence_penalty = 0.25f;
+  cfg.penalty_window = 4;
+  cfg.temperature = 1.0f;
+  Sampler s(cfg, 4);
+  for (const int32_t id : {2, 0, 1, 1, 1}) s.Accept(id);
+  std::vector<float> p;
+  s.Probabilities(std::vector<float>{1.0f, 2.0f, 0.5f, -1.0f}, p);
+  // By hand: {1 - 0.25 - 0.5, 2 - 0.25 - 1.5, 0.5, -1} = {0.25, 0.25, 0.5, -1}.
+  const double e[] = {std::exp(0.25), std::exp(0.25), std::exp(0.5), std::exp(-1.0)};
+  const double z = e[0] + e[1] + e[2] + e[3];
+  for (size_t i = 0; i < 4; ++i) CHECK(p[i] == doctest::Approx(e[i] / z).epsilon(1e-6));
+  // Negative f rewards repetition: greedy then prefers the repeated token 1 over 0.
+  SamplerConfig neg;
+  neg.frequency_penalty = -2.0f;
+  neg.temperature = 0.0f;
+  Sampler g(neg, 2);
+  for (const int32_t id : {1, 1}) g.Accept(id);
+  CHECK(g.Sample(std::vector<float>{3.0f, 0.0f}) == 1);  // {3, 0 + 4}
+  SamplerConfig bad;
+  bad.frequency_penalty = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_AS(Sampler(bad, 2), Error);
+}
+
 TEST_CASE("sampler: seeded draws are reproducible and follow the C++ standard's mt19937_64") {
   // [rand.predef]: the 10000th output of a default-constructed mt19937_64 (seed 5489) is 9981545732273789042.
   SamplerConfig cfg;

@@ -112,7 +112,7 @@ TEST_CASE("serve: chat parameters map to the session's, wrong ones are refused b
   body["min_p"] = 0.1;
   body["seed"] = 42;
   body["presence_penalty"] = 0.5;
-  body["frequency_penalty"] = 0;
+  body["frequency_penalty"] = -1.5;
   body["stop"] = "END";
   body["n"] = 1;
   body["logprobs"] = false;
@@ -126,6 +126,8 @@ TEST_CASE("serve: chat parameters map to the session's, wrong ones are refused b
   CHECK(r.params.sampling.min_p == doctest::Approx(0.1));
   CHECK(r.params.sampling.seed == 42);
   CHECK(r.params.sampling.presence_penalty == 0.5f);
+  CHECK(r.params.sampling.frequency_penalty == -1.5f);
+  CHECK_FALSE(r.params.logprobs);
   CHECK(r.params.stop_strings == std::vector<std::string>{"END"});
   CHECK(r.stream);
   CHECK(r.include_usage);
@@ -138,6 +140,11 @@ TEST_CASE("serve: chat parameters map to the session's, wrong ones are refused b
   const ChatRequest r2 = ParseChatRequest(body, {});
   CHECK(r2.params.max_tokens == 9);
   CHECK(r2.params.stop_strings == std::vector<std::string>{"a", "b"});
+  body["logprobs"] = true;
+  body["top_logprobs"] = 20;
+  const ChatRequest lp = ParseChatRequest(body, {});
+  CHECK(lp.params.logprobs);
+  CHECK(lp.params.top_logprobs == 20);
   // Defaults: g4 run's sampling, the rest of the context.
   const ChatRequest d = ParseChatRequest(Chat(), {});
   CHECK(d.params.sampling.temperature == 1.0f);
@@ -148,9 +155,11 @@ TEST_CASE("serve: chat parameters map to the session's, wrong ones are refused b
   const std::vector<std::pair<Json, std::string>> bad = {
       {{{"n", 2}}, "n"},
       {{{"n", "1"}}, "n"},
-      {{{"logprobs", true}}, "logprobs"},
+      {{{"logprobs", 1}}, "logprobs"},  // chat's is a boolean
       {{{"logprobs", "yes"}}, "logprobs"},
-      {{{"top_logprobs", 3}}, "top_logprobs"},
+      {{{"top_logprobs", 3}}, "top_logprobs"},  // without logprobs: true
+      {{{"logprobs", true}, {"top_logprobs", 21}}, "top_logprobs"},
+      {{{"logprobs", true}, {"top_logprobs", -1}}, "top_logprobs"},
       {{{"temperature", "hot"}}, "temperature"},
       {{{"temperature", 3}}, "temperature"},
       {{{"temperature", -1}}, "temperature"},
@@ -169,7 +178,8 @@ TEST_CASE("serve: chat parameters map to the session's, wrong ones are refused b
       {{{"stop", 5}}, "stop"},
       {{{"stop", {"a", 1}}}, "stop"},
       {{{"stop", ""}}, "stop"},
-      {{{"frequency_penalty", 0.5}}, "frequency_penalty"},
+      {{{"frequency_penalty", 2.5}}, "frequency_penalty"},
+      {{{"frequency_penalty", "x"}}, "frequency_penalty"},
       {{{"presence_penalty", 9}}, "presence_penalty"},
       {{{"stream", "yes"}}, "stream"},
       {{{"stream_options", {{"include_usage", true}}}}, "stream_options"},  // without stream
@@ -179,6 +189,9 @@ TEST_CASE("serve: chat parameters map to the session's, wrong ones are refused b
       {{{"response_format", {{"type", "json_object"}}}}, "response_format"},
       {{{"tool_choice", "required"}}, "tool_choice"},
       {{{"tool_choice", {{"type", "function"}}}}, "tool_choice"},
+      {{{"tool_choice", "sometimes"}}, "tool_choice"},
+      {{{"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}}}, "tool_choice"},  // no such tool
+      {{{"parallel_tool_calls", "no"}}, "parallel_tool_calls"},
       {{{"tools", "x"}}, "tools"},
       {{{"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}}, "tools"},  // no template: refused
       {{{"tools", {{{"type", "web"}}}}}, "tools[0]"},
@@ -255,6 +268,33 @@ TEST_CASE("serve: tools and tool turns pass to the template when the model has o
   Json nameless = Chat();
   nameless["tools"] = {{{"type", "function"}, {"function", {{"description", "x"}}}}};
   CHECK(RefusedParam(nameless, caps) == "tools[0].function.name");
+
+  // A named function and parallel_tool_calls travel in the request, where the prompt and the parsing read them.
+  Json named = Chat("weather?");
+  named["tools"] = {tool};
+  named["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+  named["parallel_tool_calls"] = false;
+  const ChatRequest nr = ParseChatRequest(named, caps);
+  const ToolChoice choice = RequestToolChoice(nr.request);
+  CHECK(choice.forced == "get_weather");
+  CHECK(choice.max_calls == 1);
+  CHECK(choice.allowed);
+  CHECK(choice.names == std::set<std::string>{"get_weather"});
+  named["tool_choice"] = {{"type", "function"}, {"function", {{"name", "rm_rf"}}}};
+  CHECK(RefusedParam(named, caps) == "tool_choice");
+  named["tool_choice"] = "required";
+  try {
+    ParseChatRequest(named, caps);
+    FAIL("required was accepted");
+  } catch (const ApiError& e) {
+    CHECK(e.status() == 400);
+    CHECK(e.param() == "tool_choice");
+    CHECK(std::string(e.what()).find("\"required\" needs constrained decoding (issue #32)") != std::string::npos);
+  }
+  named["tool_choice"] = "none";
+  const ChatRequest nn = ParseChatRequest(named, caps);
+  CHECK_FALSE(nn.request.contains("tools"));
+  CHECK_FALSE(RequestToolChoice(nn.request).allowed);
 }
 
 TEST_CASE("serve: base64") {
@@ -317,6 +357,22 @@ TEST_CASE("serve: images from data: URLs, audio from base64 WAV") {
   CHECK(RefusedParam(audio_msg({{"data", Base64(wav.substr(0, 40))}}), caps) == "messages[0].content[0].input_audio.data");
   CHECK(RefusedParam(audio_msg({{"format", "wav"}}), caps) == "messages[0].content[0].input_audio.data");
   CHECK(RefusedParam(audio_msg({{"data", Base64(wav)}}), {}) == "messages[0].content[0]");  // no audio embedder
+}
+
+TEST_CASE("serve: completions take logprobs as a count") {
+  const CompletionRequest r = ParseCompletionRequest(Json{{"prompt", "x"}, {"logprobs", 3}, {"frequency_penalty", 0.5}});
+  CHECK(r.params.logprobs);
+  CHECK(r.params.top_logprobs == 3);
+  CHECK(r.params.sampling.frequency_penalty == 0.5f);
+  CHECK_FALSE(ParseCompletionRequest(Json{{"prompt", "x"}}).params.logprobs);
+  for (const Json& bad : {Json(true), Json(21), Json(-1), Json("2")}) {
+    try {
+      ParseCompletionRequest(Json{{"prompt", "x"}, {"logprobs", bad}});
+      FAIL("accepted logprobs " << bad.dump());
+    } catch (const ApiError& e) {
+      CHECK(e.param() == "logprobs");
+    }
+  }
 }
 
 TEST_CASE("serve: completions requests") {
@@ -510,6 +566,90 @@ TEST_CASE("serve: streamed chat chunks are framed as OpenAI's") {
   CHECK(ev4[0]["choices"][0]["text"] == " doc");
   CHECK(ev4[1]["choices"][0]["finish_reason"] == "length");
   CHECK(ev4[2]["usage"]["completion_tokens"] == 1);
+}
+
+TEST_CASE("serve: logprobs in OpenAI's chat shape and the legacy completions shape, whole and streamed") {
+  TokenLogprob a{7, "Hel", -0.25f, {{7, "Hel", -0.25f}, {9, "\xe6", -2.0f}}};
+  TokenLogprob b{8, "lo", -1.5f, {{3, "la", -0.5f}, {8, "lo", -1.5f}}};
+  Reply reply;
+  reply.text = "Hello";
+  reply.tokens = {7, 8};
+  reply.finish = FinishReason::kStop;
+  reply.logprobs = std::vector<TokenLogprob>{a, b};
+  const Json j = ChatCompletionJson({"c", "demo", 1}, reply);
+  const Json& content = j["choices"][0]["logprobs"]["content"];
+  REQUIRE(content.size() == 2);
+  CHECK(content[0]["token"] == "Hel");
+  CHECK(content[0]["logprob"] == -0.25);
+  CHECK(content[0]["bytes"] == Json{72, 101, 108});
+  CHECK(content[0]["top_logprobs"][1]["bytes"] == Json{0xe6});  // part of a character: the bytes are exact
+  CHECK(Dump(j).find("\"token\":\"\xef\xbf\xbd\"") != std::string::npos);  // the text has U+FFFD
+  CHECK(content[1]["top_logprobs"][0] == Json{{"token", "la"}, {"logprob", -0.5}, {"bytes", {108, 97}}});
+  reply.logprobs.reset();
+  CHECK(ChatCompletionJson({"c", "demo", 1}, reply)["choices"][0]["logprobs"].is_null());
+
+  const Json c = CompletionJson({"c", "demo", 1}, "Hello", FinishReason::kStop, {1, 2, 0}, std::vector<TokenLogprob>{a, b});
+  const Json& l = c["choices"][0]["logprobs"];
+  CHECK(l["tokens"] == Json{"Hel", "lo"});
+  CHECK(l["token_logprobs"] == Json{-0.25, -1.5});
+  CHECK(l["text_offset"] == Json{0, 3});
+  CHECK(l["top_logprobs"][1] == Json{{"la", -0.5}, {"lo", -1.5}});  // the top ones and the sampled one
+
+  // Streamed: each chunk carries the logprobs of the tokens delivered with it; a token with no text yet (held
+  // back) rides on the next chunk.
+  ChatStream s({"c", "demo", 1}, false);
+  MessageDelta held;
+  held.logprobs = {a};
+  MessageDelta d;
+  d.content = "Hello";
+  d.logprobs = {b};
+  std::string sse = s.Start();  // (one statement each: the order of a + b's calls is unspecified)
+  sse += s.Delta(held);
+  sse += s.Delta(d);
+  sse += s.Finish(FinishReason::kStop, {});
+  const std::vector<Json> ev = Events(sse);
+  REQUIRE(ev.size() == 4);
+  CHECK(ev[0]["choices"][0]["logprobs"].is_null());
+  CHECK(ev[1]["choices"][0]["delta"]["content"] == "Hello");
+  REQUIRE(ev[1]["choices"][0]["logprobs"]["content"].size() == 2);
+  CHECK(ev[1]["choices"][0]["logprobs"]["content"][1]["token"] == "lo");
+  CHECK(ev[2]["choices"][0]["logprobs"].is_null());
+  CompletionStream cs({"c", "demo", 1}, false);
+  MessageDelta p1, p2;
+  p1.content = "Hel";
+  p1.logprobs = {a};
+  p2.content = "lo";
+  p2.logprobs = {b};
+  std::string sse2 = cs.Start();
+  sse2 += cs.Delta(p1);
+  sse2 += cs.Delta(p2);
+  sse2 += cs.Finish(FinishReason::kStop, {});
+  const std::vector<Json> ev2 = Events(sse2);
+  REQUIRE(ev2.size() == 4);
+  CHECK(ev2[0]["choices"][0]["logprobs"]["text_offset"] == Json{0});
+  CHECK(ev2[1]["choices"][0]["logprobs"]["text_offset"] == Json{3});  // continues from the first chunk
+  CHECK(ev2[1]["choices"][0]["logprobs"]["tokens"] == Json{"lo"});
+}
+
+TEST_CASE("serve: a streamed call withdrawn as malformed is not sent again and does not make finish_reason tool_calls") {
+  ChatStream s({"c", "demo", 1}, false);
+  ToolCallParser parser({"f"});
+  std::string out = s.Start();
+  for (const std::string_view piece : {"<|tool_call>call:f{a:", "<|\"|>x<|\"|>,}<tool_call|>", "sorry"}) out += s.Delta(parser.Feed(piece));
+  out += s.Delta(parser.Finish());
+  out += s.Finish(FinishReason::kStop, {});
+  const std::vector<Json> ev = Events(out);
+  std::string content;
+  size_t call_chunks = 0;
+  for (const Json& e : ev) {
+    if (e == "[DONE]") continue;
+    const Json& delta = e["choices"][0]["delta"];
+    if (delta.contains("content")) content += delta["content"].get<std::string>();
+    if (delta.contains("tool_calls")) ++call_chunks;
+  }
+  CHECK(call_chunks >= 2);  // its id and name, and the fragments before the error
+  CHECK(content == "<|tool_call>call:f{a:<|\"|>x<|\"|>,}<tool_call|>sorry");
+  CHECK(ev[ev.size() - 2]["choices"][0]["finish_reason"] == "stop");
 }
 
 TEST_CASE("serve: an exchange carries events one way and cancellation the other") {

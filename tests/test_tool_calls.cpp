@@ -166,6 +166,16 @@ TEST_CASE("tool calls: every value format_argument writes parses back to the sam
       REQUIRE(msg["tool_calls"].size() == 1);
       CHECK(msg["tool_calls"][0]["function"]["name"] == "f");
       CHECK(SameJson(Json::parse(msg["tool_calls"][0]["function"]["arguments"].get<std::string>()), args));
+      // Streamed in random pieces: the fragments join to the same arguments string, byte for byte.
+      g4::ToolCallParser p;
+      std::vector<g4::MessageDelta> deltas;
+      for (size_t at = 0; at < markup.size();) {
+        const size_t n = 1 + rng() % 7;
+        deltas.push_back(p.Feed(markup.substr(at, n)));
+        at += n;
+      }
+      deltas.push_back(p.Finish());
+      CHECK(Concatenate(deltas) == msg);
     }
   }
 }
@@ -270,10 +280,118 @@ TEST_CASE("tool calls: hostile and malformed output comes back as text with a wa
   CHECK(msg["content"] == "x<|tool_call>call:f{a:}<tool_call|>yz");
   REQUIRE(msg["tool_calls"].size() == 1);
   CHECK(msg["tool_calls"][0]["function"]["arguments"] == "{}");
-  CHECK(msg["tool_calls"][0]["id"] == "call_0");
+  CHECK(msg["tool_calls"][0]["id"] == "call_1");  // the bad call's id was streamed before it failed: not reused
   // Stray markers: a lone closing channel and end-of-turn markers vanish, a quote outside a call reads '"'.
   const Json stray = g4::ToolCallParser::Parse("a<channel|>b<|\"|>c<turn|>");
   CHECK(stray["content"] == "ab\"c");
   CHECK(g4::ToolCallParser::Parse("<|channel>thought")["reasoning_content"] == "");
   CHECK(g4::ToolCallParser::Parse("a < b <| c")["content"] == "a < b <| c");
+}
+
+TEST_CASE("tool calls: arguments stream as the model writes them, as JSON fragments that join to the whole") {
+  // Fed one byte at a time, a call's id and name come with its '{', and its argument fragments before its end.
+  const std::string out = "<|tool_call>call:get_weather{location:<|\"|>Paris, {France}<|\"|>,days:[3,-1.5e+2,True]}<tool_call|>";
+  g4::ToolCallParser p({"get_weather"});
+  std::string args;
+  size_t header_at = 0, fragments = 0, args_done_at = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const g4::MessageDelta d = p.Feed(out.substr(i, 1));
+    CHECK(d.content.empty());
+    for (const g4::ToolCallDelta& t : d.tool_calls) {
+      CHECK(t.index == 0);
+      CHECK_FALSE(t.withdrawn);
+      if (!t.id.empty()) {
+        header_at = i;
+        CHECK(t.name == "get_weather");
+        CHECK(t.arguments.empty());
+      } else {
+        args += t.arguments;
+        ++fragments;
+        args_done_at = i;
+      }
+    }
+  }
+  CHECK(p.Finish().empty());
+  CHECK(header_at == out.find('{'));
+  CHECK(args_done_at == out.find("<tool_call|>") - 1);  // the closing '}' went out before the end marker came
+  CHECK(fragments > 20);                                // string bytes go out as they come
+  // Independent truth: nlohmann's compact writing of the value the call holds.
+  const Json expected = {{"location", "Paris, {France}"}, {"days", {3, -1.5e+2, true}}};
+  CHECK(Json::parse(args) == expected);
+  CHECK(args == R"({"location":"Paris, {France}","days":[3,-1.5e+2,true]})");  // numbers as the model wrote them
+
+  // The converter alone: escapes as JSON does, holds back a cut quote marker, errors at the first bad byte.
+  g4::GemmaArgumentsToJson conv;
+  CHECK(conv.Feed("{q:<|\"|>a\"b\\\\c\n\x01<|") == "{\"q\":\"a\\\"b\\\\\\\\c\\n\\u0001");
+  CHECK(conv.Feed("\"|>}") == "\"}");
+  CHECK(conv.done());
+  CHECK(Json::parse(std::string("{\"q\":\"a\\\"b\\\\\\\\c\\n\\u0001\"}"))["q"] == "a\"b\\\\c\n\x01");
+  g4::GemmaArgumentsToJson bad;
+  CHECK(bad.Feed("{a:1") == "{\"a\":");  // the number waits for its end
+  CHECK_THROWS_AS(bad.Feed(",}"), g4::Error);
+  g4::GemmaArgumentsToJson lead0;
+  CHECK_THROWS_AS(lead0.Feed("{a:007}"), g4::Error);  // not a JSON number
+}
+
+TEST_CASE("tool calls: a call that fails after its name went out is withdrawn; its text comes back as content") {
+  const std::string out = "a<|tool_call>call:f{x:<|\"|>ok<|\"|>,y:}<tool_call|>b";
+  g4::ToolCallParser p;
+  std::vector<g4::MessageDelta> deltas;
+  for (const char c : out) deltas.push_back(p.Feed(std::string(1, c)));
+  deltas.push_back(p.Finish());
+  std::vector<g4::ToolCallDelta> calls;
+  size_t warnings = 0;
+  for (const auto& d : deltas) {
+    calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+    warnings += d.warnings.size();
+  }
+  REQUIRE(calls.size() >= 2);
+  CHECK(calls.front().name == "f");
+  CHECK(calls.back().withdrawn);
+  CHECK(warnings == 1);
+  const Json msg = Concatenate(deltas);
+  CHECK(msg["tool_calls"].empty());
+  CHECK(msg["content"] == out);
+  // Cut short (no closing marker before the end): the same.
+  std::vector<std::string> w;
+  const Json cut = g4::ToolCallParser::Parse("<|tool_call>call:f{x:<|\"|>o", &w);
+  CHECK(cut["tool_calls"].empty());
+  CHECK(cut["content"] == "<|tool_call>call:f{x:<|\"|>o");
+  CHECK(w.size() == 1);
+}
+
+TEST_CASE("tool calls: tool_choice none, a forced function, and one call at most") {
+  const std::string two = "<|tool_call>call:f{a:1}<tool_call|><|tool_call>call:g{b:2}<tool_call|>after";
+  // none: every call is text, with a warning.
+  g4::ToolChoice none({"f", "g"});
+  none.allowed = false;
+  std::vector<std::string> w;
+  const Json n = g4::ToolCallParser::Parse(two, &w, none);
+  CHECK(n["tool_calls"].empty());
+  CHECK(n["content"] == two);
+  CHECK(w.size() == 2);
+  // Forced: the prompt ended with <|tool_call>call:f{, so the answer starts inside the call's arguments.
+  g4::ToolChoice forced({"f", "g"});
+  forced.forced = "f";
+  for (size_t cut = 0; cut <= 12; ++cut) {
+    const std::string answer = "a:<|\"|>x<|\"|>}<tool_call|>";
+    g4::ToolCallParser p(forced);
+    const Json m = Concatenate({p.Feed(answer.substr(0, cut)), p.Feed(answer.substr(cut)), p.Finish()});
+    REQUIRE(m["tool_calls"].size() == 1);
+    CHECK(m["tool_calls"][0]["function"]["name"] == "f");
+    CHECK(m["tool_calls"][0]["function"]["arguments"] == R"({"a":"x"})");
+    CHECK(m["content"] == "");
+  }
+  // parallel_tool_calls false: the first well-formed call ends the answer; nothing after it is read.
+  g4::ToolChoice one({"f", "g"});
+  one.max_calls = 1;
+  g4::ToolCallParser p(one);
+  g4::MessageDelta d1 = p.Feed("<|tool_call>call:f{a:}<tool_call|>");  // malformed: text, does not count
+  CHECK_FALSE(p.ended());
+  g4::MessageDelta d2 = p.Feed(two);
+  CHECK(p.ended());
+  const Json m = Concatenate({d1, d2, p.Feed("more"), p.Finish()});
+  REQUIRE(m["tool_calls"].size() == 1);
+  CHECK(m["tool_calls"][0]["function"]["name"] == "f");
+  CHECK(m["content"] == "<|tool_call>call:f{a:}<tool_call|>");
 }

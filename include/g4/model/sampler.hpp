@@ -46,6 +46,7 @@ struct SamplerConfig {
   float min_p = 0.0f;               // drop tokens below min_p * (largest probability); 0: off
   float repetition_penalty = 1.0f;  // recent tokens: positive logits / r, negative logits * r (CTRL); 1: off
   float presence_penalty = 0.0f;    // subtracted once from the logit of every recent token; 0: off
+  float frequency_penalty = 0.0f;   // subtracted from a recent token's logit once per time it occurs (OpenAI's); 0: off
   int32_t penalty_window = 64;      // how many of the last accepted tokens the penalties look at
   uint64_t seed = 0;
   std::vector<int32_t> suppressed;  // never sampled (logit -inf)
@@ -63,6 +64,7 @@ class Sampler {
     Require(cfg_.min_p >= 0.0f && cfg_.min_p <= 1.0f, "sampler min_p",
             "must be in [0, 1], got " + std::to_string(cfg_.min_p));
     Require(cfg_.repetition_penalty > 0.0f, "sampler repetition_penalty", "must be > 0");
+    Require(std::isfinite(cfg_.presence_penalty) && std::isfinite(cfg_.frequency_penalty), "sampler penalties", "must be finite");
     Require(cfg_.penalty_window >= 0, "sampler penalty_window", "must be >= 0");
     for (const int32_t id : cfg_.suppressed)
       Require(id >= 0 && id < vocab_, "sampler suppressed", "token id " + std::to_string(id) + " out of range");
@@ -155,15 +157,20 @@ class Sampler {
   const SamplerConfig& config() const { return cfg_; }
 
  private:
+  // Repetition (CTRL) and presence penalties once per distinct recent token, the frequency penalty once per
+  // occurrence: l = (l / r or l * r) - presence - count * frequency, as OpenAI and vLLM apply them.
   void ApplyPenalties(std::vector<float>& logits) const {
-    if (recent_.empty() || (cfg_.repetition_penalty == 1.0f && cfg_.presence_penalty == 0.0f)) return;
-    std::vector<int32_t> seen(recent_.begin(), recent_.end());  // each distinct token is penalised once
+    if (recent_.empty() || (cfg_.repetition_penalty == 1.0f && cfg_.presence_penalty == 0.0f && cfg_.frequency_penalty == 0.0f))
+      return;
+    std::vector<int32_t> seen(recent_.begin(), recent_.end());
     std::sort(seen.begin(), seen.end());
-    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-    for (const int32_t id : seen) {
-      float& l = logits[id];
+    for (size_t i = 0; i < seen.size();) {
+      size_t j = i + 1;
+      while (j < seen.size() && seen[j] == seen[i]) ++j;
+      float& l = logits[seen[i]];
       l = l > 0.0f ? l / cfg_.repetition_penalty : l * cfg_.repetition_penalty;
-      l -= cfg_.presence_penalty;
+      l -= cfg_.presence_penalty + static_cast<float>(j - i) * cfg_.frequency_penalty;
+      i = j;
     }
   }
 

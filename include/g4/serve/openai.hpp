@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -217,8 +218,7 @@ inline void ParseCommon(const Json& body, GenerateParams& p, bool& stream, bool&
   p.sampling.top_k = static_cast<int32_t>(Integer(body, "top_k", 0, 1 << 30).value_or(64));
   p.sampling.min_p = static_cast<float>(Number(body, "min_p", 0, 1).value_or(0.0));
   p.sampling.presence_penalty = static_cast<float>(Number(body, "presence_penalty", -2, 2).value_or(0.0));
-  if (Number(body, "frequency_penalty", -2, 2).value_or(0.0) != 0.0)
-    Bad("frequency_penalty", "frequency_penalty is not supported yet (only 0); presence_penalty is");
+  p.sampling.frequency_penalty = static_cast<float>(Number(body, "frequency_penalty", -2, 2).value_or(0.0));
   if (const auto seed = Integer(body, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()))
     p.sampling.seed = static_cast<uint64_t>(*seed);
   else
@@ -251,15 +251,6 @@ inline void ParseCommon(const Json& body, GenerateParams& p, bool& stream, bool&
     if (!so->is_object()) Bad("stream_options", "stream_options must be an object");
     if (!stream) Bad("stream_options", "stream_options is only allowed when stream is true");
     include_usage = Bool(*so, "include_usage").value_or(false);
-  }
-  if (const Json* lp = Find(body, "logprobs")) {
-    if (!lp->is_boolean() && !lp->is_number_integer()) Bad("logprobs", "logprobs must be a boolean");
-    if ((lp->is_boolean() && lp->get<bool>()) || (lp->is_number_integer() && lp->get<int64_t>() != 0))
-      Bad("logprobs", "logprobs are not supported yet");
-  }
-  if (const Json* tl = Find(body, "top_logprobs")) {
-    if (!tl->is_number_integer()) Bad("top_logprobs", "top_logprobs must be an integer");
-    if (tl->get<int64_t>() != 0) Bad("top_logprobs", "top_logprobs are not supported yet");
   }
   if (const Json* lb = Find(body, "logit_bias"); lb && !(lb->is_object() && lb->empty()))
     Bad("logit_bias", "logit_bias is not supported yet");
@@ -362,6 +353,12 @@ inline ChatRequest ParseChatRequest(const Json& body, const Capabilities& caps) 
   if (!body.is_object()) Bad("", "request body must be a JSON object");
   ChatRequest r;
   ParseCommon(body, r.params, r.stream, r.include_usage);
+  // logprobs: true, with top_logprobs alternatives per token (OpenAI's chat form).
+  r.params.logprobs = Bool(body, "logprobs").value_or(false);
+  if (const auto top = Integer(body, "top_logprobs", 0, session_detail::Output::kMaxTopLogprobs)) {
+    if (!r.params.logprobs) Bad("top_logprobs", "top_logprobs needs logprobs: true");
+    r.params.top_logprobs = static_cast<size_t>(*top);
+  }
   const Json* msgs = Find(body, "messages");
   if (!msgs) Bad("messages", "messages is missing");
   if (!msgs->is_array()) Bad("messages", "messages must be a list");
@@ -418,13 +415,8 @@ inline ChatRequest ParseChatRequest(const Json& body, const Capabilities& caps) 
   // Tools.
   const Json* tools = Find(body, "tools");
   if (tools && !tools->is_array()) Bad("tools", "tools must be a list");
-  std::string choice = "auto";
-  if (const Json* tc = Find(body, "tool_choice")) {
-    if (!tc->is_string()) Bad("tool_choice", "tool_choice other than \"auto\" or \"none\" is not supported yet");
-    choice = tc->get<std::string>();
-    if (choice != "auto" && choice != "none")
-      Bad("tool_choice", "tool_choice \"" + choice + "\" is not supported yet (\"auto\" or \"none\")");
-  }
+  const Json* tc = Find(body, "tool_choice");
+  const bool none = tc && tc->is_string() && tc->get<std::string>() == "none";
   if (const Json* ptc = Find(body, "parallel_tool_calls"); ptc && !ptc->is_boolean())
     Bad("parallel_tool_calls", "parallel_tool_calls must be a boolean");
   if (tools)
@@ -443,11 +435,20 @@ inline ChatRequest ParseChatRequest(const Json& body, const Capabilities& caps) 
     const std::string type = String(*rf, "type", "response_format.type").value_or("");
     if (type != "text") Bad("response_format", "response_format \"" + type + "\" is not supported yet (only \"text\")");
   }
-  const bool with_tools = tools && !tools->empty() && choice != "none";
+  const bool with_tools = tools && !tools->empty() && !none;
   if ((with_tools || tool_turns) && !caps.chat_template)
     Bad(with_tools ? "tools" : "messages",
         "tools and tool turns need a chat template that renders them: this model carries none (start the server with --chat-template-file)");
   if (with_tools) r.request["tools"] = *tools;
+  // tool_choice and parallel_tool_calls travel in the request: its prompt (a forced call) and the parsing of its
+  // answer both follow them (RequestToolChoice), checked here for a 400 naming the field.
+  for (const char* key : {"tool_choice", "parallel_tool_calls"})
+    if (const Json* v = Find(body, key)) r.request[key] = *v;
+  try {
+    RequestToolChoice(r.request);
+  } catch (const Error& e) {
+    Bad(e.where(), e.what());
+  }
   return r;
 }
 
@@ -456,6 +457,11 @@ inline CompletionRequest ParseCompletionRequest(const Json& body) {
   if (!body.is_object()) Bad("", "request body must be a JSON object");
   CompletionRequest r;
   ParseCommon(body, r.params, r.stream, r.include_usage);
+  // logprobs: N, the sampled token's logprob and the N most likely (the legacy completions form).
+  if (const auto n = Integer(body, "logprobs", 0, session_detail::Output::kMaxTopLogprobs)) {
+    r.params.logprobs = true;
+    r.params.top_logprobs = static_cast<size_t>(*n);
+  }
   const Json* p = Find(body, "prompt");
   if (!p) Bad("prompt", "prompt is missing");
   if (p->is_string()) {
@@ -523,6 +529,43 @@ inline std::string EndStream(const Json& final_chunk, Json head, bool include_us
   return out;
 }
 
+// Logprobs (GenerateParams::logprobs) as OpenAI writes them. A token's `token` is its text, `bytes` its bytes (a
+// byte-fallback token may hold part of a character: the text is then written with U+FFFD, the bytes exact).
+inline Json TokenBytes(std::string_view text) {
+  Json out = Json::array();
+  for (const char c : text) out.push_back(static_cast<int>(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Chat: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
+inline Json ChatLogprobs(std::span<const TokenLogprob> tokens) {
+  Json content = Json::array();
+  for (const TokenLogprob& t : tokens) {
+    Json top = Json::array();
+    for (const TokenLogprob::Alternative& a : t.top) top.push_back({{"token", a.text}, {"logprob", a.logprob}, {"bytes", TokenBytes(a.text)}});
+    content.push_back({{"token", t.text}, {"logprob", t.logprob}, {"bytes", TokenBytes(t.text)}, {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}};
+}
+
+// Completions (legacy): tokens, token_logprobs, top_logprobs (per token the N most likely and the sampled one, as
+// OpenAI's "up to logprobs + 1"), text_offset (each token's byte offset in the completion; `offset` carries it
+// from chunk to chunk of a stream).
+inline Json CompletionLogprobs(std::span<const TokenLogprob> tokens, size_t& offset) {
+  Json out = {{"tokens", Json::array()}, {"token_logprobs", Json::array()}, {"top_logprobs", Json::array()}, {"text_offset", Json::array()}};
+  for (const TokenLogprob& t : tokens) {
+    Json top = Json::object();
+    for (const TokenLogprob::Alternative& a : t.top) top[a.text] = a.logprob;
+    top[t.text] = t.logprob;
+    out["tokens"].push_back(t.text);
+    out["token_logprobs"].push_back(t.logprob);
+    out["top_logprobs"].push_back(std::move(top));
+    out["text_offset"].push_back(offset);
+    offset += t.text.size();
+  }
+  return out;
+}
+
 // A non-streamed chat.completion from the session's reply (content, reasoning, tool calls parsed).
 inline Json ChatCompletionJson(const ResponseMeta& meta, const Reply& reply) {
   const bool calls = reply.tool_calls.is_array() && !reply.tool_calls.empty();
@@ -534,39 +577,50 @@ inline Json ChatCompletionJson(const ResponseMeta& meta, const Reply& reply) {
           {"object", "chat.completion"},
           {"created", meta.created},
           {"model", meta.model},
-          {"choices", Json::array({{{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr},
+          {"choices", Json::array({{{"index", 0}, {"message", std::move(message)},
+                                    {"logprobs", reply.logprobs ? ChatLogprobs(*reply.logprobs) : Json(nullptr)},
                                     {"finish_reason", FinishName(reply.finish, calls)}}})},
           {"usage", UsageJson(UsageOf(reply))}};
 }
 
-// A non-streamed text_completion.
-inline Json CompletionJson(const ResponseMeta& meta, const std::string& text, FinishReason finish, const Usage& usage) {
+// A non-streamed text_completion (logprobs: the reply's, when the request asked).
+inline Json CompletionJson(const ResponseMeta& meta, const std::string& text, FinishReason finish, const Usage& usage,
+                           const std::optional<std::vector<TokenLogprob>>& logprobs = std::nullopt) {
+  size_t offset = 0;
   return {{"id", meta.id},
           {"object", "text_completion"},
           {"created", meta.created},
           {"model", meta.model},
-          {"choices", Json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", FinishName(finish, false)}}})},
+          {"choices", Json::array({{{"index", 0}, {"text", text}, {"logprobs", logprobs ? CompletionLogprobs(*logprobs, offset) : Json(nullptr)},
+                                    {"finish_reason", FinishName(finish, false)}}})},
           {"usage", UsageJson(usage)}};
 }
 
 // A streamed chat completion: Start (the role), Delta per piece of the parsed answer, Finish (the final chunk
 // with finish_reason, the usage chunk when asked for, [DONE]). Each returns the SSE bytes to send (maybe none).
+// Logprobs ride on the next chunk sent after their tokens (the final one at the latest). A withdrawn call (it
+// turned out malformed; its text follows as content) sends nothing: a stream cannot take back what it sent.
 class ChatStream {
  public:
   ChatStream(ResponseMeta meta, bool include_usage) : meta_(std::move(meta)), include_usage_(include_usage) {}
 
   std::string Start() { return Sse(Chunk({{"role", "assistant"}, {"content", ""}}, nullptr)); }
   std::string Delta(const MessageDelta& d) {
+    logprobs_.insert(logprobs_.end(), d.logprobs.begin(), d.logprobs.end());
     std::string out;
     if (!d.reasoning_content.empty()) out += Sse(Chunk({{"reasoning_content", d.reasoning_content}}, nullptr));
     if (!d.content.empty()) out += Sse(Chunk({{"content", d.content}}, nullptr));
     for (const ToolCallDelta& t : d.tool_calls) {
+      if (t.withdrawn) {
+        calls_.erase(t.index);
+        continue;
+      }
       Json call = {{"index", t.index}};
       if (!t.id.empty()) {
         call["id"] = t.id;
         call["type"] = "function";
         call["function"] = {{"name", t.name}, {"arguments", t.arguments}};
-        tool_calls_ = true;
+        calls_.insert(t.index);
       } else {
         call["function"] = {{"arguments", t.arguments}};
       }
@@ -575,45 +629,55 @@ class ChatStream {
     return out;
   }
   std::string Finish(FinishReason finish, const Usage& usage) {
-    return EndStream(Chunk(Json::object(), FinishName(finish, tool_calls_)), Head(), include_usage_, usage);
+    return EndStream(Chunk(Json::object(), FinishName(finish, !calls_.empty())), Head(), include_usage_, usage);
   }
 
  private:
   Json Head() const {
     return {{"id", meta_.id}, {"object", "chat.completion.chunk"}, {"created", meta_.created}, {"model", meta_.model}};
   }
-  Json Chunk(Json delta, Json finish) const {
+  Json Chunk(Json delta, Json finish) {
     Json j = Head();
-    j["choices"] = Json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", std::move(finish)}}});
+    Json logprobs = logprobs_.empty() ? Json(nullptr) : ChatLogprobs(logprobs_);
+    logprobs_.clear();
+    j["choices"] = Json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)}, {"finish_reason", std::move(finish)}}});
     if (include_usage_) j["usage"] = nullptr;
     return j;
   }
 
   ResponseMeta meta_;
   bool include_usage_;
-  bool tool_calls_ = false;
+  std::set<int> calls_;                // indices of the calls sent and not withdrawn
+  std::vector<TokenLogprob> logprobs_;  // not yet sent
 };
 
-// A streamed text completion: Delta per piece (its content), then Finish.
+// A streamed text completion: Delta per piece (its content, with its tokens' logprobs), then Finish.
 class CompletionStream {
  public:
   CompletionStream(ResponseMeta meta, bool include_usage) : meta_(std::move(meta)), include_usage_(include_usage) {}
   std::string Start() { return {}; }
-  std::string Delta(const MessageDelta& d) { return d.content.empty() ? std::string() : Sse(Chunk(d.content, nullptr)); }
+  std::string Delta(const MessageDelta& d) {
+    logprobs_.insert(logprobs_.end(), d.logprobs.begin(), d.logprobs.end());
+    return d.content.empty() ? std::string() : Sse(Chunk(d.content, nullptr));
+  }
   std::string Finish(FinishReason finish, const Usage& usage) {
     return EndStream(Chunk("", FinishName(finish, false)), Head(), include_usage_, usage);
   }
 
  private:
   Json Head() const { return {{"id", meta_.id}, {"object", "text_completion"}, {"created", meta_.created}, {"model", meta_.model}}; }
-  Json Chunk(std::string text, Json finish) const {
+  Json Chunk(std::string text, Json finish) {
     Json j = Head();
-    j["choices"] = Json::array({{{"index", 0}, {"text", std::move(text)}, {"logprobs", nullptr}, {"finish_reason", std::move(finish)}}});
+    Json logprobs = logprobs_.empty() ? Json(nullptr) : CompletionLogprobs(logprobs_, offset_);
+    logprobs_.clear();
+    j["choices"] = Json::array({{{"index", 0}, {"text", std::move(text)}, {"logprobs", std::move(logprobs)}, {"finish_reason", std::move(finish)}}});
     if (include_usage_) j["usage"] = nullptr;
     return j;
   }
   ResponseMeta meta_;
   bool include_usage_;
+  std::vector<TokenLogprob> logprobs_;  // not yet sent
+  size_t offset_ = 0;                   // text_offset of the next token
 };
 
 inline Json ModelsJson(const std::string& model, int64_t created) {

@@ -42,11 +42,12 @@ class RequestDecoding {
  public:
   // tokenizer may be null (a model without one, e.g. in tests): then no text is streamed and stop strings are not
   // looked for. context: the sequence's; the answer is cut where it would not fit.
-  // chat: the answer is parsed as Session::RespondTo parses it (content to on_text, thoughts and tool calls of the
-  // declared tool_names to on_delta, and into the Reply); else the text streams unparsed (params.keep_markup).
+  // chat: the answer is parsed as Session::RespondTo parses it (content to on_text, thoughts and the tool calls
+  // `tools` allows to on_delta, and into the Reply; tools: RequestToolChoice of the request the prompt was built
+  // from); else the text streams unparsed (params.keep_markup), to on_text and on_delta.
   RequestDecoding(const Gemma4Config& cfg, const Tokenizer* tokenizer, std::span<const int32_t> suppressed, const Prompt& prompt,
                   std::span<const int32_t> turn_stops, GenerateParams params, TextCallback on_text, size_t context,
-                  bool chat = false, std::set<std::string> tool_names = {}, DeltaCallback on_delta = {})
+                  bool chat = false, ToolChoice tools = {}, DeltaCallback on_delta = {})
       : params_(std::move(params)),
         on_text_(std::move(on_text)),
         on_delta_(std::move(on_delta)),
@@ -59,13 +60,18 @@ class RequestDecoding {
     max_tokens_ = std::min(params_.max_tokens, context - prompt.size());
     reply_.prompt_tokens = prompt.size();
     Require(tokenizer || !chat, "request", "a chat answer needs the model's tokenizer");
-    if (tokenizer) output_.emplace(*tokenizer, params_, reply_, on_text_, on_delta_, chat, std::move(tool_names));
+    if (tokenizer) {
+      output_.emplace(*tokenizer, params_, reply_, on_text_, on_delta_, chat, std::move(tools));
+      pick_ = session_detail::Recording(std::move(pick_), *output_);
+    }
   }
   RequestDecoding(const RequestDecoding&) = delete;
   RequestDecoding& operator=(const RequestDecoding&) = delete;
 
-  // The token to emit after these logits: the draw Generate makes (greedy, or one seeded draw).
+  // The token to emit after these logits: the draw Generate makes (greedy, or one seeded draw). Emit it next.
   int32_t Pick(std::span<const float> logits) { return pick_(logits, -1).first; }
+  // The rule a speculative round verifies drafts with (the same draws as Pick).
+  const VerifyRule& verify_rule() const { return pick_; }
 
   // Records an emitted token. False when the answer ends with it: a stop id (kept in the tokens), a stop string,
   // the text callback said stop, or the token limit.
@@ -101,7 +107,7 @@ class RequestDecoding {
   DeltaCallback on_delta_;
   std::vector<int32_t> stop_ids_;
   Sampler sampler_;
-  VerifyRule pick_;  // refers to sampler_
+  VerifyRule pick_;  // refers to sampler_ (and output_: logprobs)
   Reply reply_;
   std::optional<session_detail::Output> output_;  // refers to params_, reply_, on_text_, on_delta_
   size_t max_tokens_ = 0;

@@ -69,9 +69,10 @@ struct SchedulerRequest {
   std::function<void(const Completion&)> on_done;
   std::vector<int32_t> turn_stops;  // besides the model's stop ids and params.stop_ids (a chat's <turn|>)
   // A chat answer (a prompt from Session::ChatPrompt; turn_stops then LoadedModel::chat_stop_ids and tool_stop_ids),
-  // parsed as Session::RespondTo parses it: content to on_text, thoughts and calls of tool_names to on_delta.
+  // parsed as Session::RespondTo parses it: content to on_text, thoughts and the calls `tools` allows to on_delta
+  // (tools: RequestToolChoice of the request). Without chat, on_delta gets the text too (with logprobs, if asked).
   bool chat = false;
-  std::set<std::string> tool_names;
+  ToolChoice tools;
   DeltaCallback on_delta;
 };
 
@@ -106,7 +107,7 @@ class Scheduler {
     auto job = std::make_shared<Job>(std::move(r));
     job->dec = std::make_unique<RequestDecoding>(model_.config(), tok_, suppressed_, job->req.prompt, job->req.turn_stops,
                                                  job->req.params, job->req.on_text, opt_.context, job->req.chat,
-                                                 job->req.tool_names, job->req.on_delta);
+                                                 job->req.tools, job->req.on_delta);
     std::lock_guard lk(mu_);
     Require(queue_.size() < opt_.queue, "scheduler",
             "the request queue is full (" + std::to_string(opt_.queue) + " requests waiting); try again later");

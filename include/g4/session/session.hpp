@@ -12,6 +12,7 @@
 #pragma once
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <random>
 #include <set>
 #include <span>
@@ -38,6 +39,8 @@ struct GenerateParams {
   bool enable_thinking = false;            // chat: the template's thinking mode
   bool keep_markup = false;                // stream control tokens' text too (<|channel>, <|tool_call>, ...) for a
                                            // caller that parses the answer's markup (g4/text/tool_calls.hpp)
+  bool logprobs = false;                   // record each answer token's logprob (g4/model/logprobs.hpp: a pass over
+  size_t top_logprobs = 0;                 // the vocabulary per token) and this many alternatives (at most 20)
 };
 
 struct Part {
@@ -70,6 +73,8 @@ struct Reply {
   std::string reasoning_content;
   nlohmann::ordered_json tool_calls = nlohmann::ordered_json::array();
   std::vector<std::string> warnings;
+  // With GenerateParams::logprobs: one per generated token but a final stop id, in order (markup tokens included).
+  std::optional<std::vector<TokenLogprob>> logprobs;
 
   // The answer as the assistant message of a request's next turn.
   nlohmann::ordered_json message() const {
@@ -83,8 +88,10 @@ struct Reply {
 // Receives text as it is decoded (in chat, the content only); returning false stops generation
 // (FinishReason::kCancelled).
 using TextCallback = std::function<bool(std::string_view)>;
-// Chat: receives every part of the parsed answer as it streams (content, reasoning, tool-call deltas as OpenAI
-// streams them: id and name first, then the arguments); returning false stops generation.
+// Receives every part of the answer as it streams: in chat the parsed parts (content, reasoning, tool-call deltas as
+// OpenAI streams them: id and name first, then argument fragments), else the text as content; with
+// GenerateParams::logprobs each delta carries the logprobs of the tokens generated since the last. Returning false
+// stops generation.
 using DeltaCallback = std::function<bool(const MessageDelta&)>;
 
 // Messages as an OpenAI-style request ({"messages": [...]}, a model turn named "assistant"), their media in order.
@@ -116,21 +123,40 @@ inline nlohmann::ordered_json MessagesToRequest(std::span<const Message> convers
 namespace session_detail {
 
 // Generated ids -> the Reply and the callbacks: decoded, cut at stop strings, and in chat parsed (content,
-// reasoning, tool calls) so that the text callback never sees markup. Control tokens are dropped, except in chat
-// those that are the parser's markers.
+// reasoning, tool calls of what the request's ToolChoice allows) so that the text callback never sees markup.
+// Control tokens are dropped, except in chat those that are the parser's markers. With params.logprobs, whoever
+// picks the tokens passes each pick's logits (Picked) before the token is pushed; one implementation for
+// Session::Run and RequestDecoding.
 class Output {
  public:
   Output(const Tokenizer& tok, const GenerateParams& params, Reply& reply, const TextCallback& on_text,
-         const DeltaCallback& on_delta, bool chat, std::set<std::string> tool_names = {})
+         const DeltaCallback& on_delta, bool chat, ToolChoice tools = {})
       : tok_(tok), decoder_(tok), stops_(params.stop_strings), reply_(reply), on_text_(on_text), on_delta_(on_delta),
-        chat_(chat), keep_markup_(!chat && params.keep_markup), parser_(std::move(tool_names), CallIdPrefix()) {
+        chat_(chat), keep_markup_(!chat && params.keep_markup), parser_(std::move(tools), CallIdPrefix()),
+        top_logprobs_(params.logprobs ? std::optional<size_t>(params.top_logprobs) : std::nullopt) {
+    Require(params.top_logprobs <= kMaxTopLogprobs, "top_logprobs", "at most " + std::to_string(kMaxTopLogprobs));
+    if (top_logprobs_) reply_.logprobs.emplace();
     if (chat)
       for (const std::string_view m : {"<|tool_call>", "<tool_call|>", "<|channel>", "<channel|>", "<|\"|>", "<turn|>", "<|tool_response>"})
         if (const auto id = tok.Find(m)) markers_.insert(*id);
   }
+  static constexpr size_t kMaxTopLogprobs = 20;
 
-  // False once the answer ends here (a stop string, or a callback said stop).
+  // The logits a token was picked from (before Push of that token); records its logprob when asked.
+  void Picked(std::span<const float> logits, int32_t id) {
+    if (!top_logprobs_) return;
+    picked_ = LogprobOf(logits, id, *top_logprobs_);
+    picked_->text = tok_.TokenText(id);
+    for (TokenLogprob::Alternative& a : picked_->top) a.text = tok_.TokenText(a.id);
+  }
+
+  // False once the answer ends here (a stop string, a callback said stop, or the tool calls allowed are made).
   bool Push(int32_t id) {
+    if (picked_ && picked_->id == id) {
+      reply_.logprobs->push_back(*picked_);
+      pending_logprobs_.push_back(std::move(*picked_));
+    }
+    picked_.reset();
     if (tok_.IsControl(id) && !keep_markup_ && !markers_.count(id)) return running();
     Emit(stops_.Push(decoder_.Push(id)));
     return running();
@@ -138,23 +164,28 @@ class Output {
 
   void Finish() {
     if (running()) Emit(stops_.Push(decoder_.Flush()) + stops_.Flush());
-    if (!chat_) return;
-    Deliver(parser_.Finish());
-    reply_.tool_calls = ToolCallParser::Message(all_)["tool_calls"];
+    if (chat_) {
+      Deliver(parser_.Finish());
+      reply_.tool_calls = ToolCallParser::Message(all_)["tool_calls"];
+    }
+    if (!pending_logprobs_.empty()) Deliver({});
   }
 
   bool cancelled() const { return cancelled_; }
-  bool stopped() const { return stops_.stopped(); }
+  bool stopped() const { return stops_.stopped() || parser_.ended(); }
 
  private:
-  bool running() const { return !cancelled_ && !stops_.stopped(); }
+  bool running() const { return !cancelled_ && !stopped(); }
   void Emit(const std::string& text) {
     if (text.empty()) return;
     if (chat_) return Deliver(parser_.Feed(text));
-    reply_.text += text;
-    if (on_text_ && !cancelled_ && !on_text_(text)) cancelled_ = true;
+    MessageDelta d;
+    d.content = text;
+    Deliver(std::move(d));
   }
   void Deliver(MessageDelta d) {
+    d.logprobs = std::move(pending_logprobs_);
+    pending_logprobs_.clear();
     if (d.empty()) return;
     reply_.text += d.content;
     reply_.reasoning_content += d.reasoning_content;
@@ -182,8 +213,31 @@ class Output {
   ToolCallParser parser_;
   std::set<int32_t> markers_;
   MessageDelta all_;  // the tool-call deltas so far
+  std::optional<size_t> top_logprobs_;       // set: logprobs asked for, with this many alternatives
+  std::optional<TokenLogprob> picked_;        // the last pick's, until its token is pushed
+  std::vector<TokenLogprob> pending_logprobs_;  // pushed tokens' logprobs not yet delivered
   bool cancelled_ = false;
 };
+
+// A pick rule that shows each pick's logits to `output` (its token's logprob, when asked). Generate and the
+// Scheduler emit each picked token before the next pick, drafting or not, so the logits reach their tokens.
+inline VerifyRule Recording(VerifyRule rule, Output& output) {
+  return [rule = std::move(rule), &output](std::span<const float> logits, int32_t draft) {
+    const std::pair<int32_t, bool> r = rule(logits, draft);
+    output.Picked(logits, r.first);
+    return r;
+  };
+}
+
+// The forced call of a named tool_choice, as the model would write its start: <|tool_call>call:NAME{.
+inline std::vector<int32_t> ForcedCallIds(const Tokenizer& tok, const std::string& name) {
+  const auto open = tok.Find("<|tool_call>");
+  Require(open.has_value(), "tool_choice", "this model's vocabulary has no <|tool_call> token");
+  std::vector<int32_t> ids = {*open};
+  const std::vector<int32_t> rest = tok.Encode("call:" + name + "{", {.add_bos = false, .parse_special = false});
+  ids.insert(ids.end(), rest.begin(), rest.end());
+  return ids;
+}
 
 }  // namespace session_detail
 
@@ -209,34 +263,50 @@ class Session {
   // Answers an OpenAI-style chat request: {"messages": [...]} with roles system / developer / user / assistant /
   // tool, content a string or parts ({"type": "text", "text"}, {"type": "image"} / "image_url", {"type": "audio"} /
   // "input_audio"), assistant tool_calls (arguments a JSON string or an object); "tools" (OpenAI function
-  // declarations), "enable_thinking" or "chat_template_kwargs", "add_generation_prompt". `media` are the request's
-  // images and audio clips in the order their parts appear. Tool calls to undeclared functions stay text.
+  // declarations), "tool_choice" and "parallel_tool_calls" (RequestToolChoice), "enable_thinking" or
+  // "chat_template_kwargs", "add_generation_prompt". `media` are the request's images and audio clips in the order
+  // their parts appear. Tool calls to undeclared functions stay text.
   Reply RespondTo(const nlohmann::ordered_json& request, std::span<const Media> media, const GenerateParams& params,
                   const TextCallback& on_text = {}, const DeltaCallback& on_delta = {}) {
     const Prompt prompt = ChatPrompt(m_, request, media, params.enable_thinking);
     std::vector<int32_t> stops = m_.chat_stop_ids();
     stops.insert(stops.end(), m_.tool_stop_ids().begin(), m_.tool_stop_ids().end());
     Reply reply;
-    session_detail::Output out(m_.tokenizer(), params, reply, on_text, on_delta, /*chat=*/true, RequestToolNames(request));
+    session_detail::Output out(m_.tokenizer(), params, reply, on_text, on_delta, /*chat=*/true, RequestToolChoice(request));
     Run(prompt, stops, params, out, reply);
     return reply;
   }
 
   // Continues raw text (no chat template): <bos>, the media (in order), then the text.
-  Reply Complete(std::string_view text, std::span<const Media> media, const GenerateParams& params, const TextCallback& on_text = {}) {
-    return Run(RawPrompt(m_, text, media), {}, params, on_text);
+  Reply Complete(std::string_view text, std::span<const Media> media, const GenerateParams& params, const TextCallback& on_text = {},
+                 const DeltaCallback& on_delta = {}) {
+    return Run(RawPrompt(m_, text, media), {}, params, on_text, on_delta);
   }
 
   // The prompts Respond, RespondTo and Complete run (for a caller that picks among sessions by
-  // Prompt::CommonPrefix).
+  // Prompt::CommonPrefix). A chat prompt follows the request's tool_choice: "none" renders no tools, a named
+  // function ends the prompt with that call's start (session_detail::ForcedCallIds).
   static Prompt ChatPrompt(const LoadedModel& m, const nlohmann::ordered_json& request, std::span<const Media> media, bool enable_thinking) {
     std::vector<MediaEmbedding> embedded;
     for (const Media& item : media) {
       Require(item != nullptr, "media", "null media item");
       embedded.push_back(*item);
     }
+    const ToolChoice choice = RequestToolChoice(request);
+    std::vector<int32_t> ids;
+    if (choice.allowed) {
+      ids = m.ChatPromptIds(request, enable_thinking);
+    } else {
+      nlohmann::ordered_json offered = request;
+      offered.erase("tools");
+      ids = m.ChatPromptIds(offered, enable_thinking);
+    }
+    if (!choice.forced.empty()) {
+      const std::vector<int32_t> call = session_detail::ForcedCallIds(m.tokenizer(), choice.forced);
+      ids.insert(ids.end(), call.begin(), call.end());
+    }
     Prompt prompt(m.model().config());
-    prompt.AddExpandingPlaceholders(m.ChatPromptIds(request, enable_thinking), embedded);
+    prompt.AddExpandingPlaceholders(ids, embedded);
     return prompt;
   }
   static Prompt ChatPrompt(const LoadedModel& m, std::span<const Message> conversation, bool enable_thinking) {
@@ -278,10 +348,10 @@ class Session {
   // Runs a prompt built by the caller (ChatPrompt, RawPrompt, or a template's rendering) and streams its text
   // unparsed (with params.keep_markup, control tokens' text too); turn_stops end the answer besides the model's own
   // stop ids (a chat's: LoadedModel::chat_stop_ids).
-  Reply Run(const Prompt& prompt, std::span<const int32_t> turn_stops, const GenerateParams& params, const TextCallback& on_text = {}) {
+  Reply Run(const Prompt& prompt, std::span<const int32_t> turn_stops, const GenerateParams& params, const TextCallback& on_text = {},
+            const DeltaCallback& on_delta = {}) {
     Reply reply;
-    const DeltaCallback no_deltas;
-    session_detail::Output out(m_.tokenizer(), params, reply, on_text, no_deltas, /*chat=*/false);
+    session_detail::Output out(m_.tokenizer(), params, reply, on_text, on_delta, /*chat=*/false);
     Run(prompt, turn_stops, params, out, reply);
     return reply;
   }
@@ -319,9 +389,10 @@ class Session {
       return output.Push(id);
     };
     const Drafter* drafter = params.speculative ? m_.drafter() : nullptr;
+    const VerifyRule pick = session_detail::Recording(SamplerVerify(sampler), output);
     const std::vector<int32_t> out =
         Generate(model, drafter, seq_, prompt.input(keep), {std::min(params.max_tokens, context - prompt.size()), stop_ids},
-                 params.draft, SamplerVerify(sampler), &reply.draft_stats, on_token);
+                 params.draft, pick, &reply.draft_stats, on_token);
     const bool stopped_by_id = !out.empty() && std::find(stop_ids.begin(), stop_ids.end(), out.back()) != stop_ids.end();
     output.Finish();
     reply.finish = output.cancelled() ? FinishReason::kCancelled : stopped_by_id || output.stopped() ? FinishReason::kStop : FinishReason::kLength;

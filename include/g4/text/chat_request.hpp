@@ -32,6 +32,7 @@
 #include "g4/text/chat_template.hpp"
 #include "g4/text/jinja/template.hpp"
 #include "g4/text/tokenizer.hpp"
+#include "g4/text/tool_calls.hpp"
 #include "g4/text/tool_request.hpp"
 
 namespace g4 {
@@ -215,16 +216,36 @@ inline bool RequestEnablesThinking(const nlohmann::ordered_json& request, bool f
   return fallback;
 }
 
-// The names of the request's declared functions (tools[i].function.name).
-inline std::set<std::string> RequestToolNames(const nlohmann::ordered_json& request) {
-  std::set<std::string> names;
-  const auto tools = request.find("tools");
-  if (tools == request.end() || !tools->is_array()) return names;
-  for (const auto& t : *tools)
-    if (t.is_object() && t.contains("function") && t["function"].is_object() && t["function"].contains("name") &&
-        t["function"]["name"].is_string())
-      names.insert(t["function"]["name"].get<std::string>());
-  return names;
+// What the request's answer may call: its declared functions (tools[i].function.name), tool_choice ("auto";
+// "none": calls are text; {"type": "function", "function": {"name": N}} with N declared: the call is forced;
+// "required" needs constrained decoding, not built yet: an error) and parallel_tool_calls (false: one call).
+inline ToolChoice RequestToolChoice(const nlohmann::ordered_json& request) {
+  ToolChoice choice;
+  if (const auto tools = request.find("tools"); tools != request.end() && tools->is_array())
+    for (const auto& t : *tools)
+      if (t.is_object() && t.contains("function") && t["function"].is_object() && t["function"].contains("name") &&
+          t["function"]["name"].is_string())
+        choice.names.insert(t["function"]["name"].get<std::string>());
+  if (const auto p = request.find("parallel_tool_calls"); p != request.end() && !p->is_null()) {
+    Require(p->is_boolean(), "parallel_tool_calls", "must be true or false");
+    if (!p->get<bool>()) choice.max_calls = 1;
+  }
+  const auto tc = request.find("tool_choice");
+  if (tc == request.end() || tc->is_null()) return choice;
+  if (tc->is_string()) {
+    const std::string mode = tc->get<std::string>();
+    Require(mode != "required", "tool_choice", "\"required\" needs constrained decoding (issue #32)");
+    Require(mode == "auto" || mode == "none", "tool_choice", "must be \"auto\", \"none\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    choice.allowed = mode == "auto";
+    return choice;
+  }
+  const auto f = tc->is_object() ? tc->find("function") : tc->end();
+  Require(tc->is_object() && tc->value("type", "") == "function" && f != tc->end() && f->is_object() && f->contains("name") &&
+              (*f)["name"].is_string(),
+          "tool_choice", "must be \"auto\", \"none\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+  choice.forced = (*f)["name"].get<std::string>();
+  Require(choice.names.count(choice.forced) > 0, "tool_choice", "names function '" + choice.forced + "', which tools does not declare");
+  return choice;
 }
 
 // A model's Jinja chat template, parsed once.

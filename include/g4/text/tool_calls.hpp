@@ -4,21 +4,23 @@
 //   <|tool_call>call:NAME{key:value,...}<tool_call|>   tool_calls[i] = {id, type, function: {name, arguments}}
 //   anything else                               content
 //
-// Values use Gemma's syntax, the one the template's format_argument macro writes: <|"|>-quoted strings taken
-// literally (braces, commas and markers inside are text), bare or quoted keys, numbers, true/false/null (and
-// Python's None, which the macro prints for null), nested {...} and [...]. Arguments come out as a JSON string.
+// Values use Gemma's syntax, the one the template's format_argument macro writes (g4/text/gemma_arguments.hpp);
+// arguments come out as a JSON string.
 //
 // Fed text piece by piece (tokens), the parser never emits part of a marker or a <|"|> as content: a tail that
-// could still become a marker is held back until the next piece decides. A tool call is held until its closing
-// <tool_call|> (found by a scan that skips quoted strings) and then emitted as OpenAI streams one: a delta with
-// id and name, then its arguments. A call that does not parse (bad syntax, nesting deeper than kMaxNesting, an
-// undeclared function when the tool names are given, or no end before Finish) comes back as content, verbatim,
-// with a warning. End-of-turn markers (<turn|>, <|tool_response>) are dropped; a <|"|> outside a call reads as '"'.
+// could still become a marker is held back until the next piece decides. A tool call streams as OpenAI streams
+// one: once its name is complete (the '{' after it), a delta with index, id and name; then argument fragments as
+// the model writes them (their concatenation is the whole call's arguments string, byte for byte). A call that
+// does not parse (bad syntax, nesting deeper than kMaxNesting, an undeclared function when the tool names are
+// given, tool_choice "none", or no end before Finish) comes back as content, verbatim, with a warning; if its id
+// and name were already out, a `withdrawn` delta tells that the call is not part of the message (a stream cannot
+// take back what it sent; Message() drops it). End-of-turn markers (<turn|>, <|tool_response>) are dropped; a
+// <|"|> outside a call reads as '"'.
 #pragma once
 #include <algorithm>
-#include <cerrno>
+#include <initializer_list>
 #include <cstdint>
-#include <cstdlib>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -28,6 +30,8 @@
 #include <nlohmann/json.hpp>
 
 #include "g4/core/error.hpp"
+#include "g4/model/logprobs.hpp"
+#include "g4/text/gemma_arguments.hpp"
 
 namespace g4 {
 
@@ -35,14 +39,18 @@ struct ToolCallDelta {
   int index = 0;
   std::string id, name;  // in the first delta of a call only
   std::string arguments;  // a fragment of the arguments' JSON text
+  bool withdrawn = false;  // the call at index turned out malformed: its text came back as content
 };
 
 struct MessageDelta {
   std::string content, reasoning_content;
   std::vector<ToolCallDelta> tool_calls;
   std::vector<std::string> warnings;
+  std::vector<TokenLogprob> logprobs;  // the session's: of the tokens generated since the previous delta, when asked
 
-  bool empty() const { return content.empty() && reasoning_content.empty() && tool_calls.empty() && warnings.empty(); }
+  bool empty() const {
+    return content.empty() && reasoning_content.empty() && tool_calls.empty() && warnings.empty() && logprobs.empty();
+  }
 };
 
 namespace tool_call_detail {
@@ -54,137 +62,6 @@ inline constexpr std::string_view kCallOpen = "<|tool_call>", kCallClose = "<too
 inline constexpr std::string_view kChannelOpen = "<|channel>", kChannelClose = "<channel|>";
 inline constexpr std::string_view kTextMarkers[] = {kCallOpen, kChannelOpen, kChannelClose, kQuote,
                                                     "<turn|>", "<|tool_response>"};
-inline constexpr int kMaxNesting = 64;
-
-// Gemma's value syntax -> JSON. Throws g4::Error on anything else.
-class ValueParser {
- public:
-  explicit ValueParser(std::string_view s) : s_(s) {}
-
-  Json Object(int depth = 0) {
-    Expect('{');
-    Json out = Json::object();
-    SkipSpace();
-    if (Skip('}')) return out;
-    for (;;) {
-      SkipSpace();
-      std::string key = Key();
-      Expect(':');
-      SkipSpace();
-      out[key] = Value(depth + 1);
-      SkipSpace();
-      if (Skip('}')) return out;
-      Expect(',');
-    }
-  }
-
-  bool AtEnd() {
-    SkipSpace();
-    return pos_ == s_.size();
-  }
-
- private:
-  [[noreturn]] void Bad(const std::string& what) const {
-    Fail("tool call", what + " at offset " + std::to_string(pos_));
-  }
-  void SkipSpace() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r')) ++pos_;
-  }
-  bool Skip(char c) {
-    if (pos_ < s_.size() && s_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-  void Expect(char c) {
-    if (!Skip(c)) Bad(std::string("expected '") + c + "'");
-  }
-  bool StartsWith(std::string_view t) const { return s_.substr(pos_).starts_with(t); }
-
-  std::string QuotedString() {
-    pos_ += kQuote.size();
-    const size_t end = s_.find(kQuote, pos_);
-    if (end == std::string_view::npos) Bad("unterminated <|\"|> string");
-    std::string out(s_.substr(pos_, end - pos_));
-    pos_ = end + kQuote.size();
-    return out;
-  }
-
-  std::string Key() {
-    if (StartsWith(kQuote)) return QuotedString();
-    const size_t begin = pos_;
-    while (pos_ < s_.size() && s_[pos_] != ':' && s_[pos_] != '}' && s_[pos_] != '{' && s_[pos_] != ',' &&
-           s_[pos_] != '[' && s_[pos_] != ']' && !StartsWith(kQuote))
-      ++pos_;
-    if (pos_ == begin) Bad("expected a key");
-    return std::string(s_.substr(begin, pos_ - begin));
-  }
-
-  Json Value(int depth) {
-    if (depth > kMaxNesting) Bad("values nested deeper than " + std::to_string(kMaxNesting) + " levels");
-    if (StartsWith(kQuote)) return QuotedString();
-    if (pos_ < s_.size() && s_[pos_] == '{') return Object(depth);
-    if (Skip('[')) {
-      Json out = Json::array();
-      SkipSpace();
-      if (Skip(']')) return out;
-      for (;;) {
-        SkipSpace();
-        out.push_back(Value(depth + 1));
-        SkipSpace();
-        if (Skip(']')) return out;
-        Expect(',');
-      }
-    }
-    for (const auto& [word, value] : {std::pair<std::string_view, Json>{"true", true}, {"false", false},
-                                      {"null", nullptr}, {"True", true}, {"False", false}, {"None", nullptr}}) {
-      if (StartsWith(word)) {
-        pos_ += word.size();
-        return value;
-      }
-    }
-    return Number();
-  }
-
-  // JSON's number syntax: an integer stays one where it fits, anything else is a double.
-  Json Number() {
-    const size_t begin = pos_;
-    const auto digits = [&] {
-      const size_t from = pos_;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
-      return pos_ > from;
-    };
-    Skip('-');
-    if (!digits()) Bad("expected a value");
-    bool integral = true;
-    if (Skip('.')) {
-      integral = false;
-      if (!digits()) Bad("expected digits after '.'");
-    }
-    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-      ++pos_;
-      integral = false;
-      if (!Skip('+')) Skip('-');
-      if (!digits()) Bad("expected an exponent");
-    }
-    const std::string text(s_.substr(begin, pos_ - begin));
-    if (integral) {
-      errno = 0;
-      if (text[0] == '-') {
-        const long long v = std::strtoll(text.c_str(), nullptr, 10);
-        if (errno == 0) return v;
-      } else {
-        const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
-        if (errno == 0) return v;
-      }
-    }
-    return std::strtod(text.c_str(), nullptr);
-  }
-
-  std::string_view s_;
-  size_t pos_ = 0;
-};
 
 // Length of the longest tail of s that is a proper prefix of one of the markers (text that must wait).
 template <size_t N>
@@ -201,14 +78,29 @@ size_t PartialMarkerTail(std::string_view s, const std::string_view (&markers)[N
 
 }  // namespace tool_call_detail
 
+// What a request allows its answer to call (from its tools, tool_choice and parallel_tool_calls:
+// RequestToolChoice in g4/text/chat_request.hpp).
+struct ToolChoice {
+  // "auto" over these names.
+  ToolChoice(std::set<std::string> declared = {}) : names(std::move(declared)) {}  // NOLINT(google-explicit-constructor)
+  ToolChoice(std::initializer_list<std::string> declared) : names(declared) {}    // NOLINT(google-explicit-constructor)
+
+  std::set<std::string> names;  // the declared functions; a call to another is text. Empty: any name
+  bool allowed = true;          // false (tool_choice "none"): every call in the answer is text
+  std::string forced;           // a named tool_choice: the prompt ends with <|tool_call>call:NAME{ (the answer
+                                // continues that call, and the parser reads it as the answer's start)
+  size_t max_calls = SIZE_MAX;  // parallel_tool_calls false: 1, and the answer ends after that call
+};
+
 class ToolCallParser {
  public:
-  // tool_names: the declared functions; a call to another is returned as text. Empty: any name.
-  explicit ToolCallParser(std::set<std::string> tool_names = {}, std::string id_prefix = "call_")
-      : tool_names_(std::move(tool_names)), id_prefix_(std::move(id_prefix)) {}
+  explicit ToolCallParser(ToolChoice choice = {}, std::string id_prefix = "call_")
+      : choice_(std::move(choice)), id_prefix_(std::move(id_prefix)) {
+    if (!choice_.forced.empty()) buffer_ = std::string(tool_call_detail::kCallOpen) + "call:" + choice_.forced + "{";
+  }
 
   MessageDelta Feed(std::string_view text) {
-    buffer_ += text;
+    if (!ended()) buffer_ += text;
     MessageDelta out;
     Process(out, /*final=*/false);
     return out;
@@ -218,20 +110,18 @@ class ToolCallParser {
   MessageDelta Finish() {
     MessageDelta out;
     Process(out, /*final=*/true);
-    if (state_ == State::kCall) {  // the unfinished call, verbatim
-      out.warnings.push_back("tool call: no closing <tool_call|>; returned as text");
-      out.content += tool_call_detail::kCallOpen;
-      state_ = State::kText;
-    }
+    if (state_ == State::kCall) EndCall(out, /*closed=*/false);
     out.content += buffer_;
     buffer_.clear();
     return out;
   }
 
+  // Whether the answer is complete: max_calls calls were made (what follows is not read).
+  bool ended() const { return state_ == State::kEnded; }
+
   // The whole output at once: {"content", "reasoning_content", "tool_calls"} with warnings beside.
-  static nlohmann::ordered_json Parse(std::string_view text, std::vector<std::string>* warnings = nullptr,
-                                      std::set<std::string> tool_names = {}) {
-    ToolCallParser p(std::move(tool_names));
+  static nlohmann::ordered_json Parse(std::string_view text, std::vector<std::string>* warnings = nullptr, ToolChoice choice = {}) {
+    ToolCallParser p(std::move(choice));
     MessageDelta all = p.Feed(text);
     MessageDelta last = p.Finish();
     all.content += last.content;
@@ -242,20 +132,26 @@ class ToolCallParser {
     return Message(all);
   }
 
-  // Deltas accumulated into one message (as a client joins a stream).
+  // Deltas accumulated into one message (as a client joins a stream), withdrawn calls left out.
   static nlohmann::ordered_json Message(const MessageDelta& all) {
-    nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+    std::map<int, nlohmann::ordered_json> calls;
     for (const ToolCallDelta& d : all.tool_calls) {
+      if (d.withdrawn) {
+        calls.erase(d.index);
+        continue;
+      }
       if (!d.id.empty())
-        calls.push_back({{"id", d.id}, {"type", "function"}, {"function", {{"name", d.name}, {"arguments", ""}}}});
-      calls[static_cast<size_t>(d.index)]["function"]["arguments"] =
-          calls[static_cast<size_t>(d.index)]["function"]["arguments"].get<std::string>() + d.arguments;
+        calls[d.index] = {{"id", d.id}, {"type", "function"}, {"function", {{"name", d.name}, {"arguments", ""}}}};
+      const auto it = calls.find(d.index);
+      if (it != calls.end()) it->second["function"]["arguments"].get_ref<std::string&>() += d.arguments;
     }
-    return {{"content", all.content}, {"reasoning_content", all.reasoning_content}, {"tool_calls", calls}};
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (auto& [index, call] : calls) out.push_back(std::move(call));
+    return {{"content", all.content}, {"reasoning_content", all.reasoning_content}, {"tool_calls", std::move(out)}};
   }
 
  private:
-  enum class State { kText, kThoughtHeader, kThought, kCall };
+  enum class State { kText, kThoughtHeader, kThought, kCall, kEnded };
 
   // Consumes buffer_ from the front; what is consumed is erased once at the end (erasing per marker would make
   // long runs of '<' quadratic).
@@ -296,6 +192,10 @@ class ToolCallParser {
             state_ = State::kCall;
             scan_ = pos;
             in_string_ = false;
+            raw_.clear();
+            header_.clear();
+            arguments_.reset();
+            failure_.clear();
           }
           continue;
         }
@@ -332,13 +232,19 @@ class ToolCallParser {
           continue;
         }
         case State::kCall: {
+          // The call's text up to its end (or as far as no marker may be cut) goes to the call as it comes.
           const std::optional<size_t> end = FindCallEnd();
+          const size_t limit = end ? *end : scan_;
+          ReadCall(out, std::string_view(buffer_).substr(pos, limit - pos));
+          pos = limit;
           if (!end) return;
-          EmitCall(out, buffer_.substr(pos, *end - pos));
-          pos = *end + kCallClose.size();
-          state_ = State::kText;
+          pos += kCallClose.size();
+          EndCall(out, /*closed=*/true);
           continue;
         }
+        case State::kEnded:
+          pos = buffer_.size();
+          return;
       }
     }
   }
@@ -362,40 +268,75 @@ class ToolCallParser {
     return std::nullopt;
   }
 
-  void EmitCall(MessageDelta& out, const std::string& body) {
-    using namespace tool_call_detail;
-    std::string name;
-    std::string arguments;
+  // More of the call's text: its header ("call:NAME{"), then its arguments, converted as they come. The first
+  // error makes the call text (failure_), read on to its end.
+  void ReadCall(MessageDelta& out, std::string_view text) {
+    raw_ += text;
+    if (!failure_.empty() || text.empty()) return;
     try {
-      Require(body.starts_with("call:"), "tool call", "does not start with 'call:'");
-      const size_t brace = body.find('{');
-      Require(brace != std::string::npos, "tool call", "has no '{' after the function name");
-      name = body.substr(5, brace - 5);
-      Require(!name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") ==
-                                   std::string::npos,
-              "tool call", "function name '" + name + "' is not a name");
-      Require(tool_names_.empty() || tool_names_.count(name), "tool call", "function '" + name + "' was not declared");
-      ValueParser parser(std::string_view(body).substr(brace));
-      const Json args = parser.Object();
-      Require(parser.AtEnd(), "tool call", "text after the arguments' closing '}'");
-      arguments = args.dump(-1, ' ', false, Json::error_handler_t::replace);
+      if (!arguments_) {
+        const size_t brace = text.find('{');
+        header_ += text.substr(0, brace);
+        CheckHeader(brace != std::string_view::npos);
+        if (brace == std::string_view::npos) return;
+        arguments_.emplace();
+        const int index = calls_;
+        out.tool_calls.push_back({index, id_prefix_ + std::to_string(index), header_.substr(5), "", false});
+        text.remove_prefix(brace);
+      }
+      std::string json = arguments_->Feed(text);
+      if (!json.empty()) out.tool_calls.push_back({calls_, "", "", std::move(json), false});
     } catch (const Error& e) {
-      out.warnings.push_back(std::string(e.what()) + "; returned as text");
-      out.content += std::string(tool_call_detail::kCallOpen) + body + std::string(tool_call_detail::kCallClose);
-      return;
+      failure_ = e.what();
     }
-    const int index = calls_++;
-    out.tool_calls.push_back({index, id_prefix_ + std::to_string(index), name, ""});
-    out.tool_calls.push_back({index, "", "", std::move(arguments)});
   }
 
-  std::set<std::string> tool_names_;
+  // "call:NAME" so far; complete: its '{' has come.
+  void CheckHeader(bool complete) const {
+    constexpr std::string_view kCall = "call:";
+    if (!choice_.allowed) Fail("tool call", "tool_choice is \"none\"");
+    const std::string_view h = header_;
+    Require(h.substr(0, kCall.size()) == kCall.substr(0, std::min(h.size(), kCall.size())), "tool call",
+            "does not start with 'call:'");
+    const std::string_view name = h.size() > kCall.size() ? h.substr(kCall.size()) : std::string_view();
+    Require(name.size() <= 256, "tool call", "function name longer than 256 bytes");
+    Require(name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == std::string_view::npos,
+            "tool call", "function name '" + std::string(name.substr(0, 64)) + "' is not a name");
+    if (!complete) return;
+    Require(h.size() > kCall.size(), "tool call", "has no function name");
+    Require(choice_.names.empty() || choice_.names.count(std::string(name)), "tool call",
+            "function '" + std::string(name) + "' was not declared");
+  }
+
+  // The call's end (closed: its <tool_call|> came). A call that did not parse becomes text.
+  void EndCall(MessageDelta& out, bool closed) {
+    using namespace tool_call_detail;
+    if (failure_.empty() && !closed) failure_ = "tool call: no closing <tool_call|>";
+    if (failure_.empty() && !arguments_) failure_ = "tool call: has no '{' after the function name";
+    if (failure_.empty() && !arguments_->done()) failure_ = "tool call: the arguments end before their closing '}'";
+    state_ = State::kText;
+    if (failure_.empty()) {
+      ++calls_;
+      if (++made_ >= choice_.max_calls) state_ = State::kEnded;
+      return;
+    }
+    if (arguments_) out.tool_calls.push_back({calls_++, "", "", "", true});  // its id and name are out: withdrawn
+    out.warnings.push_back(failure_ + "; returned as text");
+    out.content += std::string(kCallOpen) + raw_ + (closed ? std::string(kCallClose) : std::string());
+    raw_.clear();
+  }
+
+  ToolChoice choice_;
   std::string id_prefix_;
   std::string buffer_;  // text not yet emitted
   State state_ = State::kText;
   size_t scan_ = 0;       // kCall: how far into buffer_ FindCallEnd has looked
   bool in_string_ = false;  // kCall: whether scan_ is inside a <|"|> string
-  int calls_ = 0;
+  // kCall: the call's text so far, its "call:NAME" header, its arguments once the '{' came, why it failed.
+  std::string raw_, header_, failure_;
+  std::optional<GemmaArgumentsToJson> arguments_;
+  int calls_ = 0;      // indices given out (withdrawn calls keep theirs)
+  size_t made_ = 0;    // well-formed calls
 };
 
 }  // namespace g4

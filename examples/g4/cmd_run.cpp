@@ -13,6 +13,7 @@
 
 #include "args.hpp"
 #include "command.hpp"
+#include "g4/grammar/model_grammar.hpp"
 #include "g4/session/session.hpp"
 
 namespace {
@@ -51,6 +52,8 @@ generation:
   --repeat-penalty R      (default 1.0)   --presence-penalty P (default 0)
   --seed S                random seed (default 0)
   --stop TEXT             stop when the output contains TEXT; repeatable
+  --json-schema FILE      constrain the answer to JSON valid under this JSON Schema (docs/grammar.md)
+  --grammar FILE          constrain the answer to this grammar (docs/grammar.md)
   --draft FILE            MTP drafter (google/gemma-4-12B-it-assistant or its GGUF): speculative decoding
   --draft-k K             drafts per round (default 4)   --draft-adaptive: grow/shrink k with acceptance
   --draft-compare         also decode without the drafter and print both speeds
@@ -105,7 +108,8 @@ int RunRun(std::vector<std::string> argv) {
       argv,
       {"--model", "--prompt", "--file", "--system", "--image", "--image-budget", "--audio", "--mmproj", "--tokenizer",
        "--n-predict", "--ctx-size", "--threads", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-       "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type", "--tools", "--chat-template"},
+       "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type", "--tools", "--chat-template",
+       "--json-schema", "--grammar"},
       {"--help", "--interactive", "--raw", "--audio-split", "--draft-adaptive", "--draft-compare", "--no-warmup",
        "--no-repack", "--think"},
       {{"-m", "--model"}, {"-p", "--prompt"}, {"-f", "--file"}, {"-i", "--interactive"}, {"-n", "--n-predict"},
@@ -151,6 +155,7 @@ int RunRun(std::vector<std::string> argv) {
     });
     if (tty) std::fprintf(stderr, "\n");
   }
+  params.sampling.grammar = ConstraintFromFiles(lm, args.get("--json-schema"), args.get("--grammar"));
   const std::vector<Media> media = EmbedMedia(lm, args);
   if (!media.empty()) std::fprintf(stderr, "(%zu media item(s) embedded)\n", media.size());
   const char* label = lm.drafter() ? "with drafter" : "g4";

@@ -5,11 +5,13 @@
 #pragma once
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "g4/core/mapped_file.hpp"
 #include "g4/grammar/gbnf.hpp"
 #include "g4/grammar/json_schema.hpp"
 #include "g4/grammar/token_matcher.hpp"
@@ -37,5 +39,27 @@ inline std::shared_ptr<const TokenGrammar> JsonSchemaConstraint(const LoadedMode
 }
 // Any JSON object (response_format json_object).
 inline std::shared_ptr<const TokenGrammar> JsonObjectConstraint(const LoadedModel& m) { return ModelTokenGrammar(m, JsonObjectGrammar()); }
+
+// `g4 run --json-schema FILE` / `--grammar FILE` (at most one; null for neither). Errors name the file.
+inline std::shared_ptr<const TokenGrammar> ConstraintFromFiles(const LoadedModel& m, const std::string& json_schema_file,
+                                                               const std::string& grammar_file) {
+  Require(json_schema_file.empty() || grammar_file.empty(), "--grammar", "give --json-schema or --grammar, not both");
+  const std::string& file = json_schema_file.empty() ? grammar_file : json_schema_file;
+  if (file.empty()) return nullptr;
+  const MappedFile f(file);
+  const std::string text(reinterpret_cast<const char*>(f.bytes().data()), f.size());
+  try {
+    if (!grammar_file.empty()) return GrammarConstraint(m, text);
+    nlohmann::ordered_json schema;
+    try {
+      schema = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      Fail("", std::string("not JSON: ") + e.what());
+    }
+    return JsonSchemaConstraint(m, schema);
+  } catch (const Error& e) {
+    Fail(file, e.what());
+  }
+}
 
 }  // namespace g4

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -266,19 +265,30 @@ class GrammarBuilder {
           left[r].push_back(g_.elems[p].value);
           if (!nullable[g_.elems[p].value]) break;
         }
+    // Depth-first search for a cycle, with an explicit stack (a chain of rules may be as long as the text).
     std::vector<char> mark(n, 0);  // 0 new, 1 on the path, 2 done
-    std::function<void(uint32_t)> visit = [&](uint32_t r) {
-      mark[r] = 1;
-      for (const uint32_t s : left[r]) {
+    std::vector<std::pair<uint32_t, size_t>> path;  // (rule, next edge to follow)
+    for (uint32_t r0 = 0; r0 < n; ++r0) {
+      if (mark[r0]) continue;
+      mark[r0] = 1;
+      path.push_back({r0, 0});
+      while (!path.empty()) {
+        auto& [r, next] = path.back();
+        if (next == left[r].size()) {
+          mark[r] = 2;
+          path.pop_back();
+          continue;
+        }
+        const uint32_t s = left[r][next++];
         if (mark[s] == 1)
           Fail("grammar", "rule '" + g_.names[s] + "' is left-recursive: it can reach itself without matching a byte "
                           "(e.g. a repetition of something that can be empty)");
-        if (mark[s] == 0) visit(s);
+        if (mark[s] == 0) {
+          mark[s] = 1;
+          path.push_back({s, 0});
+        }
       }
-      mark[r] = 2;
-    };
-    for (uint32_t r = 0; r < n; ++r)
-      if (mark[r] == 0) visit(r);
+    }
   }
 
   Grammar g_;

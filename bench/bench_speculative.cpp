@@ -16,7 +16,7 @@
 #include "g4/io/json.hpp"
 #include "g4/model/drafter.hpp"
 #include "g4/model/sampler.hpp"
-#include "g4/text/model_tokenizer.hpp"
+#include "g4/text/load_tokenizer.hpp"
 #include "support/synthetic_model.hpp"
 
 using namespace g4;

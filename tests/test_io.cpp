@@ -22,8 +22,7 @@
 #include "g4/io/gguf_export.hpp"
 #include "g4/io/gguf.hpp"
 #include "g4/io/gguf_writer.hpp"
-#include "g4/io/hf_tokenizer_gguf.hpp"
-#include "g4/text/load_tokenizer.hpp"
+#include "g4/text/gguf_vocab.hpp"
 #include "g4/io/safetensors.hpp"
 
 using namespace g4;

@@ -17,6 +17,7 @@
 #include "g4/core/dequantize.hpp"
 #include "g4/core/row_groups.hpp"
 #include "g4/core/tensor.hpp"
+#include "g4/kernels/cpu_tuning.hpp"
 #include "g4/kernels/ops.hpp"
 #include "g4/kernels/reference.hpp"
 

@@ -207,7 +207,7 @@ void CheckText(const Checkpoint& ck, const Golden& g, double tol, double min_top
 // HWC patch rows (as the reference's pixel_values) in the order the checkpoint's vision weights expect.
 std::vector<float> PatchRowsFor(const VisionEmbedder& embedder, std::span<const float> hwc, size_t n) {
   std::vector<float> rows(hwc.begin(), hwc.begin() + static_cast<std::ptrdiff_t>(n * kPatchValues));
-  if (embedder.order() == PatchOrder::kCHW) HwcToChwRows(rows);
+  if (embedder.order() == PatchOrder::kCHW) HwcToChwRows(rows, kPatchPixels);
   return rows;
 }
 

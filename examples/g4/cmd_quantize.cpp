@@ -10,7 +10,9 @@
 #include "command.hpp"
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/gguf_export.hpp"
-#include "g4/io/hf_tokenizer_gguf.hpp"
+#include "g4/text/gguf_vocab.hpp"
+#include "g4/text/load_tokenizer.hpp"
+#include "g4/text/model_chat_template.hpp"
 
 namespace {
 
@@ -52,14 +54,14 @@ int RunQuantize(std::vector<std::string> argv) {
   std::printf("writing %s (%s, %s) from %s\n", out.c_str(), ck.config().assistant ? "gemma4-assistant" : "gemma4",
               scheme->name().c_str(), in.c_str());
   ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 0, ThreadPool::kMaxThreads)));
-  // A safetensors checkpoint's vocabulary lives in tokenizer.json beside it; GGUF sources carry their own.
+  // A safetensors checkpoint's vocabulary lives in its tokenizer.json, its chat template beside that; GGUF sources
+  // carry their own.
   std::optional<GgufTokenizer> tokenizer;
   namespace fs = std::filesystem;
   std::error_code ec;
-  const fs::path dir = fs::is_directory(in, ec) ? fs::path(in) : fs::path(in).parent_path();
-  const std::string tok_json = args.get("--tokenizer", ck.is_gguf() ? "" : (dir / "tokenizer.json").string());
+  const std::string tok_json = args.get("--tokenizer", ck.is_gguf() ? "" : HfTokenizerJson(in).string());
   if (!tok_json.empty() && (args.has("--tokenizer") || fs::exists(tok_json, ec))) {
-    tokenizer = GgufTokenizerFromHf(tok_json, (fs::path(tok_json).parent_path() / "chat_template.jinja").string());
+    tokenizer = GgufTokenizerFromHf(tok_json, ModelChatTemplate(fs::absolute(tok_json).parent_path().string()));
     std::printf("  tokenizer from %s (%zu tokens, %zu merges)\n", tok_json.c_str(), tokenizer->tokens.size(), tokenizer->merges.size());
   }
   ExportModelGguf(ck, out, *scheme, pool, log, tokenizer ? &*tokenizer : nullptr);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "g4/core/dequantize.hpp"
+#include "g4/core/patch_order.hpp"
 #include "g4/core/quantize.hpp"
 #include "g4/core/thread_pool.hpp"
 #include "g4/io/checkpoint.hpp"
@@ -22,7 +23,6 @@
 #include "g4/io/gguf_writer.hpp"
 #include "g4/io/quant_mix.hpp"
 #include "g4/io/tensor_names.hpp"
-#include "g4/media/image_patches.hpp"
 
 namespace g4 {
 
@@ -142,7 +142,7 @@ inline std::function<void(std::vector<float>&)> PosTableToPlanar(int64_t n_pos, 
 }  // namespace export_detail
 
 // The text model (or drafter) of `ck` as a GGUF at `out_path`. The tokenizer: `tokenizer` if given (e.g. from a
-// tokenizer.json, see hf_tokenizer_gguf.hpp), else the source GGUF's tokenizer.* keys verbatim.
+// tokenizer.json, see text/gguf_vocab.hpp), else the source GGUF's tokenizer.* keys verbatim.
 inline void ExportModelGguf(const Checkpoint& ck, const std::string& out_path, const QuantScheme& scheme, ThreadPool& pool,
                             const std::function<void(const std::string&)>& log = {}, const GgufTokenizer* tokenizer = nullptr) {
   using namespace export_detail;

@@ -25,6 +25,7 @@
 #include "g4/core/tensor.hpp"
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
+#include "g4/kernels/cpu_tuning.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
 #include "g4/kernels/matmul_vnni_decode-inl.h"
 #include "g4/kernels/matmul_maddubs-inl.h"

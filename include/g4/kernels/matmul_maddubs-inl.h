@@ -42,7 +42,7 @@
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
 #include "g4/kernels/matmul_vnni_decode-inl.h"  // DotBroadcast
-#include "g4/kernels/ops.hpp"  // OneTokenPrefetchInSoftware
+#include "g4/kernels/cpu_tuning.hpp"  // OneTokenPrefetchInSoftware
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2  // AVX2 and every better x86 target (Highway orders them)
 #include <immintrin.h>

@@ -52,7 +52,7 @@
 #include "g4/core/tensor.hpp"
 #include "g4/core/types.hpp"
 #include "g4/kernels/matmul_int8-inl.h"
-#include "g4/kernels/ops.hpp"
+#include "g4/kernels/cpu_tuning.hpp"
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3  // AVX3 and every better x86 target
 #include <cpuid.h>

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "g4/core/error.hpp"
+#include "g4/core/patch_order.hpp"
 #include "g4/media/rgb_image.hpp"
 #include "g4/media/resize.hpp"
 
@@ -20,23 +21,6 @@ inline constexpr int kPatchPixels = 48;                              // 16-px pa
 inline constexpr int kPatchValues = kPatchPixels * kPatchPixels * 3;  // 6912
 inline constexpr int kImageBudgets[] = {70, 140, 280, 560, 1120};     // soft tokens per image
 inline constexpr int kDefaultImageBudget = 280;
-
-// Order of the 6912 values of one patch vector. HWC is the HF checkpoint's (index row*144 + col*3 + c);
-// CHW is llama.cpp's mmproj GGUF's, whose converter permutes patch_dense and patch_ln1 for ggml's im2col
-// (index c*2304 + row*48 + col).
-enum class PatchOrder { kHWC, kCHW };
-
-// Rewrites rows of HWC patch vectors ([n, 3 p p], index row*3p + col*3 + c) in place into CHW order
-// (index c*p*p + row*p + col): how llama.cpp's converter permutes patch_dense columns, and how the golden HWC
-// pixel rows are fed to an mmproj's embedder.
-inline void HwcToChwRows(std::span<float> rows, int p = kPatchPixels) {
-  const size_t patch = static_cast<size_t>(3 * p * p);
-  std::vector<float> row(patch);
-  for (size_t base = 0; base + patch <= rows.size(); base += patch) {
-    for (size_t i = 0; i < patch; ++i) row[(i % 3) * p * p + (i / (3 * p)) * p + (i / 3) % p] = rows[base + i];
-    std::copy(row.begin(), row.end(), rows.begin() + static_cast<std::ptrdiff_t>(base));
-  }
-}
 
 struct ImagePatches {
   int grid_width = 0, grid_height = 0;  // in patches; size() = grid_width * grid_height <= budget

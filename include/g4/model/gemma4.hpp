@@ -15,6 +15,7 @@
 #include "g4/core/dequantize.hpp"
 #include "g4/core/mapped_file.hpp"
 #include "g4/core/row_groups.hpp"
+#include "g4/kernels/cpu_tuning.hpp"
 #include "g4/kernels/ops.hpp"
 #include "g4/model/config.hpp"
 #include "g4/model/decoder_layer.hpp"

@@ -24,7 +24,7 @@
 #include "g4/text/chat_request.hpp"
 #include "g4/text/chat_template.hpp"
 #include "g4/text/model_chat_template.hpp"
-#include "g4/text/model_tokenizer.hpp"
+#include "g4/text/load_tokenizer.hpp"
 
 namespace g4 {
 

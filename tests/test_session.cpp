@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 
+#include "g4/session/scheduler.hpp"
 #include "g4/session/session.hpp"
 #include "support/compare.hpp"
 #include "support/random_model.hpp"
@@ -342,4 +343,178 @@ TEST_CASE("session: a model file with a foreign or broken chat template still ru
     CHECK(session.Respond(chat, Greedy(4)).tokens.size() > 0);
   }
   fs::remove_all(dir);
+}
+
+namespace {
+
+// log_softmax of one row of logits, in double: the test's own truth for logprobs.
+std::vector<double> LogSoftmax(std::span<const float> row) {
+  const double max = *std::max_element(row.begin(), row.end());
+  double sum = 0;
+  for (const float l : row) sum += std::exp(l - max);
+  std::vector<double> out(row.size());
+  for (size_t i = 0; i < row.size(); ++i) out[i] = row[i] - max - std::log(sum);
+  return out;
+}
+
+// Checks a reply's logprobs against the log-softmax of fresh logits over prompt + answer (Gemma4::Forward in one
+// pass): the sampled token's, and top alternatives that are the most likely ones, most likely first.
+void CheckLogprobs(const LoadedModel& lm, std::span<const int32_t> prompt, const Reply& r, size_t top_n) {
+  REQUIRE(r.logprobs.has_value());
+  std::vector<int32_t> all(prompt.begin(), prompt.end());
+  all.insert(all.end(), r.tokens.begin(), r.tokens.end());
+  const std::vector<float> logits = FreshLogits(lm.model(), all);
+  const size_t V = static_cast<size_t>(lm.model().config().vocab_size);
+  const std::vector<int32_t>& stops = lm.model().config().tokens.stop_ids;
+  const bool last_is_stop = !r.tokens.empty() && std::find(stops.begin(), stops.end(), r.tokens.back()) != stops.end();
+  REQUIRE(r.logprobs->size() == r.tokens.size() - (last_is_stop ? 1 : 0));
+  for (size_t i = 0; i < r.logprobs->size(); ++i) {
+    CAPTURE(i);
+    const TokenLogprob& t = (*r.logprobs)[i];
+    const std::vector<double> want = LogSoftmax(std::span(logits).subspan((prompt.size() - 1 + i) * V, V));
+    CHECK(t.id == r.tokens[i]);
+    CHECK(t.text == lm.tokenizer().TokenText(t.id));
+    CHECK(t.logprob == doctest::Approx(want[static_cast<size_t>(t.id)]).epsilon(1e-3));
+    std::vector<double> sorted = want;
+    std::sort(sorted.begin(), sorted.end(), std::greater<double>());
+    REQUIRE(t.top.size() == top_n);
+    for (size_t k = 0; k < top_n; ++k) {
+      CHECK(t.top[k].logprob == doctest::Approx(want[static_cast<size_t>(t.top[k].id)]).epsilon(1e-3));
+      CHECK(t.top[k].logprob == doctest::Approx(sorted[k]).epsilon(1e-3));  // the k-th most likely (ties aside)
+      CHECK(t.top[k].text == lm.tokenizer().TokenText(t.top[k].id));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("session: logprobs are the log-softmax of the model's own logits, whether drafted or not, and stream with the text") {
+  Demo demo(/*drafter=*/true);
+  GenerateParams p = Greedy(16);
+  p.logprobs = true;
+  p.top_logprobs = 5;
+  p.sampling.temperature = 0.8f;  // logprobs describe the model, not the sampler's settings
+  p.sampling.seed = 7;
+  p.sampling.frequency_penalty = 1.0f;
+  p.speculative = false;
+  const Prompt prompt = Session::RawPrompt(demo.lm, "Returns the", {});
+  Session plain(demo.lm);
+  std::vector<TokenLogprob> streamed;
+  std::string text;
+  const Reply r = plain.Complete("Returns the", {}, p, {}, [&](const MessageDelta& d) {
+    streamed.insert(streamed.end(), d.logprobs.begin(), d.logprobs.end());
+    text += d.content;
+    return true;
+  });
+  CheckLogprobs(demo.lm, prompt.tokens(), r, 5);
+  CHECK(text == r.text);
+  REQUIRE(streamed.size() == r.logprobs->size());
+  for (size_t i = 0; i < streamed.size(); ++i) CHECK(streamed[i].id == (*r.logprobs)[i].id);
+  // With the drafter (verification logits of several positions per pass; speculative sampling draws other
+  // tokens from the same distribution): each token's logprob is still the model's at its position.
+  p.speculative = true;
+  Session drafted(demo.lm);
+  const Reply d = drafted.Complete("Returns the", {}, p);
+  CHECK(d.draft_stats.rounds > 0);
+  CheckLogprobs(demo.lm, prompt.tokens(), d, 5);
+  // Not asked: none recorded.
+  p.logprobs = false;
+  CHECK_FALSE(Session(demo.lm).Complete("Returns the", {}, p).logprobs.has_value());
+}
+
+TEST_CASE("session: tool_choice shapes the prompt; a forced call is parsed from its start; one call ends the answer") {
+  ThreadPool pool(2);
+  ModelFiles files;
+  files.model = testing::DataDir() + "/demo";
+  files.chat_template = testing::DataDir() + "/chat-template/gemma4-official.jinja";
+  const LoadedModel lm(files, pool);
+  const Tokenizer& tok = lm.tokenizer();
+  using Json = nlohmann::ordered_json;
+  const Json tool = {{"type", "function"},
+                     {"function", {{"name", "get_weather"}, {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}};
+  const Json bare = {{"messages", {{{"role", "user"}, {"content", "Weather in Paris?"}}}}};
+  Json with_tools = bare;
+  with_tools["tools"] = {tool};
+  const auto ids = [&](const Json& request) { return Session::ChatPrompt(lm, request, {}, false).tokens(); };
+  CHECK(ids(with_tools) != ids(bare));
+  Json none = with_tools;
+  none["tool_choice"] = "none";
+  CHECK(ids(none) == ids(bare));  // no tools offered
+  Json forced = with_tools;
+  forced["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+  std::vector<int32_t> want = ids(with_tools);
+  const std::vector<int32_t> call = tok.Encode("<|tool_call>call:get_weather{", {.add_bos = false, .parse_special = true});
+  want.insert(want.end(), call.begin(), call.end());
+  CHECK(ids(forced) == want);
+  forced["tool_choice"]["function"]["name"] = "rm";
+  CHECK_THROWS_WITH_AS(ids(forced), doctest::Contains("tool_choice"), Error);
+  forced["tool_choice"]["function"]["name"] = "get_weather";
+
+  // The demo model continues the forced call; whatever it writes, the stream and the reply agree: the call's id
+  // and name first, then fragments that join to the reply's arguments (or, malformed, the call withdrawn and its
+  // text, prefix included, in the content).
+  Session session(lm);
+  std::vector<ToolCallDelta> deltas;
+  const Reply r = session.RespondTo(forced, {}, Greedy(40), {}, [&](const MessageDelta& d) {
+    deltas.insert(deltas.end(), d.tool_calls.begin(), d.tool_calls.end());
+    return true;
+  });
+  REQUIRE(!deltas.empty());
+  CHECK(deltas[0].name == "get_weather");
+  CHECK(deltas[0].arguments.empty());
+  std::string fragments;
+  bool withdrawn = false;
+  for (const ToolCallDelta& t : deltas) fragments += t.arguments, withdrawn = withdrawn || t.withdrawn;
+  if (withdrawn) {
+    CHECK(r.tool_calls.empty());
+    CHECK(r.text.starts_with("<|tool_call>call:get_weather{"));
+    CHECK(!r.warnings.empty());
+  } else {
+    REQUIRE(r.tool_calls.size() >= 1);
+    CHECK(r.tool_calls[0]["function"]["arguments"] == fragments);
+  }
+  MESSAGE("demo model, forced call: " << (withdrawn ? "malformed, returned as text: " + r.text : "arguments " + fragments));
+
+  // parallel_tool_calls false: the answer ends with its first call (Push says stop), the rest is not read.
+  Json one = with_tools;
+  one["parallel_tool_calls"] = false;
+  Reply reply;
+  const GenerateParams params;
+  const TextCallback no_text;  // (Output keeps references: no temporaries)
+  const DeltaCallback no_deltas;
+  session_detail::Output out(tok, params, reply, no_text, no_deltas, /*chat=*/true, RequestToolChoice(one));
+  const std::vector<int32_t> answer =
+      tok.Encode("<|tool_call>call:get_weather{city:<|\"|>Paris<|\"|>}<tool_call|><|tool_call>call:get_weather{city:<|\"|>Rome<|\"|>}<tool_call|>");
+  size_t close = 0;  // the token that completes the first "<tool_call|>" (several text tokens in the demo's vocabulary)
+  for (std::string seen; seen.find("<tool_call|>") == std::string::npos; ++close) seen += tok.TokenText(answer[close]);
+  size_t pushed = 0;
+  while (pushed < answer.size() && out.Push(answer[pushed])) ++pushed;
+  CHECK(pushed + 1 == close);  // Push said stop at the first call's end
+  out.Finish();
+  REQUIRE(reply.tool_calls.size() == 1);
+  CHECK(reply.tool_calls[0]["function"]["arguments"] == R"({"city":"Paris"})");
+}
+
+TEST_CASE("scheduler: logprobs and a forced call come out as in Session (one implementation, session_detail::Output)") {
+  Demo demo;
+  GenerateParams p = Greedy(12);
+  p.logprobs = true;
+  p.top_logprobs = 3;
+  Scheduler sched(demo.lm, SchedulerOptions{.slots = 1, .queue = 4, .context = 256});
+  const Prompt prompt = Session::RawPrompt(demo.lm, "Returns the", {});
+  std::vector<TokenLogprob> streamed;
+  SchedulerRequest req(prompt, p);
+  req.on_delta = [&](const MessageDelta& d) {
+    streamed.insert(streamed.end(), d.logprobs.begin(), d.logprobs.end());
+    return true;
+  };
+  const uint64_t id = sched.Submit(std::move(req));
+  sched.RunUntilIdle();
+  const std::optional<Completion> c = sched.Take(id);
+  REQUIRE(c.has_value());
+  CHECK(c->error.empty());
+  CheckLogprobs(demo.lm, prompt.tokens(), c->reply, 3);
+  CHECK(streamed.size() == c->reply.logprobs->size());
+  const Reply alone = Session(demo.lm).Complete("Returns the", {}, p);
+  CHECK(alone.tokens == c->reply.tokens);
 }

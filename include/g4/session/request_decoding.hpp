@@ -49,8 +49,6 @@ class RequestDecoding {
                   std::span<const int32_t> turn_stops, GenerateParams params, TextCallback on_text, size_t context,
                   bool chat = false, ToolChoice tools = {}, DeltaCallback on_delta = {})
       : params_(std::move(params)),
-        on_text_(std::move(on_text)),
-        on_delta_(std::move(on_delta)),
         stop_ids_(AnswerStopIds(cfg, turn_stops, params_.stop_ids)),
         sampler_(RequestSampler(params_.sampling, suppressed, cfg.vocab_size, prompt.tokens())),
         pick_(SamplerVerify(sampler_)) {
@@ -61,7 +59,7 @@ class RequestDecoding {
     reply_.prompt_tokens = prompt.size();
     Require(tokenizer || !chat, "request", "a chat answer needs the model's tokenizer");
     if (tokenizer) {
-      output_.emplace(*tokenizer, params_, reply_, on_text_, on_delta_, chat, std::move(tools));
+      output_.emplace(*tokenizer, params_, reply_, std::move(on_text), std::move(on_delta), chat, std::move(tools));
       pick_ = session_detail::Recording(std::move(pick_), *output_);
     }
   }
@@ -103,13 +101,11 @@ class RequestDecoding {
 
  private:
   GenerateParams params_;
-  TextCallback on_text_;
-  DeltaCallback on_delta_;
   std::vector<int32_t> stop_ids_;
   Sampler sampler_;
   VerifyRule pick_;  // refers to sampler_ (and output_: logprobs)
   Reply reply_;
-  std::optional<session_detail::Output> output_;  // refers to params_, reply_, on_text_, on_delta_
+  std::optional<session_detail::Output> output_;  // refers to reply_
   size_t max_tokens_ = 0;
   bool stopped_by_id_ = false;
 };

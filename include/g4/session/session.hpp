@@ -129,9 +129,9 @@ namespace session_detail {
 // Session::Run and RequestDecoding.
 class Output {
  public:
-  Output(const Tokenizer& tok, const GenerateParams& params, Reply& reply, const TextCallback& on_text,
-         const DeltaCallback& on_delta, bool chat, ToolChoice tools = {})
-      : tok_(tok), decoder_(tok), stops_(params.stop_strings), reply_(reply), on_text_(on_text), on_delta_(on_delta),
+  Output(const Tokenizer& tok, const GenerateParams& params, Reply& reply, TextCallback on_text, DeltaCallback on_delta,
+         bool chat, ToolChoice tools = {})
+      : tok_(tok), decoder_(tok), stops_(params.stop_strings), reply_(reply), on_text_(std::move(on_text)), on_delta_(std::move(on_delta)),
         chat_(chat), keep_markup_(!chat && params.keep_markup), parser_(std::move(tools), CallIdPrefix()),
         top_logprobs_(params.logprobs ? std::optional<size_t>(params.top_logprobs) : std::nullopt) {
     Require(params.top_logprobs <= kMaxTopLogprobs, "top_logprobs", "at most " + std::to_string(kMaxTopLogprobs));
@@ -207,8 +207,8 @@ class Output {
   StreamDecoder decoder_;
   StopStrings stops_;
   Reply& reply_;
-  const TextCallback& on_text_;
-  const DeltaCallback& on_delta_;
+  TextCallback on_text_;
+  DeltaCallback on_delta_;
   bool chat_, keep_markup_;
   ToolCallParser parser_;
   std::set<int32_t> markers_;
@@ -229,11 +229,10 @@ inline VerifyRule Recording(VerifyRule rule, Output& output) {
   };
 }
 
-// The forced call of a named tool_choice, as the model would write its start: <|tool_call>call:NAME{.
+// The forced call of a named tool_choice, as the model would write its start: <|tool_call>call:NAME{ (the marker
+// as the template's markup is read: its control token where the vocabulary has one; the name never is markup).
 inline std::vector<int32_t> ForcedCallIds(const Tokenizer& tok, const std::string& name) {
-  const auto open = tok.Find("<|tool_call>");
-  Require(open.has_value(), "tool_choice", "this model's vocabulary has no <|tool_call> token");
-  std::vector<int32_t> ids = {*open};
+  std::vector<int32_t> ids = tok.Encode("<|tool_call>", {.add_bos = false, .parse_special = true});
   const std::vector<int32_t> rest = tok.Encode("call:" + name + "{", {.add_bos = false, .parse_special = false});
   ids.insert(ids.end(), rest.begin(), rest.end());
   return ids;

@@ -56,6 +56,7 @@ TEST_SUITE("fuzz_regressions") {
         {"wav", g4::fuzz::Wav},
         {"image", g4::fuzz::Image},
         {"chat_template", g4::fuzz::ChatTemplate},
+        {"json_schema", g4::fuzz::JsonSchema},
         {"jinja", g4::fuzz::Jinja},
     };
     size_t total = 0;

@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "g4/core/error.hpp"
+#include "g4/grammar/gbnf.hpp"
+#include "g4/grammar/json_schema.hpp"
+#include "g4/grammar/recognizer.hpp"
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/gguf.hpp"
 #include "g4/io/hf_config.hpp"
@@ -224,6 +227,21 @@ inline void Jinja(Bytes in) {
   parser.Feed(std::string_view(out).substr(0, out.size() / 2));
   parser.Feed(std::string_view(out).substr(out.size() / 2));
   parser.Finish();
+}
+
+// Structured output's compilers: input that parses as JSON is a JSON Schema (compiled to grammar text, then
+// parsed), anything else grammar text; the grammar then runs over the input's own bytes, as a model's output would.
+inline void JsonSchema(Bytes in) {
+  const std::string_view text(reinterpret_cast<const char*>(in.data()), in.size());
+  const auto schema = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  Grammar g = schema.is_discarded() ? ParseGrammar(text) : JsonSchemaGrammar(schema);
+  GrammarRecognizer r(std::make_shared<const Grammar>(std::move(g)));
+  int32_t st = r.Start();
+  for (size_t i = 0; i < in.size() && i < 4096 && st != GrammarRecognizer::kDead; ++i) {
+    const int32_t next = r.Next(st, in[i]);
+    if (next != GrammarRecognizer::kDead && !r.Possible(st).Has(in[i])) std::abort();  // taken, so it was possible
+    st = next;
+  }
 }
 
 }  // namespace g4::fuzz

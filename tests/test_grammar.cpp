@@ -2,9 +2,11 @@
 // ranges, hand-written matches), the JSON Schema compiler (random valid documents: every prefix's next byte is
 // allowed; unsupported keywords name themselves), the token mask against a token-by-token check, and the demo
 // model sampled at temperature 1 under schemas: every answer parses (nlohmann) and validates (a validator written
-// here, not the grammar), through Session (plain and speculative) and the Scheduler.
+// here, not the grammar), through Session (plain and speculative) and the Scheduler; tool calls in Gemma's syntax
+// (random walks through the mask, parsed by a reader written here) and the lazy trigger around them.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <random>
 #include <regex>
 #include <string>
@@ -487,4 +489,169 @@ TEST_CASE("demo model at temperature 1: the Scheduler runs the same constraint p
     CHECK(c.error.empty());
     CheckAnswer(c.reply, Json::parse(kSchemas[k]), "scheduler schema " + std::to_string(k));
   }
+}
+
+namespace {
+
+// Gemma's value syntax -> JSON, written here as the judge (bare or quoted keys, <|"|> strings, JSON scalars).
+class GemmaValue {
+ public:
+  explicit GemmaValue(std::string_view s) : s_(s) {}
+  Json Parse() {
+    Json v = Value();
+    REQUIRE_MESSAGE(pos_ == s_.size(), "trailing text in ", std::string(s_));
+    return v;
+  }
+
+ private:
+  static constexpr std::string_view kQ = "<|\"|>";
+  Json Value() {
+    REQUIRE(pos_ < s_.size());
+    if (s_.substr(pos_).starts_with(kQ)) return String();
+    if (s_[pos_] == '{') {
+      Json o = Json::object();
+      ++pos_;
+      while (s_[pos_] != '}') {
+        std::string key;
+        if (s_.substr(pos_).starts_with(kQ)) key = String();
+        else while (s_[pos_] != ':') key += s_[pos_++];
+        REQUIRE(s_[pos_++] == ':');
+        o[key] = Value();
+        if (s_[pos_] == ',') ++pos_;
+      }
+      ++pos_;
+      return o;
+    }
+    if (s_[pos_] == '[') {
+      Json a = Json::array();
+      ++pos_;
+      while (s_[pos_] != ']') {
+        a.push_back(Value());
+        if (s_[pos_] == ',') ++pos_;
+      }
+      ++pos_;
+      return a;
+    }
+    const size_t end = s_.find_first_of(",}]", pos_);
+    const std::string atom(s_.substr(pos_, end - pos_));
+    pos_ = end == std::string_view::npos ? s_.size() : end;
+    return Json::parse(atom);
+  }
+  std::string String() {
+    pos_ += kQ.size();
+    const size_t end = s_.find(kQ, pos_);
+    REQUIRE(end != std::string_view::npos);
+    std::string v(s_.substr(pos_, end - pos_));
+    pos_ = end + kQ.size();
+    return v;
+  }
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
+// A small vocabulary with Gemma 4's tool-call control tokens, byte pieces and a few words.
+Tokenizer ToolVocabulary() {
+  std::vector<std::string> pieces = {"<pad>", "<eos>", "<bos>", "<unk>", "<|tool_call>", "<tool_call|>", "<|\"|>", "<turn|>"};
+  std::vector<int32_t> types(pieces.size(), 3);
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    pieces.push_back(buf);
+    types.push_back(6);
+  }
+  for (const char* w : {"call", ":", "call:", "get_weather", "{", "}", "location", "Paris", "\u2581the", "unit", "celsius", ",", "days",
+                        "1", "12", "-", "e", "<", "<|", "true", "null", "\"", "é", "search", "query", "tags", "[", "]", "],"}) {
+    pieces.push_back(w);
+    types.push_back(1);
+  }
+  return Tokenizer::FromVocab(pieces, std::vector<float>(pieces.size(), 0.0f), types, {}, {.bos = 2, .eos = 1, .unk = 3, .pad = 0});
+}
+
+const char* kTools = R"([
+  {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {
+     "location": {"type": "string", "maxLength": 12}, "unit": {"enum": ["celsius", "fahrenheit"]}, "days": {"type": "integer"}},
+     "required": ["location"]}}},
+  {"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {
+     "query": {"type": "string", "minLength": 1, "maxLength": 8}, "tags": {"type": "array", "items": {"type": "string", "maxLength": 3}, "maxItems": 3},
+     "exact": {"type": "boolean"}}, "required": ["query", "exact"], "additionalProperties": false}}}
+])";
+
+}  // namespace
+
+TEST_CASE("tool calls: random walks through the mask give calls that parse (Gemma's syntax) and validate") {
+  const Tokenizer tok = ToolVocabulary();
+  const auto trie = std::make_shared<const TokenTrie>(TokenTrie::FromTokenizer(tok));
+  const Json tools = Json::parse(kTools);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<float> logits(static_cast<size_t>(tok.size()));
+  const int32_t open = *tok.Find("<|tool_call>"), close = *tok.Find("<tool_call|>");
+  std::map<std::string, int> calls;
+  for (const Json& choice : {Json("required"), Json{{"type", "function"}, {"function", {{"name", "search"}}}}}) {
+    const auto g = ToolCallTokenGrammar(tok, trie, tools, choice);
+    for (int walk = 0; walk < 60; ++walk) {
+      TokenMatcher m(g);
+      std::vector<int32_t> ids;
+      while (ids.empty() || ids.back() != close) {
+        REQUIRE(ids.size() < 4000);
+        for (float& l : logits) l = u(rng);
+        m.Mask(logits);
+        const int32_t id = Argmax(logits);  // a random allowed token
+        m.Accept(id);
+        ids.push_back(id);
+      }
+      REQUIRE(ids.front() == open);  // required: the answer starts with the call
+      const std::string text = tok.Decode(std::span(ids).subspan(1, ids.size() - 2));
+      CAPTURE(text);
+      REQUIRE(text.starts_with("call:"));
+      const size_t brace = text.find('{');
+      const std::string name = text.substr(5, brace - 5);
+      if (choice.is_object()) CHECK(name == "search");
+      const Json* schema = nullptr;
+      for (const Json& t : tools)
+        if (t["function"]["name"] == name) schema = &t["function"]["parameters"];
+      REQUIRE(schema != nullptr);
+      const Json args = GemmaValue(std::string_view(text).substr(brace)).Parse();
+      CHECK(Valid(args, *schema, *schema));
+      calls[name]++;
+    }
+  }
+  CHECK(calls["get_weather"] > 0);  // "required" reached both functions
+  CHECK(calls["search"] > 60);
+}
+
+TEST_CASE("tool calls: free text until <|tool_call>, the call constrained, free again after <tool_call|>") {
+  const Tokenizer tok = ToolVocabulary();
+  const auto trie = std::make_shared<const TokenTrie>(TokenTrie::FromTokenizer(tok));
+  const Json tools = Json::parse(kTools);
+  TokenMatcher m(ToolCallTokenGrammar(tok, trie, tools, "auto"));
+  const int32_t open = *tok.Find("<|tool_call>"), close = *tok.Find("<tool_call|>"), paris = *tok.Find("Paris");
+  const int32_t quote = *tok.Find("<|\"|>"), turn = *tok.Find("<turn|>");
+  for (const int32_t id : {paris, open, turn, quote}) CHECK(m.Allows(id));  // free: anything
+  for (const int32_t id : {paris, *tok.Find("\u2581the")}) m.Accept(id);
+  m.Accept(open);
+  CHECK(!m.Allows(paris));
+  CHECK(!m.Allows(turn));
+  const auto feed = [&](std::initializer_list<const char*> pieces) {
+    for (const char* p : pieces) {
+      const int32_t id = *tok.Find(p);
+      REQUIRE_MESSAGE(m.Allows(id), p);
+      m.Accept(id);
+    }
+  };
+  feed({"call:", "get_weather", "{", "location", ":", "<|\"|>", "Paris", "<|\"|>"});
+  CHECK(!m.Allows(*tok.Find("\"")));  // a JSON quote is not Gemma's
+  CHECK(m.Allows(*tok.Find("}")));
+  CHECK(!m.Allows(close));            // the body is not closed yet
+  feed({"}", "<tool_call|>"});
+  CHECK(m.Allows(paris));             // free again
+  CHECK(m.Allows(turn));
+  // Errors: unknown names, tool_choice none, a vocabulary without the markers.
+  CHECK(ToolCallTokenGrammar(tok, trie, tools, "none") == nullptr);
+  CHECK_THROWS_WITH_AS(ToolCallTokenGrammar(tok, trie, tools, Json{{"type", "function"}, {"function", {{"name", "nope"}}}}),
+                       doctest::Contains("names function 'nope'"), Error);
+  CHECK_THROWS_WITH_AS(ToolCallTokenGrammar(tok, trie, Json::parse(R"([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer", "minimum": 1}}}}}])"), "auto"),
+                       doctest::Contains("tools[0].function.parameters: json schema: keyword 'minimum' is not supported"), Error);
+  Demo demo;
+  CHECK_THROWS_WITH_AS(ToolCallConstraint(demo.lm, tools), doctest::Contains("no <|tool_call>"), Error);
 }

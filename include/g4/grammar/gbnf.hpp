@@ -3,6 +3,7 @@
 //   root  ::= "{" ws pair ("," ws pair)* "}"     # a rule per line; `root` is where matching starts
 //   pair  ::= [a-z]+ ":" ws ( "true" | "false" ) # "literal", [class] / [^negated], ( group ), a | b
 //   ws    ::= [ \t\n]{0,4}                       # x*, x+, x?, x{m}, x{m,}, x{m,n}; . is any character
+//   call  ::= <|tool_call> "call:" [a-z]+        # <...>: the control token with this text (never its spelling)
 //
 // A rule ends at the end of its line unless a group is open or the line ends in `|`. Escapes in literals and
 // classes: \n \r \t \\ \" \] \[ \- \^ \/ \xHH \uHHHH \UHHHHHHHH (code points, written as UTF-8). Every error is a
@@ -131,6 +132,13 @@ class Parser {
         const Seq lit = b_.Literal(bytes);
         seq.insert(seq.end(), lit.begin(), lit.end());
         if (lit.empty()) have_item = false;
+      } else if (c == '<') {
+        const size_t close = s_.find('>', pos_ + 1);
+        if (close == std::string_view::npos || s_.substr(pos_, close - pos_).find('\n') != std::string_view::npos)
+          Error(at, "unterminated special token ('<' without '>')");
+        const Seq tok = b_.Literal(SpecialTokenBytes(s_.substr(pos_, close + 1 - pos_)));
+        pos_ = close + 1;
+        seq.insert(seq.end(), tok.begin(), tok.end());
       } else if (c == '[') {
         seq.push_back(ClassItem(at));
       } else if (c == '.') {

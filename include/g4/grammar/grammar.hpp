@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,11 @@ struct Grammar {
   std::vector<ByteSet> byte_sets;
   uint32_t root = 0;
 };
+
+// A control token (<|tool_call>, <eos>) as the recogniser sees it: its text between two 0xFF bytes, which no
+// UTF-8 text contains, so a grammar allows it only where it names the token (grammar text `<|tool_call>`), and
+// spelling the text out in ordinary characters never stands for it.
+inline std::string SpecialTokenBytes(std::string_view text) { return "\xFF" + std::string(text) + "\xFF"; }
 
 // A code point range, inclusive.
 struct CodeRange {

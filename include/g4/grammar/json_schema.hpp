@@ -59,6 +59,25 @@ inline const std::map<std::string, Primitive>& Primitives() {
   return p;
 }
 
+// The same for Gemma 4's tool-call value syntax (the chat template's format_argument): strings between <|"|>
+// quotes (the rule "gq") taken literally, bare keys, no whitespace. A string never holds "<|" (which could
+// spell a quote out) nor ends in "<"; one with minLength / maxLength holds no "<" at all.
+inline const std::map<std::string, Primitive>& GemmaPrimitives() {
+  static const std::map<std::string, Primitive> p = [] {
+    std::map<std::string, Primitive> m = Primitives();
+    m["ws"] = {R"("")", {}};
+    m["gemma-char"] = {R"([^<] | "<" [^|<])", {}};
+    m["gemma-char1"] = {R"([^<])", {}};  // one code point, for counted lengths
+    m["string"] = {R"(gq gemma-char* gq)", {"gq", "gemma-char"}};
+    m["gemma-key"] = {R"([A-Za-z_] [A-Za-z0-9_]{0,63})", {}};
+    m["object"] = {R"("{" ( gemma-key ":" value ( "," gemma-key ":" value )* )? "}")", {"gemma-key", "value"}};
+    m["array"] = {R"("[" ( value ( "," value )* )? "]")", {"value"}};
+    m.erase("json-char");
+    return m;
+  }();
+  return p;
+}
+
 // A grammar literal for these bytes.
 inline std::string Literal(std::string_view bytes) {
   std::string out = "\"";
@@ -82,7 +101,8 @@ inline std::string Literal(std::string_view bytes) {
 // characters that need escaping are written escaped; classes and `.` keep only characters that need none.
 class PatternCompiler {
  public:
-  explicit PatternCompiler(std::string_view p) : p_(p) {}
+  // json_escape: the string is written as JSON (quotes and backslashes escaped), else literally (Gemma's).
+  PatternCompiler(std::string_view p, bool json_escape) : p_(p), json_escape_(json_escape) {}
   std::string Compile() {
     if (!p_.empty() && p_.front() == '^') ++pos_;
     std::string e = Alternatives(0);
@@ -152,7 +172,8 @@ class PatternCompiler {
       if (const char* cls = Shorthand(e)) return std::string("[") + cls + "]";
       if (e == 'D' || e == 'W' || e == 'S') return "( " + std::string("[^") + Shorthand(static_cast<char>(e | 0x20)) + "\"\\\\\\x00-\\x1F] )";
       if (std::isalnum(static_cast<unsigned char>(e)) && e != 'n' && e != 't' && e != 'r') Error(std::string("unsupported escape \\") + e);
-      return EncodedChar(e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e);
+      const char lit = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+      return json_escape_ ? EncodedChar(lit) : Literal(std::string_view(&lit, 1));
     }
     // One UTF-8 character, literally.
     size_t n = 1;
@@ -160,7 +181,7 @@ class PatternCompiler {
     if (u >= 0xC0) n = u >= 0xF0 ? 4 : u >= 0xE0 ? 3 : 2;
     const std::string_view ch = p_.substr(pos_, n);
     pos_ += n;
-    return n == 1 ? EncodedChar(c) : Literal(ch);
+    return n == 1 ? (json_escape_ ? EncodedChar(c) : Literal(std::string_view(&c, 1))) : Literal(ch);
   }
   // A character as the JSON string writes it.
   static std::string EncodedChar(char c) {
@@ -223,16 +244,25 @@ class PatternCompiler {
 
   static constexpr const char* kSafe = "[^\"\\\\\\x00-\\x1F]";
   std::string_view p_;
+  bool json_escape_;
   size_t pos_ = 0;
 };
 
 class Compiler {
  public:
-  explicit Compiler(const nlohmann::ordered_json& root) : root_(root) {}
+  // gemma_quote: empty for JSON; else Gemma's value syntax with this grammar expression for <|"|> (the token
+  // <|"|> where the vocabulary has it as a control token, else the literal text).
+  explicit Compiler(std::string gemma_quote = {}) : gemma_quote_(std::move(gemma_quote)) {}
 
-  std::string Compile() {
-    const std::string root = Schema(root_, "root", "");
-    std::string text = "root ::= " + root + "\n";
+  // A schema's expression; its $refs resolve in `root` (the document it came from).
+  std::string Compile(const nlohmann::ordered_json& schema, const nlohmann::ordered_json& root, const std::string& hint) {
+    root_ = &root;
+    return Schema(schema, hint, "");
+  }
+  // The grammar text: root ::= root_body, then every rule compiled so far and the primitives they use.
+  std::string Text(const std::string& root_body) const {
+    const auto& primitives = gemma() ? GemmaPrimitives() : Primitives();
+    std::string text = "root ::= " + root_body + "\n";
     for (const auto& [name, body] : rules_) text += name + " ::= " + body + "\n";
     // Primitives and what they use, transitively.
     std::set<std::string> done;
@@ -241,7 +271,11 @@ class Compiler {
       const std::string p = todo.back();
       todo.pop_back();
       if (!done.insert(p).second) continue;
-      const Primitive& prim = Primitives().at(p);
+      if (p == "gq") {
+        text += "gq ::= " + gemma_quote_ + "\n";
+        continue;
+      }
+      const Primitive& prim = primitives.at(p);
       text += p + " ::= " + prim.body + "\n";
       todo.insert(todo.end(), prim.uses.begin(), prim.uses.end());
     }
@@ -250,6 +284,45 @@ class Compiler {
 
  private:
   using Json = nlohmann::ordered_json;
+
+  bool gemma() const { return !gemma_quote_.empty(); }
+  // A string's quotes.
+  std::string Quote() { return gemma() ? Use("gq") : R"("\"")"; }
+  // A constant value (enum, const) as the output writes it.
+  std::string ValueLiteral(const Json& v) {
+    if (!gemma()) return Literal(v.dump());
+    if (v.is_string()) return Quote() + " " + Literal(v.get_ref<const std::string&>()) + " " + Quote();
+    if (v.is_array()) {
+      std::string out = Literal("[");
+      for (size_t i = 0; i < v.size(); ++i) out += (i ? " \",\" " : " ") + ValueLiteral(v[i]);
+      return out + " " + Literal("]");
+    }
+    if (v.is_object()) {
+      std::string out = Literal("{");
+      bool first = true;
+      for (const auto& [k, x] : Sorted(v)) {
+        out += (first ? " " : " \",\" ") + Key(k) + " \":\" " + ValueLiteral(*x);
+        first = false;
+      }
+      return out + " " + Literal("}");
+    }
+    return Literal(v.is_null() ? "null" : v.dump());
+  }
+  // An object member's key: JSON's quoted string, or Gemma's bare key (quoted if it is not a plain name).
+  std::string Key(const std::string& name) {
+    if (!gemma()) return Literal(Json(name).dump());
+    const bool bare = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+    return bare ? Literal(name) : Quote() + " " + Literal(name) + " " + Quote();
+  }
+  // Members in the order the output writes them: the schema's, or (Gemma, whose template sorts keys) by name.
+  std::vector<std::pair<std::string, const Json*>> Sorted(const Json& object) const {
+    std::vector<std::pair<std::string, const Json*>> out;
+    for (const auto& [k, v] : object.items()) out.emplace_back(k, &v);
+    if (gemma()) std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    return out;
+  }
 
   std::string Use(const std::string& primitive) {
     used_.insert(primitive);
@@ -302,14 +375,14 @@ class Compiler {
     }
     if (s.contains("const")) {
       Alone(s, "const", path);
-      return Literal(s["const"].dump());
+      return ValueLiteral(s["const"]);
     }
     if (s.contains("enum")) {
       Alone(s, "enum", path);
       const Json& list = s["enum"];
       if (!list.is_array() || list.empty()) Unsupported(path, "enum", "must be a non-empty array");
       std::string alts;
-      for (size_t i = 0; i < list.size(); ++i) alts += (i ? " | " : "") + Literal(list[i].dump());
+      for (size_t i = 0; i < list.size(); ++i) alts += (i ? " | " : "") + ValueLiteral(list[i]);
       return NewRule(hint, alts);
     }
     std::vector<std::string> types;
@@ -366,20 +439,21 @@ class Compiler {
   std::string Ref(const Json& ref, const std::string& path) {
     if (!ref.is_string()) Unsupported(path, "$ref", "must be a string");
     const std::string r = ref.get<std::string>();
-    if (r == "#") return "root";
-    for (const char* prefix : {"#/$defs/", "#/definitions/"}) {
+    const Json& root = *root_;
+    for (const char* prefix : {"#", "#/$defs/", "#/definitions/"}) {
       const std::string p = prefix;
-      if (r.compare(0, p.size(), p) != 0) continue;
-      const std::string name = r.substr(p.size());
-      const std::string container = p.substr(2, p.size() - 3);
-      if (!root_.is_object() || !root_.contains(container) || !root_[container].is_object() || !root_[container].contains(name))
+      if (p == "#" ? r != p : r.compare(0, p.size(), p) != 0) continue;
+      const std::string name = p == "#" ? "" : r.substr(p.size());
+      const std::string container = p == "#" ? "" : p.substr(2, p.size() - 3);
+      if (p != "#" && (!root.is_object() || !root.contains(container) || !root[container].is_object() || !root[container].contains(name)))
         Unsupported(path, "$ref", "points to '" + r + "', which is not defined");
-      const auto it = refs_.find(r);
+      const auto key = std::make_pair(root_, r);
+      const auto it = refs_.find(key);
       if (it != refs_.end()) return it->second;
       // Named before it is compiled, so that a definition can refer to itself.
       const std::string rule = "def-" + std::to_string(refs_.size());
-      refs_[r] = rule;
-      const std::string body = Schema(root_[container][name], name, "#/" + container + "/" + name);
+      refs_[key] = rule;
+      const std::string body = p == "#" ? Schema(root, "root", "#") : Schema(root[container][name], name, "#/" + container + "/" + name);
       rules_.emplace_back(rule, body);
       return rule;
     }
@@ -399,18 +473,18 @@ class Compiler {
     if (s.contains("pattern")) {
       if (min || max || s.contains("format")) Unsupported(path, "pattern", "together with minLength, maxLength or format is not supported");
       if (!s["pattern"].is_string()) Unsupported(path, "pattern", "must be a string");
-      return "\"\\\"\" " + PatternCompiler(s["pattern"].get<std::string>()).Compile() + " \"\\\"\"";
+      return Quote() + " " + PatternCompiler(s["pattern"].get<std::string>(), !gemma()).Compile() + " " + Quote();
     }
     if (s.contains("format")) {
       if (min || max) Unsupported(path, "format", "together with minLength or maxLength is not supported");
       const std::string f = s["format"].is_string() ? s["format"].get<std::string>() : "";
       if (f != "date" && f != "time" && f != "date-time" && f != "uuid")
         Unsupported(path, "format", "'" + f + "' is not supported (date, time, date-time, uuid are)");
-      return "\"\\\"\" " + Use(f) + " \"\\\"\"";
+      return Quote() + " " + Use(f) + " " + Quote();
     }
     if (!min && !max) return Use("string");
-    Use("json-char");
-    return "\"\\\"\" json-char{" + std::to_string(min.value_or(0)) + "," + (max ? std::to_string(*max) : "") + "} \"\\\"\"";
+    const std::string c = Use(gemma() ? "gemma-char1" : "json-char");
+    return Quote() + " " + c + "{" + std::to_string(min.value_or(0)) + "," + (max ? std::to_string(*max) : "") + "} " + Quote();
   }
 
   std::string Array(const Json& s, const std::string& hint, const std::string& path) {
@@ -454,10 +528,10 @@ class Compiler {
     std::vector<bool> optional;
     const auto add = [&](const std::string& name, const Json& schema) {
       const std::string value = Schema(schema, hint + "-" + name, Path(path, "properties/" + name));
-      kv.emplace_back(name, Literal(Json(name).dump()) + " ws \":\" ws " + value + " ws");
+      kv.emplace_back(name, Key(name) + " ws \":\" ws " + value + " ws");
       optional.push_back(std::find(required.begin(), required.end(), name) == required.end());
     };
-    for (const auto& [name, schema] : props.items()) add(name, schema);
+    for (const auto& [name, schema] : Sorted(props)) add(name, *schema);
     for (const std::string& r : required) {
       if (props.contains(r)) continue;
       if (closed) Unsupported(path, "required", "names '" + r + "', which additionalProperties false forbids");
@@ -475,9 +549,10 @@ class Compiler {
     return "\"{\" ws " + first + " \"}\"";
   }
 
-  const Json& root_;
+  std::string gemma_quote_;
+  const Json* root_ = nullptr;
   std::vector<std::pair<std::string, std::string>> rules_;
-  std::map<std::string, std::string> refs_;  // $ref -> rule
+  std::map<std::pair<const Json*, std::string>, std::string> refs_;  // (document, $ref) -> rule
   std::set<std::string> used_;
   int depth_ = 0;
 };
@@ -486,7 +561,9 @@ class Compiler {
 
 // The grammar text (grammar/gbnf.hpp syntax) of a JSON Schema; unsupported keywords are a g4::Error naming them.
 inline std::string JsonSchemaToGrammarText(const nlohmann::ordered_json& schema) {
-  return json_schema_detail::Compiler(schema).Compile();
+  json_schema_detail::Compiler c;
+  const std::string root = c.Compile(schema, schema, "root");
+  return c.Text(root);
 }
 inline Grammar JsonSchemaGrammar(const nlohmann::ordered_json& schema) { return ParseGrammar(JsonSchemaToGrammarText(schema)); }
 

@@ -15,6 +15,7 @@
 #include "g4/grammar/gbnf.hpp"
 #include "g4/grammar/json_schema.hpp"
 #include "g4/grammar/token_matcher.hpp"
+#include "g4/grammar/tool_call_grammar.hpp"
 #include "g4/session/loaded_model.hpp"
 
 namespace g4 {
@@ -39,6 +40,14 @@ inline std::shared_ptr<const TokenGrammar> JsonSchemaConstraint(const LoadedMode
 }
 // Any JSON object (response_format json_object).
 inline std::shared_ptr<const TokenGrammar> JsonObjectConstraint(const LoadedModel& m) { return ModelTokenGrammar(m, JsonObjectGrammar()); }
+
+// Tool calls of a chat request: once the model opens <|tool_call>, the call must name a declared function and
+// give arguments valid under its parameters (grammar/tool_call_grammar.hpp); tool_choice "required" or a named
+// function makes a call the answer's start. Null for tool_choice "none".
+inline std::shared_ptr<const TokenGrammar> ToolCallConstraint(const LoadedModel& m, const nlohmann::ordered_json& tools,
+                                                              const nlohmann::ordered_json& tool_choice = "auto") {
+  return ToolCallTokenGrammar(m.tokenizer(), m.token_trie(), tools, tool_choice);
+}
 
 // `g4 run --json-schema FILE` / `--grammar FILE` (at most one; null for neither). Errors name the file.
 inline std::shared_ptr<const TokenGrammar> ConstraintFromFiles(const LoadedModel& m, const std::string& json_schema_file,

@@ -4,8 +4,6 @@
 // a g4::Error, never a crash, a hang or unbounded memory.
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "g4/core/error.hpp"
@@ -15,14 +13,7 @@
 namespace {
 
 using g4::jinja::Json;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE_MESSAGE(f.good(), "cannot open " << path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using g4::testing::ReadText;
 
 Json ReadJson(const std::string& path) { return Json::parse(ReadText(path)); }
 

@@ -1,8 +1,8 @@
-// Limits that must fail cleanly (a g4::Error naming the problem, nothing allocated for it) and that other suites
-// do not already cover. Covered elsewhere: a context beyond the model's maximum and a prompt longer than the
-// context (test_model "limits: context, token ids, positions"), audio beyond 30 s (test_media), a tensor whose
-// declared bytes exceed the file (test_io: safetensors "past_eof" / GGUF "past_eof"), GGUF string and array counts
-// beyond the file (test_io "array_2_40", "string_array_2_40", "truncated_*"), and --threads 0 / 10000 of the CLI
+// Limits that must fail cleanly (a g4::Error naming the problem, nothing allocated for it) and that other suites do not
+// already cover. Covered elsewhere: a context beyond the model's maximum and a prompt longer than the context
+// (test_model "limits: context, token ids, positions"), audio beyond 30 s (test_audio), a tensor whose declared bytes
+// exceed the file (test_file_formats: safetensors "past_eof" / GGUF "past_eof"), GGUF string and array counts beyond
+// the file (test_file_formats "array_2_40", "string_array_2_40", "truncated_*"), and --threads 0 / 10000 of the CLI
 // (test_cli.sh).
 #include <doctest/doctest.h>
 
@@ -16,19 +16,12 @@
 #include "g4/core/thread_pool.hpp"
 #include "g4/media/image.hpp"
 #include "g4/media/image_patches.hpp"
+#include "support/errors.hpp"
 
 using namespace g4;
+using g4::testing::ErrorOf;
 
 namespace {
-
-std::string ErrorOf(const auto& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // A binary PPM whose header declares width x height but carries a single pixel: the size check must refuse it
 // from the header, before the decoder allocates the declared raster.
@@ -68,8 +61,11 @@ TEST_SUITE("limits") {
     }
     // At the limit the header passes the size check (stb_image then fills the missing pixels or refuses them).
     const std::string ok = PpmHeader(kMaxImageSide, 2);
-    CHECK(ErrorOf([&] { DecodeImage(std::as_bytes(std::span(ok)), "short.ppm"); }).find("pixel limit") ==
-          std::string::npos);
+    try {
+      DecodeImage(std::as_bytes(std::span(ok)), "short.ppm");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("pixel limit") == std::string::npos);
+    }
     CHECK(ErrorOf([] { TargetImageSize(kMaxImageSide + 1, 1, 70); }).find("pixel limit") != std::string::npos);
     CHECK(ErrorOf([] { TargetImageSize(0, 10, 70); }).find("no pixels") != std::string::npos);
   }

@@ -11,29 +11,13 @@
 #include "g4/model/gemma4.hpp"
 #include "g4/model/prompt.hpp"
 #include "g4/kernels/reference.hpp"
+#include "support/compare.hpp"
 #include "support/random_model.hpp"
 
 using namespace g4;
 
-namespace {
-
-double RelErr(std::span<const float> a, std::span<const float> ref) {
-  double m = 0, r = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    m = std::max(m, std::abs(static_cast<double>(a[i]) - ref[i]));
-    r = std::max(r, std::abs(static_cast<double>(ref[i])));
-  }
-  return m / (r + 1e-30);
-}
-
-std::vector<int32_t> RandomTokens(size_t n, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-  return t;
-}
-
-}  // namespace
+using testing::RelErr;
+using testing::Tokens;
 
 TEST_CASE("chunked prefill and token-by-token decode equal one pass, on random small models") {
   ThreadPool pool(2);
@@ -43,7 +27,7 @@ TEST_CASE("chunked prefill and token-by-token decode equal one pass, on random s
     CAPTURE(v.window);
     testing::RandomModel rm = testing::MakeRandomModel(v.pattern, v.window, v.k_eq_v, 7 + v.window);
     Gemma4 model(rm.cfg, rm.weights, pool);
-    const auto tokens = RandomTokens(29, rm.cfg.vocab_size, 11);
+    const auto tokens = Tokens(29, rm.cfg.vocab_size, 11);
 
     Sequence one = model.NewSequence(64, 64);
     ForwardOutput ref;
@@ -75,12 +59,12 @@ TEST_CASE("rolling the position back re-computes the same logits (speculative ro
   ThreadPool pool(1);
   testing::RandomModel rm = testing::MakeRandomModel("SSF", 4, true, 3);
   Gemma4 model(rm.cfg, rm.weights, pool);
-  const auto tokens = RandomTokens(20, rm.cfg.vocab_size, 5);
+  const auto tokens = Tokens(20, rm.cfg.vocab_size, 5);
   Sequence seq = model.NewSequence(40, 6);
   ForwardOutput out;
   model.Forward(seq, {std::span(tokens).first(12)}, out);
   // A speculative round writes up to max_chunk - 2 = 4 tokens (so the rings keep the drafter's window), none kept.
-  const auto junk = RandomTokens(4, rm.cfg.vocab_size, 99);
+  const auto junk = Tokens(4, rm.cfg.vocab_size, 99);
   model.Forward(seq, {junk}, out);
   seq.Rollback(12);
   model.Forward(seq, {std::span(tokens).subspan(12, 8)}, out);
@@ -94,7 +78,7 @@ TEST_CASE("an image block is bidirectional on sliding layers only, and chunks ne
   ThreadPool pool(1);
   testing::RandomModel rm = testing::MakeRandomModel("SSF", 6, true, 21);
   Gemma4 model(rm.cfg, rm.weights, pool);
-  const auto tokens = RandomTokens(14, rm.cfg.vocab_size, 8);
+  const auto tokens = Tokens(14, rm.cfg.vocab_size, 8);
   std::vector<int32_t> blocks(14, -1);
   for (int i = 4; i < 9; ++i) blocks[static_cast<size_t>(i)] = 0;  // positions 4..8 form one image
   ForwardOutput causal, vision, vision_chunked;
@@ -230,7 +214,7 @@ TEST_CASE("a quantized model gives the same logits on every target, with and wit
   // Vocabulary 100: the tied head ends in a group of 4 rows.
   testing::RandomModel rm = testing::MakeRandomModel("SSFSF", 4, true, 21, 64, 4, 2, 8, 100);
   testing::QuantizeMatrices(rm, Type::Q4_0, Type::Q8_0);
-  const auto tokens = RandomTokens(14, rm.cfg.vocab_size, 5);
+  const auto tokens = Tokens(14, rm.cfg.vocab_size, 5);
   // Logits of a 13-token prefill (every position), then of one decoded token.
   auto logits = [&](Repack repack) {
     Gemma4 model(rm.cfg, rm.weights, pool, repack);
@@ -262,7 +246,7 @@ TEST_CASE("an F16 KV cache: half the bytes, logits within F16 rounding of the F3
   ThreadPool pool(2);
   testing::RandomModel rm = testing::MakeRandomModel("SSFSSF", 6, true, 12);
   Gemma4 model(rm.cfg, rm.weights, pool);
-  const auto tokens = RandomTokens(24, rm.cfg.vocab_size, 3);
+  const auto tokens = Tokens(24, rm.cfg.vocab_size, 3);
   Sequence s32 = model.NewSequence(64, 8), s16 = model.NewSequence(64, 8, Type::F16);
   CHECK(s16.cache.bytes() * 2 == s32.cache.bytes());
   ForwardOutput a, b;
@@ -282,7 +266,7 @@ TEST_CASE("an F16 KV cache: half the bytes, logits within F16 rounding of the F3
 TEST_CASE("num_kv_shared_layers: the last layers attend to the KV of the last earlier layer of their kind") {
   ThreadPool pool(1);
   testing::RandomModel rm = testing::MakeRandomModel("SSFSSF", 5, true, 30);
-  const auto tokens = RandomTokens(12, rm.cfg.vocab_size, 2);
+  const auto tokens = Tokens(12, rm.cfg.vocab_size, 2);
   auto logits = [&](const Gemma4Config& cfg, const TextWeights& w) {
     Gemma4 model(cfg, w, pool);
     Sequence s = model.NewSequence(16);
@@ -316,7 +300,7 @@ TEST_CASE("limits: context, token ids, positions") {
   CHECK_THROWS_WITH_AS(model.NewSequence(5000), doctest::Contains("supports at most"), Error);
   Sequence seq = model.NewSequence(8);
   ForwardOutput out;
-  const auto tokens = RandomTokens(9, rm.cfg.vocab_size, 1);
+  const auto tokens = Tokens(9, rm.cfg.vocab_size, 1);
   CHECK_THROWS_WITH_AS(model.Forward(seq, {tokens}, out), doctest::Contains("exceed the context"), Error);
   const int32_t bad[] = {1, 64};
   CHECK_THROWS_WITH_AS(model.Forward(seq, {bad}, out), doctest::Contains("outside the vocabulary"), Error);

@@ -4,8 +4,6 @@
 // chat-template/cases.json, and the tokenizer's own encoding of the template's markup.
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "g4/session/session.hpp"
 #include "support/test_data.hpp"
@@ -15,13 +13,7 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using g4::testing::ReadText;
 
 std::string TemplatePath(bool interleaved) {
   return testing::DataDir() + "/chat-template/" + (interleaved ? "gemma4-official-interleaved.jinja" : "gemma4-official.jinja");

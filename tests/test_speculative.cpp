@@ -10,18 +10,13 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/io/safetensors.hpp"
 #include "g4/model/generate.hpp"
+#include "support/compare.hpp"
 #include "support/random_model.hpp"
 #include "support/test_data.hpp"
 
 using namespace g4;
 
 namespace {
-
-std::vector<int32_t> RandomTokens(size_t n, int vocab, std::mt19937& rng) {
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-  return t;
-}
 
 // Max |a - b| over the cache entries both sequences must hold (the window on sliding layers).
 double CacheDiff(const Gemma4Config& cfg, Sequence& a, Sequence& b) {
@@ -76,7 +71,7 @@ TEST_CASE("greedy speculative decoding equals plain greedy: tokens and KV caches
     Drafter drafter(dm.cfg, dm.weights, dm.assistant, target);
     size_t total_accepted = 0;
     for (int prompt_i = 0; prompt_i < 6; ++prompt_i) {
-      const auto prompt = RandomTokens(3 + static_cast<size_t>(prompt_i) * 2, tm.cfg.vocab_size, rng);
+      const auto prompt = testing::Tokens(3 + static_cast<size_t>(prompt_i) * 2, tm.cfg.vocab_size, rng);
       Sequence plain_seq = target.NewSequence(128, 16);
       const auto plain = Generate(target, plain_seq, {prompt}, {30, tm.cfg.tokens.stop_ids}, GreedyVerify());
       for (int k = 1; k <= 8; ++k) {
@@ -108,7 +103,7 @@ TEST_CASE("greedy speculative decoding with partly right drafts: every acceptanc
   Gemma4 target(tm.cfg, tm.weights, pool);
   size_t accepted = 0, drafted = 0, full_rounds_possible = 0;
   for (int prompt_i = 0; prompt_i < 5; ++prompt_i) {
-    const auto prompt = RandomTokens(4 + static_cast<size_t>(prompt_i), tm.cfg.vocab_size, rng);
+    const auto prompt = testing::Tokens(4 + static_cast<size_t>(prompt_i), tm.cfg.vocab_size, rng);
     Sequence plain_seq = target.NewSequence(128, 16);
     const auto plain = Generate(target, plain_seq, {prompt}, {40, tm.cfg.tokens.stop_ids}, GreedyVerify());
     ScriptedDrafter drafter{prompt, tm.cfg.vocab_size};
@@ -202,7 +197,7 @@ TEST_CASE("a quantized drafter drafts the same from row groups as from the check
   testing::RandomModel dm = testing::MakeRandomDrafter(tm.cfg, 23, 32);
   testing::QuantizeMatrices(tm, Type::Q4_0, Type::Q8_0);
   testing::QuantizeMatrices(dm, Type::Q4_0, Type::Q8_0);
-  const auto prompt = RandomTokens(9, tm.cfg.vocab_size, rng);
+  const auto prompt = testing::Tokens(9, tm.cfg.vocab_size, rng);
   // Logits and next state of two draft steps after the prompt, one after the other.
   auto draft = [&](Repack repack) {
     Gemma4 target(tm.cfg, tm.weights, pool, repack);

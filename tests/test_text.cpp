@@ -18,16 +18,13 @@
 #include "g4/text/stop_strings.hpp"
 #include "g4/text/stream_decoder.hpp"
 #include "g4/text/tokenizer.hpp"
+#include "support/test_data.hpp"
 
 using namespace g4;
+using g4::testing::DataDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string DataDir() {
-  const char* d = std::getenv("G4_TEST_DATA");
-  return d ? d : "tests/data";
-}
 
 const Tokenizer& Demo() {
   static const Tokenizer tok = Tokenizer::FromJsonFile(DataDir() + "/demo/tokenizer.json");

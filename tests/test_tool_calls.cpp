@@ -3,9 +3,7 @@
 // template's own format_argument macro and must parse back to the same JSON, whole and cut at every byte.
 #include <doctest/doctest.h>
 
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 
 #include "g4/core/error.hpp"
@@ -18,13 +16,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE_MESSAGE(f.good(), "cannot open " << path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using g4::testing::ReadText;
 
 std::string Official() { return ReadText(g4::testing::DataDir() + "/chat-template/gemma4-official.jinja"); }
 std::string Interleaved() {

@@ -11,11 +11,15 @@
 
 namespace g4::testing {
 
-inline std::vector<int32_t> Tokens(size_t n, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
+// n token ids below `vocab`, drawn from `rng` (a caller's stream) or from a fresh one seeded with `seed`.
+inline std::vector<int32_t> Tokens(size_t n, int vocab, std::mt19937& rng) {
   std::vector<int32_t> t(n);
   for (int32_t& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
   return t;
+}
+inline std::vector<int32_t> Tokens(size_t n, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  return Tokens(n, vocab, rng);
 }
 
 // max |a - ref| / max |ref|.

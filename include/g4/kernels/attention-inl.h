@@ -4,10 +4,9 @@
 // pass: on the 12B's full layers (16 query heads on one KV head) once per token, not 16 times; and up to
 // kMaxQueries / group tokens share that pass (MTP verification, prefill). Parallel over (token block, KV head);
 // when those are fewer than the threads (decoding on the full layers: one task), the keys are split between
-// threads too and the partial softmax states merged (split-K, as in flash-decoding). One token on a 32K-token
-// full layer (16 heads, head_dim 512, F32 cache, 2 threads): 14.3 ms with two head groups each reading the
-// whole cache, 12.1 with split-K, 10.7 with the tiles' accumulators kept in registers, 9.7-9.9 with 4 x 4
-// score tiles. Toggle-guarded: g4/impl.hpp includes it once per target.
+// threads too and the partial softmax states merged (split-K, as in flash-decoding): one token on a 32K full layer
+// takes about two thirds of the time of whole-cache passes (docs/performance.md). Toggle-guarded: g4/impl.hpp
+// includes it once per target.
 #if defined(G4_KERNELS_ATTENTION_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_ATTENTION_INL_H_
 #undef G4_KERNELS_ATTENTION_INL_H_
@@ -201,8 +200,7 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
       k[j] = KVRow(a, a.k, kv_head, p0 + static_cast<int64_t>(j), convert ? kbuf + j * hd : nullptr);
       v[j] = KVRow(a, a.v, kv_head, p0 + static_cast<int64_t>(j), convert ? vbuf + j * hd : nullptr);
     }
-    // Scores in tiles of 4 queries x 4 keys (4 + 4 loads feed 16 multiply-adds; with 4 x 2, 6 loads fed 8 and
-    // the tiles waited on L2: one token on a 32K full layer 10.7 -> 9.9 ms, five tokens 39.4 -> 29.1); the keys
+    // Scores in tiles of 4 queries x 4 keys: 4 + 4 loads feed 16 multiply-adds (4 x 2 tiles waited on L2); the keys
     // are padded to a multiple of 4 with the chunk's last (those scores are computed and never read).
     const size_t n4 = (n + 3) / 4 * 4;
     for (size_t j = n; j < n4; ++j) k[j] = k[n - 1];

@@ -89,11 +89,8 @@ struct TileRows {
   size_t n;
 };
 
-// How far ahead in its own row the tile prefetches (into L2) while several tokens read it. At 4 tokens, 2 threads,
-// Zen 5, [3840 x 15360] / [15360 x 3840], alternated call by call, medians of 20, % of the probe at ~50 GB/s:
-// BF16 76 / 75 without, 81 / 82 at 1 KiB, 81 / 81 at 4 KiB; F32 91 / 86, 94 / 90, 91 / 85. One token prefetches
-// nothing: the hardware prefetcher follows its streams better (1 KiB ahead: BF16 96 against 106, F32 105 against
-// 109 at [3840 x 15360]; forced to AVX2, BF16 97 against 100).
+// How far ahead in its own row the tile prefetches (into L2) while several tokens read it; one token prefetches
+// nothing, the hardware prefetcher follows its streams better.
 inline constexpr size_t kTilePrefetchBytes = 1024;
 
 // y[t * y_stride + tile.out[r]] = dot(tile.row[r], x[t]) for the tile's real rows r and t < kTok. x: [kTok, n_in].
@@ -137,14 +134,7 @@ HWY_INLINE void DotTile(const TileRows& tile, const float* x, size_t n_in, float
 // block's first row. The rows are cut into kTileRows runs of `len` consecutive rows, and tile j holds row j of
 // every run: each of the tile's rows continues where the same row of the previous tile ended, so the memory sees
 // kTileRows long sequential streams. Tiles of 4 adjacent rows made each stream jump 4 rows at every row's end,
-// past bytes the hardware prefetcher had already fetched from the row after it, and restart cold. Against the build
-// before (which read one token of F32, and of rows of at most 4096 columns, row after row on AVX-512: see
-// kOneTokenRowByRow), 2 threads, Zen 5, processes alternated, medians of 4 x 8 calls, % of the probe at ~48 GB/s,
-// one token: BF16 [3840 x 8192] 91 -> 106, [3840 x 15360] 95 -> 106, F16 alike, F32 [3840 x 15360] 105 -> 107;
-// forced to AVX2, BF16 79-82 -> 101-103 and F32 94 -> 107 (at ~68 GB/s, 86 -> 115: the probe's state changed
-// between calls). Four tokens: 3-9 points more on every shape and float type (BF16 [3840 x 8192] 78 -> 86), and on
-// AVX2 as much or more except F32 [15360 x 3840] (56 -> 52 GB/s). 512 tokens (blocks): BF16 [15360 x 3840] 318 ->
-// 413 GFLOP/s, F32 271 -> 341, [3840 x 15360] within 3%.
+// past bytes the hardware prefetcher had already fetched, and restart cold (up to 15 points of the bandwidth bound).
 template <class Row>
 HWY_INLINE void MatMulRowBlock(const std::byte* base, size_t row_stride, size_t n_rows, const float* x,
                                size_t n_tok, size_t n_in, float* y, size_t y_stride) {
@@ -176,14 +166,8 @@ inline constexpr size_t kRowBlockBytes = 512 * 1024;
 
 // One token on AVX-512 reads rows of at most kOneRowMaxCols columns (16 KiB of activations, which stay in L1) one
 // after another, each thread's range as one sequential stream without software prefetches; wider rows, more tokens
-// and other targets take the tile's 4 streams. On the 12B shape, where such rows are most of the bytes (gate/up,
-// q, k/v and the head have 3840 columns), that is faster at the model level where the memory is fast, though the
-// kernels alone measured alike (Zen 5, `bench_model --type BF16 --layers 16`, context 0, 8 steps, processes
-// alternated, % of the bandwidth bound: at ~66 GB/s 107-108 against 93-94 with the tile everywhere; at ~48 GB/s 97-107
-// against 102-103). Before the tile read 4 long streams, one stream also beat its 4 adjacent rows on Zen 4 (2
-// threads, BF16 [15360 x 3840] at a ~60 GB/s probe: 82% against 63%). Wider rows would read their activations from
-// L2 for every row, 2 bytes per byte of BF16 weights (BF16 [3840 x 15360] one stream 81% against the 4 streams' 106%
-// at ~50 GB/s); F32's 4 streams beat one at any width (106-108 against 103-105).
+// and other targets take the tile's 4 streams. On the 12B shape, where such rows are most of the bytes, that is
+// faster at the model level where the memory is fast; wider rows would read their activations from L2 for every row.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 inline constexpr bool kOneTokenRowByRow = true;
 #else
@@ -279,12 +263,8 @@ void MatMulWeights(const TensorView& w, const float* x, size_t n_tok, float* y, 
       case Type::F16: MatMulFloatRows<F16Row>(w, x, n_tok, y, r_begin, r_end); break;
       default:
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-        // One token from row groups takes the 8-row 256-bit kernel below, which streams at least as fast
-        // (Zen 4, 2 threads, [15360 x 3840], 5 alternations, GB/s with the host's bandwidth at ~33 / ~55 GB/s:
-        // Q4_K 32.6-33.9 / 41.2-41.9 -> 32.8-34.7 / 43.5-43.7, Q6_K 30.2-32.0 / 46.6-49.3 -> 33.5-33.8 /
-        // 50.6-51.5, Q8_0 32.6-34.1 / 40.2-41.0 -> 30.8-32.3 / 54.4-56.2; measured with vpmaddubsw, before its
-        // 256-bit vpdpbusd and register accumulators made it faster still), and so do a few more tokens of Q4_K
-        // and Q6_K (MaddubsOverVnniMaxTokens). Not measured on Intel.
+        // One token from row groups takes the 8-row 256-bit kernel below, which streams at least as fast (measured
+        // on Zen 4 only), and so do a few more tokens of Q4_K and Q6_K (MaddubsOverVnniMaxTokens).
         if (fused && VnniKernelsUsable() &&
             (w.row_groups == nullptr || n_tok > MaddubsOverVnniMaxTokens(w.type))) {
           MatMulFusedRows(w, acts, n_tok, y, r_begin, r_end);

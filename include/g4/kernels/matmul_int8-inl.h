@@ -58,9 +58,7 @@ inline int LevelOffset(Type type) {
 // number Block(t, b) of every array. tile = 1 is row-major, which the portable kernel and the AMX packer read.
 // The fused kernels take tiles of the tokens they process together (up to 15 in decode, 64 in a prefill pass), so
 // that a block of all of them is one contiguous run: row-major, a 64-token pass read one block from each of 64
-// rows in turn, 64 streams no prefetcher follows and, with rows of a power-of-two length, one L1 set (Zen 4,
-// 2 threads, 512 tokens, row groups, [3840 x 15360] Q4_0: 442-654 GFLOP/s row-major with the rows padded to an odd
-// number of lines, 667-696 in tiles).
+// rows in turn, 64 streams no prefetcher follows and, with rows of a power-of-two length, one L1 set.
 // One tile's arrays (what the fused kernels take): block b of the tile's token c is number b * tile + c of each.
 struct ActivationTile {
   const int8_t* q;
@@ -120,8 +118,8 @@ inline void QuantizeActivations(const float* x, size_t n_tok, size_t n_in, int o
         const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
         const float dx = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         // |x * inv| <= 127 (+ rounding), so the nearest integers fit int8 and DemoteTo never saturates.
-        // The sums of each 16 quants come from the vectors themselves (SumOfLanes): storing the 32 int32 and
-        // adding them in scalar code took ~0.7 ns per value (22% of a [256 x 3840] Q4_0 matmul at 5 tokens).
+        // The sums of each 16 quants come from the vectors themselves (SumOfLanes), not from scalar code over
+        // stored int32 (a fifth of a small matmul's time).
         const size_t block = block0 + b * tile;
         int8_t* qb = q + 32 * block;
         int32_t sum16[2] = {0, 0};
@@ -277,8 +275,7 @@ inline constexpr size_t kInt8Rows = 4;
 
 // Portable lane sums: per group of 16 values, u8 and i8 widened to i16 and multiplied into i32 lane pairs
 // (ReorderWidenMulAccumulate: vpmaddwd on x86), then converted and scaled into f32 lanes that are summed once per
-// row and token. Widening to i32 and summing the lanes of every group took 2.8x as long at 64 tokens (AVX2 on
-// Zen 4, 2 threads, [15360 x 3840] Q4_0: 4828 -> 1706 ns per 32 x 16 block; 4 tokens 318 -> 150, 1 token 113 -> 88).
+// row and token; widening to i32 and summing every group's lanes took 1.3x to 2.8x as long.
 template <size_t kTok>
 HWY_INLINE void Int8Tile(const Int8RowView* rows, size_t n_rows, const Int8Activations& a, size_t t0, float* y,
                          size_t y_stride) {

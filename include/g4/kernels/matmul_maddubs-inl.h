@@ -16,9 +16,8 @@
 //   Q8_0 (levels up to 255 as q + 128): ggml's sign trick instead, |q| times sign(q) * x (<= 2 * 128 * 127 =
 //     32512), vpmaddwd after each; no level offset, so no bias.
 // What bounds it: the integer multiplies. Per token and 8-row block Q4_0 and Q4_K take 9 (8 vpmaddubsw + 1
-// vpmaddwd), Q6_K 12, Q8_0 16, and Zen 4 reached 377-410 / 327 / 241-249 GFLOP/s at 512 tokens (AVX2, 2 threads,
-// [15360 x 3840], the 262144-row head), in those ratios. One token streams 92-102% of the probe's bandwidth for
-// Q4_0, Q8_0 and Q4_K and 89-97% for Q6_K; the unpacked-row kernel streamed 4-11 GB/s.
+// vpmaddwd), Q6_K 12, Q8_0 16, and prefill speed follows those ratios; one token streams about the memory's
+// bandwidth (docs/performance.md), where the unpacked-row kernel reached a fraction of it.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_MADDUBS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_MADDUBS_INL_H_
@@ -77,9 +76,7 @@ HWY_INLINE __m256i Broadcast4(const int8_t* q) {
 // Per lane: sum over i < kN of u[i] . q[4 i .. 4 i + 3] for levels u <= kMaxLevel, exact in int32. vpmaddubsw
 // adds its pairs of products in saturating int16, so kPerInt16 of them are summed in int16 before one vpmaddwd
 // widens them (see the top of the file): 8 for 4-bit levels, 2 for Q6_K's 6-bit ones. On AVX3_DL, vpdpbusd sums
-// in int32, in two chains: a third of the multiply work of vpmaddubsw, vpaddw and vpmaddwd, which is what bounds
-// one token where the memory is fast (Zen 4, 2 threads, [15360 x 3840], one token, medians with the host's
-// bandwidth at ~60 GB/s: Q4_0 79 -> 87% of it, Q4_K 71 -> 74%, Q6_K 81 -> 86%; unchanged at ~36).
+// in int32, in two chains: a third of the multiply work, which is what bounds one token where the memory is fast.
 template <size_t kN, int kMaxLevel>
 HWY_INLINE __m256i DotLevels(const __m256i* u, const int8_t* q) {
 #if HWY_TARGET <= HWY_AVX3_DL
@@ -152,10 +149,8 @@ struct MaddubsQ4_0 : MaddubsOneScale<BlockQ4_0> {
 };
 
 struct MaddubsQ8_0 : MaddubsOneScale<BlockQ8_0> {
-  // Its 544-byte group blocks stream in order without prefetches, which cost it (then of the next group): Zen 4, 2
-  // threads, one token, [15360 x 3840], alternated call by call, medians of 150: 4-15% faster in 9 runs at a ~36
-  // GB/s probe, -9% to +8% at ~60. Without them Q6_K fell to 37% and Q4_K lost 5%, and Q4_0 lost 10-16% at ~60.
-  // Zen 5 streams it at 100-102% of the probe without them too.
+  // Its 544-byte group blocks stream in order without software prefetches, which cost it on Zen 4 and gain
+  // nothing on Zen 5 (the other types need them).
   static constexpr bool kPrefetchAhead = false;
   struct Levels {
     __m256i magnitude[8];  // |q|: -128 becomes 0x80, which vpmaddubsw reads as 128
@@ -245,10 +240,8 @@ struct MaddubsQ4_K {
 
 struct MaddubsQ6_K {
   static constexpr size_t kBlocks = 8, kBytes = sizeof(BlockQ6_K);
-  // Without software prefetches one token streamed 19-32% of the probe on Zen 4 (2 threads, [15360 x 3840]): the
-  // hardware prefetcher does not follow Q6_K there either. One token in registers streamed slower on Zen 4 (89 ->
-  // 84% at ~36 GB/s, 89 -> 67% at ~60, with the next group's prefetches) but faster on Zen 5 (81-99 -> 102% at ~50,
-  // 16 KiB ahead, processes alternated); Zen 4 was not measured again.
+  // The hardware prefetcher does not follow Q6_K's groups, so it always prefetches in software (without:
+  // a fraction of the bandwidth); its register accumulators help on Zen 5 and not on Zen 4.
   static constexpr bool kHasMin = false, kPrefetchAhead = true, kHardwareFollows = false;
   static constexpr size_t kRegisterTokens = 4;
   struct Header {
@@ -320,12 +313,10 @@ HWY_NOINLINE void MaddubsGroupDot(const std::byte* group, const ActivationTile& 
       const typename Dec::Header header = Dec::ReadHeader(g, off);
       // The activation quants' base, opaque to GCC once per half: otherwise it hoists the 64 addresses of a
       // super-block's vpdpbusd operands (DotBroadcast's asm) out of this loop and spills them, a stack load per
-      // vpdpbusd (Q4_K, one token, one core, [512 x 3840] in L2: 27.6 -> 33.4 GB/s; 2 threads from DRAM,
-      // [15360 x 3840], medians % of the probe at ~36 / ~60 GB/s: 95 / 75 -> 96 / 84).
+      // vpdpbusd.
       const int8_t* q = a.q;
       asm("" : "+r"(q));
-      // Block k of the super-block, k a constant: with k a loop variable, GCC branched on it per level vector
-      // (Q6_K, one token: 40-64% of the probe's bandwidth).
+      // Block k of the super-block, k a constant: with k a loop variable, GCC branched on it per level vector.
       auto block = [&](auto k) HWY_ATTR {
         const size_t step = h * Dec::kBlocks + k;
         if constexpr (kPrefetch) {
@@ -369,13 +360,9 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
   ForEachGroupPass(a, n_tok, r_begin, r_end, [&](const ActivationTile& tile, size_t t0, size_t nt, size_t r0,
                                                  size_t n_rows, size_t /*r_next*/) {
     // Up to Dec::kRegisterTokens tokens (decode, and MTP verification of Q4_K and Q6_K) keep their accumulators in
-    // registers: in memory, each block's FMA waited on the store of the one before. One token, Zen 4, one core,
-    // [512 x 3840] in L2, GB/s: Q4_0 27.4 -> 45.1, Q4_K 24.6 -> 33.8, Q8_0 46.9 -> 54.1; from DRAM, 2 threads,
-    // [15360 x 3840], medians at the host's ~36 / ~60 GB/s, % of the probe: Q4_0 97 / 82 -> 99 / 87, Q4_K 91 / 73
-    // -> 96 / 83, Q8_0 100 / 94 -> 101 / 99. Two to four tokens, Zen 5, 2 threads, [15360 x 3840] from DRAM,
-    // processes alternated, medians, % of a ~50 GB/s probe: forced to AVX2, Q4_K 68 -> 93 at 2 tokens and 48 -> 59
-    // at 4, Q6_K 73 -> 96 and 55 -> 68; Q4_0 lost 6% at 2 and Q8_0 14% at 4, so they keep theirs in memory. One
-    // token prefetches in software only where the hardware prefetcher does not keep up (OneTokenPrefetch).
+    // registers: in memory, each block's FMA waited on the store of the one before (Q4_0 and Q8_0 lose at 2-4
+    // tokens, so they keep theirs in memory there). One token prefetches in software only where the hardware
+    // prefetcher does not keep up (OneTokenPrefetch).
     static constexpr auto kInRegisters = MaddubsRegisterDots<Dec>(std::make_index_sequence<Dec::kRegisterTokens>());
     const bool hardware_prefetch = nt == 1 && !one_token_prefetch && Dec::kHardwareFollows;
     const auto dot = nt > Dec::kRegisterTokens ? &MaddubsGroupDot<Dec, 0, Dec::kPrefetchAhead>
@@ -388,13 +375,7 @@ void MaddubsRows(const TensorView& w, const Int8Activations& a, size_t n_tok, fl
 // Up to how many tokens AVX3_DL, and AVX3 where the CPU has VNNI, read row groups with this kernel rather than the
 // 16-row 512-bit one of matmul_vnni_decode-inl.h: one token of every type (see MatMulWeights), 2 of Q4_K and up to 4
 // of Q6_K, where the 512-bit kernel falls behind (Q6_K to about half the memory's bandwidth: its super-block of
-// levels takes 64 vector registers). Zen 5, 2 threads, processes alternated: [15360 x 3840] from DRAM, medians, % of
-// a ~50 GB/s probe (512-bit -> this kernel, registers from 2 tokens): Q4_K 84 -> 95 at 2 tokens, Q6_K 57 -> 101 at
-// 2, 58 -> 97 at 3, 31 -> 43 GB/s at 4 (at ~66). MTP verification of the 12B shape (bench_speculative, context
-// 1024, two runs each): Q4_K, 2 tokens, 144-146 -> 121-123 ms; Q6_K 266-278 -> 165-174 ms at 2 tokens, 293-298 ->
-// 207-220 at 3, 269-272 -> 247-253 at 4. Not Q4_K at 3 tokens, which that benchmark ran slower (147-152 -> 160-163
-// ms) though the kernel alone streamed 74 -> 90%, nor 5 tokens of Q6_K (40 -> 36 and 32 -> 35 GB/s over two
-// shapes). Q4_0 and Q8_0 stream 95-97% at 2-3 tokens with the 512-bit kernel, as much as or more than with this one.
+// levels takes 64 vector registers); measured per type and token count on Zen 5 (docs/performance.md).
 inline size_t MaddubsOverVnniMaxTokens(Type type) {
   return type == Type::Q4_K ? 2 : type == Type::Q6_K ? 4 : 1;
 }

@@ -11,26 +11,13 @@
 // -offset * (sum of the activation quants of each group of 16) (Int8Activations::group_biases), so each lane
 // ends holding the exact sum of (u - offset) * qx; the f32 scale is d_w * dx; Q4_K's mins add
 // -m * (dx * sum of the block's quants) per block.
-// What bounds it: with the next group prefetched in the order it will be read (RowGroupDot) and huge pages,
-// and a K-quant super-block's prefetches spread over its blocks, one token streams 71-83% of the machine's
-// sequential read bandwidth for Q4_0 / Q8_0 and 68-77% for Q4_K / Q6_K (bench_kernels, 2 threads, means over
-// the 12B shapes). The rest is compute the prefetches do not fully hide: one core, L2-resident,
-// Q4_0 takes 12 ns per 32 x 16 block for one token (26-28 for 5), against ~17 ns for the memory to deliver the
-// block's 288 bytes at 2 threads. Of the 12, the transposes, nibble masks and scale gather are ~60% (the
-// gather alone 2.5 ns); a prototype reading 16-row groups repacked at load time (levels pre-transposed) took
-// 9 ns and streamed 82% against 70% in place (4 KiB pages), but gained only 6-10% at 5 tokens, where the
-// vpdpbusd work per token dominates. On AMD Zen 4 the picture differs: vpgatherdd is microcode, so the scales
-// come from scalar loads (ScaleLoads), and every 512-bit vpdpbusd, permute or FMA takes both halves of the
-// vector pipes for a cycle (measured: ~0.275 ns each, and they do not overlap), so five tokens cost 28 ns per
-// block against 12.6 for one even from L2. There the row-group copy (TensorView::row_groups, core/row_groups.hpp)
-// pays: Q4_0 and Q8_0 read from it (kGrouped: scales and pre-transposed levels, one contiguous stream) take
-// 5.9 / 19.5 ns per block at 1 / 5 tokens against 13 / 28 in place (Q8_0 8.4 / 19.6 against 18.5 / 34.3; one
-// core, L2-resident, activation quantization included), so five tokens cost about what the memory takes to
-// deliver the block. Q4_K and Q6_K from row groups (their packed scales transposed like the levels, unpacked
-// per super-block as in place), 2 threads, [15360 x 3840] from DRAM, 5 tokens: Q4_K 432 -> 575 GFLOP/s, Q6_K
-// 308 -> 358; 8 tokens 497 -> 591 and 376 -> 434. One token from row groups now goes to the 256-bit vpmaddubsw
-// kernel of matmul_maddubs-inl.h instead, which streams at least as fast on Zen 4 (see MatMulWeights), and so do up
-// to 2 / 4 tokens of Q4_K / Q6_K (MaddubsOverVnniMaxTokens).
+// What bounds it: memory where the next group is prefetched in the order it will be read (RowGroupDot), then the
+// unpacking (transposes, nibble masks, scales: ~60% of a block's compute for one token), then the vpdpbusd work
+// per token. On AMD Zen 4 vpgatherdd is microcode, so the scales come from scalar loads (ScaleLoads), and every
+// 512-bit op takes both halves of the vector pipes; there the row-group copy (TensorView::row_groups,
+// core/row_groups.hpp: scales and pre-transposed levels, one contiguous stream) halves a block's cost. One token
+// from row groups goes to the 256-bit vpmaddubsw kernel of matmul_maddubs-inl.h instead, and so do up to 2 / 4
+// tokens of Q4_K / Q6_K (MaddubsOverVnniMaxTokens). Figures: docs/performance.md.
 // Toggle-guarded: g4/impl.hpp includes it once per target.
 #if defined(G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef G4_KERNELS_MATMUL_VNNI_DECODE_INL_H_
@@ -147,11 +134,10 @@ HWY_INLINE __m512 GroupedHalves(const RowGroup& g, size_t off) {
 }
 
 // acc + per int32 lane the dot of u's 4 unsigned bytes with the 4 signed bytes at q: vpdpbusd with an embedded
-// broadcast of q ({1to16} in 512 bits, {1to8} in 256; matmul_maddubs-inl.h takes the 256-bit one). Why asm: GCC 12
-// does not fold _mm512_set1_epi32(load) into that operand and emits a separate vpbroadcastd per vpdpbusd (Zen 4,
-// one core, L2-resident, Q4_0 at 5 tokens: 33.7 -> 32.3 ns per 32 x 16 block); and under Highway 1.0.3's AVX3_DL
-// attributes, which enable AVX-VNNI rather than AVX512-VNNI, _mm256_dpbusd_epi32 is the VEX form, which Zen 4 lacks
-// (SIGILL). The broadcast makes it EVEX. No target attribute: asm needs none, and the 256-bit callers lack
+// broadcast of q ({1to16} in 512 bits, {1to8} in 256; matmul_maddubs-inl.h takes the 256-bit one). Why asm: GCC 12 does
+// not fold _mm512_set1_epi32(load) into that operand and emits a separate vpbroadcastd per vpdpbusd; and under Highway
+// 1.0.3's AVX3_DL attributes, which enable AVX-VNNI rather than AVX512-VNNI, _mm256_dpbusd_epi32 is the VEX form, which
+// Zen 4 lacks (SIGILL). The broadcast makes it EVEX. No target attribute: asm needs none, and the 256-bit callers lack
 // avx512vnni (an always-inline callee may not have more target options than its caller).
 template <class V>
 HWY_INLINE V DotBroadcast(V acc, V u, const int8_t* q) {
@@ -168,8 +154,7 @@ HWY_INLINE __m512i Bytes(int v) { return _mm512_set1_epi8(static_cast<char>(v));
 
 // Decoders, each reading a super-block of kBlocks blocks of 32 values (at byte `off` of every row) in two
 // stages, so that only kPartBlocks blocks' levels are live at once. Q4_K in parts of 2 blocks: unpacking its
-// whole super-block first spilled 64 level vectors to the stack (one core, L2-resident, one token: 14.1 -> 12.2
-// ns per 32 x 16 block; from DRAM with 2 threads 18.9 -> 19.7 GB/s).
+// whole super-block first spilled 64 level vectors to the stack.
 //   ReadHeader(g, off): what the blocks' scales (and Q4_K's mins) are computed from;
 //   Levels(g, off, part, u): u[i][j] holds values 4j..4j+3 of each row of block Block(part, i), as unsigned
 //     levels; parts run over [0, kBlocks / kPartBlocks);
@@ -293,8 +278,7 @@ struct DecodeQ6_K {
     return h;
   }
   // One part: the whole super-block. Each half h (blocks 4h..4h+3) is 64 bytes of low bits (ql) and 32 of
-  // high bits (qh). Smaller parts measured slower at 5 and 15 tokens (40-42 against 38 ns per 32 x 16 block at
-  // 5): each would transpose qh again.
+  // high bits (qh). Smaller parts measured slower: each would transpose qh again.
   static constexpr size_t Block(size_t /*part*/, size_t i) { return i; }
   static HWY_INLINE void Levels(const RowGroup& g, size_t off, size_t /*part*/, __m512i u[kPartBlocks][8]) {
     for (size_t half = 0; half < 2; ++half) {
@@ -335,7 +319,7 @@ struct BlockScales {
 
 // acc[c] += block b (levels u, 16 rows) times the tile's token c0 + c, for c < n <= kN. The kN tokens' vpdpbusd are
 // interleaved: one token's 4-deep chains alone stall on vpdpbusd's latency (5 cycles), 2 kChunk chains keep
-// both vector ports busy (measured: 5 tokens 31 -> 25 ns, 15 tokens 73 -> 50 ns per 32 x 16 block).
+// both vector ports busy.
 template <class Dec, size_t kN>
 G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, const ActivationTile& a, size_t c0,
                                         size_t n, size_t b, __m512* acc) {
@@ -374,9 +358,8 @@ G4_VNNI HWY_INLINE void AccumulateBlock(const __m512i* u, const BlockScales& s, 
 // `next` is the group that follows (g itself for the last one). While g's super-block sb is computed, the same
 // super-block of next's 16 rows is prefetched into L2: the prefetches run in the order the next group will be
 // read, one group (~3 us) ahead. Prefetching the next group's bytes in address order instead (row after row)
-// left its last rows' first blocks arriving just as they were needed; consumption order streams 15-25% more
-// bytes per second at 1 to 5 tokens (Q4_0 22.5 -> 26.1 GB/s, Q8_0 24.3 -> 29.3, Q4_K 20.5 -> 23.9, Q6_K 18.9 ->
-// 23.5 at one token, 2 threads, huge pages). Redundant prefetches (16 per super-block where Q4_0 starts ~4.5 new
+// left its last rows' first blocks arriving just as they were needed. Redundant prefetches (16 per super-block
+// where Q4_0 starts ~4.5 new
 // lines) cost only load-port slots, which the kernel leaves idle. From row groups, one contiguous stream, the
 // prefetches run kRowGroupPrefetchDistance ahead of it instead (`next` is then unused).
 template <class Dec, class Body>
@@ -395,8 +378,7 @@ G4_VNNI HWY_INLINE void ForEachBlock(const RowGroup& g, const RowGroup& next, si
         // Lines off + 64 l of the next group's 16 rows cover every line holding part of [off, off + kBytes)
         // (steps of 64 miss none). Line l is prefetched with block l * kBlocks / kLines, spreading a K-quant
         // super-block's 48 or 64 prefetches over its 8 blocks: issued all at once, they stalled the loads of
-        // the current group (one token, 2 threads: Q4_K 23.4 -> 26.0 GB/s, Q6_K 23.1 -> 24.6; 5 tokens Q4_K
-        // 17.3 -> 18.6, Q6_K 18.4 -> 20.8).
+        // the current group.
         // From the row-group copy, kRowGroupPrefetchDistance ahead of the stream (one super-block is 16 x kBytes
         // contiguous bytes) instead of the next group's super-block.
         // Block k's lines: those with line * kBlocks / kLines == k.
@@ -445,8 +427,7 @@ constexpr auto RowGroupDots(std::index_sequence<kTok...>) {
 
 // The same for n_tok <= kPrefillTokens tokens (prefill without AMX), accumulated in memory (L1): each block's
 // unpacking (~40 vector ops) is then shared by all of them instead of 15, and the accumulators' load and store
-// take load/store ports, which the vpdpbusd leave idle (Zen 4, one core, a [15360 x 3840] Q4_0 at 128 tokens:
-// 3.9 -> 3.05 ns per token and 32 x 16 block; passes of 32 tokens measured slower, also for [3840 x 15360]).
+// take load/store ports, which the vpdpbusd leave idle (passes of 32 tokens measured slower).
 // The rest is the vector pipes: 8 vpdpbusd and 3 f32 ops per token and block, each a cycle for 512 bits.
 
 template <class Dec>
@@ -471,8 +452,7 @@ G4_VNNI HWY_NOINLINE void RowGroupDotPrefill(const RowGroup& g, const RowGroup& 
 // Rows [r_begin, r_end) (r_begin a multiple of 16 or the tensor's start) times all n_tok tokens; y: [n_tok,
 // n_out]. Up to kFusedMaxTokens tokens in registers, one pass over the rows; more in passes of kPrefillTokens
 // (ForEachGroupPass). Per token and block this costs 8 vpdpbusd and 3-4 f32 ops, where the unpacked-panel kernel
-// spent 3 f32 ops per vpdpbusd (a 512-token prefill of the 12B at Q4_0 on 2 Zen 4 cores: 8.66 -> 22.3 tokens/s
-// with chunks of 15 tokens in registers).
+// spent 3 f32 ops per vpdpbusd (prefill 2.6x faster).
 template <class Dec>
 void FusedRows(const TensorView& w, const Int8Activations& a, size_t n_tok, float* y, size_t r_begin, size_t r_end) {
   static constexpr auto kDot = RowGroupDots<Dec>(std::make_index_sequence<kFusedMaxTokens>());

@@ -3,6 +3,7 @@
 // directly is recovered from the tensors: a full layer without attn_v uses V = raw K (k_eq_v), and
 // rope_freqs (1.0 for rotated pairs, 1e30 for the rest) means proportional partial RoPE on full layers.
 #pragma once
+#include <optional>
 #include <string>
 
 #include "g4/core/dequantize.hpp"
@@ -132,9 +133,15 @@ inline Gemma4Config ReadGgufConfig(const GgufFile& f) {
   return c;
 }
 
-// Vision and audio settings from an mmproj (`clip` architecture) file, added to the text model's config `c`.
-inline void ReadGgufMmprojConfig(const GgufFile& f, Gemma4Config& c) {
+// The embedders an mmproj (`clip` architecture) file describes, from its keys and position table alone.
+struct MmprojConfig {
+  std::optional<VisionConfig> vision;
+  std::optional<AudioConfig> audio;
+};
+
+inline MmprojConfig ReadGgufMmproj(const GgufFile& f) {
   Require(f.GetString("general.architecture") == "clip", f.path(), "mmproj architecture is not 'clip'");
+  MmprojConfig m;
   if (f.Has("clip.has_vision_encoder") && f.GetBool("clip.has_vision_encoder")) {
     Require(f.GetString("clip.vision.projector_type") == "gemma4uv", f.path() + ": key 'clip.vision.projector_type'",
             "expected 'gemma4uv', found '" + f.GetString("clip.vision.projector_type") + "'");
@@ -146,9 +153,7 @@ inline void ReadGgufMmprojConfig(const GgufFile& f, Gemma4Config& c) {
     Require(pos != nullptr && pos->shape.rank == 3, f.path(), "tensor 'v.position_embd.weight' missing or not 3-D");
     Require(pos->shape[1] > 0 && pos->shape[1] <= INT32_MAX, f.path(), "tensor 'v.position_embd.weight' has an implausible size");
     v.posemb_size = static_cast<int>(pos->shape[1]);  // [2, posemb, dim]
-    Require(v.output_dim == c.hidden_size, f.path() + ": key 'clip.vision.projection_dim'",
-            std::to_string(v.output_dim) + " differs from the text model's hidden size " + std::to_string(c.hidden_size));
-    c.vision = v;
+    m.vision = v;
   }
   if (f.Has("clip.has_audio_encoder") && f.GetBool("clip.has_audio_encoder")) {
     Require(f.GetString("clip.audio.projector_type") == "gemma4ua", f.path() + ": key 'clip.audio.projector_type'",
@@ -156,10 +161,22 @@ inline void ReadGgufMmprojConfig(const GgufFile& f, Gemma4Config& c) {
     AudioConfig au;
     au.frame_samples = static_cast<int>(f.GetInt("clip.audio.embedding_length", 1, INT32_MAX));
     au.output_dim = static_cast<int>(f.GetInt("clip.audio.projection_dim", 1, INT32_MAX));
-    Require(au.output_dim == c.hidden_size, f.path() + ": key 'clip.audio.projection_dim'",
-            std::to_string(au.output_dim) + " differs from the text model's hidden size " + std::to_string(c.hidden_size));
-    c.audio = au;
+    m.audio = au;
   }
+  return m;
+}
+
+// The mmproj's embedders added to the text model's config `c`; each must project to its hidden size.
+inline void ReadGgufMmprojConfig(const GgufFile& f, Gemma4Config& c) {
+  const MmprojConfig m = ReadGgufMmproj(f);
+  if (m.vision)
+    Require(m.vision->output_dim == c.hidden_size, f.path() + ": key 'clip.vision.projection_dim'",
+            std::to_string(m.vision->output_dim) + " differs from the text model's hidden size " + std::to_string(c.hidden_size));
+  if (m.audio)
+    Require(m.audio->output_dim == c.hidden_size, f.path() + ": key 'clip.audio.projection_dim'",
+            std::to_string(m.audio->output_dim) + " differs from the text model's hidden size " + std::to_string(c.hidden_size));
+  if (m.vision) c.vision = m.vision;
+  if (m.audio) c.audio = m.audio;
 }
 
 }  // namespace g4

@@ -29,7 +29,8 @@ count() {  # dir: adds the results of the meson test run in dir (a test that mus
   skipped=$((skipped + $(grep -cE '"result": "SKIP"' "$log") + cases))
 }
 tests/fetch_gemma3_tokenizer.sh || echo "warning: no Gemma 3 tokenizer.json; test_text skips its cases"
-phase "tokenizer data"
+tests/fetch_test_packages.sh || echo "warning: no openai npm package; the serve-openai-client test skips"
+phase "test data and packages"
 # The release build also compiles the benchmarks (not run), so a compiler or library change cannot break them unseen.
 run_build build -Dbuildtype=release -Dbenches=true && true; count build
 phase "release build and tests"

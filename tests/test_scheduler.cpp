@@ -359,3 +359,58 @@ TEST_CASE("scheduler (demo model): text, stops and prefix reuse equal Session ru
   CHECK(IsPrefix(cs.reply.tokens, ra.tokens));
   CheckIdle(sched);
 }
+
+TEST_CASE("scheduler (demo model + drafter): a request alone decodes speculatively, with the tokens of plain decoding") {
+  ThreadPool pool{2};
+  ModelFiles files;
+  files.model = testing::DataDir() + "/demo";
+  files.draft = testing::DataDir() + "/demo/drafter";
+  const LoadedModel lm(files, pool);
+  REQUIRE(lm.drafter() != nullptr);
+  SchedulerOptions opt;
+  opt.slots = 2;
+  opt.context = 256;
+  opt.max_chunk = 64;
+  opt.prefill_budget = 64;
+  Scheduler sched(lm, opt);
+  GenerateParams greedy;
+  greedy.sampling.temperature = 0;
+  greedy.max_tokens = 40;
+  GenerateParams sampled = greedy;
+  sampled.sampling.temperature = 0.7f;
+  sampled.sampling.seed = 7;
+  sampled.draft.adaptive = true;
+  const Prompt code = Session::RawPrompt(lm, "def fibonacci(n):\n", {});
+  const Prompt prose = Session::RawPrompt(lm, "The history of the city", {});
+
+  // Greedy alone: speculative rounds whose drafts are accepted, and plain decoding's tokens.
+  GenerateParams plain = greedy;
+  plain.speculative = false;
+  const Reply want = Session(lm, {.context = opt.context}).Run(code, {}, plain);
+  const uint64_t a = sched.Submit({code, greedy});
+  sched.RunUntilIdle();
+  const Completion ca = *sched.Take(a);
+  CHECK(ca.reply.tokens == want.tokens);
+  CHECK(ca.reply.draft_stats.rounds > 0);
+  CHECK(ca.reply.draft_stats.accepted > 0);
+  CHECK(ca.reply.draft_stats.rounds + 1 < ca.reply.tokens.size());  // fewer passes than tokens: what drafting is for
+
+  // Seeded sampling alone: the same draws as Session's speculative generation (same rule, same rounds).
+  const Reply want_sampled = Session(lm, {.context = opt.context}).Run(prose, {}, sampled);
+  REQUIRE(want_sampled.draft_stats.rounds > 0);
+  const uint64_t b = sched.Submit({prose, sampled});
+  sched.RunUntilIdle();
+  const Completion cb = *sched.Take(b);
+  CHECK(cb.reply.tokens == want_sampled.tokens);
+  CHECK(cb.reply.draft_stats.rounds == want_sampled.draft_stats.rounds);
+
+  // Two at once decode plainly in one batch (no rounds), with the same tokens.
+  const uint64_t c = sched.Submit({code, greedy});
+  const uint64_t d = sched.Submit({prose, plain});
+  sched.RunUntilIdle();
+  const Completion cc = *sched.Take(c), cd = *sched.Take(d);
+  CHECK(cc.reply.tokens == want.tokens);
+  CHECK(cd.reply.tokens == Session(lm, {.context = opt.context}).Run(prose, {}, plain).tokens);
+  CHECK(cd.reply.draft_stats.rounds == 0);
+  CheckIdle(sched);
+}

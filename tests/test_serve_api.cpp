@@ -1,7 +1,6 @@
-// The OpenAI API translation of g4 serve (g4/serve/openai.hpp) and its engine (g4/serve/engine.hpp): every
-// malformed request is a 400 naming its field (hostile JSON included, never a crash), media decode from data: URLs
-// and base64 WAV, responses and server-sent events are framed exactly as OpenAI's, and the engine sends a
-// conversation's next turn to the slot that caches it.
+// The OpenAI API translation of g4 serve (g4/serve/openai.hpp): every malformed request is a 400 naming its field
+// (hostile JSON included, never a crash), media decode from data: URLs and base64 WAV, responses and server-sent
+// events are framed exactly as OpenAI's. The engine behind it: test_serve_engine.cpp.
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -9,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "g4/serve/engine.hpp"
+#include "g4/serve/openai.hpp"
 #include "support/test_data.hpp"
 
 using namespace g4;
@@ -650,88 +649,4 @@ TEST_CASE("serve: a streamed call withdrawn as malformed is not sent again and d
   CHECK(call_chunks >= 2);  // its id and name, and the fragments before the error
   CHECK(content == "<|tool_call>call:f{a:<|\"|>x<|\"|>,}<tool_call|>sorry");
   CHECK(ev[ev.size() - 2]["choices"][0]["finish_reason"] == "stop");
-}
-
-TEST_CASE("serve: an exchange carries events one way and cancellation the other") {
-  Exchange ex;
-  CHECK_FALSE(ex.Next(std::chrono::milliseconds(1)).has_value());
-  ex.Started();
-  MessageDelta d;
-  d.content = "x";
-  CHECK(ex.Delta(d));
-  CHECK(ex.Delta(MessageDelta{}));  // empty: not queued
-  ex.Cancel();
-  CHECK_FALSE(ex.Delta(d));  // the generation stops at its next piece
-  CHECK(ex.Next(std::chrono::milliseconds(1))->kind == Exchange::Event::Kind::kStarted);
-  CHECK(ex.Next(std::chrono::milliseconds(1))->delta.content == "x");
-  CHECK(ex.Next(std::chrono::milliseconds(1))->delta.content == "x");
-  CHECK_FALSE(ex.Next(std::chrono::milliseconds(1)).has_value());
-}
-
-TEST_CASE("serve: the engine sends a conversation's next turn to the slot that caches it") {
-  ThreadPool pool(2);
-  ModelFiles files;
-  files.model = testing::DataDir() + "/demo";
-  const LoadedModel lm(files, pool);
-  EngineOptions eo;
-  eo.slots = 2;
-  eo.max_queue = 8;
-  eo.session.context = 512;
-  Engine engine(lm, eo);
-  auto run = [&](const Json& body) {
-    auto r = std::make_shared<const ChatRequest>(ParseChatRequest(body, {}));
-    EngineRequest er = ChatEngineRequest(r);
-    auto ex = std::make_shared<Exchange>();
-    er.exchange = ex;
-    REQUIRE(engine.Submit(std::move(er)));
-    std::string streamed;
-    for (;;) {
-      auto e = ex->Next(std::chrono::milliseconds(60000));
-      REQUIRE(e.has_value());
-      if (e->kind == Exchange::Event::Kind::kFailed) FAIL(e->error->what());
-      if (e->kind == Exchange::Event::Kind::kDelta) streamed += e->delta.content;
-      if (e->kind == Exchange::Event::Kind::kDone) {
-        CHECK(e->reply->text == streamed);
-        return *e->reply;
-      }
-    }
-  };
-  auto body = [](const Json& messages) { return Json{{"messages", messages}, {"max_tokens", 8}, {"temperature", 0}}; };
-  const Json a1 = {{{"role", "user"}, {"content", "def add(a, b):"}}};
-  const Json b1 = {{{"role", "user"}, {"content", "class Stack:"}}};
-  const Reply ra = run(body(a1));
-  const Reply rb = run(body(b1));
-  CHECK(ra.cached_tokens == 0);
-  CHECK(rb.cached_tokens == 0);  // the other slot (least recently used), not A's
-  Json a2 = a1;
-  a2.push_back({{"role", "assistant"}, {"content", ra.text}});
-  a2.push_back({{"role", "user"}, {"content", "Returns the"}});
-  const Reply ra2 = run(body(a2));
-  CHECK(ra2.cached_tokens > 4);  // A's slot still holds the first turn
-  // The same request twice: the same greedy answer, the whole prompt but its last token cached.
-  const Reply rb2 = run(body(b1));
-  CHECK(rb2.text == rb.text);
-  CHECK(rb2.cached_tokens == rb2.prompt_tokens - 1);
-  // A prompt over the context is a 400 naming the messages, and the engine goes on.
-  auto r = std::make_shared<const ChatRequest>(ParseChatRequest(body({{{"role", "user"}, {"content", std::string(3000, 'x') + " y z"}}}), {}));
-  EngineRequest er = ChatEngineRequest(r);
-  auto ex = std::make_shared<Exchange>();
-  er.exchange = ex;
-  REQUIRE(engine.Submit(std::move(er)));
-  auto e = ex->Next(std::chrono::milliseconds(60000));
-  REQUIRE(e.has_value());
-  REQUIRE(e->kind == Exchange::Event::Kind::kFailed);
-  CHECK(e->error->status() == 400);
-  CHECK(e->error->code() == "context_length_exceeded");
-  CHECK(run(body(b1)).text == rb.text);
-  // Cancelled: the reply ends early, as cancelled.
-  auto r2 = std::make_shared<const ChatRequest>(ParseChatRequest(Json{{"messages", a1}, {"max_tokens", 64}, {"temperature", 0}}, {}));
-  EngineRequest er2 = ChatEngineRequest(r2);
-  auto ex2 = std::make_shared<Exchange>();
-  er2.exchange = ex2;
-  ex2->Cancel();
-  REQUIRE(engine.Submit(std::move(er2)));
-  auto e2 = ex2->Next(std::chrono::milliseconds(60000));
-  REQUIRE(e2.has_value());
-  CHECK(e2->kind == Exchange::Event::Kind::kFailed);  // cancelled while queued: never run
 }

@@ -1,6 +1,6 @@
-// g4 serve: an OpenAI-compatible HTTP server (cpp-httplib) over the session layer. This file is the HTTP face
-// only: flags, routes, authentication and streaming; requests are translated by g4/serve/openai.hpp and run by
-// g4/serve/engine.hpp.
+// g4 serve: an OpenAI-compatible HTTP server (cpp-httplib) over the batched scheduler. This file is the HTTP face
+// only: flags, routes, authentication, streaming and logging; requests are translated by g4/serve/openai.hpp and
+// run by g4/serve/engine.hpp.
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +12,8 @@
 #include "args.hpp"
 #include "command.hpp"
 #include "g4/serve/engine.hpp"
+#include "g4/serve/metrics.hpp"
+#include "g4/serve/tokenize.hpp"
 
 namespace {
 
@@ -20,16 +22,18 @@ using namespace g4::serve;
 
 const char* kHelp = R"(usage: g4 serve -m MODEL [options]
 
-An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health.
+An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
+GET /metrics (Prometheus), POST /tokenize and /detokenize (llama-server's shapes).
 
   -m, --model PATH        Hugging Face folder or GGUF file
   --mmproj FILE           vision/audio embedders of a GGUF model (images and audio in chat requests)
   --draft FILE            MTP drafter: speculative decoding
   --host H                address to listen on (default 127.0.0.1)
   --port P                port (default 8080; 0: any free port, printed at start)
-  -np, --parallel N       slots: conversations whose caches are kept (default 1)
-  --queue N               requests that may wait for the model (default 16; more get 503)
+  -np, --parallel N       slots: requests decoded together, each keeping its conversation's cache (default 4)
+  --queue N               requests that may wait for a slot (default 64; more get 503)
   -c, --ctx-size N        context per slot in tokens (default 4096)
+  -b, --batch-size N      prompt tokens per step over all slots (chunked prefill; default 128)
   --cache-type T          KV cache: f32 (default) or f16
   -t, --threads N         threads (default: all)
   --api-key KEY           require "Authorization: Bearer KEY" (also read from G4_API_KEY)
@@ -37,6 +41,7 @@ An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completion
   --chat-template-file F  a Jinja chat template for requests with tools (default: the model's own)
   --max-body-mb N         largest request body in MiB (default 64; larger: 413)
   --no-warmup             do not read the weights into memory before serving
+  --shutdown-grace S      on SIGINT/SIGTERM, let running requests finish for S seconds (default 10), then cancel
 )";
 
 std::atomic<int> g_signal{0};
@@ -51,26 +56,30 @@ void SendError(httplib::Response& res, const ApiError& e) {
 // Everything the routes share once the model is loaded.
 struct Server {
   Engine& engine;
+  const Tokenizer& tokenizer;
   std::string model_name;
   Capabilities caps;
   int64_t created = 0;
 };
 
+// The request being handled on this thread (httplib runs a request's routing, handler, streaming and logger on
+// one worker thread): when it started and the tokens it generated, for its log line.
+thread_local std::chrono::steady_clock::time_point t_request;
+thread_local size_t request_tokens = 0;
+
 // Runs an engine request and answers it: one JSON object made by `whole` from the reply, or (streaming)
-// server-sent events made by `stream`. Waits for the prompt to be accepted before choosing the status, so a
-// prompt over the context is still a 400 when streamed.
+// server-sent events made by `stream`. The prompt is built and checked before anything is sent, so a prompt over
+// the context is still a 400 when streamed.
 template <class Stream, class Whole>
-void Answer(Server& s, EngineRequest er, std::shared_ptr<Stream> stream, Whole whole, httplib::Response& res) {
-  auto ex = std::make_shared<Exchange>();
-  er.exchange = ex;
-  if (!s.engine.Submit(std::move(er))) throw ApiError(503, "the server is busy: the request queue is full; retry later");
+void Answer(Server& s, const EngineRequest& er, std::shared_ptr<Stream> stream, Whole whole, httplib::Response& res) {
+  std::shared_ptr<Exchange> ex = s.engine.Submit(er);
   using Kind = Exchange::Event::Kind;
-  for (;;) {  // until the prompt is accepted (streaming) or the answer is complete
+  while (!stream) {  // until the answer is complete (cpp-httplib 0.11 cannot tell that such a client left)
     std::optional<Exchange::Event> e = ex->Next(std::chrono::milliseconds(1000));
     if (!e) continue;
     if (e->kind == Kind::kFailed) throw *e->error;
-    if (e->kind == Kind::kStarted && stream) break;
     if (e->kind == Kind::kDone) {
+      request_tokens = e->reply->tokens.size();
       res.set_content(Dump(whole(*e->reply)), "application/json");
       return;
     }
@@ -99,6 +108,7 @@ void Answer(Server& s, EngineRequest er, std::shared_ptr<Stream> stream, Whole w
             return true;
           }
           if (e->kind == Kind::kDone) {
+            request_tokens = e->reply->tokens.size();
             if (!send(stream->Finish(e->reply->finish, UsageOf(*e->reply)))) return false;
             sink.done();
             return true;
@@ -138,22 +148,33 @@ httplib::Server::Handler Guard(const std::atomic<Server*>& ready, void (*handler
   };
 }
 
+void HandleTokenize(Server& s, const httplib::Request& req, httplib::Response& res) {
+  res.set_content(Dump(TokenizeJson(s.tokenizer, ParseBody(req.body))), "application/json");
+}
+
+void HandleDetokenize(Server& s, const httplib::Request& req, httplib::Response& res) {
+  res.set_content(Dump(DetokenizeJson(s.tokenizer, ParseBody(req.body))), "application/json");
+}
+
 int RunServe(std::vector<std::string> argv) {
   const g4cli::Args args(argv,
-                         {"--model", "--mmproj", "--draft", "--host", "--port", "--parallel", "--queue", "--ctx-size", "--cache-type",
-                          "--threads", "--api-key", "--alias", "--chat-template-file", "--max-body-mb"},
+                         {"--model", "--mmproj", "--draft", "--host", "--port", "--parallel", "--queue", "--ctx-size", "--batch-size",
+                          "--cache-type", "--threads", "--api-key", "--alias", "--chat-template-file", "--max-body-mb", "--shutdown-grace"},
                          {"--help", "--no-warmup"},
-                         {{"-m", "--model"}, {"-np", "--parallel"}, {"-c", "--ctx-size"}, {"-t", "--threads"}, {"-h", "--help"}});
+                         {{"-m", "--model"}, {"-np", "--parallel"}, {"-c", "--ctx-size"}, {"-b", "--batch-size"}, {"-t", "--threads"}, {"-h", "--help"}});
   if (args.has("--help")) return std::printf("%s", kHelp), 0;
   Require(args.has("--model"), "serve", "-m MODEL is required (see --help)");
   Require(args.positional().empty(), args.positional().empty() ? "" : args.positional()[0], "unexpected argument (see --help)");
   const std::string host = args.get("--host", "127.0.0.1");
   const int port = static_cast<int>(args.get_int("--port", 8080, 0, 65535));
   EngineOptions eo;
-  eo.slots = static_cast<size_t>(args.get_int("--parallel", 1, 1, 256));
-  eo.max_queue = static_cast<size_t>(args.get_int("--queue", 16, 1, 4096));
-  eo.session.context = static_cast<size_t>(args.get_int("--ctx-size", 4096, 16, 1 << 24));
-  eo.session.cache_type = KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
+  SchedulerOptions& so = eo.scheduler;
+  so.slots = static_cast<size_t>(args.get_int("--parallel", 4, 1, 256));
+  so.queue = static_cast<size_t>(args.get_int("--queue", 64, 1, 4096));
+  so.context = static_cast<size_t>(args.get_int("--ctx-size", 4096, 16, 1 << 24));
+  so.prefill_budget = static_cast<size_t>(args.get_int("--batch-size", 128, 1, 1 << 16));
+  so.cache_type = KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
+  const auto grace = std::chrono::milliseconds(args.get_int("--shutdown-grace", 10, 0, 3600) * 1000);
   const size_t max_body = static_cast<size_t>(args.get_int("--max-body-mb", 64, 1, 4096)) << 20;
   std::string api_key = args.get("--api-key");
   if (api_key.empty())
@@ -162,18 +183,24 @@ int RunServe(std::vector<std::string> argv) {
   // Listen first, so /health answers 503 while the model loads.
   httplib::Server http;
   std::atomic<Server*> ready{nullptr};
-  http.new_task_queue = [n = eo.slots + eo.max_queue + 8] { return new httplib::ThreadPool(n); };
+  http.new_task_queue = [n = so.slots + so.queue + 8] { return new httplib::ThreadPool(n); };
   http.set_payload_max_length(max_body);
   http.set_read_timeout(30, 0);
   http.set_write_timeout(30, 0);
+  HttpCounters counters;
   http.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
+    t_request = std::chrono::steady_clock::now();
+    request_tokens = 0;
     if (api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + api_key) return httplib::Server::HandlerResponse::Unhandled;
     SendError(res, ApiError(401, "missing or wrong API key (Authorization: Bearer ...)", "", "authentication_error", "invalid_api_key"));
     return httplib::Server::HandlerResponse::Handled;
   });
-  http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
+  http.set_logger([&](const httplib::Request& req, const httplib::Response& res) {
+    counters.Count(res.status);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t_request).count();
+    std::fprintf(stderr, "%s %s %d %zu tokens %lld ms\n", req.method.c_str(), req.path.c_str(), res.status, request_tokens,
+                 static_cast<long long>(ms));
   });
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -190,6 +217,13 @@ int RunServe(std::vector<std::string> argv) {
   http.Get("/v1/models", Guard(ready, [](Server& s, const httplib::Request&, httplib::Response& res) {
              res.set_content(Dump(ModelsJson(s.model_name, s.created)), "application/json");
            }));
+  http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+    Server* s = ready.load();
+    if (!s) return SendError(res, ApiError(503, "the model is loading"));
+    res.set_content(MetricsText(s->engine.stats(), counters.by_status()), "text/plain; version=0.0.4");
+  });
+  http.Post("/tokenize", Guard(ready, HandleTokenize));
+  http.Post("/detokenize", Guard(ready, HandleDetokenize));
   http.Post("/v1/chat/completions", Guard(ready, HandleChat));
   http.Post("/chat/completions", Guard(ready, HandleChat));
   http.Post("/v1/completions", Guard(ready, HandleCompletion));
@@ -217,16 +251,16 @@ int RunServe(std::vector<std::string> argv) {
     std::string name = args.get("--alias");
     if (name.empty()) name = std::filesystem::path(args.get("--model")).filename().string();
     if (name.empty()) name = std::filesystem::path(args.get("--model")).parent_path().filename().string();
-    Server s{engine, name, {}, 0};
+    Server s{engine, lm.tokenizer(), name, {}, 0};
     s.caps.vision = lm.checkpoint().vision().has_value();
     s.caps.audio = lm.checkpoint().audio().has_value();
     s.caps.chat_template = lm.chat_template() != nullptr;
     s.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     ready = &s;
-    std::fprintf(stderr, "g4 serve: ready (%s, %zu slot(s) of %zu tokens)\n", name.c_str(), eo.slots, eo.session.context);
+    std::fprintf(stderr, "g4 serve: ready (%s, %zu slot(s) of %zu tokens)\n", name.c_str(), so.slots, so.context);
     while (g_signal == 0 && http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::fprintf(stderr, "g4 serve: stopping\n");
-    engine.Stop();  // in-flight generations end at their next token
+    std::fprintf(stderr, "g4 serve: stopping (new requests get 503; running ones have %lld s)\n", static_cast<long long>(grace.count() / 1000));
+    engine.Stop(grace);
     http.stop();
     listener.join();
     ready = nullptr;

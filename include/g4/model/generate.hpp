@@ -87,6 +87,53 @@ struct GenerateLimits {
   std::span<const int32_t> stop_ids{};  // generation ends after emitting one of these
 };
 
+// One round after `tok` (emitted, not yet fed; `h` the final hidden row that predicted it): the drafter proposes
+// kr tokens, the target verifies [tok, d_1..d_kr] in one forward pass, and the agreed drafts are emitted, then the
+// target's own token, through emit (false: stop, e.g. a stop id or a limit). Rejected positions are rolled back;
+// a last emitted token is not fed back (the cache ends as after plain decoding). kr = 0 (or no drafter): one
+// plain decode step. Returns the accepted drafts' count and, unless stopped, the next token with its hidden row.
+struct RoundResult {
+  int accepted = 0;
+  bool stopped = false;
+  int32_t next = -1;
+};
+template <typename DraftModel>
+RoundResult SpeculativeRound(const Gemma4& target, const DraftModel* drafter, Sequence& seq, int32_t tok, std::vector<float>& h,
+                             int kr, const VerifyRule& pick, const std::function<bool(int32_t)>& emit, ForwardOutput& vo) {
+  const size_t H = static_cast<size_t>(target.config().hidden_size), V = static_cast<size_t>(target.config().vocab_size);
+  if (!drafter) kr = 0;
+  std::vector<int32_t> batch{tok};
+  const int64_t P = seq.pos();
+  std::vector<float> cur_h = h, dl, dh;
+  for (int j = 0; j < kr; ++j) {
+    drafter->Step(seq, batch.back(), cur_h, P, P, dl, dh);
+    batch.push_back(Argmax(dl));
+    cur_h.swap(dh);
+  }
+  vo.all_logits = kr > 0;
+  target.Forward(seq, {batch}, vo);
+  RoundResult r;
+  for (int i = 0; i <= kr; ++i) {
+    const int32_t draft = i < kr ? batch[static_cast<size_t>(i) + 1] : -1;
+    const auto [t, ok] = pick(std::span(vo.logits).subspan(static_cast<size_t>(i) * V, V), draft);
+    if (!ok) r.next = t;
+    else ++r.accepted;
+    if (!emit(t)) {
+      r.stopped = true;
+      break;
+    }
+    if (!ok) break;
+  }
+  // tok and the accepted drafts stay in the cache, except a last emitted token (as after plain decoding, whose
+  // final token is never fed back).
+  const int64_t keep = P + 1 + r.accepted - (r.stopped && r.next < 0 ? 1 : 0);
+  if (keep < seq.pos()) seq.Rollback(keep);
+  if (r.stopped) r.next = -1;
+  else h.assign(vo.final_hidden.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(r.accepted) * H),
+                vo.final_hidden.begin() + static_cast<std::ptrdiff_t>((static_cast<size_t>(r.accepted) + 1) * H));
+  return r;
+}
+
 // Generates up to limits.max_tokens tokens after `prompt`. on_token returns false to stop. The first emitted token
 // comes from the prompt's last logits (pick(logits, -1)). The last emitted token is not fed back: the cache holds
 // the prompt and every emitted token but the last. drafter may be null (plain decoding); DraftModel is Drafter, or
@@ -103,63 +150,31 @@ std::vector<int32_t> Generate(const Gemma4& target, const DraftModel* drafter, S
   }
   const size_t n_new = limits.max_tokens;
   const auto is_stop = [&](int32_t t) { return std::find(limits.stop_ids.begin(), limits.stop_ids.end(), t) != limits.stop_ids.end(); };
-  const size_t H = static_cast<size_t>(target.config().hidden_size), V = static_cast<size_t>(target.config().vocab_size);
   std::vector<int32_t> out;
   ForwardOutput fo;
   target.Forward(seq, prompt, fo);  // even for no new tokens: the cache then holds the prompt, as callers expect
   if (n_new == 0) return out;
+  const auto emit = [&](int32_t t) {
+    out.push_back(t);
+    return !(on_token && !on_token(t)) && out.size() < n_new && !is_stop(t);
+  };
   int32_t tok = pick(fo.logits, -1).first;
-  std::vector<float> h = fo.final_hidden;
+  std::vector<float> h = std::move(fo.final_hidden);
   int k = drafter ? opt.k : 0;
-  std::vector<float> dl, dh;
   ForwardOutput vo;
-  vo.all_logits = drafter != nullptr;
+  if (!emit(tok)) return out;
   for (;;) {
-    out.push_back(tok);
-    if ((on_token && !on_token(tok)) || out.size() >= n_new || is_stop(tok)) break;
     // Draft k tokens (fewer near the end: no point drafting past n_new).
     const int kr = static_cast<int>(std::min<size_t>(static_cast<size_t>(k), n_new - out.size()));
-    std::vector<int32_t> batch{tok};
-    const int64_t P = seq.pos();
-    std::vector<float> cur_h = h;
-    for (int j = 0; j < kr; ++j) {
-      drafter->Step(seq, batch.back(), cur_h, P, P, dl, dh);
-      batch.push_back(Argmax(dl));
-      cur_h.swap(dh);
-    }
-    // Verify all of them at once.
-    target.Forward(seq, {batch}, vo);
-    int m = 0;
-    int32_t next = -1;
-    bool stopped = false;
-    for (int i = 0; i <= kr; ++i) {
-      const int32_t draft = i < kr ? batch[static_cast<size_t>(i) + 1] : -1;
-      const auto [t, ok] = pick(std::span(vo.logits).subspan(static_cast<size_t>(i) * V, V), draft);
-      if (!ok) {
-        next = t;
-        break;
-      }
-      ++m;
-      out.push_back(t);
-      if ((on_token && !on_token(t)) || out.size() >= n_new || is_stop(t)) {
-        stopped = true;
-        break;
-      }
-    }
+    const RoundResult r = SpeculativeRound(target, drafter, seq, tok, h, kr, pick, emit, vo);
     if (stats && drafter) {
       stats->rounds++;
       stats->drafted += static_cast<size_t>(kr);
-      stats->accepted += static_cast<size_t>(m);
+      stats->accepted += static_cast<size_t>(r.accepted);
     }
-    // tok and the accepted drafts stay in the cache, except a last emitted token (as after plain decoding,
-    // whose final token is never fed back).
-    const int64_t keep = P + 1 + m - (stopped ? 1 : 0);
-    if (keep < seq.pos()) seq.Rollback(keep);
-    if (stopped) break;
-    tok = next;
-    h.assign(vo.final_hidden.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(m) * H),
-             vo.final_hidden.begin() + static_cast<std::ptrdiff_t>((static_cast<size_t>(m) + 1) * H));
-    if (opt.adaptive) k = m == kr ? std::min(opt.k_max, k + 2) : std::max(1, k - 1);
+    if (r.stopped) break;
+    tok = r.next;
+    if (opt.adaptive) k = r.accepted == kr ? std::min(opt.k_max, k + 2) : std::max(1, k - 1);
   }
   return out;
 }

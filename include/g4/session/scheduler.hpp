@@ -4,13 +4,19 @@
 // most prefill_budget tokens a step, so the others never wait for more than a chunk) into ONE Gemma4::ForwardBatch.
 //
 // Per request: a Prompt (as Session::ChatPrompt / RawPrompt build it), GenerateParams (sampling, max tokens, stop
-// ids, stop strings; `speculative` is not used here: scheduled requests decode plainly), a streaming text callback
+// ids, stop strings, speculative: see below), a streaming text callback
 // (UTF-8-safe, cut at stop strings; returning false cancels), cancellation from any thread at any point (the slot is
 // free at the next step), and a Completion (the Reply: tokens, text, finish reason, prompt / cached token counts).
 // Each request's tokens are those it would get alone (Session::Run, same params and seed): its sampler is its own.
 //
+// Speculative decoding: with a drafter and ONE request running (decoding, params.speculative), a step is a
+// speculative round (model/generate.hpp's SpeculativeRound: k drafts verified in one pass) instead of a batch of
+// one; with more requests the batch already shares each pass over the weights, so they decode plainly. Tokens are
+// those of plain decoding either way (greedy: identical; sampling: the same distribution).
+//
 // Prefix reuse: a request goes to the idle slot whose cache shares the longest prefix with its prompt (rolled back
-// to it, Sequence::Rollback, where the sliding rings allow), else to the least recently used idle slot.
+// to it, Sequence::Rollback, where the sliding rings allow), unless that is under a quarter of what the slot holds
+// and an empty slot is idle; else to the least recently used idle slot.
 //
 // Memory: every slot's cache is allocated when the scheduler is built (slots x context), so a step never allocates a
 // cache; a prompt that does not fit the context is refused at Submit. There is no separate memory budget.
@@ -34,7 +40,9 @@
 #include <string>
 #include <vector>
 
+#include "g4/model/drafter.hpp"
 #include "g4/model/gemma4.hpp"
+#include "g4/model/generate.hpp"
 #include "g4/model/prompt.hpp"
 #include "g4/session/loaded_model.hpp"
 #include "g4/session/request_decoding.hpp"
@@ -49,6 +57,13 @@ struct SchedulerOptions {
   size_t prefill_budget = 128;  // most prompt tokens per step, over all prefilling requests (an image block that
                                 // starts a chunk goes whole, even past it)
   Type cache_type = Type::F32;
+};
+
+// Submit's refusal when the queue is full (a server answers 503 and the client retries), apart from requests that
+// can never run (a plain g4::Error).
+class QueueFull : public Error {
+ public:
+  using Error::Error;
 };
 
 struct Completion {
@@ -79,10 +94,11 @@ struct SchedulerRequest {
 class Scheduler {
  public:
   Scheduler(const LoadedModel& m, const SchedulerOptions& opt = {})
-      : Scheduler(m.model(), &m.tokenizer(), m.suppressed(), opt) {}
-  // tokenizer may be null: no text is streamed and stop strings are not looked for.
-  Scheduler(const Gemma4& model, const Tokenizer* tokenizer, std::vector<int32_t> suppressed, const SchedulerOptions& opt)
-      : model_(model), tok_(tokenizer), suppressed_(std::move(suppressed)), opt_(opt) {
+      : Scheduler(m.model(), &m.tokenizer(), m.suppressed(), opt, m.drafter()) {}
+  // tokenizer may be null: no text is streamed and stop strings are not looked for. drafter may be null.
+  Scheduler(const Gemma4& model, const Tokenizer* tokenizer, std::vector<int32_t> suppressed, const SchedulerOptions& opt,
+            const Drafter* drafter = nullptr)
+      : model_(model), tok_(tokenizer), drafter_(drafter), suppressed_(std::move(suppressed)), opt_(opt) {
     Require(opt.slots >= 1, "scheduler", "needs at least one slot");
     Require(opt.prefill_budget >= 1, "scheduler", "prefill_budget must be >= 1");
     Require(opt.max_chunk >= 1, "scheduler", "max_chunk must be >= 1");
@@ -109,8 +125,8 @@ class Scheduler {
                                                  job->req.params, job->req.on_text, opt_.context, job->req.chat,
                                                  job->req.tools, job->req.on_delta);
     std::lock_guard lk(mu_);
-    Require(queue_.size() < opt_.queue, "scheduler",
-            "the request queue is full (" + std::to_string(opt_.queue) + " requests waiting); try again later");
+    if (queue_.size() >= opt_.queue)
+      throw QueueFull("scheduler", "the request queue is full (" + std::to_string(opt_.queue) + " requests waiting); try again later");
     job->id = ++last_id_;
     queue_.push_back(job);
     live_[job->id] = job;
@@ -127,6 +143,13 @@ class Scheduler {
     it->second->cancel = true;
     cv_.notify_all();
     return true;
+  }
+
+  // Cancels every queued and running request (a server shutting down).
+  void CancelAll() {
+    std::lock_guard lk(mu_);
+    for (auto& [id, job] : live_) job->cancel = true;
+    cv_.notify_all();
   }
 
   // One step: ends cancelled requests, admits queued ones to idle slots, then one forward pass over every decoding
@@ -225,7 +248,8 @@ class Scheduler {
     std::atomic<bool> cancel{false};
     std::unique_ptr<RequestDecoding> dec;
     size_t prefilled = 0;  // prompt positions in the slot's cache
-    int32_t next = -1;     // emitted, not yet fed (decoding) when >= 0
+    int32_t next = -1;     // emitted, not yet fed (decoding) when >= 0; out.final_hidden then predicted it
+    int draft_k = 0;       // drafts of its next speculative round (0: not started)
     uint64_t admitted = 0;
     ForwardOutput out;
     Clock::time_point t_admit, t_first;
@@ -255,16 +279,24 @@ class Scheduler {
         ended.push_back(Complete(*job, {}));
         continue;
       }
-      Slot* best = nullptr;
+      Slot *best = nullptr, *empty = nullptr, *lru = nullptr;
       size_t best_keep = 0;
       for (Slot& s : slots_) {
         if (s.job) continue;
         size_t keep = job->req.prompt.CommonPrefix(s.keys);
         if (!s.seq.CanRollback(static_cast<int64_t>(keep))) keep = 0;
-        if (!best || keep > best_keep || (keep == best_keep && s.last_used < best->last_used)) {
+        if (keep > 0 && (!best || keep > best_keep || (keep == best_keep && s.last_used < best->last_used))) {
           best = &s;
           best_keep = keep;
         }
+        if (s.keys.empty() && !empty) empty = &s;
+        if (!lru || s.last_used < lru->last_used) lru = &s;
+      }
+      // An empty slot before a weak match (under a quarter of what that slot holds: a shared chat header alone
+      // does not evict another conversation); with nothing shared, the least recently used slot.
+      if (!best || (empty && 4 * best_keep < best->keys.size())) {
+        best = empty ? empty : lru;
+        best_keep = 0;
       }
       best->seq.Rollback(static_cast<int64_t>(best_keep));
       best->keys.resize(best_keep);
@@ -276,8 +308,16 @@ class Scheduler {
     }
   }
 
-  // One pass: every decoding request's token, then prompt chunks (oldest admission first) within the budget.
+  // One pass: every decoding request's token, then prompt chunks (oldest admission first) within the budget; or
+  // a speculative round when one request runs alone.
   void Run(std::vector<Completion>& ended) {
+    Slot* alone = nullptr;
+    size_t active = 0;
+    for (Slot& s : slots_)
+      if (s.job) ++active, alone = &s;
+    if (active == 1 && drafter_ && alone->job->next >= 0 && alone->job->req.params.speculative &&
+        static_cast<size_t>(alone->job->req.params.draft.k_max) + 2 <= opt_.max_chunk)
+      return RunSpeculative(*alone, ended);
     std::vector<Gemma4::BatchEntry> batch;
     std::vector<Slot*> owners;
     std::vector<size_t> chunk;  // prompt tokens of each entry (0: a decode token)
@@ -352,6 +392,41 @@ class Scheduler {
     }
   }
 
+  // One speculative round for the request of slot s (running alone; see the class comment).
+  void RunSpeculative(Slot& s, std::vector<Completion>& ended) {
+    Job& j = *s.job;
+    const SpeculativeOptions& opt = j.req.params.draft;
+    if (j.draft_k == 0) j.draft_k = opt.k;
+    Reply& reply = j.dec->reply();
+    const size_t before = reply.tokens.size();
+    const int kr = static_cast<int>(std::min<size_t>(static_cast<size_t>(j.draft_k), j.dec->max_tokens() - before));
+    const int64_t P = s.seq.pos();
+    bool cancelled = false;
+    RoundResult r;
+    try {
+      r = SpeculativeRound(model_, drafter_, s.seq, j.next, j.out.final_hidden, kr, j.dec->verify_rule(),
+                           [&](int32_t t) {
+                             const bool go = j.dec->Emit(t);
+                             cancelled = go && j.cancel;
+                             return go && !cancelled;
+                           },
+                           spec_out_);
+    } catch (const std::exception& e) {
+      s.seq.Rollback(0);  // what the pass wrote is not trusted: the slot starts over
+      s.keys.clear();
+      return End(s, true, e.what(), ended);
+    }
+    reply.draft_stats.rounds++;
+    reply.draft_stats.drafted += static_cast<size_t>(kr);
+    reply.draft_stats.accepted += static_cast<size_t>(r.accepted);
+    // The cache gained j.next and the accepted drafts it kept (the tokens emitted first in this round).
+    s.keys.push_back(static_cast<uint32_t>(j.next));
+    for (int64_t p = P + 1; p < s.seq.pos(); ++p) s.keys.push_back(static_cast<uint32_t>(reply.tokens[before + static_cast<size_t>(p - P - 1)]));
+    if (r.stopped) return End(s, cancelled, {}, ended);
+    j.next = r.next;
+    if (opt.adaptive) j.draft_k = r.accepted == kr ? std::min(opt.k_max, j.draft_k + 2) : std::max(1, j.draft_k - 1);
+  }
+
   // The request of slot s ends; the slot keeps what its cache holds (the prompt as far as it was run, and every
   // emitted token but a last one not fed back).
   void End(Slot& s, bool cancelled, std::string error, std::vector<Completion>& ended) {
@@ -403,10 +478,12 @@ class Scheduler {
 
   const Gemma4& model_;
   const Tokenizer* tok_;
+  const Drafter* drafter_;
   std::vector<int32_t> suppressed_;
   SchedulerOptions opt_;
   std::vector<Slot> slots_;  // the stepping thread's (under step_mu_)
   uint64_t clock_ = 0;       // admission / use order (stepping thread)
+  ForwardOutput spec_out_;   // a speculative round's verification logits (stepping thread)
 
   mutable std::mutex step_mu_;  // one step at a time
   mutable std::mutex mu_;       // queue_, live_, done_, last_id_

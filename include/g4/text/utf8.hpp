@@ -50,6 +50,16 @@ inline size_t Decode(std::string_view s, size_t i, uint32_t* cp) {
   return n;
 }
 
+// Whether s is well-formed UTF-8 throughout.
+inline bool Valid(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    i += Decode(s, i, &cp);
+    if (cp >= 0x110000) return false;
+  }
+  return true;
+}
+
 // Number of bytes at the end of s that start a UTF-8 sequence which is still incomplete (0..3): a streaming
 // decoder holds exactly these back until the next token completes them.
 inline size_t IncompleteTail(std::string_view s) {

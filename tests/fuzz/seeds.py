@@ -173,6 +173,14 @@ def main(out):
             request = {k: v for k, v in c.items() if k not in ("name", "template", "rendered")}
             put(out, "jinja", "%s-%d" % (name, i), read(os.path.join(spec, name)) + SEP + json.dumps(request).encode())
 
+    # JSON Schemas: the tool parameters declared in cases.json; grammar text: one with classes, repetition, tokens.
+    schemas = {json.dumps(t["function"]["parameters"]) for c in cases for t in c.get("tools", [])
+               if isinstance(t, dict) and "parameters" in t.get("function", {})}
+    for i, sch in enumerate(sorted(schemas)):
+        put(out, "json_schema", "schema%d" % i, sch.encode())
+    put(out, "json_schema", "grammar0", b'root ::= <|tool_call> "call:" [a-z_]+ "{" ( [a-z]+ ":" ( [0-9]{1,3} | '
+        b'<|"|> [^<]* <|"|> ) )? "}" <tool_call|>\nws ::= [ \\t\\n]{0,4} # comment\n')
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

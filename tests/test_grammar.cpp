@@ -652,6 +652,8 @@ TEST_CASE("tool calls: free text until <|tool_call>, the call constrained, free 
                        doctest::Contains("names function 'nope'"), Error);
   CHECK_THROWS_WITH_AS(ToolCallTokenGrammar(tok, trie, Json::parse(R"([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer", "minimum": 1}}}}}])"), "auto"),
                        doctest::Contains("tools[0].function.parameters: json schema: keyword 'minimum' is not supported"), Error);
+  CHECK_THROWS_WITH_AS(ToolCallTokenGrammar(tok, trie, Json::parse(R"([{"type": "function", "function": {"name": "f", "parameters": {"type": ["object", "null"]}}}])"), "auto"),
+                       doctest::Contains("tools[0].function.parameters: must be an object schema"), Error);
   Demo demo;
   CHECK_THROWS_WITH_AS(ToolCallConstraint(demo.lm, tools), doctest::Contains("no <|tool_call>"), Error);
 }

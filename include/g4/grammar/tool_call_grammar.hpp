@@ -36,7 +36,7 @@ inline std::string ToolCallGrammarText(const nlohmann::ordered_json& tools, cons
     Require(name.find_first_of("{}<>\n") == std::string::npos, where + ".function.name", "holds a character a call cannot name");
     if (!only_function.empty() && name != only_function) continue;
     const nlohmann::ordered_json params = f.contains("parameters") ? f["parameters"] : nlohmann::ordered_json{{"type", "object"}};
-    Require(params.is_object() && (params.value("type", "object") == "object"), where + ".function.parameters",
+    Require(params.is_object() && (!params.contains("type") || params["type"] == "object"), where + ".function.parameters",
             "must be an object schema");
     std::string body;
     try {

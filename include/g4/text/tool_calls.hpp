@@ -11,11 +11,11 @@
 // could still become a marker is held back until the next piece decides. A tool call streams as OpenAI streams
 // one: once its name is complete (the '{' after it), a delta with index, id and name; then argument fragments as
 // the model writes them (their concatenation is the whole call's arguments string, byte for byte). A call that
-// does not parse (bad syntax, nesting deeper than kMaxNesting, an undeclared function when the tool names are
-// given, tool_choice "none", or no end before Finish) comes back as content, verbatim, with a warning; if its id
-// and name were already out, a `withdrawn` delta tells that the call is not part of the message (a stream cannot
-// take back what it sent; Message() drops it). End-of-turn markers (<turn|>, <|tool_response>) are dropped; a
-// <|"|> outside a call reads as '"'.
+// does not parse (bad syntax, nesting deeper than GemmaArgumentsToJson::kMaxNesting, an undeclared function when
+// the tool names are given, tool_choice "none", or no end before Finish) comes back as content, verbatim, with a
+// warning; if its id and name were already out, a `withdrawn` delta tells that the call is not part of the message
+// (a stream cannot take back what it sent; Message() drops it). End-of-turn markers (<turn|>, <|tool_response>)
+// are dropped; a <|"|> outside a call reads as '"'.
 #pragma once
 #include <algorithm>
 #include <initializer_list>
@@ -54,8 +54,6 @@ struct MessageDelta {
 };
 
 namespace tool_call_detail {
-
-using Json = nlohmann::ordered_json;
 
 inline constexpr std::string_view kQuote = "<|\"|>";
 inline constexpr std::string_view kCallOpen = "<|tool_call>", kCallClose = "<tool_call|>";

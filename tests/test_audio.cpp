@@ -19,6 +19,8 @@
 #include "support/media_fixtures.hpp"
 #include "support/temp_files.hpp"
 
+namespace g4_test_audio {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using namespace g4::testing;
 
@@ -207,3 +209,5 @@ TEST_CASE("audio: a 44.1 kHz stereo WAV file through LoadAudio16k") {
   CHECK(FrameAudio(y)[0].size() == 25);
   std::filesystem::remove_all(dir);
 }
+
+}  // namespace g4_test_audio

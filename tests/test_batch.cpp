@@ -9,6 +9,8 @@
 #include "support/compare.hpp"
 #include "support/random_model.hpp"
 
+namespace g4_test_batch {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 namespace {
@@ -130,3 +132,5 @@ TEST_CASE("two threads driving one model take turns and get the numbers each get
     CHECK(got_b == want_b);
   }
 }
+
+}  // namespace g4_test_batch

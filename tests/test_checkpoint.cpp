@@ -20,6 +20,8 @@
 #include "support/temp_files.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_checkpoint {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using namespace g4::testing;
 namespace fs = std::filesystem;
@@ -292,3 +294,4 @@ TEST_CASE("gguf config: bad or missing gemma4 keys are errors naming the key") {
   }
 }
 
+}  // namespace g4_test_checkpoint

@@ -21,6 +21,8 @@
 #include "g4/core/thread_pool.hpp"
 #include "g4/core/types.hpp"
 
+namespace g4_test_core {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 TEST_CASE("f16: every finite half value survives f16 -> f32 -> f16 exactly") {
@@ -199,3 +201,5 @@ TEST_CASE("ReleaseMappedPages drops a file mapping's resident pages, which read 
   for (size_t i = 0; i < anon.size(); ++i) changed += anon.data()[i] != static_cast<std::byte>(i * 31 + 7);
   CHECK(changed == 0);
 }
+
+}  // namespace g4_test_core

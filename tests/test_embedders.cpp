@@ -20,6 +20,8 @@
 #include "support/errors.hpp"
 #include "support/golden_multimodal.hpp"
 
+namespace g4_test_embedders {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using namespace g4::testing;
 
@@ -192,3 +194,5 @@ TEST_CASE("embedders: llama.cpp mmproj GGUF (CHW patches, [2, n_pos, dim] positi
   MESSAGE("audio_embeddings from the mmproj GGUF: rel err " << rel_audio);
   CHECK(rel_audio <= 1e-4);
 }
+
+}  // namespace g4_test_embedders

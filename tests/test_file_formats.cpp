@@ -15,6 +15,8 @@
 #include "support/errors.hpp"
 #include "support/temp_files.hpp"
 
+namespace g4_test_file_formats {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using namespace g4::testing;
 namespace fs = std::filesystem;
@@ -320,3 +322,5 @@ TEST_CASE("gguf writer: every metadata type and a few tensors read back unchange
   std::memcpy(&ne0, raw.data() + TensorInfoField(raw, "t.f32", "ne"), 8);
   CHECK(ne0 == 3);
 }
+
+}  // namespace g4_test_file_formats

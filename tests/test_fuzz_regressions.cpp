@@ -14,6 +14,8 @@
 
 #include "../tests/fuzz/targets.hpp"
 
+namespace g4_test_fuzz_regressions {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -66,3 +68,5 @@ TEST_SUITE("fuzz_regressions") {
     CHECK(total > 0);
   }
 }
+
+}  // namespace g4_test_fuzz_regressions

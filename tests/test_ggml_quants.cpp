@@ -22,6 +22,8 @@
 #include "g4/model/gemma4.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_ggml_quants {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using g4::testing::DataDir;
 
@@ -162,3 +164,5 @@ TEST_CASE("our quantizers write llama-quantize's blocks from the same bf16 weigh
   }
   std::filesystem::remove(bf16);
 }
+
+}  // namespace g4_test_ggml_quants

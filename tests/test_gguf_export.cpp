@@ -16,6 +16,8 @@
 #include "support/temp_files.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_gguf_export {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using namespace g4::testing;
 
@@ -148,3 +150,5 @@ TEST_CASE("quantize: a safetensors checkpoint's tokenizer.json travels into the 
     CHECK(from_gguf.Encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<int32_t>>());
   }
 }
+
+}  // namespace g4_test_gguf_export

@@ -23,6 +23,8 @@
 #include "g4/session/session.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_grammar {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using Json = nlohmann::ordered_json;
 
@@ -657,3 +659,5 @@ TEST_CASE("tool calls: free text until <|tool_call>, the call constrained, free 
   Demo demo;
   CHECK_THROWS_WITH_AS(ToolCallConstraint(demo.lm, tools), doctest::Contains("no <|tool_call>"), Error);
 }
+
+}  // namespace g4_test_grammar

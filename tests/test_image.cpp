@@ -21,6 +21,8 @@
 #include "support/media_fixtures.hpp"
 #include "support/temp_files.hpp"
 
+namespace g4_test_image {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using namespace g4::testing;
 
@@ -485,3 +487,5 @@ TEST_CASE("decoders: randomly corrupted images and WAVs decode or throw g4::Erro
   }
   MESSAGE("corrupted inputs: " << decoded << " decoded, " << refused << " refused with g4::Error");
 }
+
+}  // namespace g4_test_image

@@ -10,6 +10,8 @@
 #include "g4/text/jinja/template.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_jinja {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 namespace {
 
 using g4::jinja::Json;
@@ -145,3 +147,5 @@ TEST_CASE("jinja: RenderChatTemplate's defaults and chat_template_kwargs") {
         "<bos>|True|True");
   CHECK_THROWS_AS(g4::jinja::RenderChatTemplate(source, Json::array()), g4::Error);
 }
+
+}  // namespace g4_test_jinja

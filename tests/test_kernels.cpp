@@ -21,6 +21,8 @@
 #include "g4/kernels/ops.hpp"
 #include "g4/kernels/reference.hpp"
 
+namespace g4_test_kernels {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 namespace {
@@ -589,3 +591,5 @@ TEST_CASE("attention: bad shapes and ranges throw") {
   a.n_heads = 2;
   CHECK_THROWS_WITH_AS(Attention(a, pool), doctest::Contains("key range"), Error);
 }
+
+}  // namespace g4_test_kernels

@@ -18,6 +18,8 @@
 #include "g4/media/image_patches.hpp"
 #include "support/errors.hpp"
 
+namespace g4_test_limits {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using g4::testing::ErrorOf;
 
@@ -70,3 +72,5 @@ TEST_SUITE("limits") {
     CHECK(ErrorOf([] { TargetImageSize(0, 10, 70); }).find("no pixels") != std::string::npos);
   }
 }
+
+}  // namespace g4_test_limits

@@ -14,6 +14,8 @@
 #include "support/compare.hpp"
 #include "support/random_model.hpp"
 
+namespace g4_test_model {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 using testing::RelErr;
@@ -345,3 +347,5 @@ TEST_CASE("the 12B preset matches the spec") {
   const size_t sliding_bytes = 40ull * 2 * 8 * 256 * (1024 + 511) * 4;
   CHECK(cache.bytes() == full_bytes + sliding_bytes);
 }
+
+}  // namespace g4_test_model

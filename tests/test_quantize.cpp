@@ -13,6 +13,8 @@
 #include "g4/core/quantize.hpp"
 #include "g4/core/tensor.hpp"
 
+namespace g4_test_quantize {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 namespace {
@@ -227,3 +229,5 @@ TEST_CASE("quantize: bad input throws a g4::Error") {
   block[3] = INFINITY;
   CHECK_THROWS_WITH_AS(QuantizeRow(Type::Q6_K, block.data(), 256, out.data()), doctest::Contains("not finite"), Error);
 }
+
+}  // namespace g4_test_quantize

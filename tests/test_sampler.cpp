@@ -9,6 +9,8 @@
 
 #include "g4/model/sampler.hpp"
 
+namespace g4_test_sampler {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 namespace {
@@ -223,3 +225,5 @@ TEST_CASE("sampler: Draw from explicit weights, and bad input") {
   bad.suppressed = {9};
   CHECK_THROWS_AS(Sampler(bad, 4), Error);
 }
+
+}  // namespace g4_test_sampler

@@ -13,6 +13,8 @@
 #include "support/random_model.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_scheduler {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 namespace {
@@ -414,3 +416,5 @@ TEST_CASE("scheduler (demo model + drafter): a request alone decodes speculative
   CHECK(cd.reply.draft_stats.rounds == 0);
   CheckIdle(sched);
 }
+
+}  // namespace g4_test_scheduler

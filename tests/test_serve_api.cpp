@@ -11,6 +11,8 @@
 #include "g4/serve/openai.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_serve_api {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using namespace g4::serve;
 
@@ -650,3 +652,5 @@ TEST_CASE("serve: a streamed call withdrawn as malformed is not sent again and d
   CHECK(content == "<|tool_call>call:f{a:<|\"|>x<|\"|>,}<tool_call|>sorry");
   CHECK(ev[ev.size() - 2]["choices"][0]["finish_reason"] == "stop");
 }
+
+}  // namespace g4_test_serve_api

@@ -12,6 +12,8 @@
 #include "g4/serve/tokenize.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_serve_engine {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using namespace g4::serve;
 
@@ -258,3 +260,5 @@ TEST_CASE("serve engine: /tokenize and /detokenize in llama-server's shapes") {
   CHECK_THROWS_AS(DetokenizeJson(tok, {{"tokens", "abc"}}), ApiError);
   CHECK_THROWS_AS(TokenizeJson(tok, {{"content", 5}}), ApiError);
 }
+
+}  // namespace g4_test_serve_engine

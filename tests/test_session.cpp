@@ -15,6 +15,8 @@
 #include "support/random_model.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_session {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 namespace {
@@ -518,3 +520,5 @@ TEST_CASE("scheduler: logprobs and a forced call come out as in Session (one imp
   const Reply alone = Session(demo.lm).Complete("Returns the", {}, p);
   CHECK(alone.tokens == c->reply.tokens);
 }
+
+}  // namespace g4_test_session

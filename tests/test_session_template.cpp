@@ -8,6 +8,8 @@
 #include "g4/session/session.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_session_template {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 using Json = nlohmann::ordered_json;
 
@@ -280,3 +282,5 @@ TEST_CASE("session output: a streamed tool call and thought are parsed; the text
   CHECK(seen == other.text);
   CHECK(seen.find("call:rm") != std::string::npos);
 }
+
+}  // namespace g4_test_session_template

@@ -14,6 +14,8 @@
 #include "support/random_model.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_speculative {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 using namespace g4;
 
 namespace {
@@ -255,3 +257,5 @@ TEST_CASE("the demo's trained drafter: greedy speculative decoding keeps the ref
     CHECK(stats.acceptance_per_round() >= min_per_round);
   }
 }
+
+}  // namespace g4_test_speculative

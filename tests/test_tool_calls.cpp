@@ -12,6 +12,8 @@
 #include "g4/text/tool_request.hpp"
 #include "support/test_data.hpp"
 
+namespace g4_test_tool_calls {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
+
 namespace {
 
 using Json = nlohmann::ordered_json;
@@ -387,3 +389,5 @@ TEST_CASE("tool calls: tool_choice none, a forced function, and one call at most
   CHECK(m["tool_calls"][0]["function"]["name"] == "f");
   CHECK(m["content"] == "<|tool_call>call:f{a:}<tool_call|>");
 }
+
+}  // namespace g4_test_tool_calls

@@ -236,7 +236,7 @@ def main():
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]), "messages[0].content[0]")  # no vision
         expect_error(srv, 400, dict(good, tools=[{"type": "function", "function": {"name": "f"}}]), "tools")  # no template
         expect_error(srv, 400, dict(good, tool_choice="required"), "tool_choice")
-        expect_error(srv, 400, dict(good, response_format={"type": "json_schema"}), "response_format")
+        expect_error(srv, 400, dict(good, response_format={"type": "json_schema"}), "response_format.json_schema")
         long_prompt = " ".join(["word"] * 3000)
         e = expect_error(srv, 400, dict(good, messages=[{"role": "user", "content": long_prompt}]), "messages")
         check(e["error"]["code"] == "context_length_exceeded", "context error code")

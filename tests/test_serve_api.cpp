@@ -187,7 +187,9 @@ TEST_CASE("serve: chat parameters map to the session's, wrong ones are refused b
       {{{"stream", true}, {"stream_options", 1}}, "stream_options"},
       {{{"model", 5}}, "model"},
       {{{"logit_bias", {{"1", 5}}}}, "logit_bias"},
-      {{{"response_format", {{"type", "json_object"}}}}, "response_format"},
+      {{{"response_format", {{"type", "xml"}}}}, "response_format.type"},
+      {{{"response_format", {{"type", "json_schema"}}}}, "response_format.json_schema"},
+      {{{"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", "x"}}}}}}, "response_format.json_schema"},
       {{{"tool_choice", "required"}}, "tool_choice"},
       {{{"tool_choice", {{"type", "function"}}}}, "tool_choice"},
       {{{"tool_choice", "sometimes"}}, "tool_choice"},
@@ -283,15 +285,10 @@ TEST_CASE("serve: tools and tool turns pass to the template when the model has o
   CHECK(choice.names == std::set<std::string>{"get_weather"});
   named["tool_choice"] = {{"type", "function"}, {"function", {{"name", "rm_rf"}}}};
   CHECK(RefusedParam(named, caps) == "tool_choice");
-  named["tool_choice"] = "required";
-  try {
-    ParseChatRequest(named, caps);
-    FAIL("required was accepted");
-  } catch (const ApiError& e) {
-    CHECK(e.status() == 400);
-    CHECK(e.param() == "tool_choice");
-    CHECK(std::string(e.what()).find("\"required\" needs constrained decoding (issue #32)") != std::string::npos);
-  }
+  named["tool_choice"] = "required";  // a call first: the engine's grammar enforces it (test_serve_engine)
+  const ChatRequest nq = ParseChatRequest(named, caps);
+  CHECK(RequestToolChoice(nq.request).allowed);
+  CHECK(RequestToolChoice(nq.request).forced.empty());
   named["tool_choice"] = "none";
   const ChatRequest nn = ParseChatRequest(named, caps);
   CHECK_FALSE(nn.request.contains("tools"));

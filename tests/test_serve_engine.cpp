@@ -1,7 +1,8 @@
 // g4 serve's engine (g4/serve/engine.hpp) on the demo model: requests run through the batched scheduler give what a
 // Session gives alone, concurrent requests too; a conversation's next turn lands in the slot that caches it; over-long
 // prompts and full queues are refused with the right status; cancellation frees the slot; Stop lets running
-// requests finish within its grace and refuses new ones. Also /metrics' text and /tokenize, /detokenize.
+// requests finish within its grace and refuses new ones; response_format's answers parse and validate. Also /metrics'
+// text and /tokenize, /detokenize.
 #include <doctest/doctest.h>
 
 #include <sstream>
@@ -197,6 +198,73 @@ TEST_CASE("serve engine: refusals (over the context: 400; queue full: 503), canc
   } catch (const ApiError& e) {
     CHECK(e.status() == 503);
   }
+}
+
+TEST_CASE("serve engine: response_format constrains the answer; what cannot be constrained is a 400 naming the field") {
+  Demo demo;
+  Engine engine(demo.lm, Options(2));
+  const Json schema = Json::parse(R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+      "age": {"type": "integer"}, "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 3}},
+      "required": ["name", "age"], "additionalProperties": false})");
+  for (int seed = 1; seed <= 3; ++seed) {
+    Json body = Body(User("Describe a person."), 200);
+    body["temperature"] = 1.0;
+    body["seed"] = seed;
+    body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "person"}, {"schema", schema}}}};
+    const Reply r = Run(engine, body);
+    INFO("seed " << seed << ": " << r.text);
+    REQUIRE(r.finish == FinishReason::kStop);
+    // Validated here, independently of the grammar: the object's keys and their types.
+    const Json v = Json::parse(r.text);
+    REQUIRE(v.is_object());
+    CHECK(v.contains("name"));
+    CHECK(v.contains("age"));
+    for (const auto& [key, value] : v.items()) {
+      if (key == "name") CHECK((value.is_string() && value.get<std::string>().size() <= 12));
+      else if (key == "age") CHECK(value.is_number_integer());
+      else if (key == "tags") {
+        REQUIRE(value.is_array());
+        CHECK(value.size() <= 3);
+        for (const Json& t : value) CHECK((t == "a" || t == "b"));
+      } else {
+        FAIL("unexpected key " << key);
+      }
+    }
+  }
+  Json obj = Body(User("Return a JSON object."), 300);
+  obj["response_format"] = {{"type", "json_object"}};
+  const Reply ro = Run(engine, obj);
+  if (ro.finish == FinishReason::kStop) CHECK(Json::parse(ro.text).is_object());
+  else CHECK(ro.text.rfind("{", 0) == 0);  // cut by max_tokens inside a free string: still the object's start
+
+  auto refused = [&](const Json& body, const Capabilities& caps) -> ApiError {
+    try {
+      engine.Submit(ChatEngineRequest(std::make_shared<const ChatRequest>(ParseChatRequest(body, caps))));
+    } catch (const ApiError& e) {
+      return e;
+    }
+    FAIL("accepted: " << body.dump());
+    return ApiError(0, "");
+  };
+  Json bad = Body(User("x"));
+  bad["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"schema", {{"not", {{"type", "string"}}}}}}}};
+  const ApiError e1 = refused(bad, {});
+  CHECK(e1.status() == 400);
+  CHECK(e1.param() == "response_format.json_schema.schema");
+  CHECK(std::string(e1.what()).find("not") != std::string::npos);
+  const Json tool = {{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}};
+  Json both = Body(User("x"));
+  both["tools"] = {tool};
+  both["response_format"] = {{"type", "json_object"}};
+  const ApiError e2 = refused(both, {.chat_template = true});
+  CHECK(e2.status() == 400);
+  CHECK(e2.param() == "response_format");
+  Json required = Body(User("x"));
+  required["tools"] = {tool};
+  required["tool_choice"] = "required";
+  const ApiError e3 = refused(required, {.chat_template = true});  // the demo's vocabulary has no <|tool_call>
+  CHECK(e3.status() == 400);
+  CHECK(std::string(e3.what()).find("<|tool_call>") != std::string::npos);
 }
 
 TEST_CASE("serve engine: /metrics is Prometheus text with the engine's counts") {

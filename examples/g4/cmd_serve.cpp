@@ -130,7 +130,7 @@ void HandleCompletion(Server& s, const httplib::Request& req, httplib::Response&
   const ResponseMeta meta = NewMeta("cmpl-", s.model_name);
   auto stream = r->stream ? std::make_shared<CompletionStream>(meta, r->include_usage) : nullptr;
   Answer(s, CompletionEngineRequest(r), stream,
-         [&](const Reply& reply) { return CompletionJson(meta, reply.text, reply.finish, UsageOf(reply)); }, res);
+         [&](const Reply& reply) { return CompletionJson(meta, reply.text, reply.finish, UsageOf(reply), reply.logprobs); }, res);
 }
 
 // Wraps a handler: every refusal is an OpenAI error object, and nothing escapes to httplib.

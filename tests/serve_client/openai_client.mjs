@@ -133,18 +133,32 @@ try {
     check(Math.abs(e.top_logprobs[0].logprob - e.logprob) < 1e-4, 'greedy token is the most likely');
   }
 
-  // Tools declared (rendered by the template): the demo answers in text; forcing a call needs the <|tool_call> token,
-  // which the demo's vocabulary lacks: a 400 the SDK raises with its message (real vocabularies: test_tool_calls).
+  // Completions' legacy logprobs: per token its text, logprob, the N most likely (and the sampled one), offsets.
+  const clp = await client.completions.create({ model: 'demo', prompt: 'Returns the', max_tokens: 4, temperature: 0, logprobs: 2 });
+  const l = clp.choices[0].logprobs;
+  check(l.tokens.length === 4 && l.token_logprobs.length === 4 && l.top_logprobs.length === 4, `completion logprobs ${JSON.stringify(l)}`);
+  check(l.tokens.join('') === clp.choices[0].text, 'completion logprobs tokens join to the text');
+  l.top_logprobs.forEach((top, i) => check(Object.keys(top).length >= 2 && top[l.tokens[i]] === l.token_logprobs[i], 'completion top_logprobs'));
+
+  // Tools declared (rendered by the template): the demo answers in text. A named tool_choice ends the prompt inside
+  // that call; the demo's vocabulary has no <|tool_call> token, so its continuation is malformed and comes back as
+  // the call's text (real vocabularies: test_tool_calls, test_session). tool_choice "required" needs the call
+  // tokens for its grammar: a 400 the SDK raises with its message.
   const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather in a city',
                    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
   const withTools = await client.chat.completions.create({ ...ask('Weather in Paris?'), tools });
   check(typeof withTools.choices[0].message.content === 'string' && withTools.usage.prompt_tokens > r1.usage.prompt_tokens,
         'tools rendered into the prompt');
+  const named = await client.chat.completions.create({ ...ask('Weather in Paris?'), tools,
+                                                       tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+  const msg = named.choices[0].message;
+  check((msg.tool_calls ?? []).length === 1 ? msg.tool_calls[0].function.name === 'get_weather'
+                                            : msg.content.startsWith('<|tool_call>call:get_weather{'), `named call: ${JSON.stringify(msg)}`);
   try {
-    await client.chat.completions.create({ ...ask('Weather in Paris?'), tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } });
-    check(false, 'a forced call without a <|tool_call> token was accepted');
+    await client.chat.completions.create({ ...ask('Weather in Paris?'), tools, tool_choice: 'required' });
+    check(false, 'a required call without <|tool_call> tokens was accepted');
   } catch (e) {
-    check(e.status === 400 && /tool_call/.test(e.message), `forced call: ${e}`);
+    check(e.status === 400 && /tool_call/.test(e.message), `required call: ${e}`);
   }
   // A refusal arrives as the SDK's typed error with the field named.
   try {

@@ -89,10 +89,11 @@ class Exchange {
   bool cancelled_ = false;
 };
 
-// A request as the engine takes it: how to build its prompt (on the submitting thread; it may embed media; an
-// ApiError or g4::Error thrown there is a 400), and how to decode the answer.
+// A request as the engine takes it: how to build its prompt (on the submitting thread; it may embed media and set
+// a grammar on the params; an ApiError or g4::Error thrown there is a 400 naming the error's field), and how to
+// decode the answer.
 struct EngineRequest {
-  std::function<Prompt(const LoadedModel&)> prompt;
+  std::function<Prompt(const LoadedModel&, GenerateParams&)> prompt;
   GenerateParams params;
   bool chat = false;  // a chat answer: parsed (content, reasoning, tool calls), ends at the turn's end
   ToolChoice tools;   // chat: the calls it may make (RequestToolChoice of the request)
@@ -116,12 +117,13 @@ class Engine {
   std::shared_ptr<Exchange> Submit(const EngineRequest& r) {
     if (stopping()) throw ApiError(503, "the server is shutting down");
     std::optional<Prompt> prompt;
+    GenerateParams params = r.params;
     try {
-      prompt.emplace(r.prompt(model_));
+      prompt.emplace(r.prompt(model_, params));
     } catch (const ApiError&) {
       throw;
     } catch (const Error& e) {
-      throw ApiError(400, e.what(), "messages");
+      throw ApiError(400, e.what(), e.where().empty() ? "messages" : e.where());
     }
     const size_t context = scheduler_.options().context;
     if (prompt->size() == 0) throw ApiError(400, "the prompt is empty", "messages");
@@ -130,7 +132,7 @@ class Engine {
                               " (leave room for at least one token)",
                      "messages", "", "context_length_exceeded");
     auto ex = std::make_shared<Exchange>();
-    SchedulerRequest sr(std::move(*prompt), r.params);
+    SchedulerRequest sr(std::move(*prompt), std::move(params));
     sr.chat = r.chat;
     if (r.chat) {
       sr.turn_stops = model_.chat_stop_ids();
@@ -235,8 +237,9 @@ inline std::vector<Media> EmbedRequestMedia(const LoadedModel& lm, const ChatReq
 // An engine request for a chat completion: the prompt and parsing Session::RespondTo uses.
 inline EngineRequest ChatEngineRequest(std::shared_ptr<const ChatRequest> r) {
   EngineRequest er;
-  er.prompt = [r](const LoadedModel& lm) {
+  er.prompt = [r](const LoadedModel& lm, GenerateParams& params) {
     const std::vector<Media> media = EmbedRequestMedia(lm, *r);
+    if (!params.sampling.grammar) params.sampling.grammar = ChatConstraint(lm, r->request);  // as Session::RespondTo
     return Session::ChatPrompt(lm, r->request, media, r->params.enable_thinking);
   };
   er.params = r->params;
@@ -248,7 +251,7 @@ inline EngineRequest ChatEngineRequest(std::shared_ptr<const ChatRequest> r) {
 // An engine request for a (raw) text completion.
 inline EngineRequest CompletionEngineRequest(std::shared_ptr<const CompletionRequest> r) {
   EngineRequest er;
-  er.prompt = [r](const LoadedModel& lm) { return Session::RawPrompt(lm, r->prompt, {}); };
+  er.prompt = [r](const LoadedModel& lm, GenerateParams&) { return Session::RawPrompt(lm, r->prompt, {}); };
   er.params = r->params;
   return er;
 }

@@ -22,6 +22,7 @@
 
 #include "g4/model/generate.hpp"
 #include "g4/model/sequence_file.hpp"
+#include "g4/session/chat_constraint.hpp"
 #include "g4/session/loaded_model.hpp"
 #include "g4/text/stop_strings.hpp"
 #include "g4/text/stream_decoder.hpp"
@@ -270,9 +271,11 @@ class Session {
     const Prompt prompt = ChatPrompt(m_, request, media, params.enable_thinking);
     std::vector<int32_t> stops = m_.chat_stop_ids();
     stops.insert(stops.end(), m_.tool_stop_ids().begin(), m_.tool_stop_ids().end());
+    GenerateParams constrained = params;  // response_format, tool calls (a grammar the caller gave wins)
+    if (!constrained.sampling.grammar) constrained.sampling.grammar = ChatConstraint(m_, request);
     Reply reply;
-    session_detail::Output out(m_.tokenizer(), params, reply, on_text, on_delta, /*chat=*/true, RequestToolChoice(request));
-    Run(prompt, stops, params, out, reply);
+    session_detail::Output out(m_.tokenizer(), constrained, reply, on_text, on_delta, /*chat=*/true, RequestToolChoice(request));
+    Run(prompt, stops, constrained, out, reply);
     return reply;
   }
 

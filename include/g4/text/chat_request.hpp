@@ -218,7 +218,7 @@ inline bool RequestEnablesThinking(const nlohmann::ordered_json& request, bool f
 
 // What the request's answer may call: its declared functions (tools[i].function.name), tool_choice ("auto";
 // "none": calls are text; {"type": "function", "function": {"name": N}} with N declared: the call is forced;
-// "required" needs constrained decoding, not built yet: an error) and parallel_tool_calls (false: one call).
+// "required": a call first, enforced by the request's grammar) and parallel_tool_calls (false: one call).
 inline ToolChoice RequestToolChoice(const nlohmann::ordered_json& request) {
   ToolChoice choice;
   if (const auto tools = request.find("tools"); tools != request.end() && tools->is_array())
@@ -234,9 +234,11 @@ inline ToolChoice RequestToolChoice(const nlohmann::ordered_json& request) {
   if (tc == request.end() || tc->is_null()) return choice;
   if (tc->is_string()) {
     const std::string mode = tc->get<std::string>();
-    Require(mode != "required", "tool_choice", "\"required\" needs constrained decoding (issue #32)");
-    Require(mode == "auto" || mode == "none", "tool_choice", "must be \"auto\", \"none\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
-    choice.allowed = mode == "auto";
+    // "required": a call is the answer's start, which the request's grammar enforces (session/chat_constraint.hpp).
+    Require(mode == "auto" || mode == "none" || mode == "required", "tool_choice",
+            "must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    Require(mode != "required" || !choice.names.empty(), "tool_choice", "\"required\" needs tools to call");
+    choice.allowed = mode != "none";
     return choice;
   }
   const auto f = tc->is_object() ? tc->find("function") : tc->end();

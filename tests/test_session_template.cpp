@@ -264,7 +264,7 @@ TEST_CASE("session output: a streamed tool call and thought are parsed; the text
     CHECK(calls[i].id.empty());
     fragments += calls[i].arguments;
   }
-  CHECK(fragments == reply.tool_calls[0]["function"]["arguments"]);
+  CHECK(fragments == reply.tool_calls[0]["function"]["arguments"].get<std::string>());
   // The reply as the next turn's assistant message renders the call back in Gemma's syntax.
   Json request = {{"messages", {{{"role", "user"}, {"content", "Weather?"}}, reply.message()}}};
   CHECK(Demo().official.ChatPromptText(request).find("<|tool_call>call:get_weather{city:<|\"|>Par{is}<|\"|>,days:3}<tool_call|>") !=

@@ -3,6 +3,8 @@
 // with tools offered, calls that name a declared function with arguments valid under its parameters
 // (grammar/tool_call_grammar.hpp: free text around the calls; tool_choice "required": a call first). A named
 // tool_choice is forced by the prompt instead (Session::ChatPrompt ends it inside that call), so it adds nothing here.
+// With thinking on, tool_choice "auto" is not constrained either: the grammar's free text admits no control token,
+// so the thought channel (<|channel>) could not open.
 // Session::RespondTo and g4 serve both use this. Errors name the request's field.
 #pragma once
 #include <memory>
@@ -16,7 +18,7 @@
 
 namespace g4 {
 
-inline std::shared_ptr<const TokenGrammar> ChatConstraint(const LoadedModel& m, const nlohmann::ordered_json& request) {
+inline std::shared_ptr<const TokenGrammar> ChatConstraint(const LoadedModel& m, const nlohmann::ordered_json& request, bool thinking) {
   std::shared_ptr<const TokenGrammar> json;
   if (const auto rf = request.find("response_format"); rf != request.end() && !rf->is_null()) {
     Require(rf->is_object() && rf->contains("type") && (*rf)["type"].is_string(), "response_format", "must be {\"type\": ...}");
@@ -47,7 +49,7 @@ inline std::shared_ptr<const TokenGrammar> ChatConstraint(const LoadedModel& m, 
   }
   if (!calls) return nullptr;
   // Without the call markers in its vocabulary a model can make no call: nothing to constrain, unless one is required.
-  if (!required && !m.tokenizer().Find("<|tool_call>")) return nullptr;
+  if (!required && (thinking || !m.tokenizer().Find("<|tool_call>"))) return nullptr;
   return ToolCallConstraint(m, request["tools"], required ? nlohmann::ordered_json("required") : nlohmann::ordered_json("auto"));
 }
 

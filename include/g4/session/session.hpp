@@ -272,7 +272,7 @@ class Session {
     std::vector<int32_t> stops = m_.chat_stop_ids();
     stops.insert(stops.end(), m_.tool_stop_ids().begin(), m_.tool_stop_ids().end());
     GenerateParams constrained = params;  // response_format, tool calls (a grammar the caller gave wins)
-    if (!constrained.sampling.grammar) constrained.sampling.grammar = ChatConstraint(m_, request);
+    if (!constrained.sampling.grammar) constrained.sampling.grammar = ChatConstraint(m_, request, params.enable_thinking);
     Reply reply;
     session_detail::Output out(m_.tokenizer(), constrained, reply, on_text, on_delta, /*chat=*/true, RequestToolChoice(request));
     Run(prompt, stops, constrained, out, reply);

@@ -21,6 +21,7 @@
 #include "g4/grammar/token_matcher.hpp"
 #include "g4/session/scheduler.hpp"
 #include "g4/session/session.hpp"
+#include "support/demo_model.hpp"
 #include "support/test_data.hpp"
 
 namespace g4_test_grammar {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
@@ -369,17 +370,7 @@ TEST_CASE("json schema: pattern strings match the regex (std::regex as the judge
 
 namespace {
 
-struct Demo {
-  ThreadPool pool{2};
-  LoadedModel lm;
-  explicit Demo(bool drafter = false) : lm(Files(drafter), pool) {}
-  static ModelFiles Files(bool drafter) {
-    ModelFiles f;
-    f.model = testing::DataDir() + "/demo";
-    if (drafter) f.draft = testing::DataDir() + "/demo/drafter";
-    return f;
-  }
-};
+using Demo = testing::DemoModel;
 
 GenerateParams Sampled(std::shared_ptr<const TokenGrammar> g, uint64_t seed) {
   GenerateParams p;

@@ -11,6 +11,7 @@
 #include "g4/session/scheduler.hpp"
 #include "support/compare.hpp"
 #include "support/random_model.hpp"
+#include "support/demo_model.hpp"
 #include "support/test_data.hpp"
 
 namespace g4_test_scheduler {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
@@ -258,16 +259,7 @@ TEST_CASE("scheduler: other threads submit, wait and cancel while one thread ser
 
 namespace {
 
-struct Demo {
-  ThreadPool pool{2};
-  LoadedModel lm;
-  Demo() : lm(Files(), pool) {}
-  static ModelFiles Files() {
-    ModelFiles f;
-    f.model = testing::DataDir() + "/demo";
-    return f;
-  }
-};
+using Demo = testing::DemoModel;
 
 }  // namespace
 
@@ -363,11 +355,8 @@ TEST_CASE("scheduler (demo model): text, stops and prefix reuse equal Session ru
 }
 
 TEST_CASE("scheduler (demo model + drafter): a request alone decodes speculatively, with the tokens of plain decoding") {
-  ThreadPool pool{2};
-  ModelFiles files;
-  files.model = testing::DataDir() + "/demo";
-  files.draft = testing::DataDir() + "/demo/drafter";
-  const LoadedModel lm(files, pool);
+  const testing::DemoModel demo(/*drafter=*/true);
+  const LoadedModel& lm = demo.lm;
   REQUIRE(lm.drafter() != nullptr);
   SchedulerOptions opt;
   opt.slots = 2;

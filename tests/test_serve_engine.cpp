@@ -11,6 +11,7 @@
 #include "g4/serve/engine.hpp"
 #include "g4/serve/metrics.hpp"
 #include "g4/serve/tokenize.hpp"
+#include "support/demo_model.hpp"
 #include "support/test_data.hpp"
 
 namespace g4_test_serve_engine {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
@@ -20,16 +21,7 @@ using namespace g4::serve;
 
 namespace {
 
-struct Demo {
-  ThreadPool pool{2};
-  LoadedModel lm;
-  Demo() : lm(Files(), pool) {}
-  static ModelFiles Files() {
-    ModelFiles f;
-    f.model = testing::DataDir() + "/demo";
-    return f;
-  }
-};
+using Demo = testing::DemoModel;
 
 Json Body(const Json& messages, int max_tokens = 8) { return {{"messages", messages}, {"max_tokens", max_tokens}, {"temperature", 0}}; }
 Json User(const std::string& text) { return Json::array({{{"role", "user"}, {"content", text}}}); }

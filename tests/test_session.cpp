@@ -13,6 +13,7 @@
 #include "g4/session/session.hpp"
 #include "support/compare.hpp"
 #include "support/random_model.hpp"
+#include "support/demo_model.hpp"
 #include "support/test_data.hpp"
 
 namespace g4_test_session {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
@@ -168,17 +169,7 @@ TEST_CASE("forward: soft embeddings carry their row count; an index past them is
 
 namespace {
 
-struct Demo {
-  ThreadPool pool{2};
-  LoadedModel lm;
-  explicit Demo(bool drafter = false) : lm(Files(drafter), pool) {}
-  static ModelFiles Files(bool drafter) {
-    ModelFiles f;
-    f.model = testing::DataDir() + "/demo";
-    if (drafter) f.draft = testing::DataDir() + "/demo/drafter";
-    return f;
-  }
-};
+using Demo = testing::DemoModel;
 
 GenerateParams Greedy(size_t n) {
   GenerateParams p;
@@ -425,11 +416,8 @@ TEST_CASE("session: logprobs are the log-softmax of the model's own logits, whet
 }
 
 TEST_CASE("session: tool_choice shapes the prompt; a forced call is parsed from its start; one call ends the answer") {
-  ThreadPool pool(2);
-  ModelFiles files;
-  files.model = testing::DataDir() + "/demo";
-  files.chat_template = testing::DataDir() + "/chat-template/gemma4-official.jinja";
-  const LoadedModel lm(files, pool);
+  const testing::DemoModel demo(false, testing::OfficialTemplatePath());
+  const LoadedModel& lm = demo.lm;
   const Tokenizer& tok = lm.tokenizer();
   using Json = nlohmann::ordered_json;
   const Json tool = {{"type", "function"},

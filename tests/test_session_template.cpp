@@ -6,6 +6,7 @@
 
 
 #include "g4/session/session.hpp"
+#include "support/demo_model.hpp"
 #include "support/test_data.hpp"
 
 namespace g4_test_session_template {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
@@ -17,21 +18,14 @@ namespace {
 
 using g4::testing::ReadText;
 
-std::string TemplatePath(bool interleaved) {
-  return testing::DataDir() + "/chat-template/" + (interleaved ? "gemma4-official-interleaved.jinja" : "gemma4-official.jinja");
-}
-
 // The demo model (an HF folder that carries no chat template), loaded with and without an explicit template.
 struct Models {
   ThreadPool pool{2};
   LoadedModel builtin, official, interleaved;
-  Models() : builtin(Files(""), pool), official(Files(TemplatePath(false)), pool), interleaved(Files(TemplatePath(true)), pool) {}
-  static ModelFiles Files(const std::string& tmpl) {
-    ModelFiles f;
-    f.model = testing::DataDir() + "/demo";
-    f.chat_template = tmpl;
-    return f;
-  }
+  Models()
+      : builtin(testing::DemoFiles(), pool),
+        official(testing::DemoFiles(false, testing::OfficialTemplatePath(false)), pool),
+        interleaved(testing::DemoFiles(false, testing::OfficialTemplatePath(true)), pool) {}
   const LoadedModel& with(bool interleaved_template) const { return interleaved_template ? interleaved : official; }
 };
 
@@ -79,7 +73,7 @@ TEST_CASE("chat template: a model file's template is found and used; without one
   const Models& demo = Demo();
   CHECK(demo.builtin.chat_template() == nullptr);  // the demo folder carries none
   REQUIRE(demo.official.chat_template() != nullptr);
-  CHECK(demo.official.chat_template()->source() == ReadText(TemplatePath(false)));
+  CHECK(demo.official.chat_template()->source() == ReadText(testing::OfficialTemplatePath(false)));
   CHECK(demo.official.chat_note().empty());
   // A template file that cannot be read is an error naming it, not a silent fallback.
   ModelFiles bad;

@@ -27,37 +27,34 @@ class HttpCounters {
 };
 
 inline std::string MetricsText(const Engine::Stats& s, const std::map<int, size_t>& http) {
-  std::string out;
-  auto metric = [&](const char* name, const char* type, const char* help) {
-    out += std::string("# HELP g4_") + name + " " + help + "\n# TYPE g4_" + name + " " + type + "\n";
-  };
-  auto value = [&](const char* name, double v, const std::string& labels = {}) {
+  auto number = [](double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.17g", v);
-    out += std::string("g4_") + name + labels + " " + buf + "\n";
+    return std::string(buf);
   };
-  metric("http_requests_total", "counter", "HTTP requests answered, by status code.");
-  for (const auto& [status, n] : http) value("http_requests_total", static_cast<double>(n), "{status=\"" + std::to_string(status) + "\"}");
-  metric("requests_total", "counter", "Generation requests ended (finished, stopped, cancelled or failed).");
-  value("requests_total", static_cast<double>(s.requests));
-  metric("requests_failed_total", "counter", "Generation requests that failed in the engine.");
-  value("requests_failed_total", static_cast<double>(s.failed));
-  metric("prompt_tokens_total", "counter", "Prompt tokens of ended requests (cached ones included).");
-  value("prompt_tokens_total", static_cast<double>(s.prompt_tokens));
-  metric("prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's cache instead of recomputed.");
-  value("prompt_tokens_cached_total", static_cast<double>(s.cached_tokens));
-  metric("generated_tokens_total", "counter", "Tokens generated for ended requests.");
-  value("generated_tokens_total", static_cast<double>(s.generated_tokens));
-  metric("generation_tokens_per_second", "gauge", "Generated tokens over the requests' generation time (per request, averaged by tokens).");
-  value("generation_tokens_per_second", s.generation_seconds > 0 ? static_cast<double>(s.generated_tokens) / s.generation_seconds : 0.0);
-  metric("requests_queued", "gauge", "Requests waiting for a slot.");
-  value("requests_queued", static_cast<double>(s.queued));
-  metric("slots_busy", "gauge", "Slots running a request.");
-  value("slots_busy", static_cast<double>(s.busy));
-  metric("slots_total", "gauge", "Slots (sequences decoded together).");
-  value("slots_total", static_cast<double>(s.slots));
-  metric("cache_tokens", "gauge", "Positions held by the slots' KV caches.");
-  value("cache_tokens", static_cast<double>(s.cache_tokens));
+  auto header = [](const char* name, const char* type, const char* help) {
+    return std::string("# HELP g4_") + name + " " + help + "\n# TYPE g4_" + name + " " + type + "\n";
+  };
+  std::string out = header("http_requests_total", "counter", "HTTP requests answered, by status code.");
+  for (const auto& [status, n] : http)
+    out += "g4_http_requests_total{status=\"" + std::to_string(status) + "\"} " + number(static_cast<double>(n)) + "\n";
+  const struct {
+    const char *name, *type, *help;
+    double value;
+  } series[] = {
+      {"requests_total", "counter", "Generation requests ended (finished, stopped, cancelled or failed).", double(s.requests)},
+      {"requests_failed_total", "counter", "Generation requests that failed in the engine.", double(s.failed)},
+      {"prompt_tokens_total", "counter", "Prompt tokens of ended requests (cached ones included).", double(s.prompt_tokens)},
+      {"prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's cache instead of recomputed.", double(s.cached_tokens)},
+      {"generated_tokens_total", "counter", "Tokens generated for ended requests.", double(s.generated_tokens)},
+      {"generation_tokens_per_second", "gauge", "Generated tokens over the requests' generation time.",
+       s.generation_seconds > 0 ? double(s.generated_tokens) / s.generation_seconds : 0.0},
+      {"requests_queued", "gauge", "Requests waiting for a slot.", double(s.queued)},
+      {"slots_busy", "gauge", "Slots running a request.", double(s.busy)},
+      {"slots_total", "gauge", "Slots (sequences decoded together).", double(s.slots)},
+      {"cache_tokens", "gauge", "Positions held by the slots' KV caches.", double(s.cache_tokens)},
+  };
+  for (const auto& m : series) out += header(m.name, m.type, m.help) + "g4_" + m.name + " " + number(m.value) + "\n";
   return out;
 }
 

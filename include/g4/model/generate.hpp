@@ -97,19 +97,28 @@ struct RoundResult {
   bool stopped = false;
   int32_t next = -1;
 };
+// What a round computes into, kept across rounds so a decode step allocates nothing (the drafter's logits are a
+// vocabulary row, 1 MiB for 262144 tokens).
+struct RoundScratch {
+  ForwardOutput verify;
+  std::vector<int32_t> batch;
+  std::vector<float> h, draft_logits, draft_h;
+};
 template <typename DraftModel>
 RoundResult SpeculativeRound(const Gemma4& target, const DraftModel* drafter, Sequence& seq, int32_t tok, std::vector<float>& h,
-                             int kr, const VerifyRule& pick, const std::function<bool(int32_t)>& emit, ForwardOutput& vo) {
+                             int kr, const VerifyRule& pick, const std::function<bool(int32_t)>& emit, RoundScratch& scratch) {
   const size_t H = static_cast<size_t>(target.config().hidden_size), V = static_cast<size_t>(target.config().vocab_size);
   if (!drafter) kr = 0;
-  std::vector<int32_t> batch{tok};
+  std::vector<int32_t>& batch = scratch.batch;
+  batch.assign(1, tok);
   const int64_t P = seq.pos();
-  std::vector<float> cur_h = h, dl, dh;
+  if (kr > 0) scratch.h = h;
   for (int j = 0; j < kr; ++j) {
-    drafter->Step(seq, batch.back(), cur_h, P, P, dl, dh);
-    batch.push_back(Argmax(dl));
-    cur_h.swap(dh);
+    drafter->Step(seq, batch.back(), scratch.h, P, P, scratch.draft_logits, scratch.draft_h);
+    batch.push_back(Argmax(scratch.draft_logits));
+    scratch.h.swap(scratch.draft_h);
   }
+  ForwardOutput& vo = scratch.verify;
   vo.all_logits = kr > 0;
   target.Forward(seq, {batch}, vo);
   RoundResult r;
@@ -161,12 +170,12 @@ std::vector<int32_t> Generate(const Gemma4& target, const DraftModel* drafter, S
   int32_t tok = pick(fo.logits, -1).first;
   std::vector<float> h = std::move(fo.final_hidden);
   int k = drafter ? opt.k : 0;
-  ForwardOutput vo;
+  RoundScratch scratch;
   if (!emit(tok)) return out;
   for (;;) {
     // Draft k tokens (fewer near the end: no point drafting past n_new).
     const int kr = static_cast<int>(std::min<size_t>(static_cast<size_t>(k), n_new - out.size()));
-    const RoundResult r = SpeculativeRound(target, drafter, seq, tok, h, kr, pick, emit, vo);
+    const RoundResult r = SpeculativeRound(target, drafter, seq, tok, h, kr, pick, emit, scratch);
     if (stats && drafter) {
       stats->rounds++;
       stats->drafted += static_cast<size_t>(kr);

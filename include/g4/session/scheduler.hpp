@@ -410,7 +410,7 @@ class Scheduler {
                              cancelled = go && j.cancel;
                              return go && !cancelled;
                            },
-                           spec_out_);
+                           spec_scratch_);
     } catch (const std::exception& e) {
       s.seq.Rollback(0);  // what the pass wrote is not trusted: the slot starts over
       s.keys.clear();
@@ -483,7 +483,7 @@ class Scheduler {
   SchedulerOptions opt_;
   std::vector<Slot> slots_;  // the stepping thread's (under step_mu_)
   uint64_t clock_ = 0;       // admission / use order (stepping thread)
-  ForwardOutput spec_out_;   // a speculative round's verification logits (stepping thread)
+  RoundScratch spec_scratch_;  // a speculative round's buffers (stepping thread)
 
   mutable std::mutex step_mu_;  // one step at a time
   mutable std::mutex mu_;       // queue_, live_, done_, last_id_

@@ -239,7 +239,7 @@ inline EngineRequest ChatEngineRequest(std::shared_ptr<const ChatRequest> r) {
   EngineRequest er;
   er.prompt = [r](const LoadedModel& lm, GenerateParams& params) {
     const std::vector<Media> media = EmbedRequestMedia(lm, *r);
-    if (!params.sampling.grammar) params.sampling.grammar = ChatConstraint(lm, r->request, r->params.enable_thinking);  // as Session::RespondTo
+    params = ConstrainedChatParams(lm, r->request, std::move(params));  // as Session::RespondTo
     return Session::ChatPrompt(lm, r->request, media, r->params.enable_thinking);
   };
   er.params = r->params;

@@ -431,18 +431,14 @@ inline ChatRequest ParseChatRequest(const Json& body, const Capabilities& caps) 
       if (!name || name->empty()) Bad(param + ".function.name", param + ".function.name is missing");
     }
   // response_format travels in the request: the engine compiles it into the answer's grammar with the model's
-  // vocabulary (session/chat_constraint.hpp); its shape is checked here.
+  // vocabulary (session/chat_constraint.hpp); its shape is checked here, the same way.
   if (const Json* rf = Find(body, "response_format")) {
-    if (!rf->is_object()) Bad("response_format", "response_format must be an object");
-    const std::string type = String(*rf, "type", "response_format.type").value_or("");
-    if (type != "text" && type != "json_object" && type != "json_schema")
-      Bad("response_format.type", "response_format.type must be \"text\", \"json_object\" or \"json_schema\"");
-    if (type == "json_schema") {
-      const Json* js = Find(*rf, "json_schema");
-      if (!js || !js->is_object() || !Find(*js, "schema") || !(*js)["schema"].is_object())
-        Bad("response_format.json_schema", "response_format.json_schema must be {\"name\": ..., \"schema\": {...}}");
-    }
     r.request["response_format"] = *rf;
+    try {
+      ResponseFormatSchema(r.request);
+    } catch (const Error& e) {
+      Bad(e.where(), e.what());
+    }
   }
   const bool with_tools = tools && !tools->empty() && !none;
   if ((with_tools || tool_turns) && !caps.chat_template)

@@ -8,6 +8,7 @@
 // Session::RespondTo and g4 serve both use this. Errors name the request's field.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -18,24 +19,31 @@
 
 namespace g4 {
 
+// A request's response_format, checked (errors name the field): nullopt for none or "text", a null value for
+// "json_object", else json_schema's schema. The server checks it this way before the model is at hand.
+inline std::optional<nlohmann::ordered_json> ResponseFormatSchema(const nlohmann::ordered_json& request) {
+  const auto rf = request.find("response_format");
+  if (rf == request.end() || rf->is_null()) return std::nullopt;
+  Require(rf->is_object() && rf->contains("type") && (*rf)["type"].is_string(), "response_format", "must be {\"type\": ...}");
+  const std::string type = (*rf)["type"];
+  if (type == "json_object") return nlohmann::ordered_json();
+  if (type == "json_schema") {
+    const auto js = rf->find("json_schema");
+    Require(js != rf->end() && js->is_object() && js->contains("schema") && (*js)["schema"].is_object(), "response_format.json_schema",
+            "must be {\"name\": ..., \"schema\": {...}}");
+    return (*js)["schema"];
+  }
+  Require(type == "text", "response_format.type", "must be \"text\", \"json_object\" or \"json_schema\", got \"" + type + "\"");
+  return std::nullopt;
+}
+
 inline std::shared_ptr<const TokenGrammar> ChatConstraint(const LoadedModel& m, const nlohmann::ordered_json& request, bool thinking) {
   std::shared_ptr<const TokenGrammar> json;
-  if (const auto rf = request.find("response_format"); rf != request.end() && !rf->is_null()) {
-    Require(rf->is_object() && rf->contains("type") && (*rf)["type"].is_string(), "response_format", "must be {\"type\": ...}");
-    const std::string type = (*rf)["type"];
-    if (type == "json_object") {
-      json = JsonObjectConstraint(m);
-    } else if (type == "json_schema") {
-      const auto js = rf->find("json_schema");
-      Require(js != rf->end() && js->is_object() && js->contains("schema") && (*js)["schema"].is_object(), "response_format.json_schema",
-              "must be {\"name\": ..., \"schema\": {...}}");
-      try {
-        json = JsonSchemaConstraint(m, (*js)["schema"]);
-      } catch (const Error& e) {
-        Fail("response_format.json_schema.schema", e.what());
-      }
-    } else {
-      Require(type == "text", "response_format.type", "must be \"text\", \"json_object\" or \"json_schema\", got \"" + type + "\"");
+  if (const std::optional<nlohmann::ordered_json> schema = ResponseFormatSchema(request)) {
+    try {
+      json = schema->is_null() ? JsonObjectConstraint(m) : JsonSchemaConstraint(m, *schema);
+    } catch (const Error& e) {
+      Fail("response_format.json_schema.schema", e.what());
     }
   }
   const ToolChoice choice = RequestToolChoice(request);

@@ -241,6 +241,13 @@ inline std::vector<int32_t> ForcedCallIds(const Tokenizer& tok, const std::strin
 
 }  // namespace session_detail
 
+// The params a chat request is answered with (Session::RespondTo, g4 serve): the caller's, constrained as the request
+// asks (ChatConstraint: response_format, tool calls; a grammar the caller set wins).
+inline GenerateParams ConstrainedChatParams(const LoadedModel& m, const nlohmann::ordered_json& request, GenerateParams params) {
+  if (!params.sampling.grammar) params.sampling.grammar = ChatConstraint(m, request, params.enable_thinking);
+  return params;
+}
+
 struct SessionOptions {
   size_t context = 4096;   // most positions (prompt + answer)
   size_t max_chunk = 512;  // most tokens per forward pass (prefill chunks); the sliding rings keep this much spare
@@ -271,8 +278,7 @@ class Session {
     const Prompt prompt = ChatPrompt(m_, request, media, params.enable_thinking);
     std::vector<int32_t> stops = m_.chat_stop_ids();
     stops.insert(stops.end(), m_.tool_stop_ids().begin(), m_.tool_stop_ids().end());
-    GenerateParams constrained = params;  // response_format, tool calls (a grammar the caller gave wins)
-    if (!constrained.sampling.grammar) constrained.sampling.grammar = ChatConstraint(m_, request, params.enable_thinking);
+    const GenerateParams constrained = ConstrainedChatParams(m_, request, params);  // response_format, tool calls
     Reply reply;
     session_detail::Output out(m_.tokenizer(), constrained, reply, on_text, on_delta, /*chat=*/true, RequestToolChoice(request));
     Run(prompt, stops, constrained, out, reply);

@@ -30,7 +30,7 @@ count() {  # dir: adds the results of the meson test run in dir (a test that mus
   skipped=$((skipped + $(grep -cE '"result": "SKIP"' "$log") + $(grep -o 'SKIPPED: ' "$log" | wc -l)))
 }
 tests/fetch_gemma3_tokenizer.sh || echo "warning: no Gemma 3 tokenizer.json; test_text skips its cases"
-tests/fetch_test_packages.sh || echo "warning: no openai npm package; the serve-openai-client test skips"
+tests/fetch_test_packages.sh || echo "warning: npm packages missing; the serve-openai-client and serve-web-chat tests skip"
 phase "test data and packages"
 # The release build also compiles the benchmarks (not run), so a compiler or library change cannot break them unseen.
 # Both builds are unity builds: the suites share a few translation units (tests/meson.build says why).

@@ -10,6 +10,7 @@
 #include <httplib.h>
 
 #include "args.hpp"
+#include "chat_page.hpp"  // kChatPage: web/chat.html, embedded at build time by web/embed.py
 #include "command.hpp"
 #include "g4/serve/engine.hpp"
 #include "g4/serve/metrics.hpp"
@@ -23,7 +24,7 @@ using namespace g4::serve;
 const char* kHelp = R"(usage: g4 serve -m MODEL [options]
 
 An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
-GET /metrics (Prometheus), POST /tokenize and /detokenize (llama-server's shapes).
+GET /metrics (Prometheus), POST /tokenize and /detokenize (llama-server's shapes), and a chat page at GET /.
 
   -m, --model PATH        Hugging Face folder or GGUF file
   --mmproj FILE           vision/audio embedders of a GGUF model (images and audio in chat requests)
@@ -191,7 +192,8 @@ int RunServe(std::vector<std::string> argv) {
   http.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
     t_request = std::chrono::steady_clock::now();
     request_tokens = 0;
-    if (api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    // The chat page holds no secret and a browser cannot send a key to load it: it asks for the key itself.
+    if (api_key.empty() || req.path == "/health" || (req.path == "/" && req.method == "GET")) return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + api_key) return httplib::Server::HandlerResponse::Unhandled;
     SendError(res, ApiError(401, "missing or wrong API key (Authorization: Bearer ...)", "", "authentication_error", "invalid_api_key"));
     return httplib::Server::HandlerResponse::Handled;
@@ -209,6 +211,13 @@ int RunServe(std::vector<std::string> argv) {
   });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     SendError(res, ApiError(500, "internal error"));
+  });
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    // Only the page's own script runs (by its hash); pictures and sounds come from data: URLs the page makes.
+    res.set_header("Content-Security-Policy", "default-src 'self'; script-src " + std::string(kChatPage_script_csp) +
+                                                  "; style-src 'unsafe-inline'; img-src data: blob:; media-src data: blob:");
+    res.set_content(kChatPage.data(), kChatPage.size(), "text/html; charset=utf-8");
   });
   http.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
     if (!ready.load()) return SendError(res, ApiError(503, "the model is loading"));

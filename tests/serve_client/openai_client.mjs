@@ -5,8 +5,9 @@
 //
 // usage: node openai_client.mjs G4_EXE TESTS_DATA_DIR
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import OpenAI from 'openai';
+import { startServer } from './start_server.mjs';
 
 const [g4, data] = process.argv.slice(2);
 const demo = `${data}/demo`;
@@ -16,26 +17,6 @@ const check = (cond, what) => {
   checks++;
   assert.ok(cond, what);
 };
-
-// Starts g4 serve on a free loopback port; resolves once /health says 200.
-async function startServer(args) {
-  const proc = spawn(g4, ['serve', '--port', '0', '--no-warmup', '-t', '2', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr.on('data', (d) => (log += d));
-  const deadline = Date.now() + 120000;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`g4 serve exited early:\n${log}`);
-    const m = log.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-    if (m) {
-      const base = `http://127.0.0.1:${m[1]}`;
-      const health = await fetch(`${base}/health`).catch(() => null);
-      if (health && health.status === 200) return { proc, base, log: () => log };
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  proc.kill('SIGKILL');
-  throw new Error(`g4 serve did not become healthy:\n${log}`);
-}
 
 function g4Run(...args) {
   return execFileSync(g4, ['run', '--no-warmup', '-t', '2', '--chat-template', template, ...args], { encoding: 'utf8', timeout: 300000 });
@@ -52,7 +33,7 @@ async function tokenCount(base, content, addSpecial) {
   return (await r.json()).tokens.length;
 }
 
-const server = await startServer(['-m', demo, '--parallel', '4', '-c', '1024', '--chat-template-file', template]);
+const server = await startServer(g4, ['-m', demo, '--parallel', '4', '-c', '1024', '--chat-template-file', template]);
 try {
   const client = new OpenAI({ baseURL: `${server.base}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 300000 });
 

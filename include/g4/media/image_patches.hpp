@@ -31,6 +31,11 @@ struct ImagePatches {
   size_t size() const { return static_cast<size_t>(grid_width) * grid_height; }
 };
 
+// How pixels become [0, 1]. transformers' image processor rescales, x * float(1/255) (do_normalize is off); its
+// video processor has do_normalize on with mean 0 and std 1, which fuses rescale into normalize as x / 255.0f:
+// the two differ in the last bit for some x (docs/video.md).
+enum class PixelScale { kImage, kVideo };
+
 inline void CheckImageBudget(int budget) {
   for (int b : kImageBudgets)
     if (b == budget) return;
@@ -67,7 +72,7 @@ inline ImageSize TargetImageSize(int width, int height, int budget) {
 }
 
 // Cuts an image whose sides are multiples of 48 into patches scaled to [0, 1].
-inline ImagePatches Patchify(const RgbImage& img, PatchOrder order) {
+inline ImagePatches Patchify(const RgbImage& img, PatchOrder order, PixelScale scale = PixelScale::kImage) {
   Require(img.width > 0 && img.height > 0 && img.width % kPatchPixels == 0 && img.height % kPatchPixels == 0,
           "patchify", "image of " + std::to_string(img.width) + "x" + std::to_string(img.height) +
                           " is not a whole number of 48-pixel patches");
@@ -79,6 +84,8 @@ inline ImagePatches Patchify(const RgbImage& img, PatchOrder order) {
   p.positions.resize(p.size() * 2);
   constexpr int kPlane = kPatchPixels * kPatchPixels;
   constexpr float kRescale = static_cast<float>(1.0 / 255.0);
+  float table[256];
+  for (int x = 0; x < 256; ++x) table[x] = scale == PixelScale::kImage ? static_cast<float>(x) * kRescale : static_cast<float>(x) / 255.0f;
   for (int gy = 0; gy < p.grid_height; ++gy) {
     for (int gx = 0; gx < p.grid_width; ++gx) {
       const size_t n = static_cast<size_t>(gy) * p.grid_width + gx;
@@ -87,8 +94,8 @@ inline ImagePatches Patchify(const RgbImage& img, PatchOrder order) {
         for (int c = 0; c < kPatchPixels; ++c)
           for (int ch = 0; ch < 3; ++ch) {
             const int idx = order == PatchOrder::kHWC ? (r * kPatchPixels + c) * 3 + ch : ch * kPlane + r * kPatchPixels + c;
-            // x * float(1/255), as torch rescales (bit-identical to HF; x / 255.0f differs in the last bit).
-            v[idx] = static_cast<float>(img.at(gy * kPatchPixels + r, gx * kPatchPixels + c, ch)) * kRescale;
+            // kImage: x * float(1/255), as torch rescales (bit-identical to HF); kVideo: x / 255.0f.
+            v[idx] = table[img.at(gy * kPatchPixels + r, gx * kPatchPixels + c, ch)];
           }
       p.positions[n * 2 + 0] = gx;
       p.positions[n * 2 + 1] = gy;
@@ -98,10 +105,10 @@ inline ImagePatches Patchify(const RgbImage& img, PatchOrder order) {
 }
 
 // The whole preprocessing: target size for `budget`, resize (skipped when already that size), patchify.
-inline ImagePatches PreprocessImage(const RgbImage& img, int budget, PatchOrder order) {
+inline ImagePatches PreprocessImage(const RgbImage& img, int budget, PatchOrder order, PixelScale scale = PixelScale::kImage) {
   const ImageSize size = TargetImageSize(img.width, img.height, budget);
-  if (size.width == img.width && size.height == img.height) return Patchify(img, order);
-  return Patchify(ResizeBicubicAntialias(img, size.width, size.height), order);
+  if (size.width == img.width && size.height == img.height) return Patchify(img, order, scale);
+  return Patchify(ResizeBicubicAntialias(img, size.width, size.height), order, scale);
 }
 
 }  // namespace g4

@@ -1,5 +1,5 @@
 // g4 run: the command line over the session layer (g4/session): load a model, build the prompt (chat through the
-// model's own template, or raw text; with images and audio), stream the answer; with --draft, decode speculatively
+// model's own template, or raw text; with images, audio and video), stream the answer; with --draft, decode speculatively
 // with an MTP drafter; with --tools, print the model's tool calls as JSON. Ends with prompt and generation
 // tokens/s (and the drafts accepted per round).
 #include <unistd.h>
@@ -14,7 +14,11 @@
 #include "args.hpp"
 #include "command.hpp"
 #include "g4/grammar/model_grammar.hpp"
+#include "g4/session/prompt_text.hpp"
 #include "g4/session/session.hpp"
+#if G4_HAVE_VIDEO
+#include "g4/session/video_parts.hpp"
+#endif
 
 namespace {
 
@@ -38,6 +42,15 @@ input:
   --image-budget N        soft tokens per image: 70, 140, 280 (default), 560 or 1120
   --audio FILE            a WAV file; repeatable. Clips over 30 s are an error unless --audio-split
   --audio-split           cut long audio into 30 s pieces
+  --video FILE            a video (any container and codec FFmpeg reads); repeatable: frames sampled as transformers
+                          does (32 by default), each at --video-budget soft tokens with its mm:ss timestamp, then
+                          the sound track as audio in 30 s pieces
+  --video-frames N        frames to sample from each video (default 32)
+  --video-fps F           or: frames per second of video to sample (e.g. 1)
+  --video-budget N        soft tokens per frame: 70 (default), 140, 280, 560 or 1120
+  --no-video-audio        leave the videos' sound out
+  --max-video-seconds S   longest video accepted (default 60)
+  --print-prompt          print the prompt (soft-token runs as [70 x <|video|>]) and stop
   --mmproj FILE           vision/audio embedders of a GGUF model (llama.cpp's mmproj file)
   --tokenizer FILE        a tokenizer.json to use instead of the model's own
 
@@ -69,7 +82,21 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-// The --image and --audio files as soft tokens, images first, each in command-line order.
+#if G4_HAVE_VIDEO
+VideoOptions VideoOptionsFrom(const g4cli::Args& args) {
+  VideoOptions opt;
+  Require(!(args.has("--video-frames") && args.has("--video-fps")), "--video-fps", "give --video-frames or --video-fps, not both");
+  if (args.has("--video-frames")) opt.frames = static_cast<int>(args.get_int("--video-frames", kDefaultVideoFrames, 1, 1 << 20));
+  if (args.has("--video-fps")) opt.fps = args.get_double("--video-fps", 1.0);
+  opt.audio = !args.has("--no-video-audio");
+  opt.max_seconds = args.get_double("--max-video-seconds", kDefaultMaxVideoSeconds);
+  Require(opt.max_seconds > 0, "--max-video-seconds", "must be positive");
+  return opt;
+}
+#endif
+
+// The --image, --audio and --video files as soft tokens (each video: its frames, then its sound as audio items),
+// images first, each kind in command-line order.
 std::vector<Media> EmbedMedia(const LoadedModel& lm, const g4cli::Args& args) {
   std::vector<Media> out;
   const int budget = static_cast<int>(args.get_int("--image-budget", kDefaultImageBudget, 1, 1 << 20));
@@ -77,7 +104,37 @@ std::vector<Media> EmbedMedia(const LoadedModel& lm, const g4cli::Args& args) {
   for (const std::string& path : args.all("--audio"))
     for (Media& m : lm.EmbedAudio(LoadAudio16k(path), args.has("--audio-split") ? LongAudio::kSplit : LongAudio::kError))
       out.push_back(std::move(m));
+#if G4_HAVE_VIDEO
+  const int frame_budget = static_cast<int>(args.get_int("--video-budget", kDefaultVideoFrameBudget, 1, 1 << 20));
+  for (const std::string& path : args.all("--video"))
+    for (Part& p : VideoFileParts(lm, path, VideoOptionsFrom(args), frame_budget)) out.push_back(std::move(p.media));
+#endif
   return out;
+}
+
+// Whether the videos fit the context, from their headers and packet counts, before any frame is decoded: per frame
+// its soft tokens and ~8 of timestamp and markers, and 25 audio tokens a second.
+void CheckVideosFit(const g4cli::Args& args, size_t context) {
+  if (!args.has("--video")) return;
+#if G4_HAVE_VIDEO
+  const VideoOptions opt = VideoOptionsFrom(args);
+  const int budget = static_cast<int>(args.get_int("--video-budget", kDefaultVideoFrameBudget, 1, 1 << 20));
+  CheckImageBudget(budget);
+  size_t tokens = 0;
+  for (const std::string& path : args.all("--video")) {
+    const VideoInfo info = ProbeVideoFile(path, opt);
+    const ImageSize size = TargetImageSize(info.width, info.height, budget);
+    const size_t frames = SampleFrameIndices(info.frames, info.fps, opt, path).size();
+    tokens += frames * (static_cast<size_t>(size.width / kPatchPixels) * (size.height / kPatchPixels) + 8);
+    if (opt.audio && info.has_audio) tokens += static_cast<size_t>(info.seconds() * 25) + 2 * (1 + static_cast<size_t>(info.seconds() / 30));
+  }
+  Require(tokens < context, "--video", "the videos take about " + std::to_string(tokens) + " tokens, over the context of " +
+                                           std::to_string(context) + " (-c): sample fewer frames (--video-frames, --video-fps), "
+                                           "a smaller --video-budget, or --no-video-audio");
+#else
+  (void)context;
+  Fail("--video", "this g4 was built without video support (FFmpeg's libraries were not found when it was configured)");
+#endif
 }
 
 bool Print(std::string_view text) {
@@ -109,9 +166,9 @@ int RunRun(std::vector<std::string> argv) {
       {"--model", "--prompt", "--file", "--system", "--image", "--image-budget", "--audio", "--mmproj", "--tokenizer",
        "--n-predict", "--ctx-size", "--threads", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
        "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type", "--tools", "--chat-template",
-       "--json-schema", "--grammar"},
+       "--json-schema", "--grammar", "--video", "--video-frames", "--video-fps", "--video-budget", "--max-video-seconds"},
       {"--help", "--interactive", "--raw", "--audio-split", "--draft-adaptive", "--draft-compare", "--no-warmup",
-       "--no-repack", "--think"},
+       "--no-repack", "--think", "--no-video-audio", "--print-prompt"},
       {{"-m", "--model"}, {"-p", "--prompt"}, {"-f", "--file"}, {"-i", "--interactive"}, {"-n", "--n-predict"},
        {"-c", "--ctx-size"}, {"-t", "--threads"}, {"-h", "--help"}});
   if (args.has("--help")) return std::printf("%s", kHelp), 0;
@@ -121,7 +178,7 @@ int RunRun(std::vector<std::string> argv) {
   const bool interactive = args.has("--interactive"), raw = args.has("--raw");
   Require(!(interactive && raw), "--raw", "interactive chat needs the chat template");
   const std::string first_prompt = args.has("--file") ? ReadFile(args.get("--file")) : args.get("--prompt");
-  Require(interactive || !first_prompt.empty() || args.has("--image") || args.has("--audio"), "run",
+  Require(interactive || !first_prompt.empty() || args.has("--image") || args.has("--audio") || args.has("--video"), "run",
           "nothing to do: give -p PROMPT, -f FILE or -i");
   CheckImageBudget(static_cast<int>(args.get_int("--image-budget", kDefaultImageBudget, 1, 1 << 20)));
 
@@ -141,6 +198,7 @@ int RunRun(std::vector<std::string> argv) {
   SessionOptions so;
   so.context = static_cast<size_t>(args.get_int("--ctx-size", 4096, 16, 1 << 24));
   so.cache_type = KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
+  CheckVideosFit(args, so.context);  // before the model loads or a frame is decoded
 
   ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 1, ThreadPool::kMaxThreads)));
   const LoadedModel lm({args.get("--model"), args.get("--mmproj"), args.get("--draft"), args.get("--tokenizer"),
@@ -159,6 +217,8 @@ int RunRun(std::vector<std::string> argv) {
   const std::vector<Media> media = EmbedMedia(lm, args);
   if (!media.empty()) std::fprintf(stderr, "(%zu media item(s) embedded)\n", media.size());
   const char* label = lm.drafter() ? "with drafter" : "g4";
+  const bool print_prompt = args.has("--print-prompt");
+  if (raw && print_prompt) return std::printf("%s\n", PromptText(Session::RawPrompt(lm, first_prompt, media), lm.tokenizer()).c_str()), 0;
   if (raw) {  // with --draft-compare, again without the drafter
     for (bool plain : {false, true}) {
       if (plain && !args.has("--draft-compare")) break;
@@ -193,9 +253,12 @@ int RunRun(std::vector<std::string> argv) {
     }
     Json parts = Json::array();
     if (first_turn)  // the command line's media belong to the first user turn
-      for (const Media& e : media) parts.push_back({{"type", e->kind == MediaEmbedding::Kind::kImage ? "image" : "audio"}});
+      for (const Media& e : media)
+        parts.push_back({{"type", e->kind == MediaEmbedding::Kind::kImage ? "image" : e->kind == MediaEmbedding::Kind::kVideo ? "video" : "audio"}});
     if (!user.empty()) parts.push_back({{"type", "text"}, {"text", user}});
     messages.push_back({{"role", "user"}, {"content", parts}});
+    if (print_prompt)
+      return std::printf("%s\n", PromptText(Session::ChatPrompt(lm, request, media, params.enable_thinking), lm.tokenizer()).c_str()), 0;
     for (bool more = true; more;) {  // the answer, and another after each round of tool results
       const Reply reply = session.RespondTo(request, media, params, Print, thoughts);
       std::printf("\n");

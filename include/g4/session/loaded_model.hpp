@@ -15,6 +15,7 @@
 #include "g4/media/audio_embedder.hpp"
 #include "g4/media/image.hpp"
 #include "g4/media/image_patches.hpp"
+#include "g4/media/video.hpp"
 #include "g4/media/vision_embedder.hpp"
 #include "g4/model/drafter.hpp"
 #include "g4/model/gemma4.hpp"
@@ -145,7 +146,7 @@ class LoadedModel {
     CheckImageBudget(budget);
     const VisionEmbedder embedder(*ck_.vision());
     const ImagePatches patches = PreprocessImage(image, budget, embedder.order());
-    return std::make_shared<const MediaEmbedding>(MediaEmbedding{MediaEmbedding::Kind::kImage, embedder.Embed(patches, pool_), patches.size()});
+    return std::make_shared<const MediaEmbedding>(MediaEmbedding{MediaEmbedding::Kind::kImage, embedder.Embed(patches, pool_), patches.size(), {}});
   }
   // 16 kHz mono samples as soft tokens: one clip, or 30 s pieces with LongAudio::kSplit.
   std::vector<Media> EmbedAudio(std::span<const float> samples_16k, LongAudio long_audio = LongAudio::kError) const {
@@ -153,8 +154,31 @@ class LoadedModel {
     const AudioEmbedder embedder(ck_.audio()->projection);
     std::vector<Media> out;
     for (const AudioFrames& clip : FrameAudio(samples_16k, long_audio))
-      out.push_back(std::make_shared<const MediaEmbedding>(MediaEmbedding{MediaEmbedding::Kind::kAudio, embedder.Embed(clip, pool_), clip.size()}));
+      out.push_back(std::make_shared<const MediaEmbedding>(MediaEmbedding{MediaEmbedding::Kind::kAudio, embedder.Embed(clip, pool_), clip.size(), {}}));
     return out;
+  }
+  // Appends one frame to a video item being built (frames in order; a decoder's sink can call this, so that only
+  // soft tokens are kept): the image preprocessing at `budget` with the video processor's pixel scaling
+  // (PixelScale::kVideo), the vision embedder, and its timestamp text (docs/video.md).
+  void AddVideoFrame(MediaEmbedding& video, const RgbImage& frame, double seconds, int budget = kDefaultVideoFrameBudget) const {
+    Require(ck_.vision().has_value(), "video", ck_.path() + " has no vision embedder" + (ck_.is_gguf() ? " (pass an mmproj file)" : ""));
+    CheckImageBudget(budget);
+    const VisionEmbedder embedder(*ck_.vision());
+    const ImagePatches patches = PreprocessImage(frame, budget, embedder.order(), PixelScale::kVideo);
+    const std::vector<float> rows = embedder.Embed(patches, pool_);
+    video.kind = MediaEmbedding::Kind::kVideo;
+    video.rows.insert(video.rows.end(), rows.begin(), rows.end());
+    video.n += patches.size();
+    const std::string text = (video.frames.empty() ? "" : " ") + TimestampText(seconds) + " ";
+    video.frames.push_back({patches.size(), tok_.Encode(text, {.add_bos = false, .parse_special = false})});
+  }
+  // Decoded frames (g4/media/video_ffmpeg.hpp) and their timestamps in seconds as one video item.
+  Media EmbedVideo(std::span<const RgbImage> frames, std::span<const double> seconds, int budget = kDefaultVideoFrameBudget) const {
+    Require(!frames.empty() && frames.size() == seconds.size(), "video", std::to_string(frames.size()) + " frames with " +
+                                                                           std::to_string(seconds.size()) + " timestamps");
+    MediaEmbedding video;
+    for (size_t i = 0; i < frames.size(); ++i) AddVideoFrame(video, frames[i], seconds[i], budget);
+    return std::make_shared<const MediaEmbedding>(std::move(video));
   }
 
  private:

@@ -45,13 +45,15 @@ struct GenerateParams {
 };
 
 struct Part {
-  enum class Kind { kText, kImage, kAudio } kind = Kind::kText;
+  enum class Kind { kText, kImage, kAudio, kVideo } kind = Kind::kText;
   std::string text;  // kText
-  Media media;       // kImage, kAudio: from LoadedModel::EmbedImage / EmbedAudio
+  Media media;       // kImage, kAudio, kVideo: from LoadedModel::EmbedImage / EmbedAudio / EmbedVideo (a video's
+                     // sound is audio parts after it: g4/session/video_parts.hpp)
 
   static Part Text(std::string t) { return {Kind::kText, std::move(t), nullptr}; }
   static Part Image(Media m) { return {Kind::kImage, {}, std::move(m)}; }
   static Part Audio(Media m) { return {Kind::kAudio, {}, std::move(m)}; }
+  static Part Video(Media m) { return {Kind::kVideo, {}, std::move(m)}; }
 };
 
 struct Message {
@@ -105,10 +107,13 @@ inline nlohmann::ordered_json MessagesToRequest(std::span<const Message> convers
         parts.push_back({{"type", "text"}, {"text", p.text}});
         continue;
       }
-      const bool image = p.kind == Part::Kind::kImage;
-      Require(p.media != nullptr, "message", std::string("a ") + (image ? "image" : "audio") + " part without media");
-      Require((p.media->kind == MediaEmbedding::Kind::kImage) == image, "message", "a media part whose embedding is of the other kind");
-      parts.push_back({{"type", image ? "image" : "audio"}});
+      const char* type = p.kind == Part::Kind::kImage ? "image" : p.kind == Part::Kind::kAudio ? "audio" : "video";
+      const MediaEmbedding::Kind want = p.kind == Part::Kind::kImage   ? MediaEmbedding::Kind::kImage
+                                        : p.kind == Part::Kind::kAudio ? MediaEmbedding::Kind::kAudio
+                                                                       : MediaEmbedding::Kind::kVideo;
+      Require(p.media != nullptr, "message", std::string("a ") + type + " part without media");
+      Require(p.media->kind == want, "message", std::string("a ") + type + " part whose embedding is of another kind");
+      parts.push_back({{"type", type}});
       if (media) media->push_back(p.media);
     }
     nlohmann::ordered_json m = {{"role", msg.role == "model" ? "assistant" : msg.role}};

@@ -166,8 +166,9 @@ inline Json EscapeMessage(const Json& m, const ControlTexts& controls) {
   return out;
 }
 
-// OpenAI's media parts ({"type": "image_url", ...}, {"type": "input_audio", ...}) as the template's
-// {"type": "image"} / {"type": "audio"}: the media themselves travel beside the request, in order.
+// OpenAI's media parts ({"type": "image_url", ...}, {"type": "input_audio", ...}, vLLM's {"type": "video_url", ...})
+// as the template's {"type": "image"} / {"type": "audio"} / {"type": "video"}: the media themselves travel beside
+// the request, in order.
 inline void NormalizeMediaParts(Json& request) {
   const auto messages = request.find("messages");
   if (messages == request.end() || !messages->is_array()) return;
@@ -180,6 +181,7 @@ inline void NormalizeMediaParts(Json& request) {
       const std::string type = part["type"].get<std::string>();
       if (type == "image_url") part = {{"type", "image"}};
       if (type == "input_audio") part = {{"type", "audio"}};
+      if (type == "video_url") part = {{"type", "video"}};
     }
   }
 }
@@ -347,8 +349,10 @@ inline std::vector<ChatMessage> RequestToChatMessages(const nlohmann::ordered_js
         c.parts.push_back(ChatPart::Image());
       else if (type == "audio" || type == "input_audio")
         c.parts.push_back(ChatPart::Audio());
+      else if (type == "video" || type == "video_url")
+        c.parts.push_back(ChatPart::Video());
       else
-        Fail("chat request", "content part of type '" + type + "' (text, image and audio are understood)");
+        Fail("chat request", "content part of type '" + type + "' (text, image, audio and video are understood)");
     }
   }
   return out;

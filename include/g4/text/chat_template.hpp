@@ -6,7 +6,7 @@
 // following the model's own chat_template.jinja: the assistant role is named "model"; a system turn is written
 // when the first message is "system"/"developer" or thinking is on, and thinking puts <|think|> at its very start;
 // text is trimmed, previous model answers lose their <|channel>...<channel|> thoughts; an image item renders
-// "\n\n<|image|>\n\n" and an audio item "<|audio|>" (the multimodal assembly expands those placeholders into the
+// "\n\n<|image|>\n\n", an audio item "<|audio|>" and a video item "<|video|>" (the multimodal assembly expands those placeholders into the
 // soft-token runs); with thinking off the 12B template closes an empty thought channel after the generation prompt
 // (E2B/E4B templates do not: an option). Tool declarations, calls and responses are not rendered.
 //
@@ -25,13 +25,14 @@
 namespace g4 {
 
 struct ChatPart {
-  enum class Kind { kText, kImage, kAudio };
+  enum class Kind { kText, kImage, kAudio, kVideo };
   Kind kind = Kind::kText;
   std::string text;  // kText only
 
   static ChatPart Text(std::string t) { return {Kind::kText, std::move(t)}; }
   static ChatPart Image() { return {Kind::kImage, {}}; }
   static ChatPart Audio() { return {Kind::kAudio, {}}; }
+  static ChatPart Video() { return {Kind::kVideo, {}}; }
 };
 
 struct ChatMessage {
@@ -101,6 +102,9 @@ inline std::vector<ChatSegment> RenderChatSegments(std::span<const ChatMessage> 
           break;
         case ChatPart::Kind::kAudio:
           control("<|audio|>");
+          break;
+        case ChatPart::Kind::kVideo:  // as the official template writes it: bare
+          control("<|video|>");
           break;
       }
     }

@@ -84,8 +84,9 @@ const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   defaultViewport: { width: 1280, height: 800 },
-  // A fake microphone that needs no permission prompt; no sandbox where the tests run as root (CI).
-  args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+  // A fake microphone that needs no permission prompt; /tmp instead of a container's small /dev/shm; no sandbox
+  // where the tests run as root (CI).
+  args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--disable-dev-shm-usage',
          ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])],
 });
 const pageErrors = [];
@@ -196,7 +197,7 @@ try {
 
   // Model output with HTML renders as text (a mocked stream), and so does a file name.
   const hostile = ['<script>window.pwned = 1</script>\n\n', '<img src=x onerror="window.pwned = 2">', ' **bold** and [a](javascript:alert(1))\n',
-                   '```html\n<b onmouseover="window.pwned = 3">code</b>\n```\n'];
+                   '```html\n<b onmouseover="window.pwned = 3">code</b>\n```\n', '# Heading\n\n- one\n- two\n\n3. three\n\n[site](https://example.com/x)'];
   const thought = 'Thinking about <script>window.pwned = 5</script>';
   const frames = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { reasoning_content: thought }, finish_reason: null }] })}\n\n` + hostile.map((c) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: c }, finish_reason: null }] })}\n\n`).join('') +
     `data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 4 } })}\n\ndata: [DONE]\n\n`;
@@ -219,7 +220,10 @@ try {
   const text = (await shown(page)).at(-1).body;
   check(injected === 0 && text.includes('<script>window.pwned = 1</script>') && text.includes('<img src=x onerror="window.pwned = 2">') &&
         text.includes('<b onmouseover="window.pwned = 3">code</b>'), `model HTML stays text: ${injected} elements, ${JSON.stringify(text)}`);
-  check((await page.$eval('#messages .msg:last-child .body strong', (e) => e.textContent)) === 'bold', 'Markdown bold');
+  const markdown = await page.$eval('#messages .msg:last-child .body', (b) => [b.querySelector('strong').textContent, b.querySelector('h3').textContent,
+    b.querySelectorAll('ul li').length, b.querySelector('ol').start, b.querySelector('pre code').textContent, b.querySelector('a').href, b.querySelector('a').rel]);
+  check(JSON.stringify(markdown) === JSON.stringify(['bold', 'Heading', 2, 3, '<b onmouseover="window.pwned = 3">code</b>', 'https://example.com/x', 'noopener noreferrer']),
+        `Markdown: ${JSON.stringify(markdown)}`);
   // Behind the escaping, the page's Content-Security-Policy: markup injected anyway runs no handler.
   await page.evaluate(() => document.body.insertAdjacentHTML('beforeend', '<img src="data:," onerror="window.pwned = 6" hidden>'));
   await sleep(300);

@@ -51,7 +51,14 @@ expect "AVX2 kernels (G4_KERNELS)" 0 "Returns the " env G4_KERNELS=AVX2 "$g4" ru
 expect "unknown G4_KERNELS" 1 "G4_KERNELS" env G4_KERNELS=NO_SUCH_TARGET "$g4" info "$demo"
 expect "draft statistics" 0 "drafts accepted per round" "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --draft "$demo/drafter"
 expect "speed line" 0 "tokens/s" "$g4" run -m "$demo" --raw -p "Returns the" -n 4 --temp 0.7 --seed 3
-expect "chat, two turns" 0 "generation" bash -c "printf 'Returns the\nAnd then\n' | \"$g4\" run -m \"$demo\" -i -n 6 --temp 0"
+# Chat, two turns read from standard input: the first answer is the one-turn answer, each turn generates its 6
+# tokens, and the second turn's prompt carries the first (30 new tokens after the 23 cached; alone it has 24).
+expect "chat, one turn" 0 "prompt 23 tokens" "$g4" run -m "$demo" -p "Returns the" -n 6 --temp 0
+one_turn=$(cat "$tmp/out")
+expect "chat, two turns: 6 tokens each" 0 "generation 12 tokens" bash -c "printf 'Returns the\nAnd then\n' | \"$g4\" run -m \"$demo\" -i -n 6 --temp 0"
+two_turns=$(cat "$tmp/out") two_turns_err=$(cat "$tmp/err")
+expect "chat, two turns: the first answer is the one-turn answer" 0 "" test "${two_turns:0:${#one_turn}}" = "$one_turn"
+expect "chat, two turns: the second prompt holds the first turn" 0 "prompt 53 tokens" echo "$two_turns_err"
 # Chat through a template file (the demo carries none): tools declared, thinking on; without a template, tools
 # are refused by name.
 printf '%s' '[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]' >"$tmp/tools.json"

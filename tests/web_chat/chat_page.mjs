@@ -280,8 +280,15 @@ try {
   check(reply.stats.prompt === expectedImage.usage.prompt_tokens && reply.stats.prompt > 200, `image prompt tokens: ${JSON.stringify(reply.stats)}`);
   check(await mmPage.$('#messages .msg.user img[src^="data:image/png;base64,"]'), 'the thumbnail in the transcript');
 
-  // A recording from the (fake) microphone becomes a 16-bit mono WAV that the server accepts.
+  // A WAV file picked goes as it is; a recording from the (fake) microphone becomes a 16-bit mono WAV that the
+  // server answers as the API does.
   await mmPage.click('#new-chat');
+  await (await mmPage.$('#attach')).uploadFile(`${data}/media/sample.wav`);
+  await mmPage.waitForSelector('#pending .chip[data-kind="audio"]');
+  const picked = await mmPage.evaluate(() => pending[0].url);
+  check(/^data:audio\/[\w-]+;base64,/.test(picked) && picked.split(',')[1] === readFileSync(`${data}/media/sample.wav`).toString('base64'),
+        'a picked WAV keeps its bytes');
+  await mmPage.click('#pending .chip button');
   await mmPage.click('#record');
   await sleep(1500);
   await mmPage.click('#record');
@@ -294,6 +301,7 @@ try {
   await sendPrompt(mmPage, question);
   reply = await answered(mmPage);
   const audioPart = mmRequests.at(-1).messages[0].content[0];
+  check(await mmPage.$('#messages .msg.user audio[controls][src^="data:audio/wav;base64,"]'), 'a player for the recording in the transcript');
   check(audioPart.type === 'input_audio' && audioPart.input_audio.format === 'wav' && audioPart.input_audio.data === wav.toString('base64'),
         'the request carries the recording');
   const expectedAudio = await chatApi(mm.base, [{ role: 'user', content: [

@@ -1,12 +1,14 @@
 // g4 serve's chat page (GET /) in Debian's chromium, headless, driven through puppeteer-core (pinned in
 // package.json, installed by tests/fetch_test_packages.sh; it downloads no browser). On the demo model behind
 // --api-key: the page asks for the key once; a streamed answer equals the API's greedy answer fetched directly,
-// with its usage under it; a long answer stopped mid-stream leaves the server healthy with every slot free; an
-// edited last turn and a regenerated answer equal the API's answers to the same conversation; a reload finds the
-// conversation; an export holds it; model output and a file name carrying <script> and <img onerror> stay text;
-// a server error reads as its message. On the multimodal reference checkpoint: an image picked (and others pasted
-// and dropped) rides in the request as its exact bytes and the answer equals the API's; a microphone recording
-// (chromium's fake device) is sent as a WAV the server decodes. Saves a 1280x800 screenshot.
+// with its usage under it; a second turn and a regenerated answer equal the API's answers to the same
+// conversation; a reload finds the conversation; an export holds it; a long answer stopped mid-stream leaves every
+// slot free; an edited last turn is answered anew; model output (a mocked stream, with thoughts) and a file name
+// carrying <script> and <img onerror> stay text, and the page's policy blocks injected handlers; a server error
+// reads as its message. On the multimodal reference checkpoint: a picked image (pasted and dropped ones too)
+// rides in the request as its exact bytes and the answer equals the API's; a picked WAV keeps its bytes; a
+// recording from chromium's fake microphone is sent as a WAV the server answers as the API does. Saves a
+// 1280x800 screenshot.
 //
 // usage: node chat_page.mjs G4_EXE TESTS_DATA_DIR SCREENSHOT.png
 import assert from 'node:assert/strict';
@@ -83,6 +85,7 @@ function recordRequests(page) {
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
+  timeout: 120000,  // starting the browser on a loaded 2-core machine
   defaultViewport: { width: 1280, height: 800 },
   // A fake microphone that needs no permission prompt; /tmp instead of a container's small /dev/shm; no sandbox
   // where the tests run as root (CI).

@@ -233,6 +233,15 @@ try {
   check((await page.evaluate(() => window.pwned)) === undefined, 'the policy blocks inline handlers');
   await page.evaluate(() => document.querySelector('body > img[hidden]').remove());
 
+  // Tools that are not JSON: a readable error, and nothing sent.
+  await page.click('#tools_on');
+  await setSetting(page, 'tools', '[{"type": "function"');
+  const sent = requests.length;
+  await sendPrompt(page, 'call something');
+  reply = await answered(page);
+  await page.click('#tools_on');
+  check(reply.state === 'error' && /^Settings, Tools: not valid JSON/.test(reply.error) && requests.length === sent, `bad tools: ${JSON.stringify(reply)}`);
+
   // A picture on a model without vision: the server's 400 shows as its message; the file's name stays text.
   await page.click('#new-chat');
   const hostileName = join(tmp, '<img src=x onerror=window.pwned=4>.png');

@@ -251,6 +251,15 @@ ws     ::= [ \t\n]{0,2}
   CHECK(Matches(R"(root ::= "" "a")", "a"));
 }
 
+TEST_CASE("either grammar: matches what one of its two grammars matches, each keeping its own rules") {
+  // The same rule names in both (x), different meanings: each side must keep its own.
+  const Grammar a = ParseGrammar("root ::= \"a\" x\nx ::= [0-9]+");
+  const Grammar b = ParseGrammar("root ::= \"b\" x \"!\"\nx ::= [a-z] | \"(\" x \")\"");
+  GrammarRecognizer r(std::make_shared<const Grammar>(EitherGrammar(a, b)));
+  for (const char* ok : {"a1", "a0123", "bq!", "b((z))!"}) CHECK_MESSAGE(Matches(r, ok), ok);
+  for (const char* bad : {"", "a", "ab", "b1!", "bq", "a1!", "b((z)!", "b!", "c"}) CHECK_MESSAGE(!Matches(r, bad), bad);
+}
+
 TEST_CASE("grammar text: syntax errors name the line and column") {
   const std::pair<const char*, const char*> cases[] = {
       {"root ::= \"a\"\nx ::= [b-a]", "grammar line 2, column 10: range end below its start"},
@@ -582,6 +591,8 @@ TEST_CASE("tool calls: random walks through the mask give calls that parse (Gemm
   std::map<std::string, int> calls;
   for (const Json& choice : {Json("required"), Json{{"type", "function"}, {"function", {{"name", "search"}}}}}) {
     const auto g = ToolCallTokenGrammar(tok, trie, tools, choice);
+    // A named function: the prompt ends with <|tool_call>call:search{ (Session::ChatPrompt), the output continues it.
+    const std::string opened = choice.is_object() ? "call:search{" : "";
     for (int walk = 0; walk < 60; ++walk) {
       TokenMatcher m(g);
       std::vector<int32_t> ids;
@@ -593,8 +604,8 @@ TEST_CASE("tool calls: random walks through the mask give calls that parse (Gemm
         m.Accept(id);
         ids.push_back(id);
       }
-      REQUIRE(ids.front() == open);  // required: the answer starts with the call
-      const std::string text = tok.Decode(std::span(ids).subspan(1, ids.size() - 2));
+      if (opened.empty()) REQUIRE(ids.front() == open);  // required: the answer starts with the call
+      const std::string text = opened + tok.Decode(std::span(ids).subspan(opened.empty() ? 1 : 0, ids.size() - (opened.empty() ? 2 : 1)));
       CAPTURE(text);
       REQUIRE(text.starts_with("call:"));
       const size_t brace = text.find('{');
@@ -649,6 +660,89 @@ TEST_CASE("tool calls: free text until <|tool_call>, the call constrained, free 
                        doctest::Contains("tools[0].function.parameters: must be an object schema"), Error);
   Demo demo;
   CHECK_THROWS_WITH_AS(ToolCallConstraint(demo.lm, tools), doctest::Contains("no <|tool_call>"), Error);
+}
+
+TEST_CASE("tool calls beside response_format: random walks give either the schema's JSON or valid calls") {
+  const Tokenizer tok = ToolVocabulary();
+  const auto trie = std::make_shared<const TokenTrie>(TokenTrie::FromTokenizer(tok));
+  const Json tools = Json::parse(kTools);
+  const Json schema = Json::parse(R"({"type": "object", "properties": {"city": {"type": "string", "maxLength": 6},
+      "n": {"type": "integer"}}, "required": ["city"], "additionalProperties": false})");
+  // What JsonOrToolCallsConstraint builds for a model, here over the test vocabulary; <eos> ends the answer.
+  const Grammar calls = ParseGrammar(ToolCallGrammarText(tools, "", ToolCallQuote(tok), /*whole_calls=*/true));
+  const auto g = MakeTokenGrammar(EitherGrammar(JsonSchemaGrammar(schema), calls), trie, {1});
+  const int32_t open = *tok.Find("<|tool_call>"), close = *tok.Find("<tool_call|>");
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<float> logits(static_cast<size_t>(tok.size()));
+  int json_answers = 0, call_answers = 0;
+  for (int walk = 0; walk < 80; ++walk) {
+    TokenMatcher m(g);
+    std::vector<int32_t> ids;
+    while (ids.empty() || ids.back() != 1) {
+      REQUIRE(ids.size() < 4000);
+      for (float& l : logits) l = u(rng);
+      logits[1] = m.accepting() ? 2.0f : logits[1];  // end as soon as the answer may end
+      m.Mask(logits);
+      const int32_t id = Argmax(logits);
+      m.Accept(id);
+      ids.push_back(id);
+    }
+    ids.pop_back();
+    CHECK(m.done());
+    if (ids.front() != open) {  // JSON content, checked by this file's own validator
+      const Json v = Json::parse(tok.Decode(ids));
+      CHECK(Valid(v, schema, schema));
+      CHECK(std::find(ids.begin(), ids.end(), open) == ids.end());
+      ++json_answers;
+      continue;
+    }
+    // Calls only: each <|tool_call>call:NAME{...}<tool_call|> names a declared function with valid arguments.
+    for (size_t i = 0; i < ids.size();) {
+      REQUIRE(ids[i] == open);
+      const size_t end = static_cast<size_t>(std::find(ids.begin() + static_cast<ptrdiff_t>(i), ids.end(), close) - ids.begin());
+      REQUIRE(end < ids.size());
+      const std::string text = tok.Decode(std::span(ids).subspan(i + 1, end - i - 1));
+      CAPTURE(text);
+      REQUIRE(text.starts_with("call:"));
+      const size_t brace = text.find('{');
+      const std::string name = text.substr(5, brace - 5);
+      const Json* params = nullptr;
+      for (const Json& t : tools)
+        if (t["function"]["name"] == name) params = &t["function"]["parameters"];
+      REQUIRE(params != nullptr);
+      CHECK(Valid(GemmaValue(std::string_view(text).substr(brace)).Parse(), *params, *params));
+      i = end + 1;
+    }
+    ++call_answers;
+  }
+  CHECK(json_answers > 0);
+  CHECK(call_answers > 0);
+}
+
+TEST_CASE("tool calls: a named tool_choice constrains the arguments of the call the prompt opened") {
+  const Tokenizer tok = ToolVocabulary();
+  const auto trie = std::make_shared<const TokenTrie>(TokenTrie::FromTokenizer(tok));
+  const Json named = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+  TokenMatcher m(ToolCallTokenGrammar(tok, trie, Json::parse(kTools), named));
+  const int32_t paris = *tok.Find("Paris"), open = *tok.Find("<|tool_call>"), turn = *tok.Find("<turn|>");
+  // Inside `call:get_weather{` already: a key or `}`, no free text, no second opening, no end of turn.
+  for (const int32_t id : {paris, open, turn, *tok.Find("{"), *tok.Find("call:")}) CHECK(!m.Allows(id));
+  CHECK(m.Allows(*tok.Find("location")));
+  CHECK(!m.Allows(*tok.Find("query")));  // search's parameter, not get_weather's
+  CHECK(!m.Allows(*tok.Find("}")));      // location is required
+  for (const char* p : {"location", ":", "<|\"|>", "Paris", "<|\"|>", "}", "<tool_call|>"}) {
+    const int32_t id = *tok.Find(p);
+    REQUIRE_MESSAGE(m.Allows(id), p);
+    m.Accept(id);
+  }
+  CHECK(m.accepting());
+  CHECK(m.Allows(paris));  // free after the call
+  m.Accept(open);          // a further call may name only get_weather
+  CHECK(m.Allows(*tok.Find("call:")));
+  m.Accept(*tok.Find("call:"));
+  CHECK(m.Allows(*tok.Find("get_weather")));
+  CHECK(!m.Allows(*tok.Find("search")));
 }
 
 }  // namespace g4_test_grammar

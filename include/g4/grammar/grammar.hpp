@@ -305,4 +305,32 @@ class GrammarBuilder {
   size_t generated_ = 0;
 };
 
+// One grammar matching what either matches (root ::= a | b): b's rules and byte sets follow a's. For an answer
+// that is one of two documents in different syntaxes (JSON content or Gemma tool calls), each compiled alone.
+inline Grammar EitherGrammar(const Grammar& a, const Grammar& b) {
+  Grammar g = a;
+  const auto rule_base = static_cast<uint32_t>(a.alts.size()), set_base = static_cast<uint32_t>(a.byte_sets.size());
+  const auto elem_base = static_cast<uint32_t>(a.elems.size());
+  for (Grammar::Elem e : b.elems) {
+    if (e.kind == Grammar::Elem::kRule) e.value += rule_base;
+    if (e.kind == Grammar::Elem::kBytes) e.value += set_base;
+    g.elems.push_back(e);
+  }
+  for (const std::vector<uint32_t>& alts : b.alts) {
+    g.alts.emplace_back();
+    for (const uint32_t start : alts) g.alts.back().push_back(start + elem_base);
+  }
+  for (const std::string& name : b.names) g.names.push_back("either-" + name);
+  g.byte_sets.insert(g.byte_sets.end(), b.byte_sets.begin(), b.byte_sets.end());
+  g.root = static_cast<uint32_t>(g.alts.size());
+  g.names.push_back("either");
+  g.alts.push_back({});
+  for (const uint32_t root : {a.root, b.root + rule_base}) {
+    g.alts.back().push_back(static_cast<uint32_t>(g.elems.size()));
+    g.elems.push_back({Grammar::Elem::kRule, root});
+    g.elems.push_back({Grammar::Elem::kEnd, 0});
+  }
+  return g;
+}
+
 }  // namespace g4

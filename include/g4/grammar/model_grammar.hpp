@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,10 +21,12 @@
 
 namespace g4 {
 
-inline std::shared_ptr<const TokenGrammar> ModelTokenGrammar(const LoadedModel& m, Grammar grammar) {
+// also_ending: further ids that may end it (after tool calls: the model's tool stop ids).
+inline std::shared_ptr<const TokenGrammar> ModelTokenGrammar(const LoadedModel& m, Grammar grammar, std::span<const int32_t> also_ending = {}) {
   const Gemma4Config& cfg = m.model().config();
   std::vector<int32_t> ends(cfg.tokens.stop_ids.begin(), cfg.tokens.stop_ids.end());
   ends.insert(ends.end(), m.chat_stop_ids().begin(), m.chat_stop_ids().end());
+  ends.insert(ends.end(), also_ending.begin(), also_ending.end());
   std::vector<int32_t> in_vocab;
   for (const int32_t id : ends)
     if (id >= 0 && id < cfg.vocab_size && std::find(in_vocab.begin(), in_vocab.end(), id) == in_vocab.end()) in_vocab.push_back(id);
@@ -47,6 +50,16 @@ inline std::shared_ptr<const TokenGrammar> JsonObjectConstraint(const LoadedMode
 inline std::shared_ptr<const TokenGrammar> ToolCallConstraint(const LoadedModel& m, const nlohmann::ordered_json& tools,
                                                               const nlohmann::ordered_json& tool_choice = "auto") {
   return ToolCallTokenGrammar(m.tokenizer(), m.token_trie(), tools, tool_choice);
+}
+
+// response_format's JSON (`json`: JsonSchemaGrammar / JsonObjectGrammar) or else tool calls, one or more, each
+// naming a declared function with valid arguments: tools offered beside a response_format under tool_choice "auto".
+// A vocabulary without the call markers leaves the JSON alone.
+inline std::shared_ptr<const TokenGrammar> JsonOrToolCallsConstraint(const LoadedModel& m, Grammar json, const nlohmann::ordered_json& tools) {
+  const Tokenizer& tok = m.tokenizer();
+  if (!tok.Find("<|tool_call>") || !tok.Find("<tool_call|>")) return ModelTokenGrammar(m, std::move(json));
+  const Grammar calls = ParseGrammar(ToolCallGrammarText(tools, "", ToolCallQuote(tok), /*whole_calls=*/true));
+  return ModelTokenGrammar(m, EitherGrammar(json, calls), m.tool_stop_ids());
 }
 
 // `g4 run --json-schema FILE` / `--grammar FILE` (at most one; null for neither). Errors name the file.

@@ -34,18 +34,23 @@ struct TokenGrammar {
   // then constrains what follows, up to an end id, after which the output is free again.
   std::vector<int32_t> triggers;
   bool trigger_first = false;  // lazy: the first token must be a trigger (a call is required)
+  // The output starts inside a constrained part whose first bytes the prompt already holds (a named tool_choice
+  // ends the prompt with <|tool_call>call:NAME{): the matcher starts after them.
+  std::string opened;
 };
 
 inline std::shared_ptr<const TokenGrammar> MakeTokenGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie,
                                                             std::vector<int32_t> end_ids, std::vector<int32_t> triggers = {},
-                                                            bool trigger_first = false) {
+                                                            bool trigger_first = false, std::string opened = {}) {
   Require(trie != nullptr, "grammar", "no token trie");
   for (const auto* ids : {&end_ids, &triggers})
     for (const int32_t id : *ids)
       Require(id >= 0 && id < trie->vocab_size(), "grammar", "token id " + std::to_string(id) + " out of range");
   Require(!trigger_first || !triggers.empty(), "grammar", "trigger_first without triggers");
+  Require(!trigger_first || opened.empty(), "grammar", "an output that starts inside a constrained part cannot start with a trigger");
   return std::make_shared<const TokenGrammar>(TokenGrammar{std::make_shared<const Grammar>(std::move(grammar)), std::move(trie),
-                                                           std::move(end_ids), std::move(triggers), trigger_first});
+                                                           std::move(end_ids), std::move(triggers), trigger_first,
+                                                           std::move(opened)});
 }
 
 class TokenMatcher {
@@ -54,6 +59,11 @@ class TokenMatcher {
       : g_(std::move(g)), rec_(g_->grammar), mode_(g_->triggers.empty() ? Mode::kGrammar : Mode::kFree), force_(g_->trigger_first) {
     state_ = rec_.Start();
     depth_states_.resize(g_->trie->max_depth() + 1);
+    if (g_->opened.empty()) return;
+    mode_ = Mode::kGrammar;
+    for (size_t i = 0; i < g_->opened.size() && state_ != GrammarRecognizer::kDead; ++i)
+      state_ = rec_.Next(state_, static_cast<uint8_t>(g_->opened[i]));
+    Require(state_ != GrammarRecognizer::kDead, "grammar", "refuses the output's opening \"" + g_->opened + "\"");
   }
 
   // The tokens allowed next, one bit per id.

@@ -2,8 +2,9 @@
 // one of the declared functions and the arguments valid under that function's parameters schema, written in
 // Gemma's value syntax (the chat template's format_argument: <|"|>-quoted strings, bare keys in sorted order, no
 // whitespace); <tool_call|> then closes the call. The TokenGrammar is lazy (TokenGrammar::triggers): text before
-// and between calls is free, unless a call is required (tool_choice "required" or a named function), which makes
-// <|tool_call> the first token.
+// and between calls is free, unless a call is required: tool_choice "required" makes <|tool_call> the first token,
+// and a named function starts the output inside its call, after the `call:NAME{` that ends the prompt
+// (Session::ChatPrompt); further calls may name only that function.
 #pragma once
 #include <memory>
 #include <string>
@@ -21,7 +22,9 @@ namespace g4 {
 // The grammar text of one call's body (after <|tool_call>, before <tool_call|>) for OpenAI-style tool
 // declarations ([{"type": "function", "function": {"name", "parameters"}}]); only_function: just that one (a
 // named tool_choice), else any declared. quote: the grammar expression for <|"|> (grammar/gbnf.hpp syntax).
-inline std::string ToolCallGrammarText(const nlohmann::ordered_json& tools, const std::string& only_function, const std::string& quote) {
+// whole_calls: one or more calls with their markers instead (an answer that is nothing but calls).
+inline std::string ToolCallGrammarText(const nlohmann::ordered_json& tools, const std::string& only_function, const std::string& quote,
+                                       bool whole_calls = false) {
   Require(tools.is_array() && !tools.empty(), "tools", "must be a non-empty array of function declarations");
   json_schema_detail::Compiler c(quote);
   std::string alternatives;
@@ -47,7 +50,14 @@ inline std::string ToolCallGrammarText(const nlohmann::ordered_json& tools, cons
     alternatives += (alternatives.empty() ? "" : " | ") + json_schema_detail::Literal(name) + " " + body;
   }
   Require(!alternatives.empty(), "tool_choice", "names function '" + only_function + "', which the tools do not declare");
-  return c.Text("\"call:\" ( " + alternatives + " )");
+  const std::string call = "\"call:\" ( " + alternatives + " )";
+  return c.Text(whole_calls ? "( <|tool_call> " + call + " <tool_call|> )+" : call);
+}
+
+// <|"|> as the model writes it, in grammar text: the control token where the vocabulary has one, else its text.
+inline std::string ToolCallQuote(const Tokenizer& tok) {
+  const auto quote = tok.Find("<|\"|>");
+  return quote && tok.IsControl(*quote) ? "<|\"|>" : "\"<|\\\"|>\"";
 }
 
 // The lazy TokenGrammar of tool calls for a vocabulary with Gemma 4's <|tool_call>, <tool_call|> and <|"|>.
@@ -69,11 +79,10 @@ inline std::shared_ptr<const TokenGrammar> ToolCallTokenGrammar(const Tokenizer&
     only = tool_choice["function"]["name"];
     required = true;
   }
-  const auto open = tok.Find("<|tool_call>"), close = tok.Find("<tool_call|>"), quote = tok.Find("<|\"|>");
+  const auto open = tok.Find("<|tool_call>"), close = tok.Find("<tool_call|>");
   Require(open && close, "tools", "the model's vocabulary has no <|tool_call> / <tool_call|> tokens");
-  // <|"|> as the model writes it: the control token when the vocabulary has one, else its text.
-  const std::string q = quote && tok.IsControl(*quote) ? "<|\"|>" : "\"<|\\\"|>\"";
-  return MakeTokenGrammar(ParseGrammar(ToolCallGrammarText(tools, only, q)), std::move(trie), {*close}, {*open}, required);
+  return MakeTokenGrammar(ParseGrammar(ToolCallGrammarText(tools, only, ToolCallQuote(tok))), std::move(trie), {*close}, {*open},
+                          required && only.empty(), only.empty() ? std::string() : "call:" + only + "{");
 }
 
 }  // namespace g4

@@ -1,10 +1,10 @@
 // What a chat request constrains its answer to (SamplerConfig::grammar), from the request itself:
-// response_format's JSON ({"type": "json_object"}, or {"type": "json_schema", "json_schema": {"schema": ...}}), or,
-// with tools offered, calls that name a declared function with arguments valid under its parameters
-// (grammar/tool_call_grammar.hpp: free text around the calls; tool_choice "required": a call first). A named
-// tool_choice is forced by the prompt instead (Session::ChatPrompt ends it inside that call), so it adds nothing here.
-// With thinking on, tool_choice "auto" is not constrained either: the grammar's free text admits no control token,
-// so the thought channel (<|channel>) could not open.
+// - response_format's JSON ({"type": "json_object"}, or {"type": "json_schema", "json_schema": {"schema": ...}});
+//   with tools offered under tool_choice "auto", that JSON or else tool calls;
+// - with tools offered, calls that name a declared function with arguments valid under its parameters
+//   (grammar/tool_call_grammar.hpp). "auto": free text around the calls (a thought channel still opens);
+//   "required": a call is the answer's first token, before any thought; a named function: the prompt ends inside
+//   that call (Session::ChatPrompt) and its arguments are constrained from there.
 // Session::RespondTo and g4 serve both use this. Errors name the request's field.
 #pragma once
 #include <memory>
@@ -37,11 +37,11 @@ inline std::optional<nlohmann::ordered_json> ResponseFormatSchema(const nlohmann
   return std::nullopt;
 }
 
-inline std::shared_ptr<const TokenGrammar> ChatConstraint(const LoadedModel& m, const nlohmann::ordered_json& request, bool thinking) {
-  std::shared_ptr<const TokenGrammar> json;
+inline std::shared_ptr<const TokenGrammar> ChatConstraint(const LoadedModel& m, const nlohmann::ordered_json& request) {
+  std::optional<Grammar> json;
   if (const std::optional<nlohmann::ordered_json> schema = ResponseFormatSchema(request)) {
     try {
-      json = schema->is_null() ? JsonObjectConstraint(m) : JsonSchemaConstraint(m, *schema);
+      json = schema->is_null() ? JsonObjectGrammar() : JsonSchemaGrammar(*schema);
     } catch (const Error& e) {
       Fail("response_format.json_schema.schema", e.what());
     }
@@ -49,16 +49,16 @@ inline std::shared_ptr<const TokenGrammar> ChatConstraint(const LoadedModel& m, 
   const ToolChoice choice = RequestToolChoice(request);
   const auto tc = request.find("tool_choice");
   const bool required = tc != request.end() && tc->is_string() && *tc == "required";
-  const bool calls = choice.allowed && choice.forced.empty() && request.contains("tools") && request["tools"].is_array() &&
-                     !request["tools"].empty();
-  if (json) {
-    Require(!calls, "response_format", "cannot constrain an answer that may also call tools (tool_choice \"none\" allows it)");
-    return json;
-  }
+  const bool named = !choice.forced.empty();
+  const bool calls = choice.allowed && request.contains("tools") && request["tools"].is_array() && !request["tools"].empty();
+  // The JSON of response_format, or (tools offered, tool_choice "auto") that JSON or calls.
+  if (json && !(calls && (required || named))) return calls ? JsonOrToolCallsConstraint(m, std::move(*json), request["tools"])
+                                                           : ModelTokenGrammar(m, std::move(*json));
   if (!calls) return nullptr;
-  // Without the call markers in its vocabulary a model can make no call: nothing to constrain, unless one is required.
-  if (!required && (thinking || !m.tokenizer().Find("<|tool_call>"))) return nullptr;
-  return ToolCallConstraint(m, request["tools"], required ? nlohmann::ordered_json("required") : nlohmann::ordered_json("auto"));
+  // Without the call markers in its vocabulary a model can make no call: nothing to constrain, unless one is required
+  // (a named call is then the prompt's text, as the model continues it).
+  if (!required && !m.tokenizer().Find("<|tool_call>")) return nullptr;
+  return ToolCallConstraint(m, request["tools"], required || named ? (*tc) : nlohmann::ordered_json("auto"));
 }
 
 }  // namespace g4

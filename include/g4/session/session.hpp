@@ -249,7 +249,7 @@ inline std::vector<int32_t> ForcedCallIds(const Tokenizer& tok, const std::strin
 // The params a chat request is answered with (Session::RespondTo, g4 serve): the caller's, constrained as the request
 // asks (ChatConstraint: response_format, tool calls; a grammar the caller set wins).
 inline GenerateParams ConstrainedChatParams(const LoadedModel& m, const nlohmann::ordered_json& request, GenerateParams params) {
-  if (!params.sampling.grammar) params.sampling.grammar = ChatConstraint(m, request, params.enable_thinking);
+  if (!params.sampling.grammar) params.sampling.grammar = ChatConstraint(m, request);
   return params;
 }
 

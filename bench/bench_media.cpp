@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     auto prefill = [&](MediaEmbedding::Kind kind, const std::vector<float>& soft, size_t n) {
       if (prefill_layers == 0) return 0.0;
       Prompt prompt(cfg);
-      prompt.AddMedia({kind, soft, n});
+      prompt.AddMedia({kind, soft, n, {}});
       Sequence seq = decoder.NewSequence(prompt.size() + 1, std::max<size_t>(prompt.size(), 512));
       ForwardOutput out;
       const auto t0 = std::chrono::steady_clock::now();

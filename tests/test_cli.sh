@@ -75,6 +75,21 @@ expect "two images" 0 "2 media item(s) embedded" "$g4" run "${mm[@]}" -p "x" --i
   head -c 992000 /dev/zero; } > "$tmp/long.wav"
 expect "audio over 30 s" 1 "30 s" "$g4" run "${mm[@]}" -p "x" --audio "$tmp/long.wav"
 expect "audio split" 0 "2 media item(s) embedded" "$g4" run "${mm[@]}" -p "x" --audio "$tmp/long.wav" --audio-split
+# Video (docs/video.md): a 2.2 s clip with sound written by the ffmpeg program; without FFmpeg at build time, the
+# one answer is that g4 was built without video support.
+ffmpeg -hide_banner -nostdin -loglevel error -y -f lavfi -i testsrc2=size=100x70:rate=25:duration=2.2 \
+  -f lavfi -i sine=sample_rate=16000:duration=2.2 -c:v ffv1 -c:a pcm_s16le "$tmp/clip.mkv"
+if "$g4" run "${mm[@]}" -p x --video "$tmp/clip.mkv" --print-prompt 2>&1 | grep -q "built without video support"; then
+  expect "video without FFmpeg" 1 "built without video support" "$g4" run "${mm[@]}" -p x --video "$tmp/clip.mkv"
+else
+  expect "video prompt" 0 "<bos>00:00 <|image>[70 x <|video|>]<image|> 00:00 <|image>[70 x <|video|>]" \
+    "$g4" run "${mm[@]}" -p x --video "$tmp/clip.mkv" --print-prompt
+  expect "video sound" 0 "<|audio>[55 x <|audio|>]<audio|>x" "$g4" run "${mm[@]}" -p x --video "$tmp/clip.mkv" --print-prompt
+  expect "video at 1 fps" 0 "2 media item(s) embedded" "$g4" run "${mm[@]}" -p x --video "$tmp/clip.mkv" --video-fps 1
+  expect "video over the context" 1 "over the context of 256" "$g4" run "${mm[@]}" -c 256 -p x --video "$tmp/clip.mkv"
+  expect "video over the limit" 1 "over the 2 s limit" "$g4" run "${mm[@]}" -p x --video "$tmp/clip.mkv" --max-video-seconds 2
+  expect "video frames and fps" 1 "not both" "$g4" run "${mm[@]}" -p x --video "$tmp/clip.mkv" --video-frames 4 --video-fps 1
+fi
 # Errors name what is wrong.
 expect "unknown flag" 1 "--bogus: unknown flag" "$g4" run -m "$demo" --bogus
 expect "unknown command" 2 "unknown command 'frob'" "$g4" frob

@@ -117,7 +117,7 @@ TEST_CASE("prompt assembly: soft tokens enter unscaled, placeholders expand, ima
   Gemma4 model(c, rm.weights, pool);
   const size_t H = static_cast<size_t>(c.hidden_size);
   // A "medium" whose soft tokens are the scaled embeddings of tokens 5, 6, 7 must act like those tokens.
-  MediaEmbedding audio{MediaEmbedding::Kind::kAudio, std::vector<float>(3 * H), 3};
+  MediaEmbedding audio{MediaEmbedding::Kind::kAudio, std::vector<float>(3 * H), 3, {}};
   for (int i = 0; i < 3; ++i) model.EmbedToken(5 + i, audio.rows.data() + static_cast<size_t>(i) * H);
   const std::vector<int32_t> plain{1, 2, 57, 5, 6, 7, 58, 3};
   Prompt with_audio(c);

@@ -241,12 +241,12 @@ void CheckMultimodal(const Checkpoint& ck, const nlohmann::json& info, const Gol
   // The embedders, on the reference's own pixel_values and audio_features.
   const size_t H = static_cast<size_t>(ck.config().hidden_size);
   const auto ref_pixels = g.F32("pixel_values");
-  MediaEmbedding image{MediaEmbedding::Kind::kImage, std::vector<float>(n_img * H), n_img};
+  MediaEmbedding image{MediaEmbedding::Kind::kImage, std::vector<float>(n_img * H), n_img, {}};
   vision.Embed(PatchRowsFor(vision, ref_pixels, n_img), std::span(ref_pos).first(2 * n_img), n_img, image.rows.data(), pool);
   r.Compare("image_embeddings", image.rows, g.F32("image_embeddings"), etol);
   const auto ref_frames = g.F32("audio_features");
   const size_t n_aud = ref_frames.size() / kAudioFrameSamples;
-  MediaEmbedding sound{MediaEmbedding::Kind::kAudio, std::vector<float>(n_aud * H), n_aud};
+  MediaEmbedding sound{MediaEmbedding::Kind::kAudio, std::vector<float>(n_aud * H), n_aud, {}};
   audio.Embed(ref_frames.data(), n_aud, sound.rows.data(), pool);
   r.Compare("audio_embeddings", sound.rows, g.F32("audio_embeddings"), etol);
 

@@ -68,7 +68,7 @@ struct VideoInfo {
 // Checks a clip's length against opt.max_seconds; the error says how to get a longer clip in.
 inline void CheckVideoLength(const VideoInfo& info, const VideoOptions& opt, std::string_view where) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "is %.1f s long, over the %.0f s limit: cut a piece of it (ffmpeg -ss START -t %.0f -i FILE -c copy piece.mkv) "
+  std::snprintf(buf, sizeof buf, "is %.2f s long, over the %g s limit: cut a piece of it (ffmpeg -ss START -t %g -i FILE -c copy piece.mkv) "
                                  "or raise the limit (g4 run --max-video-seconds, VideoOptions::max_seconds)",
                 info.seconds(), opt.max_seconds, opt.max_seconds);
   Require(info.seconds() <= opt.max_seconds, where, buf);

@@ -69,7 +69,8 @@ TEST_CASE("greedy speculative decoding equals plain greedy: tokens and KV caches
     testing::RandomModel tm = testing::MakeRandomModel(pattern, 5, true, 17, 32, 4, 2, 8, 5);
     if (pattern == "SSSSSF") tm.cfg.tokens.stop_ids = {3};  // stops may fall inside a round
     Gemma4 target(tm.cfg, tm.weights, pool);
-    testing::RandomModel dm = testing::MakeRandomDrafter(tm.cfg, 23);
+    // Seed 23's drafter never agrees with the SSSSSF target (0 drafts accepted over all runs); 25's does.
+    testing::RandomModel dm = testing::MakeRandomDrafter(tm.cfg, pattern == "SSSSSF" ? 25 : 23);
     Drafter drafter(dm.cfg, dm.weights, dm.assistant, target);
     size_t total_accepted = 0;
     for (int prompt_i = 0; prompt_i < 6; ++prompt_i) {
@@ -94,6 +95,7 @@ TEST_CASE("greedy speculative decoding equals plain greedy: tokens and KV caches
       }
     }
     MESSAGE(pattern << ": drafts of the random drafter accepted over all runs: " << total_accepted);
+    CHECK(total_accepted > 0);  // else the rounds above only ever rejected, and the equality says little
   }
 }
 

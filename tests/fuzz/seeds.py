@@ -7,6 +7,9 @@ Multi-file inputs join their files with the separator of tests/fuzz/targets.hpp 
 import glob
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import struct
 import sys
 
@@ -143,6 +146,19 @@ def main(out):
     put(out, "wav", "24bit-44k.wav", wav(44100, 1, 24, 1, 100))
     put(out, "wav", "float-48k.wav", wav(48000, 1, 32, 3, 100))
     put(out, "image", "sample.png", read(os.path.join(DATA, "media", "sample.png")))
+    # Video: small clips written by the ffmpeg program (when it is there): lossless RGB with PCM sound in Matroska,
+    # H.264 with B-frames in MP4, MPEG-4 part 2 with stereo AAC in AVI, and 4:2:0 FFV1 in NUT.
+    if shutil.which("ffmpeg"):
+        with tempfile.TemporaryDirectory() as tmp:
+            src = ["-f", "lavfi", "-i", "testsrc2=size=34x22:rate=10:duration=0.8"]
+            tone = ["-f", "lavfi", "-i", "sine=sample_rate=8000:duration=0.8"]
+            for name, args in (("ffv1-pcm.mkv", src + tone + ["-c:v", "ffv1", "-pix_fmt", "bgr0", "-c:a", "pcm_s16le"]),
+                               ("h264.mp4", src + ["-c:v", "libx264", "-bf", "2", "-g", "4"]),
+                               ("mpeg4-aac.avi", src + tone + ["-c:v", "mpeg4", "-c:a", "aac", "-ac", "2"]),
+                               ("ffv1-420.nut", src + ["-c:v", "ffv1", "-pix_fmt", "yuv420p"])):
+                path = os.path.join(tmp, name)
+                if subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"] + args + [path]).returncode == 0:
+                    put(out, "video", name, read(path))
     # stb_image reads more formats than the project's samples show; Python's own test images (when this Python has
     # them) seed the JPEG, GIF, BMP, PPM and TGA decoders.
     for p in glob.glob(os.path.join(os.path.dirname(os.__file__), "test", "imghdrdata", "python.*")):

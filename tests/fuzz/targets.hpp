@@ -27,6 +27,9 @@
 #include "g4/media/image.hpp"
 #include "g4/media/image_patches.hpp"
 #include "g4/media/wav.hpp"
+#if G4_HAVE_VIDEO
+#include "g4/media/video_ffmpeg.hpp"
+#endif
 #include "g4/text/chat_template.hpp"
 #include "g4/text/jinja/template.hpp"
 #include "g4/text/load_tokenizer.hpp"
@@ -172,6 +175,18 @@ inline void Wav(Bytes in) {
   const MonoAudio a = DecodeWav(std::as_bytes(in), "input.wav");
   FrameAudio(Resample(a.samples, a.sample_rate, kAudioSampleRate), LongAudio::kSplit);
 }
+
+#if G4_HAVE_VIDEO
+// A video file through the demuxer, the decoders and the RGB and audio conversions (FFmpeg's libraries): 4 sampled
+// frames, or 2 per second when the last byte is odd, and the audio track, at a 30 s limit.
+inline void Video(Bytes in) {
+  VideoOptions opt;
+  if (!in.empty() && in.back() % 2) opt.fps = 2;
+  else opt.frames = 4;
+  opt.max_seconds = 30;
+  DecodeVideo(std::as_bytes(in), "input video", opt, [](size_t, double, const RgbImage&) {});
+}
+#endif
 
 // A decoded image through the whole preprocessing, at the budget the input's last byte picks.
 inline void Image(Bytes in) {

@@ -12,7 +12,7 @@
 #include "command.hpp"
 #include "support/model_bench.hpp"
 
-namespace {
+namespace g4cli::cmd_bench {
 
 const char* kHelp = R"(usage: g4 bench [options]
 
@@ -57,4 +57,4 @@ int RunBench(std::vector<std::string> argv) {
 
 const g4cli::RegisterCommand kRegister("bench", "benchmark the 12B shape with synthetic weights", RunBench);
 
-}  // namespace
+}  // namespace g4cli::cmd_bench

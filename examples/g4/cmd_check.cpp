@@ -22,7 +22,7 @@
 #include "g4/model/prompt.hpp"
 #include "g4/model/generate.hpp"
 
-namespace {
+namespace g4cli::cmd_check {
 
 using namespace g4;
 
@@ -403,4 +403,4 @@ int RunCheck(std::vector<std::string> argv) {
 
 const g4cli::RegisterCommand kRegister("check", "run a reference case and compare with its golden vectors", RunCheck);
 
-}  // namespace
+}  // namespace g4cli::cmd_check

@@ -14,7 +14,7 @@
 #include "g4/io/tensor_names.hpp"
 #include "g4/io/weight_binder.hpp"
 
-namespace {
+namespace g4cli::cmd_info {
 
 using namespace g4;
 
@@ -168,4 +168,4 @@ int RunInfo(std::vector<std::string> argv) {
 
 const g4cli::RegisterCommand reg("info", "describe a checkpoint (safetensors or GGUF): config, tensors, types", RunInfo);
 
-}  // namespace
+}  // namespace g4cli::cmd_info

@@ -15,7 +15,7 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/text/load_tokenizer.hpp"
 
-namespace {
+namespace g4cli::cmd_perplexity {
 
 using namespace g4;
 
@@ -231,4 +231,4 @@ int Run(std::vector<std::string> argv) {
 
 const g4cli::RegisterCommand reg("perplexity", "perplexity over a text file, KL divergence from a base model (llama-perplexity style)", Run);
 
-}  // namespace
+}  // namespace g4cli::cmd_perplexity

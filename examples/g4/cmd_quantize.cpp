@@ -14,7 +14,7 @@
 #include "g4/text/load_tokenizer.hpp"
 #include "g4/text/model_chat_template.hpp"
 
-namespace {
+namespace g4cli::cmd_quantize {
 
 using namespace g4;
 
@@ -74,4 +74,4 @@ int RunQuantize(std::vector<std::string> argv) {
 
 const g4cli::RegisterCommand reg("quantize", "write a checkpoint as a llama.cpp-layout GGUF (F32 ... Q4_K_M)", RunQuantize);
 
-}  // namespace
+}  // namespace g4cli::cmd_quantize

@@ -20,7 +20,7 @@
 #include "g4/session/video_parts.hpp"
 #endif
 
-namespace {
+namespace g4cli::cmd_run {
 
 using namespace g4;
 
@@ -283,4 +283,4 @@ int RunRun(std::vector<std::string> argv) {
 
 const g4cli::RegisterCommand kRegister("run", "generate text (chat or raw), with images, audio and MTP drafting", RunRun);
 
-}  // namespace
+}  // namespace g4cli::cmd_run

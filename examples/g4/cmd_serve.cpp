@@ -16,7 +16,7 @@
 #include "g4/serve/metrics.hpp"
 #include "g4/serve/tokenize.hpp"
 
-namespace {
+namespace g4cli::cmd_serve {
 
 using namespace g4;
 using namespace g4::serve;
@@ -283,4 +283,4 @@ int RunServe(std::vector<std::string> argv) {
 
 const g4cli::RegisterCommand kRegister("serve", "an OpenAI-compatible HTTP server (chat, completions, images, audio)", RunServe);
 
-}  // namespace
+}  // namespace g4cli::cmd_serve

@@ -18,7 +18,7 @@
 #include "g4/text/tool_calls.hpp"
 #include "g4/text/tool_request.hpp"
 
-namespace {
+namespace g4cli::cmd_template {
 
 using namespace g4;
 using Json = nlohmann::ordered_json;
@@ -109,4 +109,4 @@ int Run(std::vector<std::string> argv) {
 const g4cli::RegisterCommand reg("template", "render a chat request with the model's template, parse model output",
                                  Run);
 
-}  // namespace
+}  // namespace g4cli::cmd_template

@@ -12,7 +12,7 @@
 #include "command.hpp"
 #include "g4/text/load_tokenizer.hpp"
 
-namespace {
+namespace g4cli::cmd_tokenize {
 
 using namespace g4;
 
@@ -94,4 +94,4 @@ int Run(std::vector<std::string> argv) {
 
 const g4cli::RegisterCommand reg("tokenize", "print the token ids of a text (llama-tokenize style)", Run);
 
-}  // namespace
+}  // namespace g4cli::cmd_tokenize

@@ -76,13 +76,12 @@ inline std::shared_ptr<const TokenGrammar> ToolCallTokenGrammar(const Tokenizer&
     Require(tool_choice.is_object() && tool_choice.contains("function") && tool_choice["function"].is_object() &&
                 tool_choice["function"].contains("name") && tool_choice["function"]["name"].is_string(),
             "tool_choice", "must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
-    only = tool_choice["function"]["name"];
-    required = true;
+    only = tool_choice["function"]["name"];  // the output starts inside its call: no trigger needed
   }
   const auto open = tok.Find("<|tool_call>"), close = tok.Find("<tool_call|>");
   Require(open && close, "tools", "the model's vocabulary has no <|tool_call> / <tool_call|> tokens");
   return MakeTokenGrammar(ParseGrammar(ToolCallGrammarText(tools, only, ToolCallQuote(tok))), std::move(trie), {*close}, {*open},
-                          required && only.empty(), only.empty() ? std::string() : "call:" + only + "{");
+                          required, only.empty() ? std::string() : "call:" + only + "{");
 }
 
 }  // namespace g4

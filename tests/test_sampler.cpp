@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "g4/model/logprobs.hpp"
 #include "g4/model/sampler.hpp"
 
 namespace g4_test_sampler {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
@@ -224,6 +225,27 @@ TEST_CASE("sampler: Draw from explicit weights, and bad input") {
   bad = {};
   bad.suppressed = {9};
   CHECK_THROWS_AS(Sampler(bad, 4), Error);
+}
+
+TEST_CASE("logprobs: the one log-softmax against a long double oracle, the top alternatives, and bad rows") {
+  // A wide row (large gaps, ties, -inf): the log-softmax summed here in long double from the same floats.
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> logits = {3.25f, -40.0f, 7.5f, 7.5f, -inf, 0.0f, 6.0f, -1.5e3f};
+  long double z = 0;
+  for (const float l : logits) z += std::exp(static_cast<long double>(l) - 7.5L);
+  const auto oracle = [&](size_t i) { return static_cast<double>(logits[i] - 7.5L - std::log(z)); };
+  const LogSoftmax ls = LogSoftmaxOf(logits);
+  CHECK(ls.argmax == 2);  // the first of the tied best
+  for (int32_t i : {0, 2, 5, 6}) CHECK(-ls.NegLogProb(logits, i) == doctest::Approx(oracle(static_cast<size_t>(i))).epsilon(1e-6));
+  const TokenLogprob lp = LogprobOf(logits, 6, 3);
+  CHECK(lp.logprob == doctest::Approx(oracle(6)).epsilon(1e-6));
+  REQUIRE(lp.top.size() == 3);
+  CHECK((lp.top[0].id == 2 && lp.top[1].id == 3 && lp.top[2].id == 6));  // ties: lower id first
+  CHECK(lp.top[1].logprob == doctest::Approx(oracle(3)).epsilon(1e-6));
+  CHECK(LogprobOf(logits, 4, 0).logprob == -inf);
+  CHECK_THROWS_AS(LogSoftmaxOf(std::vector<float>{}), Error);
+  CHECK_THROWS_AS(LogSoftmaxOf(std::vector<float>{-inf, -inf}), Error);
+  CHECK_THROWS_AS(LogprobOf(logits, 8, 1), Error);
 }
 
 }  // namespace g4_test_sampler

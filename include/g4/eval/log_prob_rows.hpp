@@ -1,6 +1,5 @@
-// One position's logits against the token that follows, in llama-perplexity's arithmetic: the log-softmax's
-// normaliser (a double sum of expf terms), and the compact uint16 row its --kl-divergence-base file stores per
-// position. Cost: one or two passes over the vocabulary (262144 logits for Gemma 4) per scored position.
+// The compact uint16 row llama-perplexity's --kl-divergence-base file stores per position (the log-softmax
+// itself is model/logprobs.hpp's). Cost: a pass over the vocabulary (262144 logits for Gemma 4) per position.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -10,31 +9,9 @@
 #include <string>
 
 #include "g4/core/error.hpp"
+#include "g4/model/logprobs.hpp"
 
 namespace g4 {
-
-// log softmax(logits)[i] = logits[i] - max - log_sum_exp; argmax is the first index of the largest logit.
-struct LogSoftmax {
-  float max = 0;
-  int32_t argmax = 0;
-  double log_sum_exp = 0;
-  double NegLogProb(std::span<const float> logits, int32_t id) const {
-    return max + log_sum_exp - logits[static_cast<size_t>(id)];
-  }
-};
-
-inline LogSoftmax LogSoftmaxOf(std::span<const float> logits) {
-  Require(!logits.empty(), "logits", "an empty row");
-  LogSoftmax ls;
-  ls.max = logits[0];
-  for (size_t i = 1; i < logits.size(); ++i)
-    if (logits[i] > ls.max) ls.max = logits[i], ls.argmax = static_cast<int32_t>(i);
-  Require(std::isfinite(ls.max), "logits", "the row has no finite maximum");
-  double sum = 0;
-  for (const float l : logits) sum += std::exp(l - ls.max);
-  ls.log_sum_exp = std::log(sum);
-  return ls;
-}
 
 // llama-perplexity's stored row: CompactRowWords(n_vocab) uint16 words, the floats scale and min_log_prob in the
 // first four, then q[i] with log p[i] = min_log_prob + scale * q[i] (65535 levels over the 16 nats below the best

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,6 +14,31 @@
 #include "g4/core/error.hpp"
 
 namespace g4 {
+
+// log softmax(logits)[i] = logits[i] - max - log_sum_exp; argmax is the first index of the largest logit. The
+// normaliser is llama-perplexity's arithmetic (a double sum of float exp terms), so g4 perplexity and the logprobs
+// of an answer share one log-softmax.
+struct LogSoftmax {
+  float max = 0;
+  int32_t argmax = 0;
+  double log_sum_exp = 0;
+  double NegLogProb(std::span<const float> logits, int32_t id) const {
+    return max + log_sum_exp - logits[static_cast<size_t>(id)];
+  }
+};
+
+inline LogSoftmax LogSoftmaxOf(std::span<const float> logits) {
+  Require(!logits.empty(), "logits", "an empty row");
+  LogSoftmax ls;
+  ls.max = logits[0];
+  for (size_t i = 1; i < logits.size(); ++i)
+    if (logits[i] > ls.max) ls.max = logits[i], ls.argmax = static_cast<int32_t>(i);
+  Require(std::isfinite(ls.max), "logits", "the row has no finite maximum");
+  double sum = 0;
+  for (const float l : logits) sum += std::exp(l - ls.max);
+  ls.log_sum_exp = std::log(sum);
+  return ls;
+}
 
 struct TokenLogprob {
   struct Alternative {
@@ -32,12 +56,8 @@ struct TokenLogprob {
 // names them).
 inline TokenLogprob LogprobOf(std::span<const float> logits, int32_t id, size_t top_n) {
   Require(id >= 0 && static_cast<size_t>(id) < logits.size(), "logprobs", "token id " + std::to_string(id) + " out of range");
-  float max = -std::numeric_limits<float>::infinity();
-  for (const float l : logits) max = std::max(max, l);
-  Require(std::isfinite(max), "logprobs", "the logits have no finite maximum");
-  double sum = 0;
-  for (const float l : logits) sum += std::exp(static_cast<double>(l) - max);
-  const double log_z = max + std::log(sum);
+  const LogSoftmax ls = LogSoftmaxOf(logits);
+  const double log_z = ls.max + ls.log_sum_exp;
   const auto lp = [&](int32_t i) { return static_cast<float>(static_cast<double>(logits[static_cast<size_t>(i)]) - log_z); };
   TokenLogprob out;
   out.id = id;

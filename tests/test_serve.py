@@ -215,6 +215,26 @@ def main():
         check(status == 200 and content(again) == content(r1), "after an aborted stream")
         srv.healthy("an aborted stream")
 
+        # A whole (non-streamed) answer whose client leaves: the server notices within its 100 ms poll, cancels the
+        # request (logged as 499) and frees the slot long before the 900 tokens would be done.
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(chat([{"role": "user", "content": "import sys"}],
+                                                                           max_tokens=900)),
+                     headers={"Content-Type": "application/json"})
+        time.sleep(0.3)
+        conn.sock.close()
+        conn.close()
+        deadline = time.time() + 10
+        while time.time() < deadline and not re.search(r"POST /v1/chat/completions 499 ", srv.text()):
+            time.sleep(0.05)
+        check(re.search(r"POST /v1/chat/completions 499 ", srv.text()), "a whole answer's client left: no 499 line in\n" + srv.text()[-1500:])
+        for _ in range(40):  # the slot is free at the scheduler's next step
+            status, metrics = srv.request("GET", "/metrics")
+            if re.search(rb"^g4_slots_busy 0$", metrics, re.M):
+                break
+            time.sleep(0.05)
+        check(status == 200 and re.search(rb"^g4_slots_busy 0$", metrics, re.M), "a slot busy after a whole answer's client left")
+
         # Every malformed request: a 400 naming the field, and the server stays up.
         good = chat([{"role": "user", "content": "hi"}])
         expect_error(srv, 400, raw=b"{not json")

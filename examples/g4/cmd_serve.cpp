@@ -12,6 +12,7 @@
 #include "args.hpp"
 #include "chat_page.hpp"  // kChatPage: web/chat.html, embedded at build time by web/embed.py
 #include "command.hpp"
+#include "peer_gone.hpp"
 #include "g4/serve/engine.hpp"
 #include "g4/serve/metrics.hpp"
 #include "g4/serve/tokenize.hpp"
@@ -70,19 +71,24 @@ thread_local size_t request_tokens = 0;
 
 // Runs an engine request and answers it: one JSON object made by `whole` from the reply, or (streaming)
 // server-sent events made by `stream`. The prompt is built and checked before anything is sent, so a prompt over
-// the context is still a 400 when streamed.
+// the context is still a 400 when streamed. A client that leaves cancels its request within 100 ms: a streamed one
+// when a write fails or its socket closes, a whole one when its socket closes (logged as nginx's 499).
 template <class Stream, class Whole>
-void Answer(Server& s, const EngineRequest& er, std::shared_ptr<Stream> stream, Whole whole, httplib::Response& res) {
+void Answer(Server& s, const EngineRequest& er, std::shared_ptr<Stream> stream, Whole whole, const httplib::Request& req,
+            httplib::Response& res) {
   std::shared_ptr<Exchange> ex = s.engine.Submit(er);
   using Kind = Exchange::Event::Kind;
-  while (!stream) {  // until the answer is complete (cpp-httplib 0.11 cannot tell that such a client left)
-    std::optional<Exchange::Event> e = ex->Next(std::chrono::milliseconds(1000));
-    if (!e) continue;
-    if (e->kind == Kind::kFailed) throw *e->error;
-    if (e->kind == Kind::kDone) {
-      request_tokens = e->reply->tokens.size();
-      res.set_content(Dump(whole(*e->reply)), "application/json");
-      return;
+  if (!stream) {  // until the answer is complete, or its client has left
+    const PeerGone gone(req);
+    for (;;) {
+      const std::optional<Exchange::Event> e = ex->Next(std::chrono::milliseconds(100));
+      if (e && e->kind == Kind::kFailed) throw *e->error;
+      if (e && e->kind == Kind::kDone) {
+        request_tokens = e->reply->tokens.size();
+        res.set_content(Dump(whole(*e->reply)), "application/json");
+        return;
+      }
+      if (gone()) return ex->Cancel(), void(res.status = 499);  // a recv peek: about a microsecond
     }
   }
   res.set_header("Cache-Control", "no-cache");
@@ -123,7 +129,7 @@ void HandleChat(Server& s, const httplib::Request& req, httplib::Response& res) 
   auto r = std::make_shared<const ChatRequest>(ParseChatRequest(ParseBody(req.body), s.caps));
   const ResponseMeta meta = NewMeta("chatcmpl-", s.model_name);
   auto stream = r->stream ? std::make_shared<ChatStream>(meta, r->include_usage) : nullptr;
-  Answer(s, ChatEngineRequest(r), stream, [&](const Reply& reply) { return ChatCompletionJson(meta, reply); }, res);
+  Answer(s, ChatEngineRequest(r), stream, [&](const Reply& reply) { return ChatCompletionJson(meta, reply); }, req, res);
 }
 
 void HandleCompletion(Server& s, const httplib::Request& req, httplib::Response& res) {
@@ -131,7 +137,7 @@ void HandleCompletion(Server& s, const httplib::Request& req, httplib::Response&
   const ResponseMeta meta = NewMeta("cmpl-", s.model_name);
   auto stream = r->stream ? std::make_shared<CompletionStream>(meta, r->include_usage) : nullptr;
   Answer(s, CompletionEngineRequest(r), stream,
-         [&](const Reply& reply) { return CompletionJson(meta, reply.text, reply.finish, UsageOf(reply), reply.logprobs); }, res);
+         [&](const Reply& reply) { return CompletionJson(meta, reply.text, reply.finish, UsageOf(reply), reply.logprobs); }, req, res);
 }
 
 // Wraps a handler: every refusal is an OpenAI error object, and nothing escapes to httplib.

@@ -2,7 +2,8 @@
 """g4 serve end to end: starts the server on the demo model (and on the multimodal reference checkpoint) on free
 loopback ports and checks, as an OpenAI client would: greedy chat equals `g4 run`, a streamed answer joins to the
 non-streamed one, usage counts, cache reuse on a follow-up turn, completions, concurrent clients, an aborted stream,
-every error path (400 naming the field, 401, 404, 413, 503), and that the server stays healthy after each.
+every error path (400 naming the field, 401, 404, 413, 503), and that the server stays healthy after each; images,
+audio and video on the multimodal checkpoint give what g4 run gives.
 
 usage: test_serve.py G4_EXE TESTS_DATA_DIR"""
 import base64
@@ -10,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -309,7 +311,7 @@ def main():
     # Images and audio on the multimodal checkpoint: the same tokens as g4 run --image / --audio.
     mm = os.path.join(GGUF, "multimodal-bf16.gguf")
     mmproj = os.path.join(GGUF, "multimodal-mmproj-bf16.gguf")
-    srv = Server("-m", mm, "--mmproj", mmproj, "-c", "2048")
+    srv = Server("-m", mm, "--mmproj", mmproj, "-c", "4096")  # room for a clip's 32 frames of 70 soft tokens
     try:
         with open(os.path.join(DATA, "media", "sample.png"), "rb") as f:
             png = base64.b64encode(f.read()).decode()
@@ -337,9 +339,76 @@ def main():
         expect_error(srv, 400, chat([{"role": "user", "content": [
             {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"RIFFxxxxWAVE").decode(), "format": "wav"}}]}]),
             "messages[0].content[0].input_audio.data")
+        video_checks(srv, mm, mmproj, q)
     finally:
         srv.stop()
     print("serve: %d checks passed" % checks)
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True, timeout=120)
+
+
+def video_checks(srv, mm, mmproj, q):
+    """Video (issue 33) on the multimodal checkpoint: vLLM's video_url part with a clip written by the ffmpeg program
+    gives the same greedy tokens as g4 run --video (frames and sound); bad clips are 400s naming the part, after
+    which the server is healthy with every slot free."""
+    def video_msg(data, mime="video/mp4"):
+        return [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:%s;base64,%s" % (
+            mime, base64.b64encode(data).decode())}}, {"type": "text", "text": q}]}]
+
+    status, r = srv.request("POST", "/v1/chat/completions", chat(video_msg(b"\0" * 64), max_tokens=2))
+    if status == 400 and "built without video support (FFmpeg)" in r["error"]["message"]:
+        check(r["error"]["param"] == "messages[0].content[0]", "no-FFmpeg refusal names the part: %s" % r)
+        print("serve: this g4 has no FFmpeg; video checked only for its refusal")
+        return
+    if shutil.which("ffmpeg") is None:
+        print("serve: video NOT checked end to end: no ffmpeg program to write the clip (Debian ffmpeg)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        # H.264 with B-frames and AAC sound in MP4; FFV1 with PCM sound in Matroska (sent labelled video/mp4: the
+        # container is sniffed from the bytes); 61 s of 16x16 (over the 60 s limit).
+        mp4, mkv, long_clip = (os.path.join(tmp, n) for n in ("clip.mp4", "clip.mkv", "long.mkv"))
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=100x70:rate=25:duration=2.2", "-f", "lavfi", "-i",
+               "sine=frequency=440:sample_rate=16000:duration=2.2", "-c:v", "libx264", "-bf", "2", "-g", "10",
+               "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", mp4)
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=98x66:rate=30:duration=1.5", "-f", "lavfi", "-i",
+               "sine=frequency=1000:sample_rate=44100:duration=1.5", "-c:v", "ffv1", "-c:a", "pcm_s16le", mkv)
+        ffmpeg("-f", "lavfi", "-i", "color=size=16x16:rate=2:duration=61", "-c:v", "ffv1", long_clip)
+        clips = {}
+        for path in (mp4, mkv, long_clip):
+            with open(path, "rb") as f:
+                clips[path] = f.read()
+        # Sampled as transformers does: 32 frames by default; mm_processor_kwargs as --video-frames / --video-fps.
+        for path, sampling, flags, frames in ((mp4, None, [], 32), (mkv, {"num_frames": 4}, ["--video-frames", "4"], 4),
+                                              (mp4, {"fps": 1}, ["--video-fps", "1"], 2)):
+            body = chat(video_msg(clips[path]), max_tokens=8)
+            if sampling:
+                body["mm_processor_kwargs"] = sampling
+            status, r = srv.request("POST", "/v1/chat/completions", body)
+            check(status == 200, "video chat %s %s: %s" % (os.path.basename(path), sampling, r))
+            check(frames * 70 + 55 < r["usage"]["prompt_tokens"] < frames * 80 + 150,  # 2.2 s of sound: 55 tokens
+                  "%d frames of 70 soft tokens (and timestamps) and the sound in the prompt: %s" % (frames, r["usage"]))
+            expected = g4_run("-m", mm, "--mmproj", mmproj, "--video", path, *flags, "-p", q, "-n", "8", "--temp", "0",
+                              "-c", "4096")
+            check(expected == content(r) + "\n", "video chat %s %s: %r differs from g4 run --video %r" % (
+                os.path.basename(path), sampling, content(r), expected))
+        url = "messages[0].content[0].video_url.url"
+        e = expect_error(srv, 400, chat(video_msg(clips[mp4][:len(clips[mp4]) // 2])), url)  # its index at the end: cut off
+        e = expect_error(srv, 400, chat(video_msg(bytes(range(256)) * 64)), url)
+        e = expect_error(srv, 400, chat([{"role": "user", "content": [
+            {"type": "video_url", "video_url": {"url": "https://example.com/clip.mp4"}}]}]), url)
+        check("never downloads" in e["error"]["message"], "remote video refusal: %s" % e)
+        e = expect_error(srv, 400, chat(video_msg(clips[long_clip])), url)
+        check("over the 60 s limit" in e["error"]["message"], "over-long clip: %s" % e)
+        body = chat(video_msg(clips[mp4]))
+        body["mm_processor_kwargs"] = {"num_frames": 55}  # every frame, 55 of ~78 tokens: over 4096
+        e = expect_error(srv, 400, body, "messages[0].content[0]")
+        check(e["error"]["code"] == "context_length_exceeded", "video over the context: %s" % e)
+        e = expect_error(srv, 400, dict(body, stream=True), "messages[0].content[0]")
+        status, metrics = srv.request("GET", "/metrics")
+        check(status == 200 and re.search(rb"^g4_slots_busy 0$", metrics, re.M) and re.search(rb"^g4_requests_queued 0$", metrics, re.M),
+              "every slot free after the bad clips: %s" % metrics)
 
 
 if __name__ == "__main__":

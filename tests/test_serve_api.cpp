@@ -1,6 +1,7 @@
 // The OpenAI API translation of g4 serve (g4/serve/openai.hpp): every malformed request is a 400 naming its field
-// (hostile JSON included, never a crash), media decode from data: URLs and base64 WAV, responses and server-sent
-// events are framed exactly as OpenAI's. The engine behind it: test_serve_engine.cpp.
+// (hostile JSON included, never a crash), media decode from data: URLs and base64 WAV (video parts keep their
+// bytes, sampled as vLLM's mm_processor_kwargs say), responses and server-sent events are framed exactly as
+// OpenAI's. The engine behind it: test_serve_engine.cpp; video end to end: test_serve.py.
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -357,6 +358,74 @@ TEST_CASE("serve: images from data: URLs, audio from base64 WAV") {
   CHECK(RefusedParam(audio_msg({{"data", Base64(wav)}}), {}) == "messages[0].content[0]");  // no audio embedder
 }
 
+TEST_CASE("serve: video parts are vLLM's video_url data: URLs, kept as sent; mm_processor_kwargs samples them") {
+  // Any bytes: the container is sniffed by FFmpeg when the request is embedded (test_serve.py), never from the MIME type.
+  const std::string clip = std::string("\x1a\x45\xdf\xa3 matroska-ish \0\xff bytes", 26);
+  Capabilities caps;
+  caps.vision = caps.video = true;
+  auto video_msg = [](const Json& video_url, const Json& extra = Json::object()) {
+    Json body = {{"messages", {{{"role", "user"}, {"content", {{{"type", "video_url"}, {"video_url", video_url}}, {{"type", "text"}, {"text", "what?"}}}}}}}};
+    body.update(extra);
+    return body;
+  };
+  const ChatRequest r = ParseChatRequest(video_msg({{"url", "data:application/octet-stream;base64," + Base64(clip)}}), caps);
+  REQUIRE(r.media.size() == 1);
+  CHECK(r.media[0].kind == Part::Kind::kVideo);
+  CHECK(std::string(reinterpret_cast<const char*>(r.media[0].video.data()), r.media[0].video.size()) == clip);
+  CHECK(r.media[0].param == "messages[0].content[0]");
+  CHECK(r.request["messages"][0]["content"][0] == Json{{"type", "video"}});
+  CHECK(r.request["messages"][0]["content"][1]["text"] == "what?");
+  CHECK(!r.video.frames);  // transformers' default (32 frames) unless asked
+  CHECK(!r.video.fps);
+  CHECK(ParseChatRequest(video_msg("data:video/mp4;base64," + Base64(clip)), caps).media[0].video.size() == clip.size());  // bare string
+
+  // mm_processor_kwargs: the video processor's num_frames or fps, nothing else.
+  const std::string url = "data:video/mp4;base64," + Base64(clip);
+  CHECK(*ParseChatRequest(video_msg({{"url", url}}, {{"mm_processor_kwargs", {{"num_frames", 4}}}}), caps).video.frames == 4);
+  CHECK(*ParseChatRequest(video_msg({{"url", url}}, {{"mm_processor_kwargs", {{"fps", 0.5}}}}), caps).video.fps == 0.5);
+  CHECK(RefusedParam(video_msg({{"url", url}}, {{"mm_processor_kwargs", {{"num_frames", 4}, {"fps", 1}}}}), caps) == "mm_processor_kwargs");
+  CHECK(RefusedParam(video_msg({{"url", url}}, {{"mm_processor_kwargs", {{"num_frames", 0}}}}), caps) == "mm_processor_kwargs.num_frames");
+  CHECK(RefusedParam(video_msg({{"url", url}}, {{"mm_processor_kwargs", {{"num_frames", "8"}}}}), caps) == "mm_processor_kwargs.num_frames");
+  CHECK(RefusedParam(video_msg({{"url", url}}, {{"mm_processor_kwargs", {{"fps", -1}}}}), caps) == "mm_processor_kwargs.fps");
+  CHECK(RefusedParam(video_msg({{"url", url}}, {{"mm_processor_kwargs", {{"max_pixels", 100}}}}), caps) == "mm_processor_kwargs.max_pixels");
+  CHECK(RefusedParam(video_msg({{"url", url}}, {{"mm_processor_kwargs", 3}}), caps) == "mm_processor_kwargs");
+
+  // Refusals name the part or its url.
+  for (const char* remote : {"https://example.com/clip.mp4", "file:///etc/passwd", "/tmp/clip.mp4"}) {
+    CAPTURE(remote);
+    try {
+      ParseChatRequest(video_msg({{"url", remote}}), caps);
+      FAIL("a remote video was accepted");
+    } catch (const ApiError& e) {
+      CHECK(e.status() == 400);
+      CHECK(e.param() == "messages[0].content[0].video_url.url");
+      CHECK(std::string(e.what()).find("g4 never downloads") != std::string::npos);
+    }
+  }
+  CHECK(RefusedParam(video_msg({{"url", "data:video/mp4," + clip.substr(0, 4)}}), caps) == "messages[0].content[0].video_url.url");
+  CHECK(RefusedParam(video_msg({{"url", "data:video/mp4;base64,!!!!"}}), caps) == "messages[0].content[0].video_url.url");
+  CHECK(RefusedParam(video_msg({{"url", "data:video/mp4;base64,"}}), caps) == "messages[0].content[0].video_url.url");
+  CHECK(RefusedParam(video_msg({{"url", 5}}), caps) == "messages[0].content[0].video_url.url");
+  CHECK(RefusedParam(video_msg(Json::object()), caps) == "messages[0].content[0].video_url.url");
+  CHECK(RefusedParam(Json{{"messages", {{{"role", "user"}, {"content", {{{"type", "video_url"}}}}}}}}, caps) == "messages[0].content[0].video_url");
+  Capabilities blind = caps;
+  blind.vision = false;
+  CHECK(RefusedParam(video_msg({{"url", url}}), blind) == "messages[0].content[0]");
+  Capabilities no_ffmpeg = caps;
+  no_ffmpeg.video = false;
+  try {
+    ParseChatRequest(video_msg({{"url", url}}), no_ffmpeg);
+    FAIL("a g4 without FFmpeg took a video");
+  } catch (const ApiError& e) {
+    CHECK(e.status() == 400);
+    CHECK(e.param() == "messages[0].content[0]");
+    CHECK(std::string(e.what()) == "this g4 was built without video support (FFmpeg)");
+  }
+  Json assistant = video_msg({{"url", url}});
+  assistant["messages"][0]["role"] = "assistant";
+  CHECK(RefusedParam(assistant, caps) == "messages[0].content[0]");
+}
+
 TEST_CASE("serve: completions take logprobs as a count") {
   const CompletionRequest r = ParseCompletionRequest(Json{{"prompt", "x"}, {"logprobs", 3}, {"frequency_penalty", 0.5}});
   CHECK(r.params.logprobs);
@@ -390,8 +459,10 @@ TEST_CASE("serve: hostile requests are 400s, never anything else") {
   // Mutations of a valid request: every value replaced by values of every type, keys dropped, random bytes.
   const Json base = {{"model", "m"},
                      {"messages", {{{"role", "system"}, {"content", "s"}},
-                                   {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "q"}}, {{"type", "image_url"}, {"image_url", {{"url", "data:,"}}}}}}}}},
+                                   {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "q"}}, {{"type", "image_url"}, {"image_url", {{"url", "data:,"}}}},
+                                                                  {{"type", "video_url"}, {"video_url", {{"url", "data:video/mp4;base64,AAAA"}}}}}}}}},
                      {"max_tokens", 5},
+                     {"mm_processor_kwargs", {{"num_frames", 4}}},
                      {"stop", {"x"}},
                      {"stream", true},
                      {"stream_options", {{"include_usage", true}}},
@@ -399,7 +470,7 @@ TEST_CASE("serve: hostile requests are 400s, never anything else") {
   const std::vector<Json> values = {nullptr, true, 0, -1, 1.5, 1e308, -1e308, "", "x", Json::array(), Json::object(), {1, 2}, {{"a", 1}},
                                     std::numeric_limits<uint64_t>::max(), std::numeric_limits<int64_t>::min()};
   Capabilities caps;
-  caps.vision = caps.audio = caps.chat_template = true;
+  caps.vision = caps.audio = caps.video = caps.chat_template = true;
   size_t refused = 0, accepted = 0;
   auto run = [&](const Json& body) {
     try {

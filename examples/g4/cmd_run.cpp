@@ -112,22 +112,14 @@ std::vector<Media> EmbedMedia(const LoadedModel& lm, const g4cli::Args& args) {
   return out;
 }
 
-// Whether the videos fit the context, from their headers and packet counts, before any frame is decoded: per frame
-// its soft tokens and ~8 of timestamp and markers, and 25 audio tokens a second.
+// Whether the videos fit the context, from their headers and packet counts, before any frame is decoded.
 void CheckVideosFit(const g4cli::Args& args, size_t context) {
   if (!args.has("--video")) return;
 #if G4_HAVE_VIDEO
   const VideoOptions opt = VideoOptionsFrom(args);
   const int budget = static_cast<int>(args.get_int("--video-budget", kDefaultVideoFrameBudget, 1, 1 << 20));
-  CheckImageBudget(budget);
   size_t tokens = 0;
-  for (const std::string& path : args.all("--video")) {
-    const VideoInfo info = ProbeVideoFile(path, opt);
-    const ImageSize size = TargetImageSize(info.width, info.height, budget);
-    const size_t frames = SampleFrameIndices(info.frames, info.fps, opt, path).size();
-    tokens += frames * (static_cast<size_t>(size.width / kPatchPixels) * (size.height / kPatchPixels) + 8);
-    if (opt.audio && info.has_audio) tokens += static_cast<size_t>(info.seconds() * 25) + 2 * (1 + static_cast<size_t>(info.seconds() / 30));
-  }
+  for (const std::string& path : args.all("--video")) tokens += VideoTokenEstimate(ProbeVideoFile(path, opt), opt, budget, path);
   Require(tokens < context, "--video", "the videos take about " + std::to_string(tokens) + " tokens, over the context of " +
                                            std::to_string(context) + " (-c): sample fewer frames (--video-frames, --video-fps), "
                                            "a smaller --video-budget, or --no-video-audio");

@@ -28,7 +28,7 @@ An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completion
 GET /metrics (Prometheus), POST /tokenize and /detokenize (llama-server's shapes), and a chat page at GET /.
 
   -m, --model PATH        Hugging Face folder or GGUF file
-  --mmproj FILE           vision/audio embedders of a GGUF model (images and audio in chat requests)
+  --mmproj FILE           vision/audio embedders of a GGUF model (images, audio and video in chat requests)
   --draft FILE            MTP drafter: speculative decoding
   --host H                address to listen on (default 127.0.0.1)
   --port P                port (default 8080; 0: any free port, printed at start)
@@ -129,7 +129,7 @@ void HandleChat(Server& s, const httplib::Request& req, httplib::Response& res) 
   auto r = std::make_shared<const ChatRequest>(ParseChatRequest(ParseBody(req.body), s.caps));
   const ResponseMeta meta = NewMeta("chatcmpl-", s.model_name);
   auto stream = r->stream ? std::make_shared<ChatStream>(meta, r->include_usage) : nullptr;
-  Answer(s, ChatEngineRequest(r), stream, [&](const Reply& reply) { return ChatCompletionJson(meta, reply); }, req, res);
+  Answer(s, ChatEngineRequest(r, s.engine.context()), stream, [&](const Reply& reply) { return ChatCompletionJson(meta, reply); }, req, res);
 }
 
 void HandleCompletion(Server& s, const httplib::Request& req, httplib::Response& res) {
@@ -269,6 +269,9 @@ int RunServe(std::vector<std::string> argv) {
     Server s{engine, lm.tokenizer(), name, {}, 0};
     s.caps.vision = lm.checkpoint().vision().has_value();
     s.caps.audio = lm.checkpoint().audio().has_value();
+#if G4_HAVE_VIDEO
+    s.caps.video = true;  // video_url parts need FFmpeg (the meson feature video)
+#endif
     s.caps.chat_template = lm.chat_template() != nullptr;
     s.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     ready = &s;

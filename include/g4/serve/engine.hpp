@@ -1,13 +1,14 @@
 // What runs the server's requests, with no HTTP in it: a g4::Scheduler (every running request in one forward pass
 // per step, chunked prefill, prefix reuse across slots, speculative rounds for a request running alone) stepped by
-// one thread. The HTTP handler builds its request's prompt on its own thread (embedding media takes turns with the
-// scheduler's passes on the model's thread pool), submits it, and then reads its Exchange: events one way,
-// cancellation the other.
+// one thread. The HTTP handler builds its request's prompt on its own thread (decoding video there, and embedding
+// media in turns with the scheduler's passes on the model's thread pool), submits it, and then reads its Exchange:
+// events one way, cancellation the other.
 #pragma once
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +20,9 @@
 #include "g4/serve/openai.hpp"
 #include "g4/session/scheduler.hpp"
 #include "g4/session/session.hpp"
+#if G4_HAVE_VIDEO
+#include "g4/session/video_parts.hpp"
+#endif
 
 namespace g4::serve {
 
@@ -219,28 +223,67 @@ class Engine {
   std::jthread worker_;  // last: it steps scheduler_ until stopped
 };
 
-// A chat request's media embedded, in order (embedding runs the model's thread pool, in turn with the passes).
-inline std::vector<Media> EmbedRequestMedia(const LoadedModel& lm, const ChatRequest& r) {
-  std::vector<Media> out;
-  for (const InputMedia& m : r.media) {
-    if (m.kind == Part::Kind::kImage) {
-      out.push_back(lm.EmbedImage(m.image, m.image_budget));
-      continue;
+// A chat request's media embedded, in order, with the request they go with: each video's sound (when the model
+// has an audio embedder) follows it as audio items in 30 s pieces, as g4 run --video puts it, so the request gets
+// a {"type": "audio"} part after the video's for each. A video whose frames would not fit `context` is refused
+// (naming its part) before a frame is decoded.
+struct EmbeddedChat {
+  Json request;
+  std::vector<Media> media;
+};
+
+inline EmbeddedChat EmbedChatMedia(const LoadedModel& lm, const ChatRequest& r, size_t context) {
+  EmbeddedChat out{r.request, {}};
+  size_t next = 0;  // r.media[next]: the next media part's
+  for (Json& msg : out.request["messages"]) {
+    if (!msg.contains("content") || !msg["content"].is_array()) continue;
+    Json parts = Json::array();
+    for (Json& part : msg["content"]) {
+      const std::string type = part.value("type", "");
+      if (type != "image" && type != "audio" && type != "video") {
+        parts.push_back(std::move(part));
+        continue;
+      }
+      const InputMedia& m = r.media.at(next++);
+      parts.push_back(std::move(part));
+      if (m.kind == Part::Kind::kImage) {
+        out.media.push_back(lm.EmbedImage(m.image, m.image_budget));
+      } else if (m.kind == Part::Kind::kAudio) {
+        std::vector<Media> clips = lm.EmbedAudio(m.audio);
+        Require(clips.size() == 1, "input_audio", "one clip of at most 30 s per part");
+        out.media.push_back(std::move(clips[0]));
+      } else {
+#if G4_HAVE_VIDEO
+        VideoOptions opt = r.video;
+        opt.audio = lm.checkpoint().audio().has_value();
+        const std::string where = m.param + ".video_url.url";
+        const size_t tokens = VideoTokenEstimate(ProbeVideo(m.video, where, opt), opt, kDefaultVideoFrameBudget, where);
+        if (tokens >= context)
+          throw ApiError(400, m.param + ": the video takes about " + std::to_string(tokens) + " tokens, over the context of " +
+                                  std::to_string(context) + ": sample fewer frames (mm_processor_kwargs num_frames or fps) or send a shorter clip",
+                         m.param, "", "context_length_exceeded");
+        for (Part& p : VideoParts(lm, m.video, where, opt)) {
+          if (p.kind == Part::Kind::kAudio) parts.push_back({{"type", "audio"}});
+          out.media.push_back(std::move(p.media));
+        }
+#else
+        throw ApiError(400, "this g4 was built without video support (FFmpeg)", m.param);
+#endif
+      }
     }
-    std::vector<Media> clips = lm.EmbedAudio(m.audio);
-    Require(clips.size() == 1, "input_audio", "one clip of at most 30 s per part");
-    out.push_back(std::move(clips[0]));
+    msg["content"] = std::move(parts);
   }
   return out;
 }
 
-// An engine request for a chat completion: the prompt and parsing Session::RespondTo uses.
-inline EngineRequest ChatEngineRequest(std::shared_ptr<const ChatRequest> r) {
+// An engine request for a chat completion: the prompt and parsing Session::RespondTo uses. `context`: a slot's,
+// for the check of each video before it is decoded (the engine checks the whole prompt against it in any case).
+inline EngineRequest ChatEngineRequest(std::shared_ptr<const ChatRequest> r, size_t context = std::numeric_limits<size_t>::max()) {
   EngineRequest er;
-  er.prompt = [r](const LoadedModel& lm, GenerateParams& params) {
-    const std::vector<Media> media = EmbedRequestMedia(lm, *r);
-    params = ConstrainedChatParams(lm, r->request, std::move(params));  // as Session::RespondTo
-    return Session::ChatPrompt(lm, r->request, media, r->params.enable_thinking);
+  er.prompt = [r, context](const LoadedModel& lm, GenerateParams& params) {
+    const EmbeddedChat chat = EmbedChatMedia(lm, *r, context);
+    params = ConstrainedChatParams(lm, chat.request, std::move(params));  // as Session::RespondTo
+    return Session::ChatPrompt(lm, chat.request, chat.media, r->params.enable_thinking);
   };
   er.params = r->params;
   er.chat = true;

@@ -1,10 +1,11 @@
 // The OpenAI API (chat completions, completions) translated to and from the session layer, with no HTTP in it:
 // a request body is checked field by field (every malformed one is an ApiError naming the field: an HTTP status
 // and OpenAI's {"error": {"message", "type", "param", "code"}}), media arrive decoded (data: URLs of images,
-// base64 WAV), and answers leave as OpenAI's JSON objects or as its server-sent events, chunk for chunk.
+// base64 WAV; a video's bytes, decoded with FFmpeg when embedded), and answers leave as OpenAI's JSON objects or
+// as its server-sent events, chunk for chunk.
 //
 // A checked chat request becomes what Session::RespondTo takes: the request JSON (its media parts reduced to
-// {"type": "image"} / {"type": "audio"}) and the decoded media in order; the session renders the model's chat
+// {"type": "image"} / {"type": "audio"} / {"type": "video"}) and the decoded media in order; the session renders the model's chat
 // template and parses the answer (content, reasoning, tool calls) into the MessageDeltas that stream here.
 #pragma once
 #include <chrono>
@@ -26,6 +27,7 @@
 #include "g4/media/image.hpp"
 #include "g4/media/image_patches.hpp"
 #include "g4/media/resample.hpp"
+#include "g4/media/video.hpp"
 #include "g4/media/wav.hpp"
 #include "g4/session/session.hpp"
 #include "g4/text/tool_calls.hpp"
@@ -182,20 +184,25 @@ inline std::vector<std::byte> DecodeBase64(std::string_view s, const std::string
 // What the loaded model can take, for checks made before a request is queued.
 struct Capabilities {
   bool vision = false, audio = false;
+  bool video = false;          // this g4 was built with FFmpeg (G4_HAVE_VIDEO)
   bool chat_template = false;  // tools and tool turns need the model's (or a given) Jinja chat template
 };
 
-// A decoded image or audio clip of a chat request, embedded later on the engine's thread.
+// A decoded image or audio clip of a chat request, or a video's bytes, embedded later on the handler's thread
+// (Engine::Submit); a video is decoded only then, so that the context check before it knows the model's budget.
 struct InputMedia {
   Part::Kind kind = Part::Kind::kImage;
   RgbImage image;
   int image_budget = kDefaultImageBudget;
-  std::vector<float> audio;  // 16 kHz mono
+  std::vector<float> audio;        // 16 kHz mono
+  std::vector<std::byte> video;    // the file as sent (any container FFmpeg opens)
+  std::string param;               // the part, "messages[i].content[j]", for errors found when it is embedded
 };
 
 struct ChatRequest {
   Json request;                    // for Session::RespondTo: messages, tools, enable_thinking
   std::vector<InputMedia> media;   // in the order of the request's media parts
+  VideoOptions video;              // how its videos are sampled: mm_processor_kwargs num_frames or fps (vLLM's field)
   GenerateParams params;
   bool stream = false, include_usage = false;
 };
@@ -318,7 +325,52 @@ inline InputMedia AudioPart(const Json& part, const std::string& param, const Ca
   return out;
 }
 
-// A message's content checked, its media decoded into `media` and replaced by {"type": "image" / "audio"}.
+// vLLM's video part, {"video_url": {"url": "data:video/mp4;base64,..."}}: the bytes are kept as sent (the
+// container is sniffed by FFmpeg, not taken from the MIME type) and decoded when the request is embedded.
+inline InputMedia VideoPart(const Json& part, const std::string& param, const Capabilities& caps) {
+  const Json* vu = Find(part, "video_url");
+  if (!vu) Bad(param + ".video_url", param + ".video_url is missing");
+  const Json* url = vu->is_object() ? Find(*vu, "url") : vu;
+  if (!url || !url->is_string()) Bad(param + ".video_url.url", param + ".video_url.url must be a string (a data: URL)");
+  if (!caps.video) Bad(param, "this g4 was built without video support (FFmpeg)");
+  if (!caps.vision) Bad(param, "this model has no vision embedder (start the server with --mmproj)");
+  const std::string where = param + ".video_url.url";
+  const std::string& u = url->get_ref<const std::string&>();
+  if (!u.starts_with("data:")) Bad(where, where + ": only data: URLs (base64 video files) are supported; g4 never downloads");
+  const size_t comma = u.find(',');
+  if (comma == std::string::npos || u.substr(0, comma).find(";base64") == std::string::npos)
+    Bad(where, where + " must be a base64 data: URL (data:video/mp4;base64,...)");
+  InputMedia out;
+  out.kind = Part::Kind::kVideo;
+  out.video = DecodeBase64(std::string_view(u).substr(comma + 1), where);
+  if (out.video.empty()) Bad(where, where + " holds no bytes");
+  out.param = param;
+  return out;
+}
+
+// mm_processor_kwargs (vLLM's pass-through to the Hugging Face processor): the video processor's num_frames or
+// fps; any other key is refused rather than ignored.
+inline VideoOptions VideoSampling(const Json& body) {
+  VideoOptions opt;
+  const Json* kw = Find(body, "mm_processor_kwargs");
+  if (!kw) return opt;
+  if (!kw->is_object()) Bad("mm_processor_kwargs", "mm_processor_kwargs must be an object");
+  for (const auto& [key, value] : kw->items())
+    if (key != "num_frames" && key != "fps")
+      Bad("mm_processor_kwargs." + key, "mm_processor_kwargs." + key + " is not supported (num_frames or fps of video sampling)");
+  const Json* nf = Find(*kw, "num_frames");
+  const Json* fps = Find(*kw, "fps");
+  if (nf && fps) Bad("mm_processor_kwargs", "mm_processor_kwargs: give num_frames or fps, not both");
+  try {
+    if (nf) opt.frames = static_cast<int>(*Integer(*kw, "num_frames", 1, 1 << 20));
+    if (fps) opt.fps = *Number(*kw, "fps", 1e-6, 1000);
+  } catch (const ApiError& e) {
+    Bad("mm_processor_kwargs." + e.param(), std::string("mm_processor_kwargs.") + e.what());
+  }
+  return opt;
+}
+
+// A message's content checked, its media decoded into `media` and replaced by {"type": "image" / "audio" / "video"}.
 inline void Content(Json& msg, const std::string& param, const Capabilities& caps, bool user, std::vector<InputMedia>& media) {
   const auto c = msg.find("content");
   if (c == msg.end() || c->is_null()) {
@@ -337,12 +389,11 @@ inline void Content(Json& msg, const std::string& param, const Capabilities& cap
       if (!String(part, "text", pp + ".text")) Bad(pp + ".text", pp + ".text is missing");
       continue;
     }
-    if (*type != "image_url" && *type != "input_audio")
-      Bad(pp + ".type", pp + ".type \"" + *type + "\" is not supported (text, image_url, input_audio)");
-    if (!user) Bad(pp, pp + ": only user messages may carry images or audio");
-    const bool image = *type == "image_url";
-    media.push_back(image ? ImagePart(part, pp, caps) : AudioPart(part, pp, caps));
-    part = Json{{"type", image ? "image" : "audio"}};
+    if (*type != "image_url" && *type != "input_audio" && *type != "video_url")
+      Bad(pp + ".type", pp + ".type \"" + *type + "\" is not supported (text, image_url, input_audio, video_url)");
+    if (!user) Bad(pp, pp + ": only user messages may carry images, audio or video");
+    media.push_back(*type == "image_url" ? ImagePart(part, pp, caps) : *type == "input_audio" ? AudioPart(part, pp, caps) : VideoPart(part, pp, caps));
+    part = Json{{"type", *type == "image_url" ? "image" : *type == "input_audio" ? "audio" : "video"}};
   }
 }
 
@@ -359,6 +410,7 @@ inline ChatRequest ParseChatRequest(const Json& body, const Capabilities& caps) 
     if (!r.params.logprobs) Bad("top_logprobs", "top_logprobs needs logprobs: true");
     r.params.top_logprobs = static_cast<size_t>(*top);
   }
+  r.video = VideoSampling(body);
   const Json* msgs = Find(body, "messages");
   if (!msgs) Bad("messages", "messages is missing");
   if (!msgs->is_array()) Bad("messages", "messages must be a list");

@@ -1,7 +1,8 @@
 // Many requests on one model (an engine that a server or an embedder drives): a fixed number of slots, each a
 // Sequence plus the cache keys (Prompt::keys) of what it holds; a bounded queue of requests; and steps that put
 // every decoding request (one token each) and a budget of prompt tokens (chunked prefill: a long prompt advances at
-// most prefill_budget tokens a step, so the others never wait for more than a chunk) into ONE Gemma4::ForwardBatch.
+// most prefill_budget tokens a step, and beside decoding requests only as many as keep the step within prefill_stall
+// times a step without prefill, as PrefillBudget learns from the steps' times) into ONE Gemma4::ForwardBatch.
 //
 // Per request: a Prompt (as Session::ChatPrompt / RawPrompt build it), GenerateParams (sampling, max tokens, stop
 // ids, stop strings, speculative: see below), a streaming text callback
@@ -45,6 +46,7 @@
 #include "g4/model/generate.hpp"
 #include "g4/model/prompt.hpp"
 #include "g4/session/loaded_model.hpp"
+#include "g4/session/prefill_budget.hpp"
 #include "g4/session/request_decoding.hpp"
 
 namespace g4 {
@@ -56,6 +58,8 @@ struct SchedulerOptions {
   size_t max_chunk = 512;       // each slot's Sequence max_chunk (most tokens of one entry in a pass)
   size_t prefill_budget = 128;  // most prompt tokens per step, over all prefilling requests (an image block that
                                 // starts a chunk goes whole, even past it)
+  double prefill_stall = 2.5;   // beside decoding requests, a step takes at most this many times a step without
+                                // prefill (PrefillBudget); <= 0: always prefill_budget
   Type cache_type = Type::F32;
 };
 
@@ -98,7 +102,8 @@ class Scheduler {
   // tokenizer may be null: no text is streamed and stop strings are not looked for. drafter may be null.
   Scheduler(const Gemma4& model, const Tokenizer* tokenizer, std::vector<int32_t> suppressed, const SchedulerOptions& opt,
             const Drafter* drafter = nullptr)
-      : model_(model), tok_(tokenizer), drafter_(drafter), suppressed_(std::move(suppressed)), opt_(opt) {
+      : model_(model), tok_(tokenizer), drafter_(drafter), suppressed_(std::move(suppressed)), opt_(opt),
+        budget_(std::max<size_t>(opt.prefill_budget, 1), opt.prefill_stall) {
     Require(opt.slots >= 1, "scheduler", "needs at least one slot");
     Require(opt.prefill_budget >= 1, "scheduler", "prefill_budget must be >= 1");
     Require(opt.max_chunk >= 1, "scheduler", "max_chunk must be >= 1");
@@ -153,7 +158,8 @@ class Scheduler {
   }
 
   // One step: ends cancelled requests, admits queued ones to idle slots, then one forward pass over every decoding
-  // request and up to prefill_budget prompt tokens. Returns whether work remains (running or queued requests).
+  // request and up to prefill_budget prompt tokens (fewer beside decoding requests: prefill_stall). Returns whether
+  // work remains (running or queued requests).
   bool Step() {
     std::lock_guard step(step_mu_);
     std::vector<Completion> ended;
@@ -331,7 +337,8 @@ class Scheduler {
     for (Slot& s : slots_)
       if (s.job && s.job->next < 0) prefilling.push_back(&s);
     std::sort(prefilling.begin(), prefilling.end(), [](const Slot* a, const Slot* b) { return a->job->admitted < b->job->admitted; });
-    size_t budget = opt_.prefill_budget;
+    const size_t decoding = batch.size();
+    size_t budget = budget_.Next(decoding), prefilled = 0;
     for (Slot* s : prefilling) {
       if (budget == 0) break;
       Job& j = *s->job;
@@ -348,6 +355,7 @@ class Scheduler {
         }
       }
       budget -= std::min(budget, n);
+      prefilled += n;
       batch.push_back({&s->seq, {in.tokens.first(n), in.soft_embeddings, in.soft_index.first(n), in.block_id.first(n)}, &j.out});
       owners.push_back(s);
       chunk.push_back(n);
@@ -355,7 +363,9 @@ class Scheduler {
     if (batch.empty()) return;
 
     try {
+      const auto t0 = Clock::now();
       model_.ForwardBatch(batch);
+      budget_.Record(decoding, prefilled, std::chrono::duration<double>(Clock::now() - t0).count());
     } catch (const std::exception& e) {
       for (Slot* s : owners) {  // what the pass wrote is not trusted: the slot starts over
         s->seq.Rollback(0);
@@ -481,6 +491,7 @@ class Scheduler {
   const Drafter* drafter_;
   std::vector<int32_t> suppressed_;
   SchedulerOptions opt_;
+  PrefillBudget budget_;     // the stepping thread's
   std::vector<Slot> slots_;  // the stepping thread's (under step_mu_)
   uint64_t clock_ = 0;       // admission / use order (stepping thread)
   RoundScratch spec_scratch_;  // a speculative round's buffers (stepping thread)

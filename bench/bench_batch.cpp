@@ -1,9 +1,11 @@
 // Aggregate decode throughput of several sequences in one batched forward pass (Gemma4::ForwardBatch), on the
-// Gemma 4 12B shape with synthetic weights: 1, 2, 4 and 8 streams at a context, and a decode step's time while a
-// long prompt is prefilled in chunks beside the streams. Decode streams the weights once per step whatever the
-// number of sequences, so the aggregate tokens/s should grow nearly with it until the work per byte catches up.
-//   bench_batch [--type Q4_0] [--layers N] [--threads N] [--context 1024] [--steps 4] [--prefill 2048]
-//               [--chunk 256] [--json FILE]
+// Gemma 4 12B shape with synthetic weights: 1, 2, 4 and 8 streams at a context, and a 4-stream decode step's time
+// while a long prompt is prefilled beside the streams, in chunks as the scheduler sizes them (PrefillBudget: a step
+// within --stall times a plain one, at most --chunk tokens) and in fixed chunks of --chunk tokens. Decode streams the
+// weights once per step whatever the number of sequences, so the aggregate tokens/s should grow nearly with it until
+// the work per byte catches up.
+//   bench_batch [--type Q4_0] [--layers N] [--threads N] [--context 1024] [--cache-type f32|f16] [--steps 4]
+//               [--prefill 2048] [--chunk 256] [--stall 2.5] [--json FILE]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +17,7 @@
 
 #include "g4/model/gemma4.hpp"
 #include "g4/model/sampler.hpp"
+#include "g4/session/prefill_budget.hpp"
 #include "support/synthetic_model.hpp"
 
 using namespace g4;
@@ -24,6 +27,8 @@ int main(int argc, char** argv) try {
   Type type = Type::Q4_0;
   int layers = 0;
   size_t threads = 2, context = 1024, steps = 4, prefill = 2048, chunk = 256;
+  double stall = 2.5;
+  Type kv_type = Type::F32;
   std::string json;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -39,6 +44,8 @@ int main(int argc, char** argv) try {
     else if (a == "--steps") steps = std::stoul(v);
     else if (a == "--prefill") prefill = std::stoul(v);
     else if (a == "--chunk") chunk = std::stoul(v);
+    else if (a == "--stall") stall = std::stod(v);
+    else if (a == "--cache-type") kv_type = KVCacheTypeFromName(v, "--cache-type");
     else if (a == "--json") json = v;
     else Fail(a, "unknown option");
   }
@@ -50,12 +57,14 @@ int main(int argc, char** argv) try {
   ThreadPool pool(threads);
   bench::SyntheticModel synth(cfg, type);
   const Gemma4 model(cfg, synth.weights(), pool);
-  std::printf("Gemma 4 12B shape, %d layers, %s weights, %zu threads, target %s, decode at context %zu\n", cfg.n_layers,
-              std::string(TypeName(type)).c_str(), threads, CurrentTarget().c_str(), context);
+  Require(chunk >= 1, "--chunk", "must be >= 1");
+  std::printf("Gemma 4 12B shape, %d layers, %s weights, %zu threads, target %s, decode at context %zu, %s cache\n",
+              cfg.n_layers, std::string(TypeName(type)).c_str(), threads, CurrentTarget().c_str(), context,
+              std::string(TypeName(kv_type)).c_str());
   const size_t kMaxStreams = 8;
   std::vector<Sequence> seqs;
   for (size_t s = 0; s < kMaxStreams; ++s) {
-    seqs.push_back(model.NewSequence(context + steps + 2, 8));
+    seqs.push_back(model.NewSequence(context + steps + 2, 8, kv_type));
     bench::FillKVCache(seqs.back().cache);
     seqs.back().AssumeWritten(static_cast<int64_t>(context));
   }
@@ -87,23 +96,48 @@ int main(int argc, char** argv) try {
     speedup.push_back(tps.back() / tps.front());
     std::printf("%zu stream(s): %7.2f tokens/s aggregate, %5.2fx one stream (step %.0f ms)\n", n, tps.back(), speedup.back(), best * 1e3);
   }
-  // Four streams decoding while a prompt is prefilled in chunks beside them.
-  double plain = 1e30, during = 0;
-  for (size_t i = 0; i < steps; ++i) plain = std::min(plain, step(4));
+  // Four streams decoding while a prompt is prefilled beside them, in chunks of chunk_of() tokens.
+  double plain = 1e30;
+  PrefillBudget budget(chunk, stall);
+  for (size_t i = 0; i < steps; ++i) {
+    const double sec = step(4);
+    plain = std::min(plain, sec);
+    budget.Record(4, 0, sec);
+  }
   rewind();
-  Sequence prompt_seq = model.NewSequence(prefill + 1, chunk);
   std::vector<int32_t> prompt(prefill);
   std::mt19937 rng(5);
   for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(cfg.vocab_size));
-  ForwardOutput prompt_out;
-  size_t chunks = 0;
-  for (size_t at = 0; at < prefill; at += chunk, ++chunks) {
-    const size_t n = std::min(chunk, prefill - at);
-    during = std::max(during, step(4, {{&prompt_seq, {std::span(prompt).subspan(at, n)}, &prompt_out}}));
-    rewind();
-  }
-  std::printf("4 streams: plain step %.0f ms; worst step beside a %zu-token prefill in %zu chunks of %zu: %.0f ms (%.2fx)\n",
-              plain * 1e3, prefill, chunks, chunk, during * 1e3, during / plain);
+  struct Prefill {
+    double worst = 0, seconds = 0;  // the longest step; all steps
+    size_t steps = 0;
+  };
+  auto prefill_beside = [&](auto&& chunk_of, auto&& record) {
+    Sequence prompt_seq = model.NewSequence(prefill + 1, chunk, kv_type);
+    ForwardOutput prompt_out;
+    Prefill r;
+    for (size_t at = 0; at < prefill; ++r.steps) {
+      const size_t n = std::min(chunk_of(), prefill - at);
+      const double sec = step(4, {{&prompt_seq, {std::span(prompt).subspan(at, n)}, &prompt_out}});
+      record(n, sec);
+      rewind();
+      r.worst = std::max(r.worst, sec);
+      r.seconds += sec;
+      at += n;
+    }
+    return r;
+  };
+  const Prefill learned = prefill_beside([&] { return budget.Next(4); }, [&](size_t n, double sec) { budget.Record(4, n, sec); });
+  const Prefill fixed = prefill_beside([&] { return chunk; }, [](size_t, double) {});
+  auto report = [&](const char* what, const Prefill& r) {
+    std::printf("  %s: %zu steps of %.1f tokens on average, worst step %.0f ms (%.2fx plain), mean %.0f ms (%.2fx); prefill %.1f tokens/s\n",
+                what, r.steps, static_cast<double>(prefill) / static_cast<double>(r.steps), r.worst * 1e3, r.worst / plain,
+                r.seconds / static_cast<double>(r.steps) * 1e3, r.seconds / static_cast<double>(r.steps) / plain,
+                static_cast<double>(prefill) / r.seconds);
+  };
+  std::printf("4 streams: plain step %.0f ms; beside a %zu-token prompt prefilled\n", plain * 1e3, prefill);
+  report(("as PrefillBudget sizes them (stall " + std::to_string(stall).substr(0, 4) + ", at most " + std::to_string(chunk) + ")").c_str(), learned);
+  report(("in chunks of " + std::to_string(chunk)).c_str(), fixed);
   if (!json.empty()) {
     std::ofstream f(json);
     auto list = [&](const std::vector<double>& v) {
@@ -113,8 +147,14 @@ int main(int argc, char** argv) try {
     };
     f << "{\"type\": \"" << TypeName(type) << "\", \"layers\": " << cfg.n_layers << ", \"threads\": " << threads
       << ", \"context\": " << context << ", \"streams\": [1, 2, 4, 8], \"tokens_per_s\": " << list(tps)
-      << ", \"speedup\": " << list(speedup) << ", \"step_ms_plain\": " << plain * 1e3
-      << ", \"step_ms_during_prefill\": " << during * 1e3 << ", \"prefill_chunk\": " << chunk << "}\n";
+      << ", \"speedup\": " << list(speedup) << ", \"cache_type\": \"" << TypeName(kv_type)
+      << "\", \"step_ms_plain\": " << plain * 1e3
+      << ", \"step_ms_during_prefill\": " << learned.seconds / static_cast<double>(learned.steps) * 1e3
+      << ", \"step_ms_during_prefill_worst\": " << learned.worst * 1e3
+      << ", \"stall\": " << stall << ", \"prefill_tokens_per_step\": " << static_cast<double>(prefill) / static_cast<double>(learned.steps)
+      << ", \"prefill_tokens_per_s\": " << static_cast<double>(prefill) / learned.seconds
+      << ", \"fixed_chunk\": " << chunk << ", \"step_ms_during_prefill_fixed_chunk\": " << fixed.worst * 1e3
+      << ", \"prefill_tokens_per_s_fixed_chunk\": " << static_cast<double>(prefill) / fixed.seconds << "}\n";
   }
 } catch (const Error& e) {
   std::fprintf(stderr, "error: %s\n", e.what());

@@ -1,5 +1,6 @@
-// End-to-end benchmark of the Gemma 4 12B shape with synthetic weights (bench/support/model_bench.hpp), beside
-// llama.cpp's published figures for this machine class. Prints a table, and JSON with --json FILE.
+// End-to-end benchmark of a checkpoint (--model), or of the Gemma 4 12B shape with synthetic weights beside
+// llama.cpp's published figures for this machine class (bench/support/model_bench.hpp). Prints a table, and JSON
+// with --json FILE.
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -20,11 +21,13 @@ constexpr Baseline kLlamaCpp[] = {{"Q4_0", 9.34, 1.56}, {"Q8_0", 5.94, 0}};
 
 void Usage() {
   std::printf(R"(usage: bench_model [options]
-  --type T          weight type: Q4_0 (default), Q4_K, Q8_0, BF16, F16, F32
+  --model PATH      a checkpoint (GGUF or Hugging Face folder) instead of synthetic weights
+  --type T          synthetic weight type: Q4_0 (default), Q4_K, Q8_0, BF16, F16, F32
   --threads N       threads (default 2, the CI machine's cores)
   --prefill N       prompt length for the prefill measurement (default 512; 0 skips)
   --contexts LIST   decode context lengths (default 0,4096,32768)
-  --steps N         decode steps per context (default 3)
+  --steps N         decode steps per context and repetition (default 3)
+  --repetitions N   repetitions; rows are medians (default 1)
   --layers N        run only the first N layers (default all 48) for a quick look
   --cache-type T    KV cache: f32 (default) or f16
   --target NAME     run the kernels of one Highway target (g4::ForceTarget), e.g. AVX2 on an AVX-512 machine
@@ -42,6 +45,8 @@ int main(int argc, char** argv) try {
     if (i + 1 >= argc || a == "--help") { Usage(); return a == "--help" ? 0 : 2; }
     const std::string v = argv[++i];
     if (a == "--type") type_name = v;
+    else if (a == "--model") o.model = v;
+    else if (a == "--repetitions") o.repetitions = std::stoul(v);
     else if (a == "--threads") o.threads = std::stoul(v);
     else if (a == "--prefill") o.prefill = std::stoul(v);
     else if (a == "--steps") o.steps = std::stoul(v);
@@ -60,20 +65,21 @@ int main(int argc, char** argv) try {
   o.type = *type;
   const bench::ModelBenchResult r = bench::RunModelBench(o, stdout);
   for (const Baseline& b : kLlamaCpp) {
-    if (type_name != b.type || r.layers != 48 || o.threads != 2) continue;  // like for like only
+    if (!o.model.empty() || type_name != b.type || r.layers != 48 || o.threads != 2) continue;  // like for like only
     if (b.prefill > 0 && r.prefill_tps > 0) std::printf("vs llama.cpp b10587 prefill %.2f tokens/s: %.2fx\n", b.prefill, r.prefill_tps / b.prefill);
     if (b.decode > 0 && !r.decode.empty()) std::printf("vs llama.cpp b10587 decode %.2f tokens/s: %.2fx\n", b.decode, r.decode.front().tps / b.decode);
   }
   if (!json_path.empty()) {
     std::ofstream j(json_path);
-    j << "{\"type\": \"" << type_name << "\", \"layers\": " << r.layers << ", \"threads\": " << o.threads
+    j << "{\"model\": \"" << o.model << "\", \"type\": \"" << type_name << "\", \"layers\": " << r.layers << ", \"threads\": " << o.threads
       << ", \"read_bandwidth_gbs\": " << r.read_bandwidth / 1e9 << ", \"decode_bytes\": " << r.decode_bytes
       << ", \"decode_bound_tps\": " << r.decode_bound << ", \"prefill_tokens\": " << o.prefill << ", \"prefill_tps\": " << r.prefill_tps
       << ", \"decode\": [";
     for (size_t i = 0; i < r.decode.size(); ++i)
       j << (i ? ", " : "") << "{\"context\": " << r.decode[i].context << ", \"tps\": " << r.decode[i].tps
         << ", \"bytes_per_step\": " << r.decode[i].bytes << ", \"read_bandwidth_gbs\": " << r.decode[i].read_bandwidth / 1e9
-        << ", \"fraction_of_bound\": " << r.FractionOfBound(r.decode[i]) << "}";
+        << ", \"fraction_of_bound\": " << r.FractionOfBound(r.decode[i]) << ", \"step_s\": " << r.decode[i].step_s
+        << ", \"breakdown_sum_s\": " << r.decode[i].parts_s << "}";
     j << "], \"kv_gib_32k\": " << r.kv_gib_32k << ", \"kv_gib_256k\": " << r.kv_gib_256k << ", \"peak_rss_gib\": " << r.peak_rss_gib << "}\n";
   }
   return 0;

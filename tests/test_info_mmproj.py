@@ -10,52 +10,10 @@ import subprocess
 import sys
 import tempfile
 
+from gguf_header import read_gguf_header
+
 g4, data = sys.argv[1], pathlib.Path(sys.argv[2])
 mmproj = data / "golden-gguf/multimodal-mmproj-bf16.gguf"
-GGML_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 8: "Q8_0", 12: "Q4_K", 14: "Q6_K", 30: "BF16"}
-SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-
-
-def read_gguf_header(path):
-    b = path.read_bytes()
-    at = 0
-
-    def take(fmt):
-        nonlocal at
-        v = struct.unpack_from(fmt, b, at)
-        at += struct.calcsize(fmt)
-        return v[0]
-
-    def string():
-        nonlocal at
-        n = take("<Q")
-        at += n
-        return b[at - n:at].decode()
-
-    def value(t):
-        if t == 8:
-            return string()
-        if t == 9:
-            et, n = take("<I"), take("<Q")
-            return [value(et) for _ in range(n)]
-        return take(SCALARS[t])
-
-    assert b[:4] == b"GGUF", "not a GGUF file"
-    at = 4
-    _, n_tensors, n_kv = take("<I"), take("<Q"), take("<Q")
-    keys = {}
-    for _ in range(n_kv):
-        k = string()
-        keys[k] = value(take("<I"))
-    tensors = {}
-    for _ in range(n_tensors):
-        name = string()
-        ne = [take("<Q") for _ in range(take("<I"))]
-        tensors[name] = (GGML_TYPES[take("<I")], list(reversed(ne)))  # outermost first, as g4 prints shapes
-        take("<Q")  # offset
-    return keys, tensors
-
-
 def info(path):
     p = subprocess.run([g4, "info", str(path)], capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout, p.stderr

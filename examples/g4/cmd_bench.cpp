@@ -1,5 +1,6 @@
-// g4 bench: the model benchmark with defaults that finish in about a minute (the first 8 layers of the 12B shape
-// in Q4_0, synthetic weights); --layers 48 measures the whole model. bench/ holds the full kernel benchmarks.
+// g4 bench: the model benchmark (bench/support/model_bench.hpp). With -m, a real checkpoint as `g4 run -m` loads it;
+// without, synthetic weights built in memory with defaults that finish in about a minute (the first 8 layers of the
+// 12B shape in Q4_0); --layers 48 measures the whole model. bench/ holds the full kernel benchmarks.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -14,47 +15,56 @@
 
 namespace g4cli::cmd_bench {
 
-const char* kHelp = R"(usage: g4 bench [options]
+const char* kHelp = R"(usage: g4 bench [-m FILE] [options]
 
-Benchmarks the Gemma 4 12B shape with synthetic weights built in memory (no model file needed).
-  --type T          Q4_0 (default), Q4_K, Q6_K, Q8_0, BF16, F16, F32
-  -t, --threads N   threads (default: all)
-  --layers N        layers of the 12B to run (default 8 of 48; 48 = the whole model, ~7 GB at Q4_0)
-  --prefill N       prompt tokens for the prefill figure (default 128; 0 skips)
-  --contexts LIST   decode context lengths (default 0,4096)
-  --steps N         decode steps per context (default 3)
-  --cache-type T    KV cache: f32 (default) or f16
+Prefill and decode speed against the machine's measured read bandwidth, the bytes a decode token reads (from the
+weights' types), and where a decode step spends its time. Options as llama-bench's where they overlap.
+  -m, --model PATH        a checkpoint (GGUF or Hugging Face folder); without it, the Gemma 4 12B shape with
+                          synthetic weights built in memory (no model file needed)
+  --type T                synthetic weights: Q4_0 (default), Q4_K, Q6_K, Q8_0, BF16, F16, F32
+  --layers N              synthetic weights: layers of the 12B (default 8 of 48; 48 = the whole model)
+  -t, --threads N         threads (default: all)
+  -p, --n-prompt N        prompt tokens for the prefill figure (default 512 with -m, else 128; 0 skips)
+  -n, --n-gen N           decode steps per context and repetition (default 16 with -m, else 3)
+  -r, --repetitions N     repetitions; rows are medians (default 3 with -m, else 1)
+  --context LIST          decode context lengths (default 0 with -m, else 0,4096)
+  --cache-type T          KV cache: f32 (default) or f16
 )";
 
 int RunBench(std::vector<std::string> argv) {
-  const g4cli::Args args(argv, {"--type", "--threads", "--layers", "--prefill", "--contexts", "--steps", "--cache-type"}, {"--help"},
-                         {{"-t", "--threads"}, {"-h", "--help"}});
+  const g4cli::Args args(argv, {"--model", "--type", "--layers", "--threads", "--n-prompt", "--n-gen", "--repetitions", "--context", "--cache-type"},
+                         {"--help"}, {{"-m", "--model"}, {"-t", "--threads"}, {"-p", "--n-prompt"}, {"-n", "--n-gen"}, {"-r", "--repetitions"}, {"-h", "--help"}});
   if (args.has("--help")) {
     std::printf("%s", kHelp);
     return 0;
   }
   g4::Require(args.positional().empty(), "bench", "takes no positional arguments (see --help)");
   g4::bench::ModelBenchOptions o;
+  o.model = args.get("--model");
+  const bool file = !o.model.empty();
+  for (const char* flag : {"--type", "--layers"})
+    g4::Require(!file || !args.has(flag), flag, "is for synthetic weights; with -m the file's own are measured");
   const auto type = g4::TypeFromName(args.get("--type", "Q4_0"));
   g4::Require(type && g4::GetTypeInfo(*type).is_float_weight, "--type", "unknown weight type " + args.get("--type"));
   o.type = *type;
   o.threads = static_cast<size_t>(args.get_int("--threads", std::max(1u, std::thread::hardware_concurrency()), 1, g4::ThreadPool::kMaxThreads));
   o.layers = static_cast<int>(args.get_int("--layers", 8, 1, 48));
-  o.prefill = static_cast<size_t>(args.get_int("--prefill", 128, 0, 1 << 16));
-  o.steps = static_cast<size_t>(args.get_int("--steps", 3, 1, 1000));
+  o.prefill = static_cast<size_t>(args.get_int("--n-prompt", file ? 512 : 128, 0, 1 << 16));
+  o.steps = static_cast<size_t>(args.get_int("--n-gen", file ? 16 : 3, 1, 1 << 16));
+  o.repetitions = static_cast<size_t>(args.get_int("--repetitions", file ? 3 : 1, 1, 1000));
   o.kv_type = g4::KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
   o.contexts.clear();
-  std::stringstream ss(args.get("--contexts", "0,4096"));
+  std::stringstream ss(args.get("--context", file ? "0" : "0,4096"));
   for (std::string c; std::getline(ss, c, ',');) {
     char* end = nullptr;
     const unsigned long v = std::strtoul(c.c_str(), &end, 10);
-    g4::Require(!c.empty() && *end == '\0' && v <= 262144, "--contexts", "'" + c + "' is not a context length up to 262144");
+    g4::Require(!c.empty() && *end == '\0' && v <= 262144, "--context", "'" + c + "' is not a context length up to 262144");
     o.contexts.push_back(v);
   }
   g4::bench::RunModelBench(o, stdout);
   return 0;
 }
 
-const g4cli::RegisterCommand kRegister("bench", "benchmark the 12B shape with synthetic weights", RunBench);
+const g4cli::RegisterCommand kRegister("bench", "benchmark a checkpoint, or the 12B shape with synthetic weights", RunBench);
 
 }  // namespace g4cli::cmd_bench

@@ -7,11 +7,13 @@
 // carrying <script> and <img onerror> stay text, and the page's policy blocks injected handlers; a server error
 // reads as its message. On the multimodal reference checkpoint: a picked image (pasted and dropped ones too)
 // rides in the request as its exact bytes and the answer equals the API's; a picked WAV keeps its bytes; a
-// recording from chromium's fake microphone is sent as a WAV the server answers as the API does. Saves a
-// 1280x800 screenshot.
+// recording from chromium's fake microphone is sent as a WAV the server answers as the API does; a picked video
+// (written by the ffmpeg program) rides as its exact bytes in a video_url part, answered as the API answers it.
+// Saves a 1280x800 screenshot.
 //
 // usage: node chat_page.mjs G4_EXE TESTS_DATA_DIR SCREENSHOT.png
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -259,7 +261,7 @@ try {
 
   // ---- The multimodal reference checkpoint: an image and a recording.
   const gguf = `${data}/golden-gguf`;
-  const mm = await startServer(g4, ['-m', `${gguf}/multimodal-bf16.gguf`, '--mmproj', `${gguf}/multimodal-mmproj-bf16.gguf`, '-c', '2048']);
+  const mm = await startServer(g4, ['-m', `${gguf}/multimodal-bf16.gguf`, '--mmproj', `${gguf}/multimodal-mmproj-bf16.gguf`, '-c', '4096']);
   servers.push(mm);
   const mmPage = await newPage(mm.base);
   const mmRequests = recordRequests(mmPage);
@@ -321,6 +323,30 @@ try {
   const textOnly = await chatApi(mm.base, [{ role: 'user', content: question }], { max_tokens: 1 });
   check(reply.state === 'done' && reply.text === expectedAudio.text && reply.stats.prompt === expectedAudio.usage.prompt_tokens &&
         reply.stats.prompt > textOnly.usage.prompt_tokens, `recording answered: ${JSON.stringify(reply)} vs ${JSON.stringify(expectedAudio)}`);
+
+  // A picked video goes as it is in a video_url part (2.2 s of H.264 and AAC: 32 frames and the sound).
+  const clip = join(tmp, 'clip.mp4');
+  const ffmpeg = spawnSync('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i',
+    'testsrc2=size=100x70:rate=25:duration=2.2', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=16000:duration=2.2',
+    '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', clip]);
+  if (ffmpeg.error?.code === 'ENOENT') {
+    console.log('web chat: video NOT checked: no ffmpeg program to write the clip (Debian ffmpeg)');
+  } else {
+    check(ffmpeg.status === 0, `ffmpeg wrote the clip: ${ffmpeg.stderr}`);
+    await mmPage.click('#new-chat');
+    await (await mmPage.$('#attach')).uploadFile(clip);
+    await mmPage.waitForSelector('#pending .chip[data-kind="video"]');
+    await sendPrompt(mmPage, question);
+    reply = await answered(mmPage);
+    const url = `data:video/mp4;base64,${readFileSync(clip).toString('base64')}`;
+    const videoPart = mmRequests.at(-1).messages[0].content[0];
+    check(videoPart.type === 'video_url' && videoPart.video_url.url === url, 'the request carries the video as its bytes');
+    check(await mmPage.$('#messages .msg.user video[controls][src^="data:video/mp4;base64,"]'), 'a player for the video in the transcript');
+    const expectedVideo = await chatApi(mm.base, [{ role: 'user', content: [
+      { type: 'video_url', video_url: { url } }, { type: 'text', text: question }] }], { max_tokens: 8 });
+    check(reply.state === 'done' && reply.text === expectedVideo.text && reply.stats.prompt === expectedVideo.usage.prompt_tokens &&
+          reply.stats.prompt > 32 * 70, `video answered: ${JSON.stringify(reply)} vs ${JSON.stringify(expectedVideo)}`);
+  }
 
   // The screenshot: the image question again, with the settings open.
   await mmPage.click('#new-chat');

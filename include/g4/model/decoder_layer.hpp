@@ -9,6 +9,7 @@
 #include "g4/core/dequantize.hpp"
 #include "g4/kernels/ops.hpp"
 #include "g4/model/config.hpp"
+#include "g4/model/forward_profile.hpp"
 #include "g4/model/kv_cache.hpp"
 #include "g4/model/weights.hpp"
 
@@ -56,29 +57,30 @@ struct LayerVectors {
 
 // q [n, n_heads, head_dim] = RoPE(q_norm(x_normed Wq^T)) at positions pos[0..n).
 inline void ProjectQueries(const LayerConfig& lc, const LayerWeights& lw, const LayerVectors& lv, float eps, size_t n_heads,
-                           const float* x_normed, size_t n, const int64_t* pos, float* q, ThreadPool& pool) {
+                           const float* x_normed, size_t n, const int64_t* pos, float* q, ThreadPool& pool,
+                           ForwardProfile* prof = nullptr) {
   const size_t hd = static_cast<size_t>(lc.head_dim);
-  MatMul(lw.q_proj, x_normed, n, q, pool);
+  ProfiledMatMul(prof, lw.q_proj, x_normed, n, q, pool);
   RMSNorm(q, lv.q_norm.data(), eps, n * n_heads, hd, q);
   for (size_t i = 0; i < n; ++i) RopeNeox(q + i * n_heads * hd, n_heads, hd, lv.inv_freq.data(), pos[i]);
 }
 
 // x [n, hidden] += post_attn_norm(attn Wo^T); then the feed-forward block; then x *= layer_scalar.
 inline void FinishLayer(const Gemma4Config& cfg, const LayerWeights& lw, const LayerVectors& lv, const float* attn, size_t n,
-                        float* x, LayerScratch& s, ThreadPool& pool) {
+                        float* x, LayerScratch& s, ThreadPool& pool, ForwardProfile* prof = nullptr) {
   const size_t H = static_cast<size_t>(cfg.hidden_size), F = static_cast<size_t>(cfg.intermediate_size);
   float* t = LayerScratch::Sized(s.t, n * H);      // [n, H]
   float* xn = LayerScratch::Sized(s.xn, n * H);    // [n, H]
   float* gate = LayerScratch::Sized(s.gate, n * F);  // [n, F]
   float* up = LayerScratch::Sized(s.up, n * F);      // [n, F]
-  MatMul(lw.o_proj, attn, n, t, pool);
+  ProfiledMatMul(prof, lw.o_proj, attn, n, t, pool);
   RMSNorm(t, lv.post_attn_norm.data(), cfg.rms_eps, n, H, t);
   for (size_t i = 0; i < n * H; ++i) x[i] += t[i];
   RMSNorm(x, lv.ffn_norm.data(), cfg.rms_eps, n, H, xn);
-  MatMul(lw.gate_proj, xn, n, gate, pool);
-  MatMul(lw.up_proj, xn, n, up, pool);
+  ProfiledMatMul(prof, lw.gate_proj, xn, n, gate, pool);
+  ProfiledMatMul(prof, lw.up_proj, xn, n, up, pool);
   GeluTanhGate(gate, up, n * F, gate);
-  MatMul(lw.down_proj, gate, n, t, pool);
+  ProfiledMatMul(prof, lw.down_proj, gate, n, t, pool);
   RMSNorm(t, lv.post_ffn_norm.data(), cfg.rms_eps, n, H, t);
   for (size_t i = 0; i < n * H; ++i) x[i] = (x[i] + t[i]) * lv.layer_scalar;
 }

@@ -19,6 +19,7 @@
 #include "g4/kernels/ops.hpp"
 #include "g4/model/config.hpp"
 #include "g4/model/decoder_layer.hpp"
+#include "g4/model/forward_profile.hpp"
 #include "g4/model/kv_cache.hpp"
 #include "g4/model/sequence.hpp"
 #include "g4/model/weights.hpp"
@@ -40,6 +41,7 @@ struct ForwardOutput {
   std::vector<float> logits;                  // [n or 1, vocab]
   std::vector<std::vector<float>>* hidden = nullptr;  // if set: n_layers + 1 entries of [n, hidden] (tests)
   std::vector<float> final_hidden;            // [n or 1, hidden] final-norm output at the logits' rows (drafter input)
+  ForwardProfile* profile = nullptr;          // if set: the pass's time by part is added to it (benchmarks)
 };
 
 // Whether the quantized matrices get a row-group copy (see UseRowGroups): where the kernels read one (default),
@@ -187,6 +189,8 @@ class Gemma4 {
     for (size_t p = 0; p < parts.size(); ++p) row0[p + 1] = row0[p] + parts[p].n();
     const size_t N = row0.back();
     LayerScratch& scratch = parts[0].seq->scratch;  // the block's buffers: parts run one after another
+    ForwardProfile* prof = parts[0].out->profile;
+    if (prof) prof->Start();
 
     std::vector<float> x(N * H);  // [N, H] residual stream
     std::vector<int64_t> pos(N), key_begin(N), key_end(N);
@@ -215,16 +219,18 @@ class Gemma4 {
       RMSNorm(x.data(), lv.attn_norm.data(), cfg_.rms_eps, N, H, xn.data());
       float* q = LayerScratch::Sized(scratch.q, N * NH * hd);     // [N, NH, hd]
       float* a = LayerScratch::Sized(scratch.attn, N * NH * hd);  // [N, NH, hd]
-      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), N, pos.data(), q, pool_);
-      if (parts[0].seq->cache.owns(L)) AppendKeysValues(L, lc, lw, lv, xn.data(), parts, row0, pos.data(), scratch);
+      ProjectQueries(lc, lw, lv, cfg_.rms_eps, NH, xn.data(), N, pos.data(), q, pool_, prof);
+      if (parts[0].seq->cache.owns(L)) AppendKeysValues(L, lc, lw, lv, xn.data(), parts, row0, pos.data(), scratch, prof);
       for (size_t p = 0; p < parts.size(); ++p) {
         const Rows& r = parts[p];
         const size_t at = row0[p];
         KeyRanges(lc, *r.in, r.begin, r.n(), r.seq->pos_, key_begin.data() + at, key_end.data() + at);
+        if (prof) prof->Open();
         AttendCache(q + at * NH * hd, r.n(), NH, r.seq->cache.layer(L), key_begin.data() + at, key_end.data() + at,
                     a + at * NH * hd, pool_);
+        if (prof) prof->Close(prof->attention_s);
       }
-      FinishLayer(cfg_, lw, lv, a, N, x.data(), scratch, pool_);
+      FinishLayer(cfg_, lw, lv, a, N, x.data(), scratch, pool_, prof);
     }
     for (const Rows& r : parts) r.seq->pos_ += static_cast<int64_t>(r.n());
 
@@ -251,23 +257,28 @@ class Gemma4 {
     if (head_out.empty()) return;
     const size_t M = head_out.size();
     float* logits = head_out.size() == 1 ? head_out[0] : LayerScratch::Sized(scratch.t, M * V);
+    if (prof) prof->Open();
     MatMul(w_.embed, head_in.data(), M, logits, pool_);
+    if (prof) prof->Close(prof->head_s);
     if (cfg_.final_softcap > 0) Softcap(logits, M * V, cfg_.final_softcap);
+    if (prof) prof->Close(prof->softcap_s);
     if (M > 1)
       for (size_t m = 0; m < M; ++m) std::copy_n(logits + m * V, V, head_out[m]);
+    if (prof) prof->Open();  // the copies go to rest
   }
 
   // K = RoPE(k_norm(x Wk^T)); V = rms(x Wv^T), or rms of the raw K projection on k_eq_v layers; projected for all
   // N rows at once, then each part's rows into its own cache.
   void AppendKeysValues(int L, const LayerConfig& lc, const LayerWeights& lw, const LayerVectors& lv, const float* xn,
-                        std::span<const Rows> parts, std::span<const size_t> row0, const int64_t* pos, LayerScratch& s) const {
+                        std::span<const Rows> parts, std::span<const size_t> row0, const int64_t* pos, LayerScratch& s,
+                        ForwardProfile* prof) const {
     const size_t n = row0.back();
     const size_t hd = static_cast<size_t>(lc.head_dim), nkv = static_cast<size_t>(lc.n_kv_heads);
     float* k = LayerScratch::Sized(s.k, n * nkv * hd);  // [n, nkv, hd]
     float* v = LayerScratch::Sized(s.v, n * nkv * hd);  // [n, nkv, hd]
-    MatMul(lw.k_proj, xn, n, k, pool_);
+    ProfiledMatMul(prof, lw.k_proj, xn, n, k, pool_);
     if (lc.k_eq_v) std::copy_n(k, n * nkv * hd, v);  // before k_norm and RoPE (spec 8.3)
-    else MatMul(lw.v_proj, xn, n, v, pool_);
+    else ProfiledMatMul(prof, lw.v_proj, xn, n, v, pool_);
     RMSNorm(k, lv.k_norm.data(), cfg_.rms_eps, n * nkv, hd, k);
     RMSNorm(v, nullptr, cfg_.rms_eps, n * nkv, hd, v);
     for (size_t p = 0; p < parts.size(); ++p) {

@@ -3,7 +3,8 @@
 // while a long prompt is prefilled beside the streams, in chunks as the scheduler sizes them (PrefillBudget: a step
 // within --stall times a plain one, at most --chunk tokens) and in fixed chunks of --chunk tokens. Decode streams the
 // weights once per step whatever the number of sequences, so the aggregate tokens/s should grow nearly with it until
-// the work per byte catches up.
+// the work per byte catches up. Each stream count's best step is split into its parts (ForwardProfile: the layers'
+// matmuls, attention, the output head, the rest).
 //   bench_batch [--type Q4_0] [--layers N] [--threads N] [--context 1024] [--cache-type f32|f16] [--steps 4]
 //               [--prefill 2048] [--chunk 256] [--stall 2.5] [--json FILE]
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "g4/model/forward_profile.hpp"
 #include "g4/model/gemma4.hpp"
 #include "g4/model/sampler.hpp"
 #include "g4/session/prefill_budget.hpp"
@@ -70,11 +72,12 @@ int main(int argc, char** argv) try {
   }
   std::vector<ForwardOutput> outs(kMaxStreams);
   std::vector<int32_t> next(kMaxStreams, 2);
-  // One decode step of the first n streams; returns its seconds.
-  auto step = [&](size_t n, std::vector<Gemma4::BatchEntry> extra = {}) {
+  // One decode step of the first n streams (its parts' times into `profile`, if given); returns its seconds.
+  auto step = [&](size_t n, std::vector<Gemma4::BatchEntry> extra = {}, ForwardProfile* profile = nullptr) {
     std::vector<Gemma4::BatchEntry> batch;
     for (size_t s = 0; s < n; ++s) batch.push_back({&seqs[s], {std::span(next).subspan(s, 1)}, &outs[s]});
     batch.insert(batch.end(), extra.begin(), extra.end());
+    outs[0].profile = profile;
     const auto t0 = Clock::now();
     model.ForwardBatch(batch);
     const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -88,13 +91,28 @@ int main(int argc, char** argv) try {
   rewind();
   const std::vector<size_t> streams{1, 2, 4, 8};
   std::vector<double> tps, speedup;
+  std::vector<double> part_matmul, part_attention, part_head, part_rest;  // ms of the best step's parts
   for (size_t n : streams) {
     double best = 1e30;  // the best step of `steps`: the host's bandwidth drifts
-    for (size_t i = 0; i < steps; ++i) best = std::min(best, step(n));
+    ForwardProfile best_parts;
+    for (size_t i = 0; i < steps; ++i) {
+      ForwardProfile parts;
+      const double sec = step(n, {}, &parts);
+      if (sec < best) best = sec, best_parts = parts;
+    }
     rewind();
     tps.push_back(static_cast<double>(n) / best);
     speedup.push_back(tps.back() / tps.front());
-    std::printf("%zu stream(s): %7.2f tokens/s aggregate, %5.2fx one stream (step %.0f ms)\n", n, tps.back(), speedup.back(), best * 1e3);
+    double matmul = 0;
+    for (const auto& [t, sec] : best_parts.matmul_s) matmul += sec;
+    part_matmul.push_back(matmul * 1e3);
+    part_attention.push_back(best_parts.attention_s * 1e3);
+    part_head.push_back(best_parts.head_s * 1e3);
+    part_rest.push_back((best_parts.softcap_s + best_parts.rest_s) * 1e3);
+    std::printf("%zu stream(s): %7.2f tokens/s aggregate, %5.2fx one stream (step %.0f ms: layers' matmuls %.0f, attention "
+                "%.0f, head %.0f, rest %.0f)\n",
+                n, tps.back(), speedup.back(), best * 1e3, part_matmul.back(), part_attention.back(), part_head.back(),
+                part_rest.back());
   }
   // Four streams decoding while a prompt is prefilled beside them, in chunks of chunk_of() tokens.
   double plain = 1e30;
@@ -147,7 +165,9 @@ int main(int argc, char** argv) try {
     };
     f << "{\"type\": \"" << TypeName(type) << "\", \"layers\": " << cfg.n_layers << ", \"threads\": " << threads
       << ", \"context\": " << context << ", \"streams\": [1, 2, 4, 8], \"tokens_per_s\": " << list(tps)
-      << ", \"speedup\": " << list(speedup) << ", \"cache_type\": \"" << TypeName(kv_type)
+      << ", \"speedup\": " << list(speedup) << ", \"step_parts_ms\": {\"layer_matmuls\": " << list(part_matmul)
+      << ", \"attention\": " << list(part_attention) << ", \"head\": " << list(part_head) << ", \"rest\": " << list(part_rest)
+      << "}, \"cache_type\": \"" << TypeName(kv_type)
       << "\", \"step_ms_plain\": " << plain * 1e3
       << ", \"step_ms_during_prefill\": " << learned.seconds / static_cast<double>(learned.steps) * 1e3
       << ", \"step_ms_during_prefill_worst\": " << learned.worst * 1e3

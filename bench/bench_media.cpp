@@ -1,9 +1,10 @@
 // Image and audio input on the Gemma 4 12B shape with synthetic weights (built in memory; no download):
 // for each soft-token budget, the time to preprocess a 4000x3000 photo (target size, antialiased bicubic
 // resize, patchify) and to embed its patches; then 30 s of 44.1 kHz audio resampled to 16 kHz, framed and
-// embedded; beside each, the prefill time of the soft tokens it produces through the decoder's first
-// --prefill-layers layers of the 12B (default 4; 48 = the whole model) and its output head. Prints a table, and
-// JSON with --json FILE.
+// embedded; with FFmpeg (G4_HAVE_VIDEO), a 10 s 640x360 clip (bench/support/synthetic_clip.hpp) decoded at the 32
+// frames transformers samples, each preprocessed and embedded at 70 soft tokens as g4 run --video does; beside each,
+// the prefill time of the soft tokens it produces through the decoder's first --prefill-layers layers of the 12B
+// (default 4; 48 = the whole model) and its output head. Prints a table, and JSON with --json FILE.
 //   bench_media [--type BF16|F16|F32|Q8_0|Q4_0] [--threads N] [--prefill-layers N] [--json FILE]
 #include <algorithm>
 #include <chrono>
@@ -21,6 +22,10 @@
 #include "g4/media/vision_embedder.hpp"
 #include "g4/model/prompt.hpp"
 #include "support/synthetic_model.hpp"
+#if G4_HAVE_VIDEO
+#include "g4/media/video_ffmpeg.hpp"
+#include "support/synthetic_clip.hpp"
+#endif
 
 using namespace g4;
 
@@ -96,11 +101,11 @@ int main(int argc, char** argv) {
     cfg.layers.resize(static_cast<size_t>(cfg.n_layers));
     const bench::SyntheticModel decoder_weights(cfg, type);
     const Gemma4 decoder(cfg, decoder_weights.weights(), pool);
-    // Seconds to prefill the media sequence (boi/boa, soft tokens, eoi/eoa).
-    auto prefill = [&](MediaEmbedding::Kind kind, const std::vector<float>& soft, size_t n) {
+    // Seconds to prefill the media sequence (boi/boa, soft tokens, eoi/eoa; a video's timestamps).
+    auto prefill = [&](const MediaEmbedding& media) {
       if (prefill_layers == 0) return 0.0;
       Prompt prompt(cfg);
-      prompt.AddMedia({kind, soft, n, {}});
+      prompt.AddMedia(media);
       Sequence seq = decoder.NewSequence(prompt.size() + 1, std::max<size_t>(prompt.size(), 512));
       ForwardOutput out;
       const auto t0 = std::chrono::steady_clock::now();
@@ -132,7 +137,7 @@ int main(int argc, char** argv) {
       t0 = std::chrono::steady_clock::now();
       const std::vector<float> soft = vision.Embed(p, pool);
       const double emb = Seconds(t0);
-      row("image 4000x3000 @" + std::to_string(budget), p.size(), pre, emb, prefill(MediaEmbedding::Kind::kImage, soft, p.size()));
+      row("image 4000x3000 @" + std::to_string(budget), p.size(), pre, emb, prefill({MediaEmbedding::Kind::kImage, soft, p.size(), {}}));
     }
     std::vector<float> wave(44100 * 30);
     for (size_t i = 0; i < wave.size(); ++i) wave[i] = static_cast<float>(0.3 * std::sin(i * 0.07) + 0.01 * (rng() % 100) / 100.0);
@@ -142,7 +147,40 @@ int main(int argc, char** argv) {
     t0 = std::chrono::steady_clock::now();
     const std::vector<float> soft = audio.Embed(frames[0], pool);
     const double emb = Seconds(t0);
-    row("audio 30 s @44.1 kHz", frames[0].size(), pre, emb, prefill(MediaEmbedding::Kind::kAudio, soft, frames[0].size()));
+    row("audio 30 s @44.1 kHz", frames[0].size(), pre, emb, prefill({MediaEmbedding::Kind::kAudio, soft, frames[0].size(), {}}));
+#if G4_HAVE_VIDEO
+    {
+      // Preprocess s: decoding the sampled frames (demuxing, seeking, RGB) and their resize and patchify.
+      const bench::SyntheticClip clip = bench::MakeClip(640, 360, 30, 10);
+      MediaEmbedding video{MediaEmbedding::Kind::kVideo, {}, 0, {}};
+      double embed_s = 0, patch_s = 0;
+      VideoOptions frames_only;  // the frames transformers samples (32); the sound is the audio row's work
+      frames_only.audio = false;
+      t0 = std::chrono::steady_clock::now();
+      const DecodedVideo decoded = DecodeVideo(clip.bytes, "clip", frames_only, [&](size_t, double, RgbImage frame) {
+        auto t = std::chrono::steady_clock::now();
+        const ImagePatches p = PreprocessImage(frame, kDefaultVideoFrameBudget, PatchOrder::kHWC, PixelScale::kVideo);
+        patch_s += Seconds(t);
+        t = std::chrono::steady_clock::now();
+        const std::vector<float> frame_soft = vision.Embed(p, pool);
+        embed_s += Seconds(t);
+        video.rows.insert(video.rows.end(), frame_soft.begin(), frame_soft.end());
+        video.n += p.size();
+        video.frames.push_back({p.size(), {236770, 236771, 236772}});  // ~ the ids of "mm:ss "
+      });
+      const double clip_s = Seconds(t0) - embed_s;
+      const size_t n = decoded.indices.size();
+      row("video 640x360 " + std::to_string(n) + "f @70", video.n, clip_s, embed_s, prefill(video));
+      std::printf("  video: %s, %zu KB, %lld frames at %.0f fps; per clip %.1f ms decode + %.1f ms resize/patchify + %.1f ms "
+                  "embed, per frame %.2f + %.2f + %.2f ms\n",
+                  clip.how.c_str(), clip.bytes.size() / 1024, static_cast<long long>(decoded.info.frames), decoded.info.fps,
+                  (clip_s - patch_s) * 1e3, patch_s * 1e3, embed_s * 1e3, (clip_s - patch_s) * 1e3 / n, patch_s * 1e3 / n, embed_s * 1e3 / n);
+      rows << ",\n  {\"input\": \"video 640x360 parts\", \"clip\": \"" << clip.how << "\", \"frames\": " << n << ", \"decode_s\": " << clip_s - patch_s
+           << ", \"patchify_s\": " << patch_s << ", \"embed_s\": " << embed_s << ", \"ms_per_frame\": " << (clip_s + embed_s) * 1e3 / n << "}";
+    }
+#else
+    std::printf("  video: not measured (this bench was built without FFmpeg)\n");
+#endif
     if (!json.empty()) {
       std::ofstream f(json);
       Require(f.good(), json, "cannot write");

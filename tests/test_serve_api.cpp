@@ -1,15 +1,20 @@
 // The OpenAI API translation of g4 serve (g4/serve/openai.hpp): every malformed request is a 400 naming its field
 // (hostile JSON included, never a crash), media decode from data: URLs and base64 WAV (video parts keep their
 // bytes, sampled as vLLM's mm_processor_kwargs say), responses and server-sent events are framed exactly as
-// OpenAI's. The engine behind it: test_serve_engine.cpp; video end to end: test_serve.py.
+// OpenAI's; a video part, embedded as Engine::Submit does on the handler's thread, is its frames then its sound, and
+// is checked against the context before it is decoded. The engine behind it: test_serve_engine.cpp; video end to
+// end: test_serve.py.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
 
+#include "g4/serve/engine.hpp"
 #include "g4/serve/openai.hpp"
+#include "support/temp_files.hpp"
 #include "support/test_data.hpp"
 
 namespace g4_test_serve_api {  // this suite's names, apart from the others' in a unity build (tests/meson.build)
@@ -425,6 +430,60 @@ TEST_CASE("serve: video parts are vLLM's video_url data: URLs, kept as sent; mm_
   assistant["messages"][0]["role"] = "assistant";
   CHECK(RefusedParam(assistant, caps) == "messages[0].content[0]");
 }
+
+#if G4_HAVE_VIDEO
+TEST_CASE("serve: a video part embeds as its frames then its sound, after a context check made before decoding") {
+  // 2.2 s of 100x70 at 25 fps (55 frames) with a 440 Hz tone, lossless, written by the ffmpeg program.
+  const std::string dir = testing::TempDir("serve_video");
+  const std::string cmd = "ffmpeg -hide_banner -nostdin -loglevel error -y -f lavfi -i testsrc2=size=100x70:rate=25:duration=2.2 -f lavfi -i "
+                          "sine=frequency=440:sample_rate=16000:duration=2.2 -c:v ffv1 -c:a pcm_s16le -shortest " + dir + "/clip.mkv";
+  REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, cmd);
+  ThreadPool pool(2);
+  ModelFiles files;
+  files.model = testing::DataDir() + "/golden-gguf/multimodal-bf16.gguf";
+  files.mmproj = testing::DataDir() + "/golden-gguf/multimodal-mmproj-bf16.gguf";
+  const LoadedModel lm(files, pool);
+  Capabilities caps;
+  caps.vision = caps.audio = caps.video = true;
+  auto request = [&](const std::string& clip) {
+    const Json body = {{"mm_processor_kwargs", {{"num_frames", 4}}},
+                       {"messages", {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", "a"}},
+                                                                     {{"type", "video_url"}, {"video_url", {{"url", "data:video/mp4;base64," + Base64(clip)}}}},
+                                                                     {{"type", "text"}, {"text", "b"}}}}}}}};
+    return ParseChatRequest(body, caps);
+  };
+  const ChatRequest r = request(ReadBytes(dir + "/clip.mkv"));
+  const EmbeddedChat chat = EmbedChatMedia(lm, r, 4096);
+  CHECK(chat.request["messages"][0]["content"] == Json::parse(R"([{"type": "text", "text": "a"}, {"type": "video"}, {"type": "audio"},
+                                                                  {"type": "text", "text": "b"}])"));
+  REQUIRE(chat.media.size() == 2);
+  CHECK(chat.media[0]->kind == MediaEmbedding::Kind::kVideo);
+  CHECK(chat.media[0]->n == 4 * 70);  // 100x70 at 70 tokens: 10 x 7 patches
+  REQUIRE(chat.media[0]->frames.size() == 4);
+  // Frames 0, 13, 27, 41 of 55 (arange(0, 55, 13.75)) at 25 fps: 0, 0.52, 1.08, 1.64 s.
+  const char* stamps[] = {"00:00 ", " 00:00 ", " 00:01 ", " 00:01 "};
+  for (size_t f = 0; f < 4; ++f) CHECK(lm.tokenizer().Decode(chat.media[0]->frames[f].prefix_ids) == stamps[f]);
+  CHECK(chat.media[1]->kind == MediaEmbedding::Kind::kAudio);
+  CHECK(chat.media[1]->n == 55);  // 2.2 s of sound at 25 tokens a second
+
+  try {  // 4 frames of ~78 tokens and the sound do not fit 300
+    EmbedChatMedia(lm, r, 300);
+    FAIL("a video over the context was embedded");
+  } catch (const ApiError& e) {
+    CHECK(e.status() == 400);
+    CHECK(e.param() == "messages[0].content[1]");
+    CHECK(e.code() == "context_length_exceeded");
+  }
+  for (const std::string& bad : {std::string(300, 'x'), ReadBytes(dir + "/clip.mkv").substr(0, 2000)}) {
+    try {
+      EmbedChatMedia(lm, request(bad), 4096);
+      FAIL("an undecodable video was embedded");
+    } catch (const Error& e) {
+      CHECK(e.where() == "messages[0].content[1].video_url.url");  // Engine::Submit makes it a 400 naming that
+    }
+  }
+}
+#endif
 
 TEST_CASE("serve: completions take logprobs as a count") {
   const CompletionRequest r = ParseCompletionRequest(Json{{"prompt", "x"}, {"logprobs", 3}, {"frequency_penalty", 0.5}});

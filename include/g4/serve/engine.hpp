@@ -232,7 +232,7 @@ struct EmbeddedChat {
   std::vector<Media> media;
 };
 
-inline EmbeddedChat EmbedChatMedia(const LoadedModel& lm, const ChatRequest& r, size_t context) {
+inline EmbeddedChat EmbedChatMedia(const LoadedModel& lm, const ChatRequest& r, [[maybe_unused]] size_t context) {
   EmbeddedChat out{r.request, {}};
   size_t next = 0;  // r.media[next]: the next media part's
   for (Json& msg : out.request["messages"]) {

@@ -4,10 +4,13 @@ decode token reads must equal the file's own tensor sizes, read here from its he
 layer matrix + the tied token_embd head), by type; the KV bytes at each context must equal what the header's
 attention shape says a token reads (full layers every key, sliding layers at most the window, f32 K and V); every
 row and the decode-step breakdown must be there, and the breakdown's parts must add up to within 10% of the
-measured step. Options for synthetic weights are refused with -m. Speed itself is not checked (bench/ holds goals).
+measured step. On the demo's Hugging Face folder the bytes per token must equal its safetensors headers' sizes. Options
+for synthetic weights are refused with -m. Speed itself is not checked (bench/ holds goals).
 usage: test_bench_cli.py G4_BINARY DATA_DIR"""
+import json
 import pathlib
 import re
+import struct
 import subprocess
 import sys
 
@@ -99,6 +102,20 @@ for c in CONTEXTS:
               f"{total} ms vs {step} ms")
 
 check("peak memory line", re.search(r"peak resident memory [\d.]+ GiB", out) is not None, out[-500:])
+
+# The Hugging Face folder: the same matrices under their HF names, read from each safetensors file's JSON header.
+hf_bytes = 0
+for f in sorted((data / "demo").glob("model-*.safetensors")):
+    with open(f, "rb") as fh:
+        header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+    for name, t in header.items():
+        if re.fullmatch(r"model\.(embed_tokens|layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj))\.weight", name):
+            hf_bytes += t["data_offsets"][1] - t["data_offsets"][0]
+p = subprocess.run([g4, "bench", "-m", str(data / "demo"), "-t", "2", "-p", "4", "-n", "1", "-r", "1", "--context", "0"],
+                   capture_output=True, text=True, timeout=120)
+m = re.search(r"weights read per decode token: (\d+) bytes", p.stdout)
+check("HF folder: bytes per token = its safetensors' matrices + embed_tokens",
+      p.returncode == 0 and m is not None and int(m.group(1)) == hf_bytes, f"exit {p.returncode}, {m and m.group(0)} vs {hf_bytes}")
 
 for flag, value in (("--type", "Q8_0"), ("--layers", "2")):
     p = subprocess.run([g4, "bench", "-m", str(gguf), flag, value], capture_output=True, text=True, timeout=60)

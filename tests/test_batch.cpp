@@ -93,6 +93,34 @@ TEST_CASE("batched forward: decode, prefill, verification and an image block in 
   }
 }
 
+TEST_CASE("batched forward: a prompt chunk without logits fills its cache as with them, beside others") {
+  ThreadPool pool(2);
+  testing::RandomModel rm = testing::MakeRandomModel("SSFSSF", 4, true, 17);
+  const Gemma4 model(rm.cfg, rm.weights, pool);
+  const int V = rm.cfg.vocab_size;
+  const auto history = Tokens(9, V, 1), chunk = Tokens(5, V, 2), rest = Tokens(3, V, 3);
+  // The prompt chunk with and without logits, each beside a decoding sequence, then the prompt's last chunk.
+  Sequence with = model.NewSequence(64, 6), without = model.NewSequence(64, 6);
+  Sequence other_a = model.NewSequence(64, 6), other_b = model.NewSequence(64, 6);
+  ForwardOutput o;
+  model.Forward(other_a, {history}, o);
+  model.Forward(other_b, {history}, o);
+  ForwardOutput with_out, without_out, other_a_out, other_b_out;
+  without_out.no_logits = true;
+  model.ForwardBatch(std::vector<Gemma4::BatchEntry>{{&with, {chunk}, &with_out}, {&other_a, {std::span(rest).first(1)}, &other_a_out}});
+  model.ForwardBatch(std::vector<Gemma4::BatchEntry>{{&without, {chunk}, &without_out}, {&other_b, {std::span(rest).first(1)}, &other_b_out}});
+  CHECK(without_out.logits.empty());
+  CHECK(without_out.final_hidden.empty());
+  CHECK(with_out.logits.size() == static_cast<size_t>(V));
+  CHECK(without.pos() == with.pos());
+  CHECK(RelErr(other_b_out.logits, other_a_out.logits) < 1e-5);
+  without_out.no_logits = false;
+  model.Forward(with, {rest}, with_out);
+  model.Forward(without, {rest}, without_out);
+  CHECK(without_out.logits.size() == static_cast<size_t>(V));
+  CHECK(RelErr(without_out.logits, with_out.logits) < 1e-5);
+}
+
 TEST_CASE("batched forward: bad batches are errors") {
   ThreadPool pool(1);
   testing::RandomModel rm = testing::MakeRandomModel("SF", 4, true, 3);

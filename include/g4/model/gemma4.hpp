@@ -38,6 +38,8 @@ struct ForwardInput {
 
 struct ForwardOutput {
   bool all_logits = false;                    // logits for every position (else only the last)
+  bool no_logits = false;                     // neither logits nor final_hidden (a prompt chunk before the last:
+                                              // its head row would cost a decode row's share of the head)
   std::vector<float> logits;                  // [n or 1, vocab]
   std::vector<std::vector<float>>* hidden = nullptr;  // if set: n_layers + 1 entries of [n, hidden] (tests)
   std::vector<float> final_hidden;            // [n or 1, hidden] final-norm output at the logits' rows (drafter input)
@@ -176,8 +178,9 @@ class Gemma4 {
 
   void PrepareOutput(size_t n, ForwardOutput& out) const {
     const size_t V = static_cast<size_t>(cfg_.vocab_size), H = static_cast<size_t>(cfg_.hidden_size);
-    out.logits.assign(out.all_logits ? n * V : V, 0.0f);
-    out.final_hidden.assign(out.all_logits ? n * H : H, 0.0f);
+    const size_t rows = out.no_logits ? 0 : out.all_logits ? n : 1;
+    out.logits.assign(rows * V, 0.0f);
+    out.final_hidden.assign(rows * H, 0.0f);
     if (out.hidden) out.hidden->assign(static_cast<size_t>(cfg_.n_layers) + 1, {});
   }
 
@@ -244,6 +247,7 @@ class Gemma4 {
       const Rows& r = parts[p];
       ForwardOutput& out = *r.out;
       const float* rows = xn.data() + row0[p] * H;
+      if (out.no_logits) continue;
       if (out.all_logits) {
         std::copy_n(rows, r.n() * H, out.final_hidden.begin() + static_cast<std::ptrdiff_t>(r.begin * H));
         head_in.insert(head_in.end(), rows, rows + r.n() * H);

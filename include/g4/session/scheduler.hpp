@@ -329,6 +329,7 @@ class Scheduler {
     std::vector<size_t> chunk;  // prompt tokens of each entry (0: a decode token)
     for (Slot& s : slots_) {
       if (!s.job || s.job->next < 0) continue;
+      s.job->out.no_logits = false;
       batch.push_back({&s.seq, {std::span(&s.job->next, 1)}, &s.job->out});
       owners.push_back(&s);
       chunk.push_back(0);
@@ -356,6 +357,7 @@ class Scheduler {
       }
       budget -= std::min(budget, n);
       prefilled += n;
+      j.out.no_logits = n < left;  // only the prompt's last chunk needs the head
       batch.push_back({&s->seq, {in.tokens.first(n), in.soft_embeddings, in.soft_index.first(n), in.block_id.first(n)}, &j.out});
       owners.push_back(s);
       chunk.push_back(n);

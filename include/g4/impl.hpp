@@ -11,10 +11,24 @@
 // best target the CPU supports, or to the one ForceTarget chose.
 #ifdef G4_IMPLEMENTATION
 
+// A build may compile the kernels as several units, in parallel, that each include this file: one defines
+// G4_IMPL_DISPATCH (the dispatch tables and the public functions; every target's kernels only declared), each other
+// G4_IMPL_PART_DISABLES, the targets it leaves to the others, and one of those G4_IMPL_PART_STATIC (Highway's
+// baseline target, which every unit passes over last). examples/g4/impl/ is the g4 program's split.
+#ifndef G4_IMPL_CONFIGURED  // the first inclusion (foreach_target re-includes this file once per target)
+#define G4_IMPL_CONFIGURED
+#if defined(G4_IMPL_PART_DISABLES) && defined(HWY_DISABLED_TARGETS)
+#error "g4/impl.hpp: a part of a split build cannot also take HWY_DISABLED_TARGETS"
+#endif
+#ifndef G4_IMPL_PART_DISABLES
+#define G4_IMPL_PART_DISABLES 0
+#define G4_IMPL_WHOLE_OR_DISPATCH
+#endif
 // SSSE3 adds nothing over SSE4 for these kernels and would cost another full compile of them.
 #ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS HWY_SSSE3
+#define HWY_DISABLED_TARGETS (HWY_SSSE3 | G4_IMPL_PART_DISABLES)
 #endif
+#endif  // G4_IMPL_CONFIGURED
 // AVX3_DL (Ice Lake and later: VNNI, VBMI) is opt-in in Highway 1.0.3; the int8 matmul uses its VNNI dot.
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL
@@ -25,13 +39,17 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#if defined(G4_IMPL_DISPATCH)
+#include "g4/kernels/exports-inl.h"
+#elif defined(G4_IMPL_WHOLE_OR_DISPATCH) || HWY_TARGET != HWY_STATIC_TARGET || defined(G4_IMPL_PART_STATIC)
 #include "g4/kernels/activations-inl.h"
 #include "g4/kernels/attention-inl.h"
 #include "g4/kernels/matmul-inl.h"
 #include "g4/kernels/norms-inl.h"
 #include "g4/kernels/rope-inl.h"
+#endif
 
-#if HWY_ONCE
+#if HWY_ONCE && defined(G4_IMPL_WHOLE_OR_DISPATCH)
 #include <string>
 #include <vector>
 
@@ -193,6 +211,6 @@ bool KernelsReadRowGroups() {
 }
 
 }  // namespace g4
-#endif  // HWY_ONCE
 #include "g4/media/stb_image_impl.hpp"  // stb_image's code, for g4/media/image.hpp
+#endif  // HWY_ONCE
 #endif  // G4_IMPLEMENTATION

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test suite twice: an optimised build, then an AddressSanitizer + UndefinedBehaviorSanitizer build.
-# Prints one closing line "N passed, N failed, K skipped" over both runs.
+# Runs every test suite once, in one build under AddressSanitizer + UndefinedBehaviorSanitizer that also compiles the
+# benchmarks (not run). Prints each phase's time and one closing line "N passed, N failed, K skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -29,32 +29,18 @@ count() {  # dir: adds the results of the meson test run in dir (a test that mus
   # cases of the other suites, which each suite's --source-file filter leaves out).
   skipped=$((skipped + $(grep -cE '"result": "SKIP"' "$log") + $(grep -o 'SKIPPED: ' "$log" | wc -l)))
 }
-hwy_targets_to_skip() {  # prints the Highway targets the sanitizer build leaves out, as a bit mask (see below)
-  local probe; probe=$(mktemp) || return 1
-  printf '%s\n' '#define HWY_WANT_AVX3_DL' '#include <hwy/targets.h>' '#include <cstdio>' \
-    'int main() {' \
-    '  const long long runnable = hwy::SupportedTargets() & HWY_TARGETS, best = runnable & -runnable;' \
-    '  std::printf("%lldLL", ~(best | HWY_AVX2 | HWY_STATIC_TARGET | HWY_SCALAR | HWY_EMU128));' \
-    '}' | c++ -x c++ - -o "$probe" $(pkg-config --cflags --libs libhwy) && "$probe"
-  local rc=$?; rm -f "$probe"; return $rc
-}
 tests/fetch_gemma3_tokenizer.sh || echo "warning: no Gemma 3 tokenizer.json; test_text skips its cases"
 tests/fetch_test_packages.sh || echo "warning: npm packages missing; the serve-openai-client and serve-web-chat tests skip"
 phase "test data and packages"
-# The release build also compiles the benchmarks (not run), so a compiler or library change cannot break them unseen.
-# Both builds are unity builds: the suites share a few translation units (tests/meson.build says why).
-run_build build -Dbuildtype=release -Dbenches=true -Dunity=on -Dunity_size=7 && true; count build
-phase "release build and tests"
-# -g1: line tables only, enough for the sanitizers' stack traces; full -g spent 3/4 of the kernels' compile
-# tracking variables nobody reads. -O1: the sanitizers' usual level. The kernels' translation unit is the costliest,
-# one compile of every kernel per Highway target (AVX3 and AVX3_DL hold 3/4 of its code): this build compiles the
-# best target this CPU runs (what users of the CPU get), AVX2 (which G4_KERNELS=AVX2 tests force) and the portable
-# baseline. On the 2-core Zen 3 that is 271 CPU-s instead of 825 with AVX3 and AVX3_DL. The release build above
-# compiles and checks every target the CPU runs.
-disabled_targets=$(hwy_targets_to_skip) || { echo "[run_all] cannot list this CPU's Highway targets"; exit 1; }
+# One build: the sanitizers' usual -O1, line tables only (-g1: enough for their stack traces; full -g spent 3/4 of
+# the kernels' compile tracking variables nobody reads), every Highway target compiled (the kernel suites check each
+# one this CPU runs against the scalar references). Until 2026-12-07 an optimised build ran every suite a second
+# time first, for half of CI's 44 minutes (docs/performance.md); the README's first command builds that one. Unity
+# build: the suites share a few translation units (tests/meson.build says why); the kernels compile as four units
+# (meson.build), so that both of CI's cores share them.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  run_build build-asan -Dbenches=false -Dunity=on -Dunity_size=7 -Doptimization=1 -Ddebug=true -Db_ndebug=false \
-    "-Dcpp_args=['-g1', '-DHWY_DISABLED_TARGETS=($disabled_targets)']" -Db_sanitize=address,undefined -Db_lundef=false
+  run_build build-asan -Dbenches=true -Dunity=on -Dunity_size=7 -Doptimization=1 -Ddebug=true -Db_ndebug=false \
+    "-Dcpp_args=['-g1']" -Db_sanitize=address,undefined -Db_lundef=false
 count build-asan
 phase "sanitizer build and tests"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -124,6 +124,7 @@ TEST_CASE("scheduler: requests arriving and cancelled at random steps end cleanl
     opt.context = 64;
     opt.max_chunk = 6;
     opt.prefill_budget = 1 + seed * 2;  // 3, 5, 7: prompts go in several chunks
+    opt.prefill_stall = 0;  // a fixed budget, so each seed plays the same steps (a learned one follows the clock)
     const std::vector<Planned> plan = Plan(model, seed, 16, opt.context, opt.max_chunk);
     Scheduler sched(model, nullptr, {}, opt);
     std::map<uint64_t, size_t> which;  // id -> plan index

@@ -311,7 +311,12 @@ def main():
     # Images and audio on the multimodal checkpoint: the same tokens as g4 run --image / --audio.
     mm = os.path.join(GGUF, "multimodal-bf16.gguf")
     mmproj = os.path.join(GGUF, "multimodal-mmproj-bf16.gguf")
-    srv = Server("-m", mm, "--mmproj", mmproj, "-c", "4096")  # room for a clip's 32 frames of 70 soft tokens
+    media_dir = os.path.join(DATA, "media")
+    bad = subprocess.run([G4, "serve", "-m", mm, "--port", "0", "--allowed-local-media-path", os.path.join(media_dir, "none")],
+                         capture_output=True, text=True, timeout=60)
+    check(bad.returncode != 0 and "--allowed-local-media-path" in bad.stderr, "a missing media folder: %r" % bad.stderr)
+    srv = Server("-m", mm, "--mmproj", mmproj, "-c", "4096",  # room for a clip's 32 frames of 70 soft tokens
+                 "--allowed-local-media-path", media_dir)
     try:
         with open(os.path.join(DATA, "media", "sample.png"), "rb") as f:
             png = base64.b64encode(f.read()).decode()
@@ -326,6 +331,14 @@ def main():
         expected = g4_run("-m", mm, "--mmproj", mmproj, "--image", os.path.join(DATA, "media", "sample.png"), "-p", q,
                           "-n", "8", "--temp", "0")
         check(expected == content(r) + "\n", "image chat %r differs from g4 run %r" % (content(r), expected))
+        # The same picture as a file:// URL under --allowed-local-media-path; a file outside it is refused.
+        file_msg = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file://" + os.path.realpath(
+            os.path.join(media_dir, "sample.png"))}}, {"type": "text", "text": q}]}]
+        status, r = srv.request("POST", "/v1/chat/completions", chat(file_msg, max_tokens=8))
+        check(status == 200 and expected == content(r) + "\n", "file:// image chat: %s" % r)
+        expect_error(srv, 400, chat([{"role": "user", "content": [{"type": "image_url", "image_url": {
+            "url": "file://" + os.path.realpath(os.path.join(media_dir, "..", "demo", "config.json"))}}]}]),
+            "messages[0].content[0].image_url.url")
         audio_msg = [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}},
                                                   {"type": "text", "text": q}]}]
         status, r = srv.request("POST", "/v1/chat/completions", chat(audio_msg, max_tokens=8))

@@ -52,16 +52,23 @@ std::string Base64(std::string_view bytes) {
 
 Json Chat(const std::string& text = "hi") { return {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", text}}}}}; }
 
-// The field a request is refused for (its status must be 400).
-std::string RefusedParam(const Json& body, const Capabilities& caps = {}) {
+// How a request is refused (its status must be 400, its message not empty); an accepted one fails the test.
+ApiError Refusal(const Json& body, const Capabilities& caps = {}) {
   try {
     ParseChatRequest(body, caps);
   } catch (const ApiError& e) {
     CHECK(e.status() == 400);
     CHECK(std::string(e.what()).size() > 0);
-    return e.param().empty() ? "<none>" : e.param();
+    return e;
   }
-  return "";
+  FAIL("the request was accepted");
+  return ApiError(0, "");
+}
+
+// The field a request is refused for.
+std::string RefusedParam(const Json& body, const Capabilities& caps = {}) {
+  const ApiError e = Refusal(body, caps);
+  return e.param().empty() ? "<none>" : e.param();
 }
 
 std::vector<Json> Events(const std::string& sse) {
@@ -363,6 +370,45 @@ TEST_CASE("serve: images from data: URLs, audio from base64 WAV") {
   CHECK(RefusedParam(audio_msg({{"data", Base64(wav)}}), {}) == "messages[0].content[0]");  // no audio embedder
 }
 
+TEST_CASE("serve: file:// media only under --allowed-local-media-path, read as the same bytes as a data: URL") {
+  namespace fs = std::filesystem;
+  const std::string png = ReadBytes(testing::DataDir() + "/media/sample.png");
+  const fs::path root = testing::TempDir("local_media");
+  fs::create_directories(root / "allowed");
+  fs::create_directories(root / "outside");
+  testing::WriteBytes((root / "allowed" / "cat.png").string(), testing::Bytes(png));
+  testing::WriteBytes((root / "outside" / "secret.png").string(), testing::Bytes(png));
+  testing::WriteBytes((root / "allowed" / "clip.bin").string(), testing::Bytes("some video bytes"));
+  fs::create_symlink(root / "outside" / "secret.png", root / "allowed" / "link.png");
+  Capabilities caps;
+  caps.vision = caps.video = true;
+  caps.local_media = fs::canonical(root / "allowed");
+  auto image_msg = [](const std::string& url) {
+    return Json{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", {{"url", url}}}}}}}}}};
+  };
+  const std::string field = "messages[0].content[0].image_url.url";
+  const RgbImage want = ParseChatRequest(image_msg("data:image/png;base64," + Base64(png)), caps).media[0].image;
+  const RgbImage got = ParseChatRequest(image_msg("file://" + (root / "allowed" / "cat.png").string()), caps).media[0].image;
+  CHECK((got.width == want.width && got.height == want.height && got.pixels == want.pixels));
+  // A video's bytes as they are in the file.
+  const Json video = {{"messages", {{{"role", "user"}, {"content", {{{"type", "video_url"}, {"video_url", {{"url", "file://" + (root / "allowed" / "clip.bin").string()}}}}}}}}}};
+  const std::vector<std::byte> clip = ParseChatRequest(video, caps).media[0].video;
+  CHECK(std::string(reinterpret_cast<const char*>(clip.data()), clip.size()) == "some video bytes");
+  // Outside the folder, by "..", by a symbolic link, relative, missing, a folder, too large, or without the flag.
+  for (const std::string& path : {(root / "allowed" / ".." / "outside" / "secret.png").string(), (root / "allowed" / "link.png").string(),
+                                  std::string("allowed/cat.png"), (root / "allowed" / "none.png").string(), (root / "allowed").string(),
+                                  (root / "allowedx" / "cat.png").string()}) {
+    CAPTURE(path);
+    CHECK(RefusedParam(image_msg("file://" + path), caps) == field);
+  }
+  Capabilities small = caps;
+  small.local_media_max_bytes = png.size() - 1;
+  CHECK(RefusedParam(image_msg("file://" + (root / "allowed" / "cat.png").string()), small) == field);
+  Capabilities closed = caps;
+  closed.local_media.clear();
+  CHECK(RefusedParam(image_msg("file://" + (root / "allowed" / "cat.png").string()), closed) == field);
+}
+
 TEST_CASE("serve: video parts are vLLM's video_url data: URLs, kept as sent; mm_processor_kwargs samples them") {
   // Any bytes: the container is sniffed by FFmpeg when the request is embedded (test_serve.py), never from the MIME type.
   const std::string clip = std::string("\x1a\x45\xdf\xa3 matroska-ish \0\xff bytes", 26);
@@ -396,16 +442,12 @@ TEST_CASE("serve: video parts are vLLM's video_url data: URLs, kept as sent; mm_
   CHECK(RefusedParam(video_msg({{"url", url}}, {{"mm_processor_kwargs", 3}}), caps) == "mm_processor_kwargs");
 
   // Refusals name the part or its url.
-  for (const char* remote : {"https://example.com/clip.mp4", "file:///etc/passwd", "/tmp/clip.mp4"}) {
+  for (const char* remote : {"https://example.com/clip.mp4", "/tmp/clip.mp4", "file:///etc/passwd"}) {
     CAPTURE(remote);
-    try {
-      ParseChatRequest(video_msg({{"url", remote}}), caps);
-      FAIL("a remote video was accepted");
-    } catch (const ApiError& e) {
-      CHECK(e.status() == 400);
-      CHECK(e.param() == "messages[0].content[0].video_url.url");
-      CHECK(std::string(e.what()).find("g4 never downloads") != std::string::npos);
-    }
+    const ApiError e = Refusal(video_msg({{"url", remote}}), caps);
+    CHECK(e.param() == "messages[0].content[0].video_url.url");
+    const bool file = std::string_view(remote).starts_with("file://");
+    CHECK(std::string(e.what()).find(file ? "--allowed-local-media-path" : "g4 never downloads") != std::string::npos);
   }
   CHECK(RefusedParam(video_msg({{"url", "data:video/mp4," + clip.substr(0, 4)}}), caps) == "messages[0].content[0].video_url.url");
   CHECK(RefusedParam(video_msg({{"url", "data:video/mp4;base64,!!!!"}}), caps) == "messages[0].content[0].video_url.url");
@@ -418,14 +460,9 @@ TEST_CASE("serve: video parts are vLLM's video_url data: URLs, kept as sent; mm_
   CHECK(RefusedParam(video_msg({{"url", url}}), blind) == "messages[0].content[0]");
   Capabilities no_ffmpeg = caps;
   no_ffmpeg.video = false;
-  try {
-    ParseChatRequest(video_msg({{"url", url}}), no_ffmpeg);
-    FAIL("a g4 without FFmpeg took a video");
-  } catch (const ApiError& e) {
-    CHECK(e.status() == 400);
-    CHECK(e.param() == "messages[0].content[0]");
-    CHECK(std::string(e.what()) == "this g4 was built without video support (FFmpeg)");
-  }
+  const ApiError e = Refusal(video_msg({{"url", url}}), no_ffmpeg);
+  CHECK(e.param() == "messages[0].content[0]");
+  CHECK(std::string(e.what()) == "this g4 was built without video support (FFmpeg)");
   Json assistant = video_msg({{"url", url}});
   assistant["messages"][0]["role"] = "assistant";
   CHECK(RefusedParam(assistant, caps) == "messages[0].content[0]");

@@ -41,7 +41,8 @@ GET /metrics (Prometheus), POST /tokenize and /detokenize (llama-server's shapes
   --api-key KEY           require "Authorization: Bearer KEY" (also read from G4_API_KEY)
   --alias NAME            the model's name in responses and /v1/models (default: the file's name)
   --chat-template-file F  a Jinja chat template for requests with tools (default: the model's own)
-  --max-body-mb N         largest request body in MiB (default 64; larger: 413)
+  --max-body-mb N         largest request body in MiB (default 64; larger: 413), and largest file:// media file
+  --allowed-local-media-path DIR  image_url and video_url parts may also be file:// URLs of files under DIR
   --no-warmup             do not read the weights into memory before serving
   --shutdown-grace S      on SIGINT/SIGTERM, let running requests finish for S seconds (default 10), then cancel
 )";
@@ -166,7 +167,8 @@ void HandleDetokenize(Server& s, const httplib::Request& req, httplib::Response&
 int RunServe(std::vector<std::string> argv) {
   const g4cli::Args args(argv,
                          {"--model", "--mmproj", "--draft", "--host", "--port", "--parallel", "--queue", "--ctx-size", "--batch-size",
-                          "--cache-type", "--threads", "--api-key", "--alias", "--chat-template-file", "--max-body-mb", "--shutdown-grace"},
+                          "--cache-type", "--threads", "--api-key", "--alias", "--chat-template-file", "--max-body-mb", "--shutdown-grace",
+                          "--allowed-local-media-path"},
                          {"--help", "--no-warmup"},
                          {{"-m", "--model"}, {"-np", "--parallel"}, {"-c", "--ctx-size"}, {"-b", "--batch-size"}, {"-t", "--threads"}, {"-h", "--help"}});
   if (args.has("--help")) return std::printf("%s", kHelp), 0;
@@ -183,6 +185,13 @@ int RunServe(std::vector<std::string> argv) {
   so.cache_type = KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
   const auto grace = std::chrono::milliseconds(args.get_int("--shutdown-grace", 10, 0, 3600) * 1000);
   const size_t max_body = static_cast<size_t>(args.get_int("--max-body-mb", 64, 1, 4096)) << 20;
+  std::filesystem::path local_media;  // file:// media allowed under this folder (vLLM's flag)
+  if (args.has("--allowed-local-media-path")) {
+    std::error_code ec;
+    local_media = std::filesystem::canonical(args.get("--allowed-local-media-path"), ec);
+    Require(!ec && std::filesystem::is_directory(local_media), "--allowed-local-media-path",
+            "'" + args.get("--allowed-local-media-path") + "' is not a folder");
+  }
   std::string api_key = args.get("--api-key");
   if (api_key.empty())
     if (const char* env = std::getenv("G4_API_KEY")) api_key = env;
@@ -273,6 +282,8 @@ int RunServe(std::vector<std::string> argv) {
     s.caps.video = true;  // video_url parts need FFmpeg (the meson feature video)
 #endif
     s.caps.chat_template = lm.chat_template() != nullptr;
+    s.caps.local_media = local_media;
+    s.caps.local_media_max_bytes = max_body;
     s.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     ready = &s;
     std::fprintf(stderr, "g4 serve: ready (%s, %zu slot(s) of %zu tokens)\n", name.c_str(), so.slots, so.context);

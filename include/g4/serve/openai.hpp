@@ -8,9 +8,11 @@
 // {"type": "image"} / {"type": "audio"} / {"type": "video"}) and the decoded media in order; the session renders the model's chat
 // template and parses the answer (content, reasoning, tool calls) into the MessageDeltas that stream here.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <random>
@@ -23,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "g4/core/error.hpp"
+#include "g4/core/mapped_file.hpp"
 #include "g4/media/audio.hpp"
 #include "g4/media/image.hpp"
 #include "g4/media/image_patches.hpp"
@@ -186,6 +189,8 @@ struct Capabilities {
   bool vision = false, audio = false;
   bool video = false;          // this g4 was built with FFmpeg (G4_HAVE_VIDEO)
   bool chat_template = false;  // tools and tool turns need the model's (or a given) Jinja chat template
+  std::filesystem::path local_media;  // file:// media under this canonical folder (empty: none)
+  size_t local_media_max_bytes = 64u << 20;
 };
 
 // A decoded image or audio clip of a chat request, or a video's bytes, embedded later on the handler's thread
@@ -263,6 +268,37 @@ inline void ParseCommon(const Json& body, GenerateParams& p, bool& stream, bool&
     Bad("logit_bias", "logit_bias is not supported yet");
 }
 
+// The bytes a media URL names: a base64 data: URL, or, where the server was started with vLLM's
+// --allowed-local-media-path, a file:// URL of a file under that folder (the path's symbolic links and ".." are
+// resolved before it is compared, and a path outside the folder is refused before anything is opened, so a request
+// cannot learn which files exist elsewhere). Nothing is ever downloaded.
+inline std::vector<std::byte> MediaUrlBytes(const std::string& url, const std::string& where, const Capabilities& caps,
+                                            std::string_view example) {
+  if (url.starts_with("file://")) {
+    if (caps.local_media.empty()) Bad(where, where + ": file:// URLs need the server's --allowed-local-media-path");
+    const std::string path = url.substr(7);
+    std::error_code ec;
+    const std::filesystem::path file = path.starts_with('/') ? std::filesystem::weakly_canonical(path, ec) : std::filesystem::path();
+    const auto [folder_end, file_at] = std::mismatch(caps.local_media.begin(), caps.local_media.end(), file.begin(), file.end());
+    if (ec || file.empty() || folder_end != caps.local_media.end())
+      Bad(where, where + ": " + path + " is not an absolute path under --allowed-local-media-path");
+    try {
+      const MappedFile f(file.string());
+      if (f.size() > caps.local_media_max_bytes) Bad(where, where + ": " + path + " is larger than --max-body-mb");
+      return {f.bytes().begin(), f.bytes().end()};
+    } catch (const Error& e) {
+      Bad(where, e.what());
+    }
+  }
+  if (!url.starts_with("data:"))
+    Bad(where, where + ": only data: URLs" + std::string(caps.local_media.empty() ? "" : " and file:// URLs") +
+                   " are supported; g4 never downloads");
+  const size_t comma = url.find(',');
+  if (comma == std::string::npos || url.substr(0, comma).find(";base64") == std::string::npos)
+    Bad(where, where + " must be a base64 data: URL (" + std::string(example) + ")");
+  return DecodeBase64(std::string_view(url).substr(comma + 1), where);
+}
+
 inline int BudgetForDetail(const Json& image_url, const std::string& param) {
   const auto detail = String(image_url, "detail", param + ".detail").value_or("auto");
   if (detail == "auto") return kDefaultImageBudget;
@@ -289,11 +325,7 @@ inline InputMedia ImagePart(const Json& part, const std::string& param, const Ca
   }
   if (!caps.vision) Bad(param, "this model has no vision embedder (start the server with --mmproj)");
   const std::string where = param + ".image_url.url";
-  if (!url.starts_with("data:")) Bad(where, where + ": only data: URLs (base64 images) are supported; the server fetches nothing");
-  const size_t comma = url.find(',');
-  if (comma == std::string::npos || url.substr(0, comma).find(";base64") == std::string::npos)
-    Bad(where, where + " must be a base64 data: URL (data:image/png;base64,...)");
-  const std::vector<std::byte> bytes = DecodeBase64(std::string_view(url).substr(comma + 1), where);
+  const std::vector<std::byte> bytes = MediaUrlBytes(url, where, caps, "data:image/png;base64,...");
   try {
     out.image = DecodeImage(bytes, where);
   } catch (const Error& e) {
@@ -335,14 +367,9 @@ inline InputMedia VideoPart(const Json& part, const std::string& param, const Ca
   if (!caps.video) Bad(param, "this g4 was built without video support (FFmpeg)");
   if (!caps.vision) Bad(param, "this model has no vision embedder (start the server with --mmproj)");
   const std::string where = param + ".video_url.url";
-  const std::string& u = url->get_ref<const std::string&>();
-  if (!u.starts_with("data:")) Bad(where, where + ": only data: URLs (base64 video files) are supported; g4 never downloads");
-  const size_t comma = u.find(',');
-  if (comma == std::string::npos || u.substr(0, comma).find(";base64") == std::string::npos)
-    Bad(where, where + " must be a base64 data: URL (data:video/mp4;base64,...)");
   InputMedia out;
   out.kind = Part::Kind::kVideo;
-  out.video = DecodeBase64(std::string_view(u).substr(comma + 1), where);
+  out.video = MediaUrlBytes(url->get_ref<const std::string&>(), where, caps, "data:video/mp4;base64,...");
   if (out.video.empty()) Bad(where, where + " holds no bytes");
   out.param = param;
   return out;

@@ -13,20 +13,21 @@
 
 // A build may compile the kernels as several units, in parallel, that each include this file: one defines
 // G4_IMPL_DISPATCH (the dispatch tables and the public functions; every target's kernels only declared), each other
-// G4_IMPL_PART_DISABLES, the targets it leaves to the others, and one of those G4_IMPL_PART_STATIC (Highway's
-// baseline target, which every unit passes over last). examples/g4/impl/ is the g4 program's split.
+// G4_IMPL_PART_BEST and G4_IMPL_PART_WORST, the range of targets it compiles (Highway numbers better targets lower;
+// the part whose range holds the baseline target compiles it). examples/g4/impl/ is the g4 program's split.
 #ifndef G4_IMPL_CONFIGURED  // the first inclusion (foreach_target re-includes this file once per target)
 #define G4_IMPL_CONFIGURED
-#if defined(G4_IMPL_PART_DISABLES) && defined(HWY_DISABLED_TARGETS)
+#ifdef G4_IMPL_PART_WORST
+#ifdef HWY_DISABLED_TARGETS
 #error "g4/impl.hpp: a part of a split build cannot also take HWY_DISABLED_TARGETS"
 #endif
-#ifndef G4_IMPL_PART_DISABLES
-#define G4_IMPL_PART_DISABLES 0
-#define G4_IMPL_WHOLE_OR_DISPATCH
+// Outside the range, apart from the baseline targets (Highway needs them in every unit): better, or worse.
+#define HWY_DISABLED_TARGETS                                                                                       \
+  (HWY_SSSE3 | ((((G4_IMPL_PART_BEST) - 1) | ~((G4_IMPL_PART_WORST) | ((G4_IMPL_PART_WORST) - 1))) & ~HWY_BASELINE_TARGETS))
 #endif
 // SSSE3 adds nothing over SSE4 for these kernels and would cost another full compile of them.
 #ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | G4_IMPL_PART_DISABLES)
+#define HWY_DISABLED_TARGETS HWY_SSSE3
 #endif
 #endif  // G4_IMPL_CONFIGURED
 // AVX3_DL (Ice Lake and later: VNNI, VBMI) is opt-in in Highway 1.0.3; the int8 matmul uses its VNNI dot.
@@ -41,7 +42,7 @@
 
 #if defined(G4_IMPL_DISPATCH)
 #include "g4/kernels/exports-inl.h"
-#elif defined(G4_IMPL_WHOLE_OR_DISPATCH) || HWY_TARGET != HWY_STATIC_TARGET || defined(G4_IMPL_PART_STATIC)
+#elif !defined(G4_IMPL_PART_WORST) || (HWY_TARGET >= (G4_IMPL_PART_BEST) && HWY_TARGET <= (G4_IMPL_PART_WORST))
 #include "g4/kernels/activations-inl.h"
 #include "g4/kernels/attention-inl.h"
 #include "g4/kernels/matmul-inl.h"
@@ -49,7 +50,7 @@
 #include "g4/kernels/rope-inl.h"
 #endif
 
-#if HWY_ONCE && defined(G4_IMPL_WHOLE_OR_DISPATCH)
+#if HWY_ONCE && !defined(G4_IMPL_PART_WORST)
 #include <string>
 #include <vector>
 

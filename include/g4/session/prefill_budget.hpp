@@ -61,7 +61,8 @@ class PrefillBudget {
   // The plain step of `decoding` rows, or of the most rows measured below (a shorter step: a smaller budget);
   // -1 if none.
   double Plain(size_t decoding) const {
-    for (size_t d = std::min(decoding, plain_.size() ? plain_.size() - 1 : 0); d >= 1 && d < plain_.size(); --d)
+    if (plain_.empty()) return -1.0;
+    for (size_t d = std::min(decoding, plain_.size() - 1); d >= 1; --d)
       if (plain_[d] > 0.0) return plain_[d];
     return -1.0;
   }

@@ -1,6 +1,7 @@
 // A video file as conversation parts (docs/video.md): the sampled frames as one video item, then, unless
 // VideoOptions::audio is off, its audio track (16 kHz mono) as audio items in 30 s pieces, as Google demonstrates
-// video understanding; and a clip's prompt tokens estimated before it is decoded. Needs FFmpeg (g4/media/video_ffmpeg.hpp): include it only where G4_HAVE_VIDEO is set.
+// video understanding; and a clip's prompt tokens estimated before it is decoded. Needs FFmpeg
+// (g4/media/video_ffmpeg.hpp): include it only where G4_HAVE_VIDEO is set.
 #pragma once
 #include <span>
 #include <string>

@@ -85,6 +85,8 @@ struct LayerKV {
 
   // The raw bytes of one cached row (copy, save and restore move rows without conversion).
   size_t row_bytes() const { return head_dim * GetTypeInfo(type).block_bytes; }
+  // The bytes of the K buffer (and again of the V buffer): [n_kv_heads, capacity] rows.
+  uint64_t buffer_bytes() const { return CheckedMul(CheckedMul(n_kv_heads, capacity, "kv cache"), row_bytes(), "kv cache"); }
   std::byte* RowBytes(AlignedBuffer& b, size_t head, int64_t pos) const { return b.data() + Offset(head, pos) * GetTypeInfo(type).block_bytes; }
   const std::byte* RowBytes(const AlignedBuffer& b, size_t head, int64_t pos) const {
     return b.data() + Offset(head, pos) * GetTypeInfo(type).block_bytes;
@@ -120,17 +122,27 @@ class KVCache {
   // context: the most positions this sequence may reach; max_chunk: the most tokens one forward call processes;
   // type: F32 (default: matches the reference to 1e-5) or F16 (half the memory, ~1e-3 relative rounding).
   KVCache(const Gemma4Config& cfg, size_t context, size_t max_chunk, Type type = Type::F32)
-      : context_(context), max_chunk_(max_chunk), sliding_window_(cfg.sliding_window) {
+      : context_(context), max_chunk_(max_chunk), sliding_window_(cfg.sliding_window), layers_(Shapes(cfg, context, max_chunk, type)) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      if (layers_[i].source_layer != static_cast<int>(i)) continue;
+      layers_[i].k = AlignedBuffer(layers_[i].buffer_bytes());
+      layers_[i].v = AlignedBuffer(layers_[i].buffer_bytes());
+    }
+  }
+
+  // Every layer's shape for these arguments, without buffers: what a KVCache allocates, so memory can be planned
+  // before allocating (session/memory_plan.hpp). Shared layers have n_kv_heads = 0 and read `source_layer`.
+  static std::vector<LayerKV> Shapes(const Gemma4Config& cfg, size_t context, size_t max_chunk, Type type) {
     Require(IsKVCacheType(type), "cache type", std::string(TypeName(type)) + " (supported: F32, F16)");
     Require(context > 0, "context", "must be positive");
     Require(context <= static_cast<size_t>(cfg.max_position), "context",
             std::to_string(context) + " tokens requested; the model supports at most " + std::to_string(cfg.max_position));
     Require(max_chunk > 0, "max_chunk", "must be positive");
     const int first_shared = cfg.n_layers - cfg.num_kv_shared_layers;
-    layers_.resize(static_cast<size_t>(cfg.n_layers));
+    std::vector<LayerKV> layers(static_cast<size_t>(cfg.n_layers));
     for (int i = 0; i < cfg.n_layers; ++i) {
       const LayerConfig& lc = cfg.layers[static_cast<size_t>(i)];
-      LayerKV& l = layers_[static_cast<size_t>(i)];
+      LayerKV& l = layers[static_cast<size_t>(i)];
       l.source_layer = i;
       if (i >= first_shared) {  // reads the last non-shared layer of the same kind
         for (int j = first_shared - 1; j >= 0; --j)
@@ -143,11 +155,8 @@ class KVCache {
       l.capacity = lc.kind == AttentionKind::kFull
                        ? context
                        : std::min(context, static_cast<size_t>(cfg.sliding_window) + max_chunk - 1);
-      const uint64_t bytes = CheckedMul(CheckedMul(CheckedMul(l.n_kv_heads, l.capacity, "kv cache"), l.head_dim, "kv cache"),
-                                        GetTypeInfo(type).block_bytes, "kv cache");
-      l.k = AlignedBuffer(bytes);
-      l.v = AlignedBuffer(bytes);
     }
+    return layers;
   }
 
   LayerKV& layer(int i) { return layers_[static_cast<size_t>(layers_[static_cast<size_t>(i)].source_layer)]; }

@@ -180,7 +180,7 @@ TEST_CASE("attention over an F16 or F32 cache, any query-head grouping, on every
       a.n_heads = sh.heads;
       a.n_kv_heads = sh.kv_heads;
       a.head_dim = row;
-      a.kv_type = kv_type;
+      a.k_type = a.v_type = kv_type;
       a.k = kv_type == Type::F32 ? static_cast<const void*>(k32.data()) : k16.data();
       a.v = kv_type == Type::F32 ? static_cast<const void*>(v32.data()) : v16.data();
       a.capacity = sh.capacity;

@@ -157,8 +157,8 @@ void Attention(const AttentionArgs& a, ThreadPool& pool) {
               std::to_string(a.n_kv_heads));
   Require(a.head_dim > 0, "attention", "head_dim is 0");
   Require(a.capacity > 0, "attention", "KV capacity is 0");
-  Require(a.kv_type == Type::F32 || a.kv_type == Type::F16, "attention",
-          "KV cache type " + std::string(TypeName(a.kv_type)) + " (supported: F32, F16)");
+  for (Type t : {a.k_type, a.v_type})
+    Require(t == Type::F32 || t == Type::F16, "attention", "KV cache type " + std::string(TypeName(t)) + " (supported: F32, F16)");
   if (a.n_tok == 0) return;
   detail::RequireData(a.q, 1, "attention q");
   detail::RequireData(a.k, 1, "attention k");

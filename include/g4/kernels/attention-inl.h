@@ -47,9 +47,9 @@ HWY_INLINE void Scale(float* y, float scale, size_t n) {
 }
 
 // Row `pos` of a K or V plane of one KV head, as f32: F32 rows in place, F16 rows converted into `buf`.
-HWY_INLINE const float* KVRow(const AttentionArgs& a, const void* plane, size_t kv_head, int64_t pos, float* buf) {
+HWY_INLINE const float* KVRow(const AttentionArgs& a, const void* plane, Type type, size_t kv_head, int64_t pos, float* buf) {
   const size_t at = (kv_head * a.capacity + static_cast<size_t>(pos) % a.capacity) * a.head_dim;
-  if (a.kv_type == Type::F32) return static_cast<const float*>(plane) + at;
+  if (type == Type::F32) return static_cast<const float*>(plane) + at;
   const hwy::float16_t* src = static_cast<const hwy::float16_t*>(plane) + at;
   const DF df;
   const hn::Rebind<hwy::float16_t, DF> dh;
@@ -195,10 +195,9 @@ HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, s
   const float* v[kKeyChunk];
   for (int64_t p0 = kb; p0 < ke; p0 += static_cast<int64_t>(kKeyChunk)) {
     const size_t n = static_cast<size_t>(std::min(static_cast<int64_t>(kKeyChunk), ke - p0));
-    const bool convert = a.kv_type != Type::F32;
     for (size_t j = 0; j < n; ++j) {
-      k[j] = KVRow(a, a.k, kv_head, p0 + static_cast<int64_t>(j), convert ? kbuf + j * hd : nullptr);
-      v[j] = KVRow(a, a.v, kv_head, p0 + static_cast<int64_t>(j), convert ? vbuf + j * hd : nullptr);
+      k[j] = KVRow(a, a.k, a.k_type, kv_head, p0 + static_cast<int64_t>(j), a.k_type == Type::F32 ? nullptr : kbuf + j * hd);
+      v[j] = KVRow(a, a.v, a.v_type, kv_head, p0 + static_cast<int64_t>(j), a.v_type == Type::F32 ? nullptr : vbuf + j * hd);
     }
     // Scores in tiles of 4 queries x 4 keys: 4 + 4 loads feed 16 multiply-adds (4 x 2 tiles waited on L2); the keys
     // are padded to a multiple of 4 with the chunk's last (those scores are computed and never read).
@@ -248,7 +247,7 @@ void AttentionHeads(const AttentionArgs& a, ThreadPool& pool) {
   const size_t n_split = std::max<size_t>(1, std::min((pool.size() + n_passes - 1) / n_passes,
                                                       static_cast<size_t>(longest) / kMinSplitKeys));
   // Per-worker chunks of K and V rows for F16 conversion.
-  const size_t chunk_floats = a.kv_type == Type::F32 ? 0 : kKeyChunk * hd;
+  const size_t chunk_floats = a.k_type == Type::F32 && a.v_type == Type::F32 ? 0 : kKeyChunk * hd;
   std::vector<float> scratch(pool.size() * 2 * chunk_floats);
   // Split passes leave their softmax states here, [split][token][head] (x head_dim for out), to be merged.
   const size_t n_queries = a.n_tok * a.n_heads;

@@ -56,9 +56,9 @@ void Softcap(float* x, size_t n, float cap);
 struct AttentionArgs {
   const float* q = nullptr;  // [n_tok, n_heads, head_dim]
   size_t n_tok = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
-  Type kv_type = Type::F32;  // F32 or F16
-  const void* k = nullptr;   // [n_kv_heads, capacity, head_dim] of kv_type
-  const void* v = nullptr;   // [n_kv_heads, capacity, head_dim] of kv_type
+  Type k_type = Type::F32, v_type = Type::F32;  // F32, F16, Q8_0 or Q4_0 (rows of head_dim / 32 blocks)
+  const void* k = nullptr;  // [n_kv_heads, capacity] rows of head_dim values of k_type
+  const void* v = nullptr;  // [n_kv_heads, capacity] rows of head_dim values of v_type
   size_t capacity = 0;
   const int64_t* key_begin = nullptr;  // [n_tok]
   const int64_t* key_end = nullptr;    // [n_tok], exclusive

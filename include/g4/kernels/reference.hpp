@@ -86,14 +86,16 @@ inline void Attention(const AttentionArgs& a) {
       const size_t kvh = h / group;
       // Row of K or V at position p, as f32.
       std::vector<float> row(a.head_dim);
-      auto load = [&](const void* base, int64_t p) {
-        const size_t at = (kvh * a.capacity + static_cast<size_t>(p) % a.capacity) * a.head_dim;
-        DequantizeRow(a.kv_type, static_cast<const std::byte*>(base) + at * GetTypeInfo(a.kv_type).block_bytes, a.head_dim, row.data());
+      auto load = [&](const void* base, Type type, int64_t p) {
+        const size_t slot = kvh * a.capacity + static_cast<size_t>(p) % a.capacity;
+        const TypeInfo info = GetTypeInfo(type);
+        const size_t row_bytes = a.head_dim / info.block_elems * info.block_bytes;
+        DequantizeRow(type, static_cast<const std::byte*>(base) + slot * row_bytes, a.head_dim, row.data());
         return row.data();
       };
       std::vector<double> s;
       for (int64_t p = a.key_begin[t]; p < a.key_end[t]; ++p) {
-        const float* k = load(a.k, p);
+        const float* k = load(a.k, a.k_type, p);
         double d = 0;
         for (size_t i = 0; i < a.head_dim; ++i) d += static_cast<double>(q[i]) * k[i];
         s.push_back(d * a.scale);
@@ -106,7 +108,7 @@ inline void Attention(const AttentionArgs& a) {
       for (double& e : s) sum += (e = std::exp(e - m));
       std::vector<double> acc(a.head_dim, 0.0);
       for (int64_t p = a.key_begin[t]; p < a.key_end[t]; ++p) {
-        const float* v = load(a.v, p);
+        const float* v = load(a.v, a.v_type, p);
         const double pr = s[static_cast<size_t>(p - a.key_begin[t])] / sum;
         for (size_t i = 0; i < a.head_dim; ++i) acc[i] += pr * v[i];
       }

@@ -95,7 +95,8 @@ inline void AttendCache(const float* q, size_t n, size_t n_heads, const LayerKV&
   args.n_heads = n_heads;
   args.n_kv_heads = kv.n_kv_heads;
   args.head_dim = kv.head_dim;
-  args.kv_type = kv.type;
+  args.k_type = kv.k_type;
+  args.v_type = kv.v_type;
   args.k = kv.k.data();
   args.v = kv.v.data();
   args.capacity = kv.capacity;

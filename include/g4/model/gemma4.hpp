@@ -77,8 +77,8 @@ class Gemma4 {
   // Whether the quantized matrices were given row-group copies (Repack, and the kernels of this CPU).
   bool packs_row_groups() const { return packs_row_groups_; }
 
-  Sequence NewSequence(size_t context, size_t max_chunk = 512, Type kv_type = Type::F32) const {
-    return Sequence(cfg_, context, max_chunk, kv_type);
+  Sequence NewSequence(size_t context, size_t max_chunk = 512, KVTypes kv_types = {}) const {
+    return Sequence(cfg_, context, max_chunk, kv_types);
   }
 
   // Runs the input through the model at positions seq.pos().., appending to the cache.

@@ -1,4 +1,5 @@
-// The KV cache of one sequence. Each attention layer owns K and V as [n_kv_heads, capacity, head_dim] f32;
+// The KV cache of one sequence. Each attention layer owns K and V as [n_kv_heads, capacity] rows of head_dim values
+// (F32, F16, or ggml's Q8_0 / Q4_0 blocks of 32: a row is head_dim / 32 blocks; keys and values typed separately);
 // the key of absolute position p lives in slot p % capacity. Full layers get capacity = the context the caller
 // asked for (so the modulo is the identity); sliding layers get a ring of window + max_chunk - 1 slots: enough
 // that writing a whole chunk never overwrites a key an earlier query of the same chunk still sees, and that a
@@ -7,11 +8,13 @@
 // (LayerKV, KVCache::Rollback). Layers that share KV (num_kv_shared_layers) own nothing.
 //
 // Memory (12B, F32): full layers 8 x 2 x 512 floats = 32 KiB per token (8 GiB at 256K tokens); sliding rings
-// 40 x 2 x 2048 floats x (1024 + chunk - 1) slots. F16 halves both. Buffers are lazily committed
-// (AlignedBuffer mmaps), so resident memory follows use.
+// 40 x 2 x 2048 floats x (1024 + chunk - 1) slots. F16 halves both, Q8_0 takes 34 / 128 of F32 (2.1 GiB at 256K),
+// Q4_0 18 / 128 (1.1 GiB). Buffers are lazily committed (AlignedBuffer mmaps), so resident memory follows use.
 #pragma once
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -22,21 +25,47 @@
 #include "g4/core/aligned_buffer.hpp"
 #include "g4/core/checked.hpp"
 #include "g4/core/dequantize.hpp"
+#include "g4/core/quantize.hpp"
 #include "g4/model/config.hpp"
 
 namespace g4 {
 
-// The types a KV cache stores: F32 (matches the reference to ~1e-5) or F16 (half the memory, ~1e-3 rounding).
+// The types a KV cache stores: F32 (matches the reference to ~1e-5), F16 (half the memory, ~1e-3 rounding), and
+// ggml's Q8_0 and Q4_0 blocks (rounding of at most scale / 127 and scale / 7 per block of 32, scale = its largest
+// magnitude), which attention reads in place (kernels/attention-inl.h).
 inline bool IsKVCacheType(Type t) { return t == Type::F32 || t == Type::F16; }
 
-// The cache type a user names ("f32" or "f16", any case, as in llama.cpp's --cache-type-k); `where` names the
-// option in the error.
+// The cache type a user names ("f32", "f16", "q8_0", "q4_0", any case, as llama.cpp's --cache-type-k); `where`
+// names the option in the error.
 inline Type KVCacheTypeFromName(std::string_view name, std::string_view where) {
   std::string upper(name);
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   const std::optional<Type> type = TypeFromName(upper);
-  Require(type && IsKVCacheType(*type), where, "'" + std::string(name) + "' is not a cache type (supported: f32, f16)");
+  Require(type && IsKVCacheType(*type), where,
+          "'" + std::string(name) + "' is not a cache type (supported: f32, f16)");
   return *type;
+}
+
+// The types of a cache's keys and of its values (llama.cpp's --cache-type-k / --cache-type-v); one Type sets both.
+struct KVTypes {
+  Type k = Type::F32, v = Type::F32;
+  KVTypes() = default;
+  KVTypes(Type both) : k(both), v(both) {}  // NOLINT(google-explicit-constructor): a Type means both
+  KVTypes(Type keys, Type values) : k(keys), v(values) {}
+  bool operator==(const KVTypes&) const = default;
+  // "f32", or "k q8_0, v f16" where they differ.
+  std::string Name() const {
+    return k == v ? std::string(TypeName(k)) : "k " + std::string(TypeName(k)) + ", v " + std::string(TypeName(v));
+  }
+};
+
+// Bytes of one cached row of head_dim values of type t (Q8_0 / Q4_0: head_dim / 32 blocks of 34 / 18 bytes).
+inline size_t KVRowBytes(Type t, size_t head_dim) {
+  const TypeInfo info = GetTypeInfo(t);
+  if (head_dim % info.block_elems != 0)  // checked before building the message: every row address asks
+    Fail("kv cache", "head_dim " + std::to_string(head_dim) + " is not a whole number of " + std::string(info.name) +
+                         " blocks of " + std::to_string(info.block_elems));
+  return head_dim / info.block_elems * info.block_bytes;
 }
 
 // One layer's keys and values, and which positions its slots hold: a contiguous range [begin, end). Writes continue
@@ -46,8 +75,8 @@ inline Type KVCacheTypeFromName(std::string_view name, std::string_view where) {
 struct LayerKV {
   int source_layer = -1;  // the layer whose cache this layer reads (itself unless KV is shared)
   size_t n_kv_heads = 0, head_dim = 0, capacity = 0;
-  Type type = Type::F32;  // F32 or F16
-  AlignedBuffer k, v;     // [n_kv_heads, capacity, head_dim] of `type`
+  Type k_type = Type::F32, v_type = Type::F32;  // IsKVCacheType
+  AlignedBuffer k, v;  // [n_kv_heads, capacity] rows of head_dim values of k_type / v_type
 
   // Writes the key and value rows [head_dim] of one head at position pos (converted to the cache's type). The
   // positions count as held once MarkWritten says the whole chunk is in.
@@ -58,8 +87,8 @@ struct LayerKV {
   // Reads them back as f32 (tests, the reference checks).
   void Load(size_t head, int64_t pos, float* key, float* value) const {
     RequireHeld(pos, pos + 1, "kv cache read");
-    Get(k, head, pos, key);
-    Get(v, head, pos, value);
+    DequantizeRow(k_type, RowBytes(k, head, pos), head_dim, key);
+    DequantizeRow(v_type, RowBytes(v, head, pos), head_dim, value);
   }
 
   // Positions [begin, end) were stored, continuing from held_end().
@@ -83,13 +112,16 @@ struct LayerKV {
                     std::to_string(begin_) + ", " + std::to_string(end_) + ") in " + std::to_string(capacity) + " slots");
   }
 
-  // The raw bytes of one cached row (copy, save and restore move rows without conversion).
-  size_t row_bytes() const { return head_dim * GetTypeInfo(type).block_bytes; }
-  // The bytes of the K buffer (and again of the V buffer): [n_kv_heads, capacity] rows.
-  uint64_t buffer_bytes() const { return CheckedMul(CheckedMul(n_kv_heads, capacity, "kv cache"), row_bytes(), "kv cache"); }
-  std::byte* RowBytes(AlignedBuffer& b, size_t head, int64_t pos) const { return b.data() + Offset(head, pos) * GetTypeInfo(type).block_bytes; }
+  // The raw bytes of one cached row of buffer `b` (k or v): copy, save and restore move rows without conversion.
+  size_t row_bytes(const AlignedBuffer& b) const { return KVRowBytes(&b == &k ? k_type : v_type, head_dim); }
+  // The bytes of the K and the V buffer together: [n_kv_heads, capacity] rows each.
+  uint64_t bytes() const {
+    const uint64_t rows = CheckedMul(n_kv_heads, capacity, "kv cache");
+    return CheckedMul(rows, KVRowBytes(k_type, head_dim) + KVRowBytes(v_type, head_dim), "kv cache");
+  }
+  std::byte* RowBytes(AlignedBuffer& b, size_t head, int64_t pos) const { return b.data() + Slot(head, pos) * row_bytes(b); }
   const std::byte* RowBytes(const AlignedBuffer& b, size_t head, int64_t pos) const {
-    return b.data() + Offset(head, pos) * GetTypeInfo(type).block_bytes;
+    return b.data() + Slot(head, pos) * row_bytes(b);
   }
   // Takes over the positions [begin, end) as held (a restored file's rows, already put in place).
   void SetHeld(int64_t begin, int64_t end) {
@@ -101,17 +133,30 @@ struct LayerKV {
   void CopyHeld(const LayerKV& o) { SetHeld(o.begin_, o.end_); }
 
  private:
-  size_t Offset(size_t head, int64_t pos) const { return (head * capacity + static_cast<size_t>(pos) % capacity) * head_dim; }
+  size_t Slot(size_t head, int64_t pos) const { return head * capacity + static_cast<size_t>(pos) % capacity; }
   void Put(AlignedBuffer& b, size_t head, int64_t pos, const float* src) const {
-    if (type == Type::F32) {
-      std::copy_n(src, head_dim, b.as<float>() + Offset(head, pos));
-    } else {
-      f16* dst = b.as<f16>() + Offset(head, pos);
-      for (size_t i = 0; i < head_dim; ++i) dst[i] = F32ToF16(src[i]);
+    std::byte* dst = RowBytes(b, head, pos);
+    switch (&b == &k ? k_type : v_type) {
+      case Type::F32: std::memcpy(dst, src, head_dim * sizeof(float)); return;
+      case Type::F16:
+        for (size_t i = 0; i < head_dim; ++i) {
+          const f16 h = F32ToF16(src[i]);
+          std::memcpy(dst + 2 * i, &h, 2);
+        }
+        return;
+      default: {
+        // A block's scale comes from its largest magnitude: a NaN or infinity has no encoding (checked here, not
+        // by QuantizeRow, whose message is built for every call).
+        bool finite = true;
+        for (size_t i = 0; i < head_dim; ++i) finite &= std::isfinite(src[i]);
+        if (!finite) Fail("kv cache", "a key or value of head " + std::to_string(head) + " at position " + std::to_string(pos) + " is not finite");
+        const bool q8 = (&b == &k ? k_type : v_type) == Type::Q8_0;
+        for (size_t i = 0; i < head_dim / 32; ++i) {
+          if (q8) quant_detail::QuantizeQ8_0(src + 32 * i, dst + i * sizeof(BlockQ8_0));
+          else quant_detail::QuantizeQ4_0(src + 32 * i, dst + i * sizeof(BlockQ4_0));
+        }
+      }
     }
-  }
-  void Get(const AlignedBuffer& b, size_t head, int64_t pos, float* dst) const {
-    DequantizeRow(type, RowBytes(b, head, pos), head_dim, dst);
   }
 
   int64_t begin_ = 0, end_ = 0;  // positions held: [begin_, end_)
@@ -120,20 +165,23 @@ struct LayerKV {
 class KVCache {
  public:
   // context: the most positions this sequence may reach; max_chunk: the most tokens one forward call processes;
-  // type: F32 (default: matches the reference to 1e-5) or F16 (half the memory, ~1e-3 relative rounding).
-  KVCache(const Gemma4Config& cfg, size_t context, size_t max_chunk, Type type = Type::F32)
-      : context_(context), max_chunk_(max_chunk), sliding_window_(cfg.sliding_window), layers_(Shapes(cfg, context, max_chunk, type)) {
+  // types: of keys and values (IsKVCacheType; default F32, which matches the reference to 1e-5).
+  KVCache(const Gemma4Config& cfg, size_t context, size_t max_chunk, KVTypes types = {})
+      : context_(context), max_chunk_(max_chunk), sliding_window_(cfg.sliding_window), layers_(Shapes(cfg, context, max_chunk, types)) {
     for (size_t i = 0; i < layers_.size(); ++i) {
-      if (layers_[i].source_layer != static_cast<int>(i)) continue;
-      layers_[i].k = AlignedBuffer(layers_[i].buffer_bytes());
-      layers_[i].v = AlignedBuffer(layers_[i].buffer_bytes());
+      LayerKV& l = layers_[i];
+      if (l.source_layer != static_cast<int>(i)) continue;
+      const uint64_t rows = CheckedMul(l.n_kv_heads, l.capacity, "kv cache");
+      l.k = AlignedBuffer(CheckedMul(rows, l.row_bytes(l.k), "kv cache"));
+      l.v = AlignedBuffer(CheckedMul(rows, l.row_bytes(l.v), "kv cache"));
     }
   }
 
   // Every layer's shape for these arguments, without buffers: what a KVCache allocates, so memory can be planned
   // before allocating (session/memory_plan.hpp). Shared layers have n_kv_heads = 0 and read `source_layer`.
-  static std::vector<LayerKV> Shapes(const Gemma4Config& cfg, size_t context, size_t max_chunk, Type type) {
-    Require(IsKVCacheType(type), "cache type", std::string(TypeName(type)) + " (supported: F32, F16)");
+  static std::vector<LayerKV> Shapes(const Gemma4Config& cfg, size_t context, size_t max_chunk, KVTypes types) {
+    for (Type t : {types.k, types.v})
+      Require(IsKVCacheType(t), "cache type", std::string(TypeName(t)) + " (supported: F32, F16)");
     Require(context > 0, "context", "must be positive");
     Require(context <= static_cast<size_t>(cfg.max_position), "context",
             std::to_string(context) + " tokens requested; the model supports at most " + std::to_string(cfg.max_position));
@@ -149,7 +197,8 @@ class KVCache {
           if (cfg.layers[static_cast<size_t>(j)].kind == lc.kind) { l.source_layer = j; break; }
         if (l.source_layer != i) continue;
       }
-      l.type = type;
+      l.k_type = types.k;
+      l.v_type = types.v;
       l.n_kv_heads = static_cast<size_t>(lc.n_kv_heads);
       l.head_dim = static_cast<size_t>(lc.head_dim);
       l.capacity = lc.kind == AttentionKind::kFull
@@ -210,8 +259,8 @@ class KVCache {
       // Only held rows are copied: the rest of a long context's buffer stays uncommitted.
       for (size_t h = 0; h < from.n_kv_heads; ++h)
         for (int64_t p = from.held_begin(); p < from.held_end(); ++p) {
-          std::copy_n(from.RowBytes(from.k, h, p), from.row_bytes(), to.RowBytes(to.k, h, p));
-          std::copy_n(from.RowBytes(from.v, h, p), from.row_bytes(), to.RowBytes(to.v, h, p));
+          std::copy_n(from.RowBytes(from.k, h, p), from.row_bytes(from.k), to.RowBytes(to.k, h, p));
+          std::copy_n(from.RowBytes(from.v, h, p), from.row_bytes(from.v), to.RowBytes(to.v, h, p));
         }
     }
     return c;
@@ -232,7 +281,8 @@ class KVCache {
       c.n_kv_heads = l.n_kv_heads;
       c.head_dim = l.head_dim;
       c.capacity = l.capacity;
-      c.type = l.type;
+      c.k_type = l.k_type;
+      c.v_type = l.v_type;
       c.CopyHeld(l);
     }
   }
@@ -241,5 +291,13 @@ class KVCache {
   int64_t sliding_window_;
   std::vector<LayerKV> layers_;
 };
+
+// Bytes one more cached position takes in every layer that owns a cache (keys and values of all its KV heads): the
+// growth of the full layers' buffers per token of context; a ring's buffers are that times its capacity.
+inline uint64_t KVBytesPerToken(const Gemma4Config& cfg, KVTypes types) {
+  uint64_t bytes = 0;
+  for (const LayerKV& l : KVCache::Shapes(cfg, 1, 1, types)) bytes += l.n_kv_heads * (l.row_bytes(l.k) + l.row_bytes(l.v));
+  return bytes;
+}
 
 }  // namespace g4

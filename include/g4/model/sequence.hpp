@@ -15,8 +15,8 @@ class Gemma4;
 
 class Sequence {
  public:
-  Sequence(const Gemma4Config& cfg, size_t context, size_t max_chunk = 512, Type kv_type = Type::F32)
-      : cache(cfg, context, max_chunk, kv_type) {}
+  Sequence(const Gemma4Config& cfg, size_t context, size_t max_chunk = 512, KVTypes kv_types = {})
+      : cache(cfg, context, max_chunk, kv_types) {}
   Sequence(Sequence&&) = default;
   Sequence& operator=(Sequence&&) = default;
 

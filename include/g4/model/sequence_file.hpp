@@ -2,8 +2,9 @@
 // rows of every layer that owns a cache, plus the tokens they came from. Rows are stored by position, not by ring
 // slot, so a file restores into any sequence of the same model, cache type and a ring large enough.
 //
-// Layout (little-endian): "G4KVSEQ1", u64 pos, u32 n_layers, u64 n_keys, then per owning layer u32 layer, u32 type,
-// u32 n_kv_heads, u32 head_dim, i64 begin, i64 end; then each such layer's K then V rows, per head, positions
+// Layout (little-endian): "G4KVSEQ2", u64 pos, u32 n_layers, u64 n_keys, then per owning layer u32 layer, u32 key
+// type, u32 value type, u32 n_kv_heads, u32 head_dim, i64 begin, i64 end (types: g4::Type's values, so a file of
+// another cache type is refused, naming both); then each such layer's K then V rows, per head, positions
 // begin..end; then n_keys u64 cache keys (Prompt::keys() of what the cache holds); then a u64 FNV-1a checksum of all
 // bytes before it. A file is checked like any other input: truncation, a foreign model's shapes, or corruption give
 // a g4::Error naming the file.
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -33,14 +35,15 @@ class SequenceFile {
     w.U32(static_cast<uint32_t>(seq.cache.n_layers()));
     w.U64(keys.size());
     ForOwned(seq.cache, [&](int i, const LayerKV& l) {
-      for (uint64_t v : {uint64_t(i), uint64_t(l.type), uint64_t(l.n_kv_heads), uint64_t(l.head_dim)}) w.U32(static_cast<uint32_t>(v));
+      for (uint64_t v : {uint64_t(i), uint64_t(l.k_type), uint64_t(l.v_type), uint64_t(l.n_kv_heads), uint64_t(l.head_dim)})
+        w.U32(static_cast<uint32_t>(v));
       w.U64(static_cast<uint64_t>(l.held_begin()));
       w.U64(static_cast<uint64_t>(l.held_end()));
     });
     ForOwned(seq.cache, [&](int, const LayerKV& l) {
       for (const AlignedBuffer* b : {&l.k, &l.v})
         for (size_t h = 0; h < l.n_kv_heads; ++h)
-          for (int64_t p = l.held_begin(); p < l.held_end(); ++p) w.Bytes(l.RowBytes(*b, h, p), l.row_bytes());
+          for (int64_t p = l.held_begin(); p < l.held_end(); ++p) w.Bytes(l.RowBytes(*b, h, p), l.row_bytes(*b));
     });
     for (uint64_t k : keys) w.U64(k);
     w.U64(w.hash);
@@ -72,12 +75,14 @@ class SequenceFile {
     struct Held { int64_t begin, end; };
     std::vector<Held> held;
     ForOwned(seq.cache, [&](int i, const LayerKV& l) {
-      const uint32_t layer = r.U32(), type = r.U32(), heads = r.U32(), dim = r.U32();
+      const uint32_t layer = r.U32(), k_type = r.U32(), v_type = r.U32(), heads = r.U32(), dim = r.U32();
       const std::string where = path + ": layer " + std::to_string(i);
-      Require(layer == static_cast<uint32_t>(i) && type == static_cast<uint32_t>(l.type) && heads == l.n_kv_heads && dim == l.head_dim,
-              where, "was saved as layer " + std::to_string(layer) + " of type " + std::to_string(type) + " with " + std::to_string(heads) + "x" +
-                         std::to_string(dim) + " KV; this sequence has " + std::to_string(l.n_kv_heads) + "x" + std::to_string(l.head_dim) +
-                         " of " + std::string(TypeName(l.type)) + " (a foreign model or cache type)");
+      Require(layer == static_cast<uint32_t>(i) && heads == l.n_kv_heads && dim == l.head_dim, where,
+              "was saved as layer " + std::to_string(layer) + " with " + std::to_string(heads) + "x" + std::to_string(dim) +
+                  " KV; this sequence has " + std::to_string(l.n_kv_heads) + "x" + std::to_string(l.head_dim) + " (a foreign model)");
+      Require(k_type == static_cast<uint32_t>(l.k_type) && v_type == static_cast<uint32_t>(l.v_type), where,
+              "was saved with a cache of keys " + TypeNameOf(k_type) + ", values " + TypeNameOf(v_type) + "; this sequence's are " +
+                  std::string(TypeName(l.k_type)) + ", " + std::string(TypeName(l.v_type)) + " (restore with the same --cache-type)");
       const int64_t begin = static_cast<int64_t>(r.U64()), end = static_cast<int64_t>(r.U64());
       Require(begin >= 0 && begin <= end && static_cast<uint64_t>(end) == pos && static_cast<uint64_t>(end - begin) <= l.capacity, where,
               "holds positions [" + std::to_string(begin) + ", " + std::to_string(end) + "), which a ring of " +
@@ -89,7 +94,7 @@ class SequenceFile {
       const Held h = held[next++];
       for (AlignedBuffer* b : {&l.k, &l.v})
         for (size_t head = 0; head < l.n_kv_heads; ++head)
-          for (int64_t p = h.begin; p < h.end; ++p) std::memcpy(l.RowBytes(*b, head, p), r.Take(l.row_bytes()), l.row_bytes());
+          for (int64_t p = h.begin; p < h.end; ++p) std::memcpy(l.RowBytes(*b, head, p), r.Take(l.row_bytes(*b)), l.row_bytes(*b));
       l.SetHeld(h.begin, h.end);
     });
     std::vector<uint64_t> keys(n_keys);
@@ -100,7 +105,13 @@ class SequenceFile {
   }
 
  private:
-  static constexpr char kMagic[8] = {'G', '4', 'K', 'V', 'S', 'E', 'Q', '1'};
+  static constexpr char kMagic[8] = {'G', '4', 'K', 'V', 'S', 'E', 'Q', '2'};  // 2: keys and values typed apart
+
+  // A type number read from a file, by name where it is one.
+  static std::string TypeNameOf(uint32_t t) {
+    const std::optional<TypeInfo> info = FindTypeInfo(static_cast<Type>(t));
+    return info ? std::string(info->name) : "type " + std::to_string(t);
+  }
   static constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ull, kFnvPrime = 0x100000001b3ull;
 
   template <typename Cache, typename F>

@@ -5,7 +5,7 @@
 // weights once per step whatever the number of sequences, so the aggregate tokens/s should grow nearly with it until
 // the work per byte catches up. Each stream count's best step is split into its parts (ForwardProfile: the layers'
 // matmuls, attention, the output head, the rest).
-//   bench_batch [--type Q4_0] [--layers N] [--threads N] [--context 1024] [--cache-type f32|f16] [--steps 4]
+//   bench_batch [--type Q4_0] [--layers N] [--threads N] [--context 1024] [--cache-type f32|f16|q8_0|q4_0] [-ctk T] [-ctv T] [--steps 4]
 //               [--prefill 2048] [--chunk 256] [--stall 2.5] [--json FILE]
 #include <algorithm>
 #include <chrono>
@@ -30,7 +30,7 @@ int main(int argc, char** argv) try {
   int layers = 0;
   size_t threads = 2, context = 1024, steps = 4, prefill = 2048, chunk = 256;
   double stall = 2.5;
-  Type kv_type = Type::F32;
+  std::string cache_type, cache_type_k, cache_type_v;  // llama.cpp's --cache-type, -ctk, -ctv
   std::string json;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -47,10 +47,13 @@ int main(int argc, char** argv) try {
     else if (a == "--prefill") prefill = std::stoul(v);
     else if (a == "--chunk") chunk = std::stoul(v);
     else if (a == "--stall") stall = std::stod(v);
-    else if (a == "--cache-type") kv_type = KVCacheTypeFromName(v, "--cache-type");
+    else if (a == "--cache-type") cache_type = v;
+    else if (a == "--cache-type-k" || a == "-ctk") cache_type_k = v;
+    else if (a == "--cache-type-v" || a == "-ctv") cache_type_v = v;
     else if (a == "--json") json = v;
     else Fail(a, "unknown option");
   }
+  const KVTypes kv_type = KVCacheTypesFromNames(cache_type, cache_type_k, cache_type_v);
   Gemma4Config cfg = Gemma4Config::Gemma4_12B();
   if (layers > 0 && layers < cfg.n_layers) {
     cfg.n_layers = layers;
@@ -62,7 +65,7 @@ int main(int argc, char** argv) try {
   Require(chunk >= 1, "--chunk", "must be >= 1");
   std::printf("Gemma 4 12B shape, %d layers, %s weights, %zu threads, target %s, decode at context %zu, %s cache\n",
               cfg.n_layers, std::string(TypeName(type)).c_str(), threads, CurrentTarget().c_str(), context,
-              std::string(TypeName(kv_type)).c_str());
+              kv_type.Name().c_str());
   const size_t kMaxStreams = 8;
   std::vector<Sequence> seqs;
   for (size_t s = 0; s < kMaxStreams; ++s) {
@@ -167,7 +170,7 @@ int main(int argc, char** argv) try {
       << ", \"context\": " << context << ", \"streams\": [1, 2, 4, 8], \"tokens_per_s\": " << list(tps)
       << ", \"speedup\": " << list(speedup) << ", \"step_parts_ms\": {\"layer_matmuls\": " << list(part_matmul)
       << ", \"attention\": " << list(part_attention) << ", \"head\": " << list(part_head) << ", \"rest\": " << list(part_rest)
-      << "}, \"cache_type\": \"" << TypeName(kv_type)
+      << "}, \"cache_type\": \"" << kv_type.Name()
       << "\", \"step_ms_plain\": " << plain * 1e3
       << ", \"step_ms_during_prefill\": " << learned.seconds / static_cast<double>(learned.steps) * 1e3
       << ", \"step_ms_during_prefill_worst\": " << learned.worst * 1e3

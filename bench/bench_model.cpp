@@ -29,7 +29,8 @@ void Usage() {
   --steps N         decode steps per context and repetition (default 3)
   --repetitions N   repetitions; rows are medians (default 1)
   --layers N        run only the first N layers (default all 48) for a quick look
-  --cache-type T    KV cache: f32 (default) or f16
+  --cache-type T    KV cache of keys and values: f32 (default), f16, q8_0 or q4_0
+  -ctk, --cache-type-k T / -ctv, --cache-type-v T   the keys' or the values' type alone (llama.cpp's flags)
   --target NAME     run the kernels of one Highway target (g4::ForceTarget), e.g. AVX2 on an AVX-512 machine
   --json FILE       also write the results as JSON
 )");
@@ -39,7 +40,7 @@ void Usage() {
 
 int main(int argc, char** argv) try {
   bench::ModelBenchOptions o;
-  std::string type_name = "Q4_0", json_path;
+  std::string type_name = "Q4_0", json_path, cache_type, cache_type_k, cache_type_v;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc || a == "--help") { Usage(); return a == "--help" ? 0 : 2; }
@@ -51,7 +52,9 @@ int main(int argc, char** argv) try {
     else if (a == "--prefill") o.prefill = std::stoul(v);
     else if (a == "--steps") o.steps = std::stoul(v);
     else if (a == "--layers") o.layers = std::stoi(v);
-    else if (a == "--cache-type") o.kv_type = KVCacheTypeFromName(v, "--cache-type");
+    else if (a == "--cache-type") cache_type = v;
+    else if (a == "--cache-type-k" || a == "-ctk") cache_type_k = v;
+    else if (a == "--cache-type-v" || a == "-ctv") cache_type_v = v;
     else if (a == "--json") json_path = v;
     else if (a == "--target") ForceTarget(v);
     else if (a == "--contexts") {
@@ -63,6 +66,7 @@ int main(int argc, char** argv) try {
   const auto type = TypeFromName(type_name);
   if (!type || !GetTypeInfo(*type).is_float_weight) { std::fprintf(stderr, "unknown weight type %s\n", type_name.c_str()); return 2; }
   o.type = *type;
+  o.kv_types = KVCacheTypesFromNames(cache_type, cache_type_k, cache_type_v);
   const bench::ModelBenchResult r = bench::RunModelBench(o, stdout);
   for (const Baseline& b : kLlamaCpp) {
     if (!o.model.empty() || type_name != b.type || r.layers != 48 || o.threads != 2) continue;  // like for like only

@@ -30,6 +30,18 @@ expect "f16 cache continuation" 0 "Returns the  documents are broken ASY." \
   "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --cache-type f16
 expect "f16 cache, drafted" 0 "Returns the  documents are broken ASY." \
   "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --cache-type F16 --draft "$demo/drafter"
+# A Q8_0 cache (ggml's blocks, read in place by attention) keeps the whole 64-token greedy continuation of the F32
+# cache, plain and drafted; keys and values typed apart (-ctk / -ctv) run too.
+expect "f32 cache, 64 tokens" 0 "Returns the  documents are broken ASY." "$g4" run -m "$demo" --raw -p "Returns the" -n 64 --temp 0
+f32_64=$(cat "$tmp/out")
+expect "q8_0 cache, 64 tokens" 0 "Returns the " "$g4" run -m "$demo" --raw -p "Returns the" -n 64 --temp 0 --cache-type q8_0
+expect "q8_0 cache: the f32 cache's 64 tokens" 0 "" test "$(cat "$tmp/out")" = "$f32_64"
+expect "q8_0 cache, drafted" 0 "Returns the " \
+  "$g4" run -m "$demo" --raw -p "Returns the" -n 64 --temp 0 --cache-type q8_0 --draft "$demo/drafter"
+expect "q8_0 cache, drafted: the same 64 tokens" 0 "" test "$(cat "$tmp/out")" = "$f32_64"
+expect "q4_0 cache runs" 0 "Returns the " "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 --cache-type q4_0
+expect "q8_0 keys, f16 values" 0 "Returns the  documents are broken ASY." \
+  "$g4" run -m "$demo" --raw -p "Returns the" -n 12 --temp 0 -ctk q8_0 -ctv f16
 # Quantized (Q4_K_M: Q4_K and Q6_K), the kernels read a row-group copy where they use one, or with --no-repack
 # the file's layout: the two must continue identically (the same sums in the same order).
 expect "quantize to Q4_K_M" 0 "(gemma4, Q4_K_M)" "$g4" quantize "$demo" "$tmp/q4km.gguf" --type Q4_K_M
@@ -101,7 +113,8 @@ echo "not an image" > "$tmp/bad.png"
 expect "undecodable image" 1 "bad.png" "$g4" run "${mm[@]}" -p x --image "$tmp/bad.png"
 expect "missing audio file" 1 "none.wav" "$g4" run "${mm[@]}" -p x --audio "$tmp/none.wav"
 expect "bad image budget" 1 "not one of 70, 140, 280, 560, 1120" "$g4" run "${mm[@]}" -p x --image "$media/sample.png" --image-budget 100
-expect "bad cache type" 1 "--cache-type: 'q8_0' is not a cache type (supported: f32, f16)" "$g4" run -m "$demo" -p hi --cache-type q8_0
+expect "bad cache type" 1 "--cache-type: 'q5_1' is not a cache type (supported: f32, f16, q8_0, q4_0)" "$g4" run -m "$demo" -p hi --cache-type q5_1
+expect "bad key cache type" 1 "--cache-type-k: 'q4_k' is not a cache type" "$g4" run -m "$demo" -p hi -ctk q4_k
 expect "zero threads" 1 "--threads: 0 is outside" "$g4" run -m "$demo" -p hi -t 0
 expect "10000 threads" 1 "--threads: 10000 is outside" "$g4" run -m "$demo" -p hi -t 10000
 expect "not a drafter" 1 "not an MTP drafter" "$g4" run -m "$demo" -p hi --draft "$demo"

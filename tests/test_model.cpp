@@ -262,7 +262,7 @@ TEST_CASE("an F16 KV cache: half the bytes, logits within F16 rounding of the F3
   MESSAGE("F16 cache vs F32 cache: logits relative error " << err);
   CHECK(err < 1e-3);
   CHECK(err > 0.0);
-  CHECK_THROWS_WITH_AS(model.NewSequence(64, 8, Type::Q8_0), doctest::Contains("supported: F32, F16"), Error);
+  CHECK_THROWS_WITH_AS(model.NewSequence(64, 8, Type::Q4_K), doctest::Contains("supported: F32, F16, Q8_0, Q4_0"), Error);
 }
 
 TEST_CASE("num_kv_shared_layers: the last layers attend to the KV of the last earlier layer of their kind") {

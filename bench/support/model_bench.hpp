@@ -36,7 +36,7 @@ struct ModelBenchOptions {
   size_t steps = 3;        // decode steps per context and repetition
   size_t repetitions = 1;  // rows are medians over these
   int layers = 0;          // synthetic weights: 0 = all 48
-  Type kv_type = Type::F32;  // F32 or F16
+  KVTypes kv_types;  // of keys and values (default F32)
 };
 
 // Bytes of weights one decode token reads, by type: every layer matrix once, and the tied output head (the token
@@ -62,15 +62,16 @@ inline DecodeWeightBytes CountDecodeWeightBytes(const TextWeights& w) {
   return d;
 }
 
-// Bytes of keys and values one decode step reads at `context` from a cache of kv_type: every owned layer's KV
+// Bytes of keys and values one decode step reads at `context` from a cache of these types: every owned layer's KV
 // heads over the positions it attends to (sliding layers at most the window).
-inline uint64_t KVBytesRead(const Gemma4Config& cfg, size_t context, Type kv_type) {
+inline uint64_t KVBytesRead(const Gemma4Config& cfg, size_t context, KVTypes kv_types) {
   uint64_t bytes = 0;
   for (int i = 0; i < cfg.n_layers - cfg.num_kv_shared_layers; ++i) {
     const LayerConfig& l = cfg.layers[static_cast<size_t>(i)];
     const uint64_t keys = l.kind == AttentionKind::kFull ? context + 1
                                                          : std::min<uint64_t>(context + 1, static_cast<uint64_t>(cfg.sliding_window));
-    bytes += keys * static_cast<uint64_t>(l.n_kv_heads) * static_cast<uint64_t>(l.head_dim) * 2 * GetTypeInfo(kv_type).block_bytes;
+    const size_t hd = static_cast<size_t>(l.head_dim);
+    bytes += keys * static_cast<uint64_t>(l.n_kv_heads) * (KVRowBytes(kv_types.k, hd) + KVRowBytes(kv_types.v, hd));
   }
   return bytes;
 }
@@ -181,7 +182,7 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
   if (o.prefill > 0) {
     std::vector<double> tps, probed;
     for (size_t rep = 0; rep < o.repetitions; ++rep) {
-      Sequence seq = model.NewSequence(o.prefill + 1, 512, o.kv_type);
+      Sequence seq = model.NewSequence(o.prefill + 1, 512, o.kv_types);
       std::vector<int32_t> tokens(o.prefill);
       for (auto& x : tokens) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(cfg.vocab_size));
       ForwardOutput out;
@@ -200,7 +201,7 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
     ForwardProfile prof;
     for (size_t rep = 0; rep < o.repetitions; ++rep) {
       // The cache is sized for the context and filled up to it.
-      Sequence seq = model.NewSequence(ctx + o.steps + 1, 512, o.kv_type);
+      Sequence seq = model.NewSequence(ctx + o.steps + 1, 512, o.kv_types);
       FillKVCache(seq.cache);
       seq.AssumeWritten(static_cast<int64_t>(ctx));
       Sampler sampler(sc, cfg.vocab_size);
@@ -223,7 +224,7 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
       tps.push_back(static_cast<double>(o.steps) / rep_s);
     }
     const size_t n = o.steps * o.repetitions;
-    const uint64_t kv = KVBytesRead(cfg, ctx, o.kv_type);
+    const uint64_t kv = KVBytesRead(cfg, ctx, o.kv_types);
     r.decode.push_back({ctx, Median(tps), r.decode_bytes + kv, probed / static_cast<double>(n), step_s / static_cast<double>(n),
                         (prof.total_s() + sampling_s) / static_cast<double>(n)});
     const ModelBenchResult::Decode& d = r.decode.back();
@@ -237,13 +238,13 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
   // KV memory at 32K tokens (or the model's limit, if smaller) and at its limit: the synthetic model's whole 48 layers.
   const Gemma4Config full = ck ? cfg : Gemma4Config::Gemma4_12B();
   const size_t max_ctx = static_cast<size_t>(full.max_position), mid_ctx = std::min<size_t>(32768, max_ctx);
-  r.kv_gib_32k = static_cast<double>(KVCache(full, mid_ctx, 512, o.kv_type).bytes()) / (1u << 30);
-  r.kv_gib_256k = static_cast<double>(KVCache(full, max_ctx, 512, o.kv_type).bytes()) / (1u << 30);
+  r.kv_gib_32k = static_cast<double>(KVCache(full, mid_ctx, 512, o.kv_types).bytes()) / (1u << 30);
+  r.kv_gib_256k = static_cast<double>(KVCache(full, max_ctx, 512, o.kv_types).bytes()) / (1u << 30);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   r.peak_rss_gib = static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB
   std::fprintf(log, "KV cache (%s): %.3f GiB at %zu tokens, %.3f GiB at %zu; peak resident memory %.2f GiB\n",
-               std::string(TypeName(o.kv_type)).c_str(), r.kv_gib_32k, mid_ctx, r.kv_gib_256k, max_ctx, r.peak_rss_gib);
+               o.kv_types.Name().c_str(), r.kv_gib_32k, mid_ctx, r.kv_gib_256k, max_ctx, r.peak_rss_gib);
   return r;
 }
 

@@ -28,12 +28,15 @@ weights' types), and where a decode step spends its time. Options as llama-bench
   -n, --n-gen N           decode steps per context and repetition (default 16 with -m, else 3)
   -r, --repetitions N     repetitions; rows are medians (default 3 with -m, else 1)
   --context LIST          decode context lengths (default 0 with -m, else 0,4096)
-  --cache-type T          KV cache: f32 (default) or f16
+  --cache-type T          KV cache of keys and values: f32 (default), f16, q8_0 or q4_0
+  -ctk, --cache-type-k T  the keys' type alone; -ctv, --cache-type-v T the values' (llama.cpp's flags)
 )";
 
 int RunBench(std::vector<std::string> argv) {
-  const g4cli::Args args(argv, {"--model", "--type", "--layers", "--threads", "--n-prompt", "--n-gen", "--repetitions", "--context", "--cache-type"},
-                         {"--help"}, {{"-m", "--model"}, {"-t", "--threads"}, {"-p", "--n-prompt"}, {"-n", "--n-gen"}, {"-r", "--repetitions"}, {"-h", "--help"}});
+  const g4cli::Args args(argv, {"--model", "--type", "--layers", "--threads", "--n-prompt", "--n-gen", "--repetitions", "--context", "--cache-type",
+                                "--cache-type-k", "--cache-type-v"},
+                         {"--help"}, {{"-m", "--model"}, {"-t", "--threads"}, {"-p", "--n-prompt"}, {"-n", "--n-gen"}, {"-r", "--repetitions"}, {"-h", "--help"},
+                          {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}});
   if (args.has("--help")) {
     std::printf("%s", kHelp);
     return 0;
@@ -52,7 +55,7 @@ int RunBench(std::vector<std::string> argv) {
   o.prefill = static_cast<size_t>(args.get_int("--n-prompt", file ? 512 : 128, 0, 1 << 16));
   o.steps = static_cast<size_t>(args.get_int("--n-gen", file ? 16 : 3, 1, 1 << 16));
   o.repetitions = static_cast<size_t>(args.get_int("--repetitions", file ? 3 : 1, 1, 1000));
-  o.kv_type = g4::KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
+  o.kv_types = g4::KVCacheTypesFromNames(args.get("--cache-type"), args.get("--cache-type-k"), args.get("--cache-type-v"));
   o.contexts.clear();
   std::stringstream ss(args.get("--context", file ? "0" : "0,4096"));
   for (std::string c; std::getline(ss, c, ',');) {

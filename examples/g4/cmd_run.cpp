@@ -57,8 +57,10 @@ input:
 generation:
   -n, --n-predict N       tokens to generate (default 256)
   -c, --ctx-size N        context length in tokens (default 4096)
-  --cache-type T          KV cache: f32 (default; matches transformers to ~1e-5) or f16 (half the memory
-                          and cache reads; logits move by ~2e-4)
+  --cache-type T          KV cache of keys and values: f32 (default; matches transformers to ~1e-5), f16
+                          (half the memory and cache reads; logits move by ~1e-3), or ggml's blocks q8_0 (34/128
+                          of f32; ~2e-2 on the demo model) and q4_0 (18/128; ~0.3)
+  -ctk, --cache-type-k T  the keys' type alone; -ctv, --cache-type-v T the values' (llama.cpp's flags)
   -t, --threads N         threads (default: all)
   --temp T                temperature (default 1.0; 0 = greedy)
   --top-k K               (default 64)    --top-p P   (default 0.95)    --min-p P  (default 0)
@@ -157,12 +159,12 @@ int RunRun(std::vector<std::string> argv) {
       argv,
       {"--model", "--prompt", "--file", "--system", "--image", "--image-budget", "--audio", "--mmproj", "--tokenizer",
        "--n-predict", "--ctx-size", "--threads", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-       "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type", "--tools", "--chat-template",
+       "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type", "--cache-type-k", "--cache-type-v", "--tools", "--chat-template",
        "--json-schema", "--grammar", "--video", "--video-frames", "--video-fps", "--video-budget", "--max-video-seconds"},
       {"--help", "--interactive", "--raw", "--audio-split", "--draft-adaptive", "--draft-compare", "--no-warmup",
        "--no-repack", "--think", "--no-video-audio", "--print-prompt"},
       {{"-m", "--model"}, {"-p", "--prompt"}, {"-f", "--file"}, {"-i", "--interactive"}, {"-n", "--n-predict"},
-       {"-c", "--ctx-size"}, {"-t", "--threads"}, {"-h", "--help"}});
+       {"-c", "--ctx-size"}, {"-t", "--threads"}, {"-h", "--help"}, {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}});
   if (args.has("--help")) return std::printf("%s", kHelp), 0;
   Require(args.has("--model"), "run", "-m MODEL is required (see --help)");
   Require(args.positional().empty(), args.positional().empty() ? "" : args.positional()[0], "unexpected argument (see --help)");
@@ -189,7 +191,7 @@ int RunRun(std::vector<std::string> argv) {
   Require(!args.has("--draft-compare") || args.has("--draft"), "--draft-compare", "needs --draft");
   SessionOptions so;
   so.context = static_cast<size_t>(args.get_int("--ctx-size", 4096, 16, 1 << 24));
-  so.cache_type = KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
+  so.cache_type = KVCacheTypesFromNames(args.get("--cache-type"), args.get("--cache-type-k"), args.get("--cache-type-v"));
   CheckVideosFit(args, so.context);  // before the model loads or a frame is decoded
 
   ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 1, ThreadPool::kMaxThreads)));

@@ -36,7 +36,8 @@ GET /metrics (Prometheus), POST /tokenize and /detokenize (llama-server's shapes
   --queue N               requests that may wait for a slot (default 64; more get 503)
   -c, --ctx-size N        context per slot in tokens (default 4096)
   -b, --batch-size N      prompt tokens per step over all slots (chunked prefill; default 128)
-  --cache-type T          KV cache: f32 (default) or f16
+  --cache-type T          KV cache of keys and values: f32 (default), f16, q8_0 or q4_0 (as g4 run's)
+  -ctk, --cache-type-k T  the keys' type alone; -ctv, --cache-type-v T the values' (llama.cpp's flags)
   -t, --threads N         threads (default: all)
   --api-key KEY           require "Authorization: Bearer KEY" (also read from G4_API_KEY)
   --alias NAME            the model's name in responses and /v1/models (default: the file's name)
@@ -167,10 +168,11 @@ void HandleDetokenize(Server& s, const httplib::Request& req, httplib::Response&
 int RunServe(std::vector<std::string> argv) {
   const g4cli::Args args(argv,
                          {"--model", "--mmproj", "--draft", "--host", "--port", "--parallel", "--queue", "--ctx-size", "--batch-size",
-                          "--cache-type", "--threads", "--api-key", "--alias", "--chat-template-file", "--max-body-mb", "--shutdown-grace",
+                          "--cache-type", "--cache-type-k", "--cache-type-v", "--threads", "--api-key", "--alias", "--chat-template-file", "--max-body-mb", "--shutdown-grace",
                           "--allowed-local-media-path"},
                          {"--help", "--no-warmup"},
-                         {{"-m", "--model"}, {"-np", "--parallel"}, {"-c", "--ctx-size"}, {"-b", "--batch-size"}, {"-t", "--threads"}, {"-h", "--help"}});
+                         {{"-m", "--model"}, {"-np", "--parallel"}, {"-c", "--ctx-size"}, {"-b", "--batch-size"}, {"-t", "--threads"}, {"-h", "--help"},
+                          {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}});
   if (args.has("--help")) return std::printf("%s", kHelp), 0;
   Require(args.has("--model"), "serve", "-m MODEL is required (see --help)");
   Require(args.positional().empty(), args.positional().empty() ? "" : args.positional()[0], "unexpected argument (see --help)");
@@ -182,7 +184,7 @@ int RunServe(std::vector<std::string> argv) {
   so.queue = static_cast<size_t>(args.get_int("--queue", 64, 1, 4096));
   so.context = static_cast<size_t>(args.get_int("--ctx-size", 4096, 16, 1 << 24));
   so.prefill_budget = static_cast<size_t>(args.get_int("--batch-size", 128, 1, 1 << 16));
-  so.cache_type = KVCacheTypeFromName(args.get("--cache-type", "f32"), "--cache-type");
+  so.cache_type = KVCacheTypesFromNames(args.get("--cache-type"), args.get("--cache-type-k"), args.get("--cache-type-v"));
   const auto grace = std::chrono::milliseconds(args.get_int("--shutdown-grace", 10, 0, 3600) * 1000);
   const size_t max_body = static_cast<size_t>(args.get_int("--max-body-mb", 64, 1, 4096)) << 20;
   std::filesystem::path local_media;  // file:// media allowed under this folder (vLLM's flag)

@@ -157,8 +157,13 @@ void Attention(const AttentionArgs& a, ThreadPool& pool) {
               std::to_string(a.n_kv_heads));
   Require(a.head_dim > 0, "attention", "head_dim is 0");
   Require(a.capacity > 0, "attention", "KV capacity is 0");
-  for (Type t : {a.k_type, a.v_type})
-    Require(t == Type::F32 || t == Type::F16, "attention", "KV cache type " + std::string(TypeName(t)) + " (supported: F32, F16)");
+  for (Type t : {a.k_type, a.v_type}) {
+    const bool blocks = t == Type::Q8_0 || t == Type::Q4_0;
+    Require(t == Type::F32 || t == Type::F16 || blocks, "attention",
+            "KV cache type " + std::string(TypeName(t)) + " (supported: F32, F16, Q8_0, Q4_0)");
+    Require(!blocks || a.head_dim % 32 == 0, "attention",
+            "head_dim " + std::to_string(a.head_dim) + " is not a whole number of " + std::string(TypeName(t)) + " blocks of 32");
+  }
   if (a.n_tok == 0) return;
   detail::RequireData(a.q, 1, "attention q");
   detail::RequireData(a.k, 1, "attention k");

@@ -33,7 +33,7 @@ namespace g4 {
 // The types a KV cache stores: F32 (matches the reference to ~1e-5), F16 (half the memory, ~1e-3 rounding), and
 // ggml's Q8_0 and Q4_0 blocks (rounding of at most scale / 127 and scale / 7 per block of 32, scale = its largest
 // magnitude), which attention reads in place (kernels/attention-inl.h).
-inline bool IsKVCacheType(Type t) { return t == Type::F32 || t == Type::F16; }
+inline bool IsKVCacheType(Type t) { return t == Type::F32 || t == Type::F16 || t == Type::Q8_0 || t == Type::Q4_0; }
 
 // The cache type a user names ("f32", "f16", "q8_0", "q4_0", any case, as llama.cpp's --cache-type-k); `where`
 // names the option in the error.
@@ -42,7 +42,7 @@ inline Type KVCacheTypeFromName(std::string_view name, std::string_view where) {
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   const std::optional<Type> type = TypeFromName(upper);
   Require(type && IsKVCacheType(*type), where,
-          "'" + std::string(name) + "' is not a cache type (supported: f32, f16)");
+          "'" + std::string(name) + "' is not a cache type (supported: f32, f16, q8_0, q4_0)");
   return *type;
 }
 
@@ -58,6 +58,14 @@ struct KVTypes {
     return k == v ? std::string(TypeName(k)) : "k " + std::string(TypeName(k)) + ", v " + std::string(TypeName(v));
   }
 };
+
+// The cache types of llama.cpp's flags: --cache-type-k and --cache-type-v (empty where not given) over
+// --cache-type (both; empty: f32). Errors name the flag.
+inline KVTypes KVCacheTypesFromNames(std::string_view both, std::string_view keys, std::string_view values) {
+  const Type t = both.empty() ? Type::F32 : KVCacheTypeFromName(both, "--cache-type");
+  return {keys.empty() ? t : KVCacheTypeFromName(keys, "--cache-type-k"),
+          values.empty() ? t : KVCacheTypeFromName(values, "--cache-type-v")};
+}
 
 // Bytes of one cached row of head_dim values of type t (Q8_0 / Q4_0: head_dim / 32 blocks of 34 / 18 bytes).
 inline size_t KVRowBytes(Type t, size_t head_dim) {
@@ -181,7 +189,7 @@ class KVCache {
   // before allocating (session/memory_plan.hpp). Shared layers have n_kv_heads = 0 and read `source_layer`.
   static std::vector<LayerKV> Shapes(const Gemma4Config& cfg, size_t context, size_t max_chunk, KVTypes types) {
     for (Type t : {types.k, types.v})
-      Require(IsKVCacheType(t), "cache type", std::string(TypeName(t)) + " (supported: F32, F16)");
+      Require(IsKVCacheType(t), "cache type", std::string(TypeName(t)) + " (supported: F32, F16, Q8_0, Q4_0)");
     Require(context > 0, "context", "must be positive");
     Require(context <= static_cast<size_t>(cfg.max_position), "context",
             std::to_string(context) + " tokens requested; the model supports at most " + std::to_string(cfg.max_position));

@@ -60,7 +60,7 @@ struct SchedulerOptions {
                                 // starts a chunk goes whole, even past it)
   double prefill_stall = 2.5;   // beside decoding requests, a step takes at most this many times a step without
                                 // prefill (PrefillBudget); <= 0: always prefill_budget
-  Type cache_type = Type::F32;
+  KVTypes cache_type = {};  // of keys and values (default F32)
 };
 
 // Submit's refusal when the queue is full (a server answers 503 and the client retries), apart from requests that

@@ -256,7 +256,7 @@ inline GenerateParams ConstrainedChatParams(const LoadedModel& m, const nlohmann
 struct SessionOptions {
   size_t context = 4096;   // most positions (prompt + answer)
   size_t max_chunk = 512;  // most tokens per forward pass (prefill chunks); the sliding rings keep this much spare
-  Type cache_type = Type::F32;
+  KVTypes cache_type = {};  // of keys and values (default F32)
 };
 
 class Session {

@@ -118,6 +118,24 @@ expect "bad key cache type" 1 "--cache-type-k: 'q4_k' is not a cache type" "$g4"
 expect "zero threads" 1 "--threads: 0 is outside" "$g4" run -m "$demo" -p hi -t 0
 expect "10000 threads" 1 "--threads: 10000 is outside" "$g4" run -m "$demo" -p hi -t 10000
 expect "not a drafter" 1 "not an MTP drafter" "$g4" run -m "$demo" -p hi --draft "$demo"
+# Memory (issue 34): a context that cannot fit is refused before the model loads, naming the flag, with the
+# numbers; G4_AVAILABLE_MEMORY stands for a small machine (the demo's weights are 28 MB, its 8192-token cache 16 MB).
+expect "context over the model's positions" 1 "--ctx-size: 10000000 tokens requested; the model supports at most 8192" \
+  "$g4" run -m "$demo" --raw -p "Returns the" -n 2 -c 10000000
+expect "context over the memory" 1 "--ctx-size: 8192 tokens need" env G4_AVAILABLE_MEMORY=40M "$g4" run -m "$demo" --raw -p "Returns the" -n 2 -c 8192
+expect "the largest context that fits" 1 "the largest --ctx-size that fits is 256." \
+  env G4_AVAILABLE_MEMORY=40M "$g4" run -m "$demo" --raw -p "Returns the" -n 2 -c 8192
+expect "--no-memory-check runs it anyway" 0 "Returns the  document" \
+  env G4_AVAILABLE_MEMORY=40M "$g4" run -m "$demo" --raw -p "Returns the" -n 2 --temp 0 -c 8192 --no-memory-check
+expect "serve: slots over the memory" 1 "--parallel 9 fits 8192 tokens each." env G4_AVAILABLE_MEMORY=400M "$g4" serve -m "$demo" -np 64 -c 8192 --port 0
+expect "bench: context over the memory" 1 "--context: 4100 tokens need" env G4_AVAILABLE_MEMORY=40M "$g4" bench -m "$demo" -p 0 -n 3 -r 1 --context 4096
+# The refused run never read the weights: its peak resident memory is below a run's by more than their 28 MB.
+peak_kb() { python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"; }
+refused=$(peak_kb env G4_AVAILABLE_MEMORY=40M "$g4" run -m "$demo" --raw -p "Returns the" -n 2 -c 8192)
+ran=$(peak_kb "$g4" run -m "$demo" --raw -p "Returns the" -n 2 -c 8192)
+expect "refused before reading the weights ($refused vs $ran KiB)" 0 "" test $((refused + 27000)) -lt "$ran"
 # Help.
 expect "help lists commands" 0 "quantize" "$g4" --help
 expect "run --help" 0 "--draft FILE" "$g4" run --help

@@ -60,6 +60,7 @@ TEST_SUITE("fuzz_regressions") {
         {"chat_template", g4::fuzz::ChatTemplate},
         {"json_schema", g4::fuzz::JsonSchema},
         {"jinja", g4::fuzz::Jinja},
+        {"available_memory", g4::fuzz::AvailableMemoryTexts},
     };
     size_t total = 0;
     for (const auto& [harness, target] : targets) total += Replay(harness, target);

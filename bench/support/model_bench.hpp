@@ -24,6 +24,7 @@
 #include "g4/io/checkpoint.hpp"
 #include "g4/model/gemma4.hpp"
 #include "g4/model/sampler.hpp"
+#include "g4/session/memory_plan.hpp"
 
 namespace g4::bench {
 
@@ -37,6 +38,10 @@ struct ModelBenchOptions {
   size_t repetitions = 1;  // rows are medians over these
   int layers = 0;          // synthetic weights: 0 = all 48
   KVTypes kv_types;  // of keys and values (default F32)
+  // A run whose weights, largest cache and buffers exceed the available memory is refused before the model is set
+  // up (g4/session/memory_plan.hpp), naming these flags (bench_model's; g4 bench passes its own).
+  bool memory_check = true;
+  MemoryFlags memory_flags{"--contexts", "--cache-type", "", ""};
 };
 
 // Bytes of weights one decode token reads, by type: every layer matrix once, and the tied output head (the token
@@ -147,6 +152,13 @@ inline ModelBenchResult RunModelBench(const ModelBenchOptions& o, FILE* log) {
   const TextWeights& weights = ck ? ck->text() : synth->weights();
   const double build_s = seconds(t0);
   const DecodeWeightBytes bytes = CountDecodeWeightBytes(weights);
+  if (o.memory_check) {  // the largest sequence below: a prefill's, or a decode context's with its steps
+    size_t context = o.prefill + 1;
+    for (size_t ctx : o.contexts) context = std::max(context, ctx + o.steps + 1);
+    const MemoryShape shape{context, 512, o.kv_types, 1, 512, 1};
+    RequireMemoryFits(PlanMemory(cfg, WeightBytes(weights), KeptRowGroupCopyBytes(weights, Repack::kWhereRead), shape, o.memory_flags),
+                      MachineAvailableMemory(), o.memory_flags);
+  }
   t0 = Clock::now();
   Gemma4 model(cfg, weights, pool);  // where the kernels read row groups, this packs the matrices
   const double setup_s = seconds(t0);

@@ -11,6 +11,7 @@
 
 #include "args.hpp"
 #include "command.hpp"
+#include "memory_check.hpp"
 #include "support/model_bench.hpp"
 
 namespace g4cli::cmd_bench {
@@ -30,12 +31,14 @@ weights' types), and where a decode step spends its time. Options as llama-bench
   --context LIST          decode context lengths (default 0 with -m, else 0,4096)
   --cache-type T          KV cache of keys and values: f32 (default), f16, q8_0 or q4_0
   -ctk, --cache-type-k T  the keys' type alone; -ctv, --cache-type-v T the values' (llama.cpp's flags)
+  --no-memory-check       run even where the weights and the largest context's cache need more than the available
+                          memory (MemAvailable, a cgroup limit, or G4_AVAILABLE_MEMORY=SIZE)
 )";
 
 int RunBench(std::vector<std::string> argv) {
   const g4cli::Args args(argv, {"--model", "--type", "--layers", "--threads", "--n-prompt", "--n-gen", "--repetitions", "--context", "--cache-type",
                                 "--cache-type-k", "--cache-type-v"},
-                         {"--help"}, {{"-m", "--model"}, {"-t", "--threads"}, {"-p", "--n-prompt"}, {"-n", "--n-gen"}, {"-r", "--repetitions"}, {"-h", "--help"},
+                         {"--help", g4cli::kNoMemoryCheck}, {{"-m", "--model"}, {"-t", "--threads"}, {"-p", "--n-prompt"}, {"-n", "--n-gen"}, {"-r", "--repetitions"}, {"-h", "--help"},
                           {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}});
   if (args.has("--help")) {
     std::printf("%s", kHelp);
@@ -64,6 +67,8 @@ int RunBench(std::vector<std::string> argv) {
     g4::Require(!c.empty() && *end == '\0' && v <= 262144, "--context", "'" + c + "' is not a context length up to 262144");
     o.contexts.push_back(v);
   }
+  o.memory_check = !args.has(g4cli::kNoMemoryCheck);
+  o.memory_flags = {"--context", "--cache-type", "", g4cli::kNoMemoryCheck};
   g4::bench::RunModelBench(o, stdout);
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "args.hpp"
 #include "command.hpp"
+#include "memory_check.hpp"
 #include "g4/grammar/model_grammar.hpp"
 #include "g4/session/prompt_text.hpp"
 #include "g4/session/session.hpp"
@@ -76,6 +77,8 @@ generation:
   --no-repack             no second copy of the quantized weights in 16-row groups (made where the AVX2 and
                           AVX-512 kernels read it): less memory, slower quantized matmuls (on AVX2 and AVX-512
                           without VNNI, several times slower)
+  --no-memory-check       start even where the weights, KV cache and buffers need more than the available memory
+                          (MemAvailable, a cgroup limit, or G4_AVAILABLE_MEMORY=SIZE), which is refused by default
 )";
 
 std::string ReadFile(const std::string& path) {
@@ -162,7 +165,7 @@ int RunRun(std::vector<std::string> argv) {
        "--presence-penalty", "--seed", "--stop", "--draft", "--draft-k", "--cache-type", "--cache-type-k", "--cache-type-v", "--tools", "--chat-template",
        "--json-schema", "--grammar", "--video", "--video-frames", "--video-fps", "--video-budget", "--max-video-seconds"},
       {"--help", "--interactive", "--raw", "--audio-split", "--draft-adaptive", "--draft-compare", "--no-warmup",
-       "--no-repack", "--think", "--no-video-audio", "--print-prompt"},
+       "--no-repack", "--think", "--no-video-audio", "--print-prompt", g4cli::kNoMemoryCheck},
       {{"-m", "--model"}, {"-p", "--prompt"}, {"-f", "--file"}, {"-i", "--interactive"}, {"-n", "--n-predict"},
        {"-c", "--ctx-size"}, {"-t", "--threads"}, {"-h", "--help"}, {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}});
   if (args.has("--help")) return std::printf("%s", kHelp), 0;
@@ -194,10 +197,12 @@ int RunRun(std::vector<std::string> argv) {
   so.cache_type = KVCacheTypesFromNames(args.get("--cache-type"), args.get("--cache-type-k"), args.get("--cache-type-v"));
   CheckVideosFit(args, so.context);  // before the model loads or a frame is decoded
 
+  const ModelFiles files{args.get("--model"), args.get("--mmproj"), args.get("--draft"), args.get("--tokenizer"),
+                         args.has("--no-repack") ? Repack::kNone : Repack::kWhereRead, args.get("--chat-template")};
+  g4cli::CheckMemory(args, {"--ctx-size", "--cache-type", "", ""}, [&](const MemoryFlags& f) { return PlanMemory(files, MemoryShape::For(so), f); });
+
   ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 1, ThreadPool::kMaxThreads)));
-  const LoadedModel lm({args.get("--model"), args.get("--mmproj"), args.get("--draft"), args.get("--tokenizer"),
-                        args.has("--no-repack") ? Repack::kNone : Repack::kWhereRead, args.get("--chat-template")},
-                       pool);
+  const LoadedModel lm(files, pool);
   if (!args.has("--no-warmup")) {  // with a progress bar on a terminal
     const bool tty = isatty(STDERR_FILENO);
     int shown = -1;

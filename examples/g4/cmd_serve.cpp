@@ -12,6 +12,7 @@
 #include "args.hpp"
 #include "chat_page.hpp"  // kChatPage: web/chat.html, embedded at build time by web/embed.py
 #include "command.hpp"
+#include "memory_check.hpp"
 #include "peer_gone.hpp"
 #include "g4/serve/engine.hpp"
 #include "g4/serve/metrics.hpp"
@@ -46,6 +47,8 @@ GET /metrics (Prometheus), POST /tokenize and /detokenize (llama-server's shapes
   --allowed-local-media-path DIR  image_url and video_url parts may also be file:// URLs of files under DIR
   --no-warmup             do not read the weights into memory before serving
   --shutdown-grace S      on SIGINT/SIGTERM, let running requests finish for S seconds (default 10), then cancel
+  --no-memory-check       start even where the weights and every slot's KV cache and buffers need more than the
+                          available memory (MemAvailable, a cgroup limit, or G4_AVAILABLE_MEMORY=SIZE)
 )";
 
 std::atomic<int> g_signal{0};
@@ -170,7 +173,7 @@ int RunServe(std::vector<std::string> argv) {
                          {"--model", "--mmproj", "--draft", "--host", "--port", "--parallel", "--queue", "--ctx-size", "--batch-size",
                           "--cache-type", "--cache-type-k", "--cache-type-v", "--threads", "--api-key", "--alias", "--chat-template-file", "--max-body-mb", "--shutdown-grace",
                           "--allowed-local-media-path"},
-                         {"--help", "--no-warmup"},
+                         {"--help", "--no-warmup", g4cli::kNoMemoryCheck},
                          {{"-m", "--model"}, {"-np", "--parallel"}, {"-c", "--ctx-size"}, {"-b", "--batch-size"}, {"-t", "--threads"}, {"-h", "--help"},
                           {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}});
   if (args.has("--help")) return std::printf("%s", kHelp), 0;
@@ -197,6 +200,14 @@ int RunServe(std::vector<std::string> argv) {
   std::string api_key = args.get("--api-key");
   if (api_key.empty())
     if (const char* env = std::getenv("G4_API_KEY")) api_key = env;
+
+  ModelFiles files;
+  files.model = args.get("--model");
+  files.mmproj = args.get("--mmproj");
+  files.draft = args.get("--draft");
+  files.chat_template = args.get("--chat-template-file");
+  g4cli::CheckMemory(args, {"--ctx-size", "--cache-type", "--parallel", ""},
+                     [&](const MemoryFlags& f) { return PlanMemory(files, MemoryShape::For(so), f); });
 
   // Listen first, so /health answers 503 while the model loads.
   httplib::Server http;
@@ -265,11 +276,6 @@ int RunServe(std::vector<std::string> argv) {
 
   try {
     ThreadPool pool(static_cast<size_t>(args.get_int("--threads", 0, 1, ThreadPool::kMaxThreads)));
-    ModelFiles files;
-    files.model = args.get("--model");
-    files.mmproj = args.get("--mmproj");
-    files.draft = args.get("--draft");
-    files.chat_template = args.get("--chat-template-file");
     const LoadedModel lm(files, pool);
     if (!lm.chat_note().empty()) std::fprintf(stderr, "note: %s\n", lm.chat_note().c_str());
     if (!args.has("--no-warmup")) lm.Prefault();

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 [ $# -ge 2 ] || { echo "usage: $0 HARNESS|all SECONDS [libFuzzer flags...]" >&2; exit 2; }
 what=$1 seconds=$2; shift 2
 build=${BUILD:-build-fuzz}
-all=(gguf safetensors hf_config tokenizer_json tokenizer_encode wav image chat_template jinja)
+all=(gguf safetensors hf_config tokenizer_json tokenizer_encode wav image chat_template jinja available_memory)
 [ "$what" = all ] && harnesses=("${all[@]}") || harnesses=("$what")
 [ -d "$build/fuzz-corpus" ] || python3 tests/fuzz/seeds.py "$build/fuzz-corpus" || exit 1
 ninja -C "$build" >/dev/null || exit 1

@@ -197,6 +197,14 @@ def main(out):
     put(out, "json_schema", "grammar0", b'root ::= <|tool_call> "call:" [a-z_]+ "{" ( [a-z]+ ":" ( [0-9]{1,3} | '
         b'<|"|> [^<]* <|"|> ) )? "}" <tool_call|>\nws ::= [ \\t\\n]{0,4} # comment\n')
 
+    # The texts of /proc/meminfo, /proc/self/cgroup (v2 and v1), memory.max / memory.current and memory.stat.
+    for name, text in (("meminfo", b"MemTotal:       24683784 kB\nMemFree:  512000 kB\nMemAvailable:   24106228 kB\n"),
+                       ("cgroup-v2", b"0::/user.slice/user-1000.slice/session-2.scope\n"),
+                       ("cgroup-v1", b"12:memory:/docker/abc\n1:cpu:/\n"),
+                       ("memory.max", b"max\n"), ("memory.current", b"3221225472\n"), ("size", b"16GiB"),
+                       ("memory.stat", b"anon 2147483648\nfile 1073741824\ninactive_file 536870912\n")):
+        put(out, "available_memory", name, text)
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

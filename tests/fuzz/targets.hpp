@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "g4/core/available_memory.hpp"
 #include "g4/core/error.hpp"
 #include "g4/grammar/gbnf.hpp"
 #include "g4/grammar/json_schema.hpp"
@@ -256,6 +257,19 @@ inline void JsonSchema(Bytes in) {
     const int32_t next = r.Next(st, in[i]);
     if (next != GrammarRecognizer::kDead && !r.Possible(st).Has(in[i])) std::abort();  // taken, so it was possible
     st = next;
+  }
+}
+
+// The texts MachineAvailableMemory reads (/proc/meminfo, /proc/self/cgroup, memory.max / memory.current and
+// memory.stat), each parser on the whole input; a parsed byte count must print back to the digits it came from.
+inline void AvailableMemoryTexts(Bytes in) {
+  const std::string_view text(reinterpret_cast<const char*>(in.data()), in.size());
+  (void)ParseMemAvailable(text);
+  (void)ParseCgroupV2Path(text);
+  (void)ParseMemoryStat(text, "inactive_file");
+  if (const std::optional<uint64_t> n = ParseByteCount(text); n && !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos) {
+    const std::string_view digits = text.substr(std::min(text.find_first_not_of('0'), text.size() - 1));
+    if (std::to_string(*n) != digits) std::abort();
   }
 }
 

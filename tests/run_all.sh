@@ -32,15 +32,17 @@ count() {  # dir: adds the results of the meson test run in dir (a test that mus
 tests/fetch_gemma3_tokenizer.sh || echo "warning: no Gemma 3 tokenizer.json; test_text skips its cases"
 tests/fetch_test_packages.sh || echo "warning: npm packages missing; the serve-openai-client and serve-web-chat tests skip"
 phase "test data and packages"
-# One build: the sanitizers' usual -O1, line tables only (-g1: enough for their stack traces; full -g spent 3/4 of
-# the kernels' compile tracking variables nobody reads), every Highway target compiled (the kernel suites check each
-# one this CPU runs against the scalar references). Until 2026-12-07 an optimised build ran every suite a second
-# time first, for half of CI's 44 minutes (docs/performance.md); the README's first command builds that one. Unity
-# build: the suites share a few translation units (tests/meson.build says why); the kernels compile as four units
-# (meson.build), so that both of CI's cores share them, and the parts of targets this CPU cannot run (AVX-512 on
-# most CI machines) compile uninstrumented at -O0, only to prove they compile (meson option sanitize_kernels).
+# One build, every Highway target compiled: the kernels at the sanitizers' usual -O1, the programs at -Og (half the
+# compile of -O1; at -O0, a third, their quantizers and tokenizers ran 2-5x slower), line tables only (-g1: enough for
+# the sanitizers' stack traces; full -g spent 3/4 of the kernels' compile tracking variables nobody reads). The
+# kernel suites check every target this CPU runs against the scalar references; the parts of targets it cannot run
+# (AVX-512 on a CPU without it) compile uninstrumented at -O0, only to prove they compile (meson option
+# sanitize_kernels); the g4 program links the kernels uninstrumented (meson.build says why). Until 2026-12-07 an
+# optimised build ran every suite a second time first, for half of CI's 44 minutes (docs/performance.md); the
+# README's first command builds that one. Unity build: the suites share a few translation units (tests/meson.build
+# says why); the kernels compile as four units (meson.build), so that both of CI's cores share them.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  run_build build-asan -Dbenches=true -Dunity=on -Dunity_size=7 -Doptimization=1 -Ddebug=true -Db_ndebug=false \
+  run_build build-asan -Dbenches=true -Dunity=on -Dunity_size=7 -Doptimization=g -Ddebug=true -Db_ndebug=false \
     "-Dcpp_args=['-g1']" -Db_sanitize=address,undefined -Db_lundef=false
 count build-asan
 phase "sanitizer build and tests"

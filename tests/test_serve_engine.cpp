@@ -251,13 +251,15 @@ TEST_CASE("serve engine: response_format constrains the answer; what cannot be c
   Json both = Body(User("Return a JSON object."), 300);
   both["tools"] = {tool};
   both["response_format"] = {{"type", "json_object"}};
-  const Reply rb = Run(with_template, both, {.chat_template = true});
+  Capabilities templated_caps;
+  templated_caps.chat_template = true;
+  const Reply rb = Run(with_template, both, templated_caps);
   if (rb.finish == FinishReason::kStop) CHECK(Json::parse(rb.text).is_object());
   else CHECK(rb.text.rfind("{", 0) == 0);
   Json required = Body(User("x"));
   required["tools"] = {tool};
   required["tool_choice"] = "required";
-  const ApiError e3 = refused(required, {.chat_template = true});  // the demo's vocabulary has no <|tool_call>
+  const ApiError e3 = refused(required, templated_caps);  // the demo's vocabulary has no <|tool_call>
   CHECK(e3.status() == 400);
   CHECK(std::string(e3.what()).find("<|tool_call>") != std::string::npos);
 }

@@ -20,7 +20,8 @@
 // and an empty slot is idle; else to the least recently used idle slot.
 //
 // Memory: every slot's cache is allocated when the scheduler is built (slots x context), so a step never allocates a
-// cache; a prompt that does not fit the context is refused at Submit. There is no separate memory budget.
+// cache; a prompt that does not fit the context is refused at Submit. Whether slots x context fits the machine is
+// checked before the model loads (session/memory_plan.hpp).
 //
 // Threads: Submit, Cancel, Take and Wait may be called from any thread while one thread steps (Step, RunUntilIdle,
 // Serve); steps from several threads take turns. Callbacks (on_text, on_done) run on the stepping thread, with no

@@ -278,14 +278,15 @@ inline void QuantizeQ6_K(const float* x, std::byte* dst) {
 // alignment). Quantized types require finite input: a NaN or infinity has no block encoding.
 inline void QuantizeRow(Type type, const float* src, size_t n, std::byte* dst) {
   const TypeInfo info = GetTypeInfo(type);
-  Require(info.is_float_weight, "quantize", "type " + std::string(info.name) + " is not a weight type");
-  Require(n % info.block_elems == 0, "quantize",
-          std::to_string(n) + " values are not a whole number of " + std::string(info.name) + " blocks of " +
-              std::to_string(info.block_elems));
+  // Conditions before messages: this runs per row (per cached key and value), so no string is built unless it fails.
+  if (!info.is_float_weight) Fail("quantize", "type " + std::string(info.name) + " is not a weight type");
+  if (n % info.block_elems != 0)
+    Fail("quantize", std::to_string(n) + " values are not a whole number of " + std::string(info.name) + " blocks of " +
+                         std::to_string(info.block_elems));
   if (info.block_elems > 1) {
     for (size_t i = 0; i < n; ++i)
-      Require(std::isfinite(src[i]), "quantize",
-              "value " + std::to_string(i) + " is not finite; " + std::string(info.name) + " cannot encode it");
+      if (!std::isfinite(src[i]))
+        Fail("quantize", "value " + std::to_string(i) + " is not finite; " + std::string(info.name) + " cannot encode it");
   }
   switch (type) {
     case Type::F32:

@@ -13,8 +13,6 @@
 #pragma once
 #include <algorithm>
 #include <cctype>
-#include <cmath>
-#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -143,28 +141,7 @@ struct LayerKV {
  private:
   size_t Slot(size_t head, int64_t pos) const { return head * capacity + static_cast<size_t>(pos) % capacity; }
   void Put(AlignedBuffer& b, size_t head, int64_t pos, const float* src) const {
-    std::byte* dst = RowBytes(b, head, pos);
-    switch (&b == &k ? k_type : v_type) {
-      case Type::F32: std::memcpy(dst, src, head_dim * sizeof(float)); return;
-      case Type::F16:
-        for (size_t i = 0; i < head_dim; ++i) {
-          const f16 h = F32ToF16(src[i]);
-          std::memcpy(dst + 2 * i, &h, 2);
-        }
-        return;
-      default: {
-        // A block's scale comes from its largest magnitude: a NaN or infinity has no encoding (checked here, not
-        // by QuantizeRow, whose message is built for every call).
-        bool finite = true;
-        for (size_t i = 0; i < head_dim; ++i) finite &= std::isfinite(src[i]);
-        if (!finite) Fail("kv cache", "a key or value of head " + std::to_string(head) + " at position " + std::to_string(pos) + " is not finite");
-        const bool q8 = (&b == &k ? k_type : v_type) == Type::Q8_0;
-        for (size_t i = 0; i < head_dim / 32; ++i) {
-          if (q8) quant_detail::QuantizeQ8_0(src + 32 * i, dst + i * sizeof(BlockQ8_0));
-          else quant_detail::QuantizeQ4_0(src + 32 * i, dst + i * sizeof(BlockQ4_0));
-        }
-      }
-    }
+    QuantizeRow(&b == &k ? k_type : v_type, src, head_dim, RowBytes(b, head, pos));
   }
 
   int64_t begin_ = 0, end_ = 0;  // positions held: [begin_, end_)

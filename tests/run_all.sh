@@ -39,8 +39,8 @@ phase "test data and packages"
 # (AVX-512 on a CPU without it) compile uninstrumented at -O0, only to prove they compile (meson option
 # sanitize_kernels); the g4 program links the kernels uninstrumented (meson.build says why). Until 2026-12-07 an
 # optimised build ran every suite a second time first, for half of CI's 44 minutes (docs/performance.md); the
-# README's first command builds that one. Unity build: the suites share a few translation units (tests/meson.build
-# says why); the kernels compile as four units (meson.build), so that both of CI's cores share them.
+# README's first command builds that one. Unity build: the suites make two programs and g4 one, each one translation
+# unit (tests/meson.build says why); the kernels compile as four units (meson.build), so both of CI's cores share them.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   run_build build-asan -Dbenches=true -Dunity=on -Dunity_size=7 -Doptimization=g -Ddebug=true -Db_ndebug=false \
     "-Dcpp_args=['-g1']" -Db_sanitize=address,undefined -Db_lundef=false

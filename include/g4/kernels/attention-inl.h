@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -358,7 +359,7 @@ HWY_INLINE void ForQueryTiles(size_t nq, F&& f) {
 // once, not once per token. Leaves the online softmax's state: m[i] the largest score, l[i] = sum_j exp(s_ij -
 // m[i]) and out[i] = sum_j exp(s_ij - m[i]) v_j (unnormalised); m = -inf, l = 0, out = 0 where no key is in range.
 // kbuf, vbuf: kKeyChunk x head_dim floats each, for F16 caches converted a chunk at a time; qbuf, qscale:
-// kMaxQueries x head_dim int8 and x head_dim / 32 floats, for the queries quantized against block keys.
+// nt * gs x head_dim int8 and x head_dim / 32 floats, for the queries quantized against block keys.
 HWY_INLINE void AttendQueryBlock(const AttentionArgs& a, size_t t0, size_t nt, size_t kv_head, size_t h0, size_t gs,
                                  int64_t kb, int64_t ke, float* const* out, float* m, float* l, float* kbuf,
                                  float* vbuf, int8_t* qbuf, float* qscale) {
@@ -456,12 +457,13 @@ void AttentionHeads(const AttentionArgs& a, ThreadPool& pool) {
   for (size_t t = 0; t < a.n_tok; ++t) longest = std::max(longest, a.key_end[t] - a.key_begin[t]);
   const size_t n_split = std::max<size_t>(1, std::min((pool.size() + n_passes - 1) / n_passes,
                                                       static_cast<size_t>(longest) / kMinSplitKeys));
-  // Per-worker chunks of K and V rows for F16 conversion, and the queries quantized against block keys.
+  // Per-worker chunks of K and V rows for F16 conversion, and one pass's queries quantized against block keys. Each
+  // row is written before it is read, so none is zeroed (a vector zeroed 128-512 KiB per layer and token).
   const size_t chunk_floats = a.k_type == Type::F16 || a.v_type == Type::F16 ? kKeyChunk * hd : 0;
-  std::vector<float> scratch(pool.size() * 2 * chunk_floats);
-  const size_t query_levels = IsBlockKV(a.k_type) ? kMaxQueries * hd : 0;
-  std::vector<int8_t> qbuf(pool.size() * query_levels);
-  std::vector<float> qscale(pool.size() * query_levels / 32);
+  const auto scratch = std::make_unique_for_overwrite<float[]>(pool.size() * 2 * chunk_floats);
+  const size_t query_levels = IsBlockKV(a.k_type) ? std::min(a.n_tok, tok_block) * per_sub * hd : 0;
+  const auto qbuf = std::make_unique_for_overwrite<int8_t[]>(pool.size() * query_levels);
+  const auto qscale = std::make_unique_for_overwrite<float[]>(pool.size() * query_levels / 32);
   // Split passes leave their softmax states here, [split][token][head] (x head_dim for out), to be merged.
   const size_t n_queries = a.n_tok * a.n_heads;
   const size_t n_parts = n_split > 1 ? n_split * n_queries : 0;
@@ -487,9 +489,9 @@ void AttentionHeads(const AttentionArgs& a, ThreadPool& pool) {
     const size_t nq = nt * gs, q0 = split * n_queries;
     auto index = [&](size_t i) { return (t0 + i / gs) * a.n_heads + h0 + i % gs; };
     for (size_t i = 0; i < nq; ++i) out[i] = (n_split > 1 ? part_out.data() + q0 * hd : a.out) + index(i) * hd;
-    float* buf = scratch.data() + worker * 2 * chunk_floats;
+    float* buf = scratch.get() + worker * 2 * chunk_floats;
     AttendQueryBlock(a, t0, nt, kv_head, h0, gs, sb, se, out, m, l, buf, buf + chunk_floats,
-                     qbuf.data() + worker * query_levels, qscale.data() + worker * query_levels / 32);
+                     qbuf.get() + worker * query_levels, qscale.get() + worker * query_levels / 32);
     for (size_t i = 0; i < nq; ++i) {
       if (n_split > 1) {
         part_m[q0 + index(i)] = m[i];

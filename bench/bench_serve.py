@@ -135,7 +135,7 @@ def main():
             port = 18000 + p
             targets.append(("llama.cpp", [args.llama_server, "-m", args.model, "--port", str(port), "-np", str(p),
                                           "-c", str(1024 * p)] + (["-t", str(args.threads)] if args.threads else []),
-                            r"server is listening", r"(%d)" % port))
+                            r"server is listening|listening on http", r"(%d)" % port))
         for name, argv, ready, port_re in targets:
             srv = Server(argv, ready, port_re)
             try:

@@ -124,7 +124,7 @@ class LoadedModel {
   // Reads every page of the decoder's weights once, reporting progress (bytes done, total): turns the first
   // token's page faults into one sequential read of the file, and tells how long loading a multi-GB model takes.
   // Matrices with row-group copies are left out: the copies were written at load, and their originals' pages were
-  // given back (reading those again held the file twice: a 12B Q4_0 `g4 run` peaked at 14.6 GB, without it 7.9).
+  // given back (reading those again would hold the file twice).
   void Prefault(const std::function<void(uint64_t, uint64_t)>& progress = {}) const {
     std::vector<const TensorView*> views;
     auto add = [&](const TensorView& v) { if (v.data && v.row_groups == nullptr) views.push_back(&v); };
